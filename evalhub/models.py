@@ -1,0 +1,253 @@
+"""Evaluation data model: systems and their outputs, blinded studies, assignments, judgments."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class SystemKind(models.TextChoices):
+    BASE = "base", "base model"
+    ADAPTER = "adapter", "adapter of a run"
+    REFERENCE = "reference", "reference answers"
+    IMPORTED = "imported", "imported outputs"
+
+
+class System(models.Model):
+    """Something that answers prompts: a base model, a run's adapter, references, or imports."""
+
+    name = models.CharField(max_length=200, unique=True)
+    kind = models.CharField(max_length=10, choices=SystemKind.choices)
+    base_model = models.ForeignKey(
+        "trainer.BaseModel", null=True, blank=True, on_delete=models.PROTECT, related_name="systems"
+    )
+    run = models.ForeignKey(
+        "trainer.FineTuneRun",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="systems",
+    )
+    decoding = models.JSONField(default=dict, help_text="Generation settings used for outputs")
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=SystemKind.values), name="system_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=SystemKind.ADAPTER) | Q(run__isnull=False),
+                name="system_adapter_has_run",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=SystemKind.BASE) | Q(base_model__isnull=False),
+                name="system_base_has_model",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Prompt(models.Model):
+    """An evaluation prompt: the conversation up to the last user turn, and its reference."""
+
+    dataset = models.ForeignKey("trainer.Dataset", on_delete=models.CASCADE, related_name="prompts")
+    example = models.ForeignKey(
+        "trainer.Example", null=True, blank=True, on_delete=models.CASCADE, related_name="prompts"
+    )
+    messages = models.JSONField(help_text="Canonical chat messages ending with a user turn")
+    reference = models.TextField(blank=True, help_text="The held-out assistant answer")
+
+    class Meta:
+        ordering = ["dataset", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "example"], name="prompt_unique_example"),
+        ]
+
+    def __str__(self) -> str:
+        return f"prompt {self.pk} of {self.dataset_id}"
+
+    @property
+    def text(self) -> str:
+        """The last user turn, which is what a rater reads first."""
+        users = [m["content"] for m in self.messages if m.get("role") == "user"]
+        return users[-1] if users else ""
+
+
+class Output(models.Model):
+    """A system's answer to a prompt, with its automated metric values once scored."""
+
+    system = models.ForeignKey(System, on_delete=models.CASCADE, related_name="outputs")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="outputs")
+    text = models.TextField()
+    token_count = models.PositiveIntegerField(null=True, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="rouge1, rouge2, rougeL, bertscore_precision, bertscore_recall, bertscore_f1",
+    )
+    metrics_encoder = models.CharField(max_length=300, blank=True, help_text="BERTScore encoder")
+    flags = models.JSONField(default=list, blank=True, help_text='e.g. ["empty"]')
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["prompt", "system"]
+        constraints = [
+            models.UniqueConstraint(fields=["system", "prompt"], name="output_unique_per_prompt"),
+        ]
+
+    def __str__(self) -> str:
+        return f"output {self.pk}"
+
+
+class StudyStatus(models.TextChoices):
+    DRAFT = "draft", "draft"
+    OPEN = "open", "open"
+    PAUSED = "paused", "paused"
+    CLOSED = "closed", "closed"
+
+
+class Study(models.Model):
+    """A blinded pairwise study of two or more systems on a set of prompts."""
+
+    name = models.CharField(max_length=200, unique=True)
+    run = models.ForeignKey(
+        "trainer.FineTuneRun",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="studies",
+    )
+    systems = models.ManyToManyField(System, related_name="studies")
+    status = models.CharField(max_length=8, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
+    criteria = models.JSONField(default=list, blank=True, help_text="Criterion names, 1–5 scores")
+    guidelines = models.TextField(blank=True, help_text="Markdown shown to raters")
+    show_reference = models.BooleanField(default=False)
+    overlap = models.PositiveSmallIntegerField(default=2, help_text="Raters per comparison")
+    seed = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "studies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=StudyStatus.values), name="study_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(overlap__gte=1), name="study_overlap_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class GoldAnswer(models.TextChoices):
+    A = "a", "output A is better"
+    B = "b", "output B is better"
+    TIE = "tie", "tie"
+
+
+class Comparison(models.Model):
+    """Two outputs for one prompt. ``output_a``/``output_b`` is a storage order, never a display
+    order: what a rater sees on the left is decided per assignment."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="comparisons")
+    prompt = models.ForeignKey(Prompt, on_delete=models.PROTECT, related_name="comparisons")
+    output_a = models.ForeignKey(Output, on_delete=models.PROTECT, related_name="+")
+    output_b = models.ForeignKey(Output, on_delete=models.PROTECT, related_name="+")
+    is_gold = models.BooleanField(default=False)
+    gold_answer = models.CharField(max_length=3, choices=GoldAnswer.choices, blank=True)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["study", "output_a", "output_b"], name="comparison_unique_pair"
+            ),
+            models.CheckConstraint(
+                condition=~Q(output_a=F("output_b")), name="comparison_distinct_outputs"
+            ),
+            models.CheckConstraint(
+                condition=Q(is_gold=False, gold_answer="")
+                | Q(is_gold=True, gold_answer__in=GoldAnswer.values),
+                name="comparison_gold_has_answer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"comparison {self.pk} of study {self.study_id}"
+
+
+class Assignment(models.Model):
+    """A comparison given to one rater, with the side each output is shown on and the rater's
+    order. Raters address it only through ``token``."""
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="assignments")
+    rater = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
+    left_output = models.ForeignKey(Output, on_delete=models.PROTECT, related_name="+")
+    position = models.PositiveIntegerField(help_text="Order in which this rater sees it")
+    token = models.CharField(max_length=43, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["rater", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["comparison", "rater"], name="assignment_one_per_rater"
+            ),
+        ]
+        indexes = [models.Index(fields=["rater", "position"])]
+
+    def __str__(self) -> str:
+        return f"assignment {self.pk} for rater {self.rater_id}"
+
+
+class Choice(models.TextChoices):
+    """What the rater chose, in the terms they saw: A is the left response, B the right."""
+
+    A = "a", "A is better"
+    B = "b", "B is better"
+    TIE = "tie", "tie"
+    BOTH_BAD = "both_bad", "both bad"
+
+
+class Judgment(models.Model):
+    """A rater's verdict on one assignment. One per assignment, enforced by the database;
+    revising updates it in place."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="judgment")
+    choice = models.CharField(max_length=8, choices=Choice.choices)
+    criterion_scores = models.JSONField(
+        default=dict, blank=True, help_text='{"correctness": {"a": 4, "b": 2}, ...}'
+    )
+    comment = models.TextField(blank=True)
+    flagged = models.BooleanField(default=False)
+    flag_reason = models.CharField(max_length=200, blank=True)
+    time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
+    revisions = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(choice__in=Choice.values), name="judgment_choice_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"judgment {self.pk}: {self.choice}"

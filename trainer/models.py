@@ -1,0 +1,176 @@
+"""Training data model: datasets and their examples, base models, fine-tuning runs, loss curves."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Dataset(models.Model):
+    """An imported fine-tuning dataset; its examples are stored in canonical chat form."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    source_filename = models.CharField(max_length=255, blank=True)
+    format = models.CharField(max_length=20, help_text="Reader used: alpaca, sharegpt, messages, …")
+    content_hash = models.CharField(max_length=64, help_text="sha256 over the canonical examples")
+    split_ratios = models.JSONField(default=list, help_text="[train, validation, test] shares")
+    seed = models.IntegerField(default=0)
+    lint_report = models.JSONField(default=list, help_text="Lint issues as imported")
+    lint_errors = models.PositiveIntegerField(default=0)
+    lint_warnings = models.PositiveIntegerField(default=0)
+    tokenizer = models.CharField(max_length=255, blank=True, help_text="Tokenizer used for lengths")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Split(models.TextChoices):
+    TRAIN = "train", "train"
+    VALIDATION = "validation", "validation"
+    TEST = "test", "test"
+
+
+class Example(models.Model):
+    """One conversation: ``[{"role": "system"|"user"|"assistant", "content": str}, ...]``."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.CASCADE, related_name="examples")
+    index = models.PositiveIntegerField(help_text="0-based position in the source file")
+    source_line = models.PositiveIntegerField(help_text="1-based line in the source file")
+    messages = models.JSONField()
+    split = models.CharField(max_length=10, choices=Split.choices)
+    content_hash = models.CharField(max_length=64)
+    token_count = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["dataset", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "index"], name="example_unique_index"),
+            models.CheckConstraint(condition=Q(split__in=Split.values), name="example_split_valid"),
+        ]
+        indexes = [models.Index(fields=["dataset", "split"])]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name}#{self.index}"
+
+
+class BaseModel(models.Model):
+    """A base language model: the packaged default, a local directory or a hub id."""
+
+    name = models.CharField(max_length=200, unique=True)
+    source = models.CharField(max_length=500, help_text="smollm2-135m, a local path or a hub id")
+    local_path = models.CharField(max_length=500, blank=True, help_text="Resolved weights dir")
+    parameter_count = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+    INTERRUPTED = "interrupted", "interrupted"
+
+
+class FineTuneRun(models.Model):
+    """One QLoRA fine-tuning run; updated as it trains, not only at the end."""
+
+    name = models.CharField(max_length=200)
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="runs")
+    base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    hyperparameters = models.JSONField(default=dict, help_text="Resolved training config")
+    dataset_hash = models.CharField(max_length=64, blank=True)
+    step = models.PositiveIntegerField(default=0)
+    total_steps = models.PositiveIntegerField(default=0)
+    epoch = models.FloatField(default=0)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    environment = models.JSONField(default=dict, help_text="Device, library versions, host")
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid running it")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    trainable_params = models.BigIntegerField(null=True, blank=True)
+    total_params = models.BigIntegerField(null=True, blank=True)
+    peak_memory_bytes = models.BigIntegerField(null=True, blank=True)
+    wall_seconds = models.FloatField(null=True, blank=True)
+    early_stopped = models.BooleanField(default=False)
+    best_val_loss = models.FloatField(null=True, blank=True)
+    best_step = models.PositiveIntegerField(null=True, blank=True)
+    adapter_path = models.CharField(max_length=500, blank=True)
+    adapter_size_bytes = models.BigIntegerField(null=True, blank=True)
+    checkpoint_path = models.CharField(max_length=500, blank=True)
+    resumed_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="resumes"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=RunStatus.values), name="run_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(total_steps=0) | Q(step__lte=models.F("total_steps")),
+                name="run_step_within_total",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.status})"
+
+    @property
+    def trainable_share(self) -> float | None:
+        if self.trainable_params and self.total_params:
+            return self.trainable_params / self.total_params
+        return None
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+
+
+class MetricKind(models.TextChoices):
+    TRAIN = "train", "train"
+    VALIDATION = "validation", "validation"
+
+
+class RunMetric(models.Model):
+    """A point of a loss curve: a training logging step or a validation evaluation."""
+
+    run = models.ForeignKey(FineTuneRun, on_delete=models.CASCADE, related_name="metrics")
+    kind = models.CharField(max_length=10, choices=MetricKind.choices)
+    step = models.PositiveIntegerField()
+    epoch = models.FloatField(default=0)
+    loss = models.FloatField()
+    learning_rate = models.FloatField(null=True, blank=True)
+    grad_norm = models.FloatField(null=True, blank=True)
+    tokens_per_s = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "step", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "kind", "step"], name="runmetric_unique_point"),
+            models.CheckConstraint(
+                condition=Q(kind__in=MetricKind.values), name="runmetric_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} loss {self.loss:.4f} at step {self.step}"

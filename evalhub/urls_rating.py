@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from evalhub.views import rating
+
+urlpatterns = [
+    path("", rating.rate_home, name="rate_home"),
+]

@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from evalhub.views import studies
+
+urlpatterns = [
+    path("", studies.study_list, name="study_list"),
+]

@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from trainer.views import datasets
+
+urlpatterns = [
+    path("", datasets.dataset_list, name="dataset_list"),
+]

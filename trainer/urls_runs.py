@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from trainer.views import runs
+
+urlpatterns = [
+    path("", runs.run_list, name="run_list"),
+]

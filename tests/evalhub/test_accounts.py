@@ -37,7 +37,8 @@ def test_manage_check_never_imports_torch():
         "import os, sys, django; os.environ['DJANGO_SETTINGS_MODULE']='evalhub.settings_test';"
         "django.setup(); from django.core.management import call_command;"
         "import evalhub.urls; call_command('check');"
-        "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes') if m in sys.modules];"
+        "heavy = [m for m in ('torch', 'transformers', 'peft', 'bitsandbytes')"
+        " if m in sys.modules];"
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

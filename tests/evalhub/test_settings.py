@@ -34,7 +34,8 @@ def test_database_url_selects_postgresql(tmp_path):
 
 def test_default_database_is_sqlite_in_wal_mode(tmp_path):
     code = (
-        "import os, django; os.environ['DJANGO_SETTINGS_MODULE']='evalhub.settings'; django.setup();"
+        "import os, django; os.environ['DJANGO_SETTINGS_MODULE']='evalhub.settings';"
+        "django.setup();"
         "from django.db import connection; c = connection.cursor();"
         "c.execute('PRAGMA journal_mode'); print(c.fetchone()[0])"
     )

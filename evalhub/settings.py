@@ -169,6 +169,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two "status" and two "kind" choice sets exist; name their enums in the schema explicitly.
+    "ENUM_NAME_OVERRIDES": {
+        "StudyStatusEnum": "evalhub.models.StudyStatus",
+        "RunStatusEnum": "trainer.models.RunStatus",
+        "SystemKindEnum": "evalhub.models.SystemKind",
+        "MetricKindEnum": "trainer.models.MetricKind",
+    },
 }
 
 # Where trained adapters, checkpoints and the converted base-model cache live.

@@ -1,0 +1,104 @@
+"""Querysets behind the API. The rater's are always scoped to the rater; the manager's are
+prefetched so that a page of results costs a fixed number of queries."""
+
+from collections import defaultdict
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Prefetch, Q, QuerySet
+
+from evalhub.models import Assignment, Comparison, Judgment, Output, Study, StudyStatus, System
+from trainer.models import Dataset, FineTuneRun, Split
+
+
+def assignments_for_rater(*, rater: AbstractBaseUser) -> QuerySet[Assignment]:
+    """The rater's own assignments, in their order; draft studies are not shown to raters yet."""
+    return (
+        Assignment.objects.filter(rater=rater)
+        .exclude(comparison__study__status=StudyStatus.DRAFT)
+        .select_related(
+            "comparison__study",
+            "comparison__prompt",
+            "comparison__output_a",
+            "comparison__output_b",
+            "judgment",
+        )
+        .order_by("comparison__study_id", "position")
+    )
+
+
+def dataset_list() -> QuerySet[Dataset]:
+    by_split = {
+        f"{split}_count": Count("examples", filter=Q(examples__split=split)) for split in Split
+    }
+    # Explicit order: Meta.ordering does not apply to a GROUP BY query.
+    return (
+        Dataset.objects.select_related("created_by")
+        .annotate(example_count=Count("examples"), **by_split)
+        .order_by("-created_at", "-id")
+    )
+
+
+def run_list() -> QuerySet[FineTuneRun]:
+    return FineTuneRun.objects.select_related("dataset", "base_model", "created_by")
+
+
+def run_detail() -> QuerySet[FineTuneRun]:
+    return run_list().prefetch_related("metrics")
+
+
+def system_list() -> QuerySet[System]:
+    return (
+        System.objects.select_related("base_model", "run")
+        .annotate(output_count=Count("outputs"))
+        .order_by("name")
+    )
+
+
+def system_metric_means(*, system: System) -> dict[str, float]:
+    """Mean of each automated metric over the system's scored outputs (metrics live in JSON, so
+    the mean is taken here rather than in SQL, identically on SQLite and PostgreSQL)."""
+    totals: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for metrics in Output.objects.filter(system=system).values_list("metrics", flat=True):
+        for name, value in (metrics or {}).items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                totals[name] += value
+                counts[name] += 1
+    return {name: totals[name] / counts[name] for name in sorted(totals)}
+
+
+def study_list() -> QuerySet[Study]:
+    return (
+        Study.objects.select_related("run", "created_by")
+        .prefetch_related("systems")
+        .annotate(
+            comparison_count=Count("comparisons", distinct=True),
+            assignment_count=Count("comparisons__assignments", distinct=True),
+            judgment_count=Count("comparisons__assignments__judgment", distinct=True),
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def comparison_list(*, study_id: int | None = None) -> QuerySet[Comparison]:
+    assignments = Assignment.objects.select_related(
+        "rater", "left_output__system", "judgment"
+    ).order_by("rater__username")
+    queryset = Comparison.objects.select_related(
+        "prompt", "output_a__system", "output_b__system"
+    ).prefetch_related(Prefetch("assignments", queryset=assignments))
+    if study_id is not None:
+        queryset = queryset.filter(study_id=study_id)
+    return queryset
+
+
+def judgment_list(*, study_id: int | None = None) -> QuerySet[Judgment]:
+    queryset = Judgment.objects.select_related(
+        "assignment__rater",
+        "assignment__left_output__system",
+        "assignment__comparison__output_a__system",
+        "assignment__comparison__output_b__system",
+    ).order_by("id")
+    if study_id is not None:
+        queryset = queryset.filter(assignment__comparison__study_id=study_id)
+    return queryset

@@ -1,0 +1,266 @@
+"""Manager-side serializers: everything unblinded (system names, runs, raters, gold answers).
+Never used for a rater's own view; that lives in ``blinded.py``."""
+
+from rest_framework import serializers
+
+from evalhub.models import Assignment, Choice, Comparison, Judgment, Output, Study, System
+from trainer.models import Dataset, FineTuneRun, RunMetric
+
+
+class DatasetSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    example_count = serializers.IntegerField(read_only=True)
+    train_count = serializers.IntegerField(read_only=True)
+    validation_count = serializers.IntegerField(read_only=True)
+    test_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id",
+            "name",
+            "source_filename",
+            "format",
+            "content_hash",
+            "split_ratios",
+            "seed",
+            "tokenizer",
+            "lint_errors",
+            "lint_warnings",
+            "example_count",
+            "train_count",
+            "validation_count",
+            "test_count",
+            "created_by",
+            "created_at",
+        ]
+
+
+class DatasetDetailSerializer(DatasetSerializer):
+    class Meta(DatasetSerializer.Meta):
+        fields = [*DatasetSerializer.Meta.fields, "lint_report"]
+
+
+class RunMetricSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunMetric
+        fields = ["kind", "step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_s"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    dataset = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    base_model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = FineTuneRun
+        fields = [
+            "id",
+            "name",
+            "status",
+            "dataset",
+            "base_model",
+            "step",
+            "total_steps",
+            "epoch",
+            "eta_seconds",
+            "best_val_loss",
+            "best_step",
+            "early_stopped",
+            "wall_seconds",
+            "created_by",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class RunDetailSerializer(RunSerializer):
+    metrics = RunMetricSerializer(many=True, read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [
+            *RunSerializer.Meta.fields,
+            "hyperparameters",
+            "dataset_hash",
+            "environment",
+            "worker",
+            "heartbeat_at",
+            "error",
+            "trainable_params",
+            "total_params",
+            "peak_memory_bytes",
+            "adapter_path",
+            "adapter_size_bytes",
+            "resumed_from",
+            "metrics",
+        ]
+
+
+class SystemSerializer(serializers.ModelSerializer):
+    base_model = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    output_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = System
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "base_model",
+            "run",
+            "decoding",
+            "description",
+            "output_count",
+            "created_at",
+        ]
+
+
+class SystemDetailSerializer(SystemSerializer):
+    metric_means = serializers.DictField(child=serializers.FloatField(), read_only=True)
+
+    class Meta(SystemSerializer.Meta):
+        fields = [*SystemSerializer.Meta.fields, "metric_means"]
+
+
+class SystemRefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = System
+        fields = ["id", "name", "kind"]
+
+
+class StudySerializer(serializers.ModelSerializer):
+    systems = SystemRefSerializer(many=True, read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    comparison_count = serializers.IntegerField(read_only=True)
+    assignment_count = serializers.IntegerField(read_only=True)
+    judgment_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Study
+        fields = [
+            "id",
+            "name",
+            "status",
+            "run",
+            "systems",
+            "criteria",
+            "guidelines",
+            "show_reference",
+            "overlap",
+            "seed",
+            "comparison_count",
+            "assignment_count",
+            "judgment_count",
+            "created_by",
+            "created_at",
+        ]
+
+
+class OutputSerializer(serializers.ModelSerializer):
+    system = SystemRefSerializer(read_only=True)
+
+    class Meta:
+        model = Output
+        fields = ["id", "system", "text", "token_count", "latency_ms", "metrics", "flags"]
+
+
+class JudgmentFieldsSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Judgment
+        fields = [
+            "choice",
+            "criterion_scores",
+            "comment",
+            "flagged",
+            "flag_reason",
+            "time_on_task_ms",
+            "revisions",
+            "created_at",
+            "updated_at",
+        ]
+
+
+class ComparisonAssignmentSerializer(serializers.ModelSerializer):
+    rater = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    left_output = serializers.PrimaryKeyRelatedField(read_only=True)
+    judgment = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Assignment
+        fields = ["id", "rater", "position", "left_output", "judgment"]
+
+    def get_judgment(self, assignment: Assignment) -> dict | None:
+        judgment = getattr(assignment, "judgment", None)
+        return JudgmentFieldsSerializer(judgment).data if judgment else None
+
+
+class ComparisonSerializer(serializers.ModelSerializer):
+    prompt = serializers.SerializerMethodField()
+    output_a = OutputSerializer(read_only=True)
+    output_b = OutputSerializer(read_only=True)
+    assignments = ComparisonAssignmentSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Comparison
+        fields = [
+            "id",
+            "study",
+            "prompt",
+            "output_a",
+            "output_b",
+            "is_gold",
+            "gold_answer",
+            "assignments",
+        ]
+
+    def get_prompt(self, comparison: Comparison) -> dict:
+        prompt = comparison.prompt
+        return {
+            "id": prompt.id,
+            "text": prompt.text,
+            "messages": prompt.messages,
+            "reference": prompt.reference,
+        }
+
+
+class JudgmentSerializer(JudgmentFieldsSerializer):
+    """A judgment with its unblinding: which system was on each side, and which one won."""
+
+    rater = serializers.CharField(source="assignment.rater.username", read_only=True)
+    study = serializers.IntegerField(source="assignment.comparison.study_id", read_only=True)
+    comparison = serializers.IntegerField(source="assignment.comparison_id", read_only=True)
+    left_system = serializers.SerializerMethodField()
+    right_system = serializers.SerializerMethodField()
+    preferred_system = serializers.SerializerMethodField()
+
+    class Meta(JudgmentFieldsSerializer.Meta):
+        fields = [
+            "id",
+            "study",
+            "comparison",
+            "rater",
+            "left_system",
+            "right_system",
+            "preferred_system",
+            *JudgmentFieldsSerializer.Meta.fields,
+        ]
+
+    @staticmethod
+    def _sides(judgment: Judgment) -> tuple[Output, Output]:
+        assignment = judgment.assignment
+        comparison = assignment.comparison
+        left = assignment.left_output
+        right = comparison.output_b if left.id == comparison.output_a_id else comparison.output_a
+        return left, right
+
+    def get_left_system(self, judgment: Judgment) -> str:
+        return self._sides(judgment)[0].system.name
+
+    def get_right_system(self, judgment: Judgment) -> str:
+        return self._sides(judgment)[1].system.name
+
+    def get_preferred_system(self, judgment: Judgment) -> str | None:
+        """The winner in storage terms; ``None`` for a tie or "both bad"."""
+        left, right = self._sides(judgment)
+        return {Choice.A: left.system.name, Choice.B: right.system.name}.get(judgment.choice)

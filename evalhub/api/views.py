@@ -1,0 +1,90 @@
+"""Manager endpoints: read-only catalogue (datasets, runs with their loss curves, systems),
+studies, comparisons and judgments, all unblinded. Every view here is staff only."""
+
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from evalhub.api import selectors
+from evalhub.api import serializers as s
+from evalhub.api.permissions import AUTHENTICATION_CLASSES, MANAGER_PERMISSIONS
+
+STUDY_FILTER = OpenApiParameter(
+    "study", OpenApiTypes.INT, description="Only objects of this study (id)"
+)
+
+
+class StudyFilterSerializer(serializers.Serializer):
+    study = serializers.IntegerField(required=False, min_value=1)
+
+
+def study_filter(request: Request) -> int | None:
+    """``?study=<id>``, validated: a malformed value is a 400 naming the parameter."""
+    params = StudyFilterSerializer(data=request.query_params.dict())
+    params.is_valid(raise_exception=True)
+    return params.validated_data.get("study")
+
+
+class ManagerViewSet(viewsets.GenericViewSet):
+    authentication_classes = AUTHENTICATION_CLASSES
+    permission_classes = MANAGER_PERMISSIONS
+
+
+class DatasetViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
+    """Imported datasets with split sizes; the detail carries the full lint report."""
+
+    def get_queryset(self) -> QuerySet:
+        return selectors.dataset_list()
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return s.DatasetDetailSerializer if self.action == "retrieve" else s.DatasetSerializer
+
+
+class RunViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
+    """Fine-tuning runs; the detail carries hyperparameters, environment and the loss curves."""
+
+    def get_queryset(self) -> QuerySet:
+        return selectors.run_detail() if self.action == "retrieve" else selectors.run_list()
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return s.RunDetailSerializer if self.action == "retrieve" else s.RunSerializer
+
+
+class SystemViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
+    """Systems (base model, adapters, references, imports); the detail adds metric means."""
+
+    def get_queryset(self) -> QuerySet:
+        return selectors.system_list()
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        return s.SystemDetailSerializer if self.action == "retrieve" else s.SystemSerializer
+
+    def retrieve(self, request: Request, *args, **kwargs) -> Response:
+        system = self.get_object()
+        system.metric_means = selectors.system_metric_means(system=system)
+        return Response(self.get_serializer(system).data)
+
+
+@extend_schema_view(list=extend_schema(parameters=[STUDY_FILTER]))
+class ComparisonViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
+    """Comparisons unblinded: both outputs with systems and metrics, gold, every assignment."""
+
+    serializer_class = s.ComparisonSerializer
+
+    def get_queryset(self) -> QuerySet:
+        study_id = study_filter(self.request) if self.action == "list" else None
+        return selectors.comparison_list(study_id=study_id)
+
+
+@extend_schema_view(list=extend_schema(parameters=[STUDY_FILTER]))
+class JudgmentViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
+    """Every rater's judgments with the systems behind each side and the preferred system."""
+
+    serializer_class = s.JudgmentSerializer
+
+    def get_queryset(self) -> QuerySet:
+        study_id = study_filter(self.request) if self.action == "list" else None
+        return selectors.judgment_list(study_id=study_id)

@@ -1,0 +1,82 @@
+"""Permission matrix: every role × every endpoint and method × the expected status.
+
+Columns: anonymous, expert (owns ``{mine}``), other expert (owns ``{theirs}``), manager.
+Managers see everything through the unblinded endpoints; ``/api/assignments/`` is each caller's
+own queue, so another rater's token is a 404 for everyone but its rater."""
+
+import pytest
+
+ANON, EXPERT, OTHER, MANAGER = "anonymous", "expert", "other_expert", "manager"
+ROLES = (ANON, EXPERT, OTHER, MANAGER)
+MISSING = 987654321
+
+# (method, path template, body, {role: status})
+MATRIX = [
+    ("get", "/api/", None, (401, 200, 200, 200)),
+    ("get", "/api/datasets/", None, (401, 403, 403, 200)),
+    ("get", "/api/datasets/{dataset}/", None, (401, 403, 403, 200)),
+    ("get", f"/api/datasets/{MISSING}/", None, (401, 403, 403, 404)),
+    ("post", "/api/datasets/", {"name": "x"}, (401, 403, 403, 405)),
+    ("delete", "/api/datasets/{dataset}/", None, (401, 403, 403, 405)),
+    ("get", "/api/runs/", None, (401, 403, 403, 200)),
+    ("get", "/api/runs/{run}/", None, (401, 403, 403, 200)),
+    ("post", "/api/runs/", {"name": "x"}, (401, 403, 403, 405)),
+    ("get", "/api/systems/", None, (401, 403, 403, 200)),
+    ("get", "/api/systems/{system}/", None, (401, 403, 403, 200)),
+    ("patch", "/api/systems/{system}/", {"name": "x"}, (401, 403, 403, 405)),
+    ("get", "/api/comparisons/", None, (401, 403, 403, 200)),
+    ("get", "/api/comparisons/?study={study}", None, (401, 403, 403, 200)),
+    ("get", "/api/comparisons/{comparison}/", None, (401, 403, 403, 200)),
+    ("get", f"/api/comparisons/{MISSING}/", None, (401, 403, 403, 404)),
+    ("get", "/api/judgments/", None, (401, 403, 403, 200)),
+    ("get", "/api/judgments/{judgment}/", None, (401, 403, 403, 200)),
+    ("delete", "/api/judgments/{judgment}/", None, (401, 403, 403, 405)),
+    ("get", "/api/assignments/", None, (401, 200, 200, 200)),
+    ("get", "/api/assignments/{mine}/", None, (401, 200, 404, 404)),
+    ("get", "/api/assignments/{theirs}/", None, (401, 404, 200, 404)),
+    ("get", "/api/assignments/no-such-token/", None, (401, 404, 404, 404)),
+    ("delete", "/api/assignments/{mine}/", None, (401, 405, 405, 405)),
+    ("get", "/api/schema/", None, (401, 200, 200, 200)),
+    ("get", "/api/docs/", None, (401, 200, 200, 200)),
+    ("post", "/api/token/", {}, (400, 400, 400, 400)),
+]
+
+
+def _ids(world) -> dict[str, object]:
+    run = world.study.run
+    return {
+        "dataset": run.dataset_id,
+        "run": run.id,
+        "system": world.base.id,
+        "study": world.study.id,
+        "comparison": world.comparison.id,
+        "judgment": world.judgment.id,
+        "mine": world.mine.token,
+        "theirs": world.theirs.token,
+    }
+
+
+def _user(world, role: str):
+    return {ANON: None, EXPERT: world.expert, OTHER: world.other_expert, MANAGER: world.manager}[
+        role
+    ]
+
+
+CASES = [
+    pytest.param(method, path, body, role, expected[i], id=f"{role}-{method}-{path}")
+    for method, path, body, expected in MATRIX
+    for i, role in enumerate(ROLES)
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "role", "status"), CASES)
+def test_permission_matrix(world, login, method, path, body, role, status):
+    client = login(_user(world, role))
+    response = getattr(client, method)(path.format(**_ids(world)), body, format="json")
+    assert response.status_code == status, response.content[:300]
+
+
+def test_anonymous_api_calls_are_told_to_authenticate_with_a_token(api, world):
+    response = api.get("/api/datasets/")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"

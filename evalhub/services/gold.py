@@ -1,0 +1,131 @@
+"""Gold comparisons: pairs with a known better answer, read from JSONL and mixed in unseen.
+
+One line per item: ``{"prompt": text, "better": text, "worse": text[, "reference": text]}``.
+"""
+
+import json
+import random
+from collections.abc import Iterable
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+
+from evalhub.models import Comparison, GoldAnswer, Output, Prompt, Study, System, SystemKind
+
+ERROR_GOLD_LINE = "{source}, line {line}: {problem}"
+ERROR_GOLD_UNREADABLE = "Cannot read the gold file {path}: {reason}."
+ERROR_GOLD_EMPTY = "{source} holds no gold comparison."
+GOLD_NOT_JSON = "not valid JSON ({detail})"
+GOLD_NOT_OBJECT = 'expected an object with "prompt", "better" and "worse"'
+GOLD_FIELD = 'field "{field}" must be a non-empty string'
+GOLD_SAME = '"better" and "worse" are the same text'
+GOLD_NEEDS_REFERENCE = 'the study shows reference answers, so "reference" is required here'
+
+# Gold answers need two systems: an Output is unique per (system, prompt).
+GOLD_BETTER_SYSTEM = "gold:better"
+GOLD_WORSE_SYSTEM = "gold:worse"
+GOLD_SYSTEM_NAMES = (GOLD_BETTER_SYSTEM, GOLD_WORSE_SYSTEM)
+
+
+class GoldError(ValueError):
+    """A gold file that cannot be used; the message names the file and the line."""
+
+
+@dataclass(frozen=True)
+class GoldItem:
+    prompt: str
+    better: str
+    worse: str
+    reference: str = ""
+
+
+def gold_read(
+    lines: Iterable[str], *, source: str = "gold file", require_reference: bool = False
+) -> list[GoldItem]:
+    """Parse gold JSONL: ``{"prompt", "better", "worse"[, "reference"]}`` per line.
+
+    A study that shows reference answers needs one on gold items too, or they would stand out.
+    """
+    items = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+
+        def fail(problem: str, number: int = number) -> GoldError:
+            return GoldError(ERROR_GOLD_LINE.format(source=source, line=number, problem=problem))
+
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise fail(GOLD_NOT_JSON.format(detail=exc.msg)) from exc
+        if not isinstance(record, dict):
+            raise fail(GOLD_NOT_OBJECT)
+        for field in ("prompt", "better", "worse"):
+            if not isinstance(record.get(field), str) or not record[field].strip():
+                raise fail(GOLD_FIELD.format(field=field))
+        reference = record.get("reference", "")
+        if not isinstance(reference, str):
+            raise fail(GOLD_FIELD.format(field="reference"))
+        if record["better"].strip() == record["worse"].strip():
+            raise fail(GOLD_SAME)
+        if require_reference and not reference.strip():
+            raise fail(GOLD_NEEDS_REFERENCE)
+        items.append(GoldItem(record["prompt"], record["better"], record["worse"], reference))
+    if not items:
+        raise GoldError(ERROR_GOLD_EMPTY.format(source=source))
+    return items
+
+
+def gold_from(
+    gold: str | PathLike | Iterable[str] | None, *, require_reference: bool
+) -> list[GoldItem]:
+    """Gold items from a JSONL path or from lines; none for None."""
+    if gold is None:
+        return []
+    if not isinstance(gold, str | PathLike):
+        return gold_read(gold, require_reference=require_reference)
+    path = Path(gold)
+    try:
+        with path.open(encoding="utf-8") as lines:
+            return gold_read(lines, source=str(path), require_reference=require_reference)
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise GoldError(ERROR_GOLD_UNREADABLE.format(path=path, reason=reason)) from exc
+
+
+def gold_comparisons_create(
+    *, study: Study, items: list[GoldItem], dataset_id: int, rng: random.Random
+) -> list[Comparison]:
+    """Store each gold item as a prompt of ``dataset_id`` (no example) with a better and a
+    worse output under the two reserved gold systems. Runs inside ``study_create``'s
+    transaction."""
+    better_system, _ = System.objects.get_or_create(
+        name=GOLD_BETTER_SYSTEM,
+        defaults={"kind": SystemKind.REFERENCE, "description": "Known better gold answers"},
+    )
+    worse_system, _ = System.objects.get_or_create(
+        name=GOLD_WORSE_SYSTEM,
+        defaults={"kind": SystemKind.REFERENCE, "description": "Known worse gold answers"},
+    )
+    comparisons = []
+    for item in items:
+        prompt = Prompt.objects.create(
+            dataset_id=dataset_id,
+            messages=[{"role": "user", "content": item.prompt}],
+            reference=item.reference,
+        )
+        better = Output.objects.create(system=better_system, prompt=prompt, text=item.better)
+        worse = Output.objects.create(system=worse_system, prompt=prompt, text=item.worse)
+        # The stored order is random too, so that output_a is not always the right answer.
+        better_first = rng.random() < 0.5
+        comparisons.append(
+            Comparison(
+                study=study,
+                prompt=prompt,
+                output_a=better if better_first else worse,
+                output_b=worse if better_first else better,
+                is_gold=True,
+                gold_answer=GoldAnswer.A if better_first else GoldAnswer.B,
+            )
+        )
+    return Comparison.objects.bulk_create(comparisons)

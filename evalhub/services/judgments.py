@@ -1,0 +1,118 @@
+"""Writing judgments: one per assignment, revised in place while the study is open.
+
+Double clicks, a second tab or the back button all end here; the assignment row is locked for
+the transaction and the Judgment is one-to-one with it, so a repeated submit can only update.
+"""
+
+from collections.abc import Mapping
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from evalhub.models import Assignment, Choice, Judgment, StudyStatus
+
+ERROR_NOT_YOUR_ASSIGNMENT = "This item is not assigned to you."
+ERROR_STUDY_NOT_OPEN = "This study is not open for rating right now."
+ERROR_CHOICE = "Choose one: A better, B better, Tie or Both bad."
+ERROR_UNKNOWN_CRITERION = "Unknown criterion {name!r}."
+ERROR_SCORE = "Scores are whole numbers from 1 to 5; got {value!r} for {name} ({side})."
+ERROR_COMMENT_LONG = "Comments are limited to {limit} characters."
+ERROR_FLAG_REASON_LONG = "The flag reason is limited to {limit} characters."
+
+NOT_YOURS = "not_yours"
+NOT_OPEN = "not_open"
+INVALID = "invalid"
+
+MAX_COMMENT = 5000
+MAX_FLAG_REASON = 200  # Judgment.flag_reason's width
+# A tab left open overnight is not an hour of work: longer times are recorded as this cap.
+MAX_TIME_ON_TASK_MS = 60 * 60 * 1000
+
+
+class JudgmentError(Exception):
+    """A refused submission; ``code`` is NOT_YOURS, NOT_OPEN or INVALID."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+
+def _clean_scores(
+    scores: Mapping[str, Mapping[str, int]] | None, criteria: list[str]
+) -> dict[str, dict[str, int]]:
+    cleaned: dict[str, dict[str, int]] = {}
+    for name, sides in (scores or {}).items():
+        if name not in criteria:
+            raise JudgmentError(ERROR_UNKNOWN_CRITERION.format(name=name), INVALID)
+        for side, value in sides.items():
+            valid = side in ("a", "b") and type(value) is int and 1 <= value <= 5
+            if not valid:
+                raise JudgmentError(ERROR_SCORE.format(value=value, name=name, side=side), INVALID)
+        if sides:
+            cleaned[name] = dict(sorted(sides.items()))
+    return cleaned
+
+
+def _cap_time(time_on_task_ms: int | None) -> int | None:
+    if time_on_task_ms is None or time_on_task_ms < 0:
+        return None
+    return min(time_on_task_ms, MAX_TIME_ON_TASK_MS)
+
+
+@transaction.atomic
+def judgment_submit(
+    *,
+    assignment: Assignment,
+    rater: AbstractBaseUser,
+    choice: str,
+    criterion_scores: Mapping[str, Mapping[str, int]] | None = None,
+    comment: str = "",
+    flagged: bool = False,
+    flag_reason: str = "",
+    time_on_task_ms: int | None = None,
+) -> Judgment:
+    """Record or revise ``rater``'s verdict on ``assignment``; A means the left response.
+
+    A submit identical to the stored judgment changes nothing (a double click is not a
+    revision); a different one updates it in place and counts a revision. Time on task keeps
+    the first submit's value: it measures how long the first verdict took.
+    Raises ``JudgmentError`` (NOT_YOURS, NOT_OPEN or INVALID).
+    """
+    locked = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("comparison__study")
+        .get(pk=assignment.pk)
+    )
+    if locked.rater_id != rater.pk:
+        raise JudgmentError(ERROR_NOT_YOUR_ASSIGNMENT, NOT_YOURS)
+    study = locked.comparison.study
+    if study.status != StudyStatus.OPEN:
+        raise JudgmentError(ERROR_STUDY_NOT_OPEN, NOT_OPEN)
+    if choice not in Choice.values:
+        raise JudgmentError(ERROR_CHOICE, INVALID)
+    comment = comment.strip()
+    if len(comment) > MAX_COMMENT:
+        raise JudgmentError(ERROR_COMMENT_LONG.format(limit=MAX_COMMENT), INVALID)
+    flag_reason = flag_reason.strip() if flagged else ""
+    if len(flag_reason) > MAX_FLAG_REASON:
+        raise JudgmentError(ERROR_FLAG_REASON_LONG.format(limit=MAX_FLAG_REASON), INVALID)
+
+    values = {
+        "choice": choice,
+        "criterion_scores": _clean_scores(criterion_scores, list(study.criteria)),
+        "comment": comment,
+        "flagged": flagged,
+        "flag_reason": flag_reason,
+    }
+    judgment = Judgment.objects.filter(assignment=locked).first()
+    if judgment is None:
+        return Judgment.objects.create(
+            assignment=locked, time_on_task_ms=_cap_time(time_on_task_ms), **values
+        )
+    if all(getattr(judgment, field) == value for field, value in values.items()):
+        return judgment
+    for field, value in values.items():
+        setattr(judgment, field, value)
+    judgment.revisions += 1
+    judgment.save()
+    return judgment

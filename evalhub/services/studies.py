@@ -1,0 +1,299 @@
+"""Writing studies: creation (comparisons, gold items, blinded assignments), status, raters.
+
+Who rates what and on which side comes from ``evalhub.blinding``; this module only feeds it
+database keys and stores the plan.
+"""
+
+import itertools
+import random
+import secrets
+from collections.abc import Iterable, Sequence
+from os import PathLike
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Count, Q
+
+from evalhub import blinding
+from evalhub.models import (
+    Assignment,
+    Comparison,
+    Output,
+    Prompt,
+    Study,
+    StudyStatus,
+    System,
+)
+from evalhub.services.gold import (
+    GOLD_SYSTEM_NAMES,
+    GoldError,
+    gold_comparisons_create,
+    gold_from,
+)
+from trainer.models import FineTuneRun
+
+ERROR_NAME_EMPTY = "A study needs a name."
+ERROR_NAME_TAKEN = "A study named {name!r} already exists."
+ERROR_NAME_REVEALS = "Raters see the study name; it must not name a system, run or model: {found}."
+ERROR_TOO_FEW_SYSTEMS = "A study compares at least two systems; got {count}."
+ERROR_GOLD_SYSTEM_COMPARED = "System {name!r} holds gold answers and cannot be compared."
+ERROR_OVERLAP = "Overlap (raters per comparison) must be at least 1; got {overlap}."
+ERROR_OVERLAP_LOWERED = "Overlap can only be raised, from {current}; got {overlap}."
+ERROR_PROMPT_COUNT = "The number of prompts must be at least 1; got {count}."
+ERROR_NO_PROMPTS = "No prompt has an output from every chosen system ({systems})."
+ERROR_NOT_ENOUGH_PROMPTS = (
+    "Only {available} prompts have an output from every chosen system; asked for {count}."
+)
+ERROR_TOO_FEW_RATERS = (
+    "Each comparison needs {overlap} distinct raters; the study would have {count}."
+)
+ERROR_INACTIVE_RATER = "Rater {username!r} is not an active account."
+ERROR_CRITERION = "Criterion names must be 1 to 50 characters and distinct: {name!r}."
+ERROR_TOO_MANY_CRITERIA = "At most {limit} criteria; got {count}."
+ERROR_STATUS_UNKNOWN = "Unknown study status {status!r}."
+ERROR_STATUS_TRANSITION = "A {current} study cannot be moved to {target}."
+ERROR_OPEN_WITHOUT_RATERS = "Add raters before opening the study."
+ERROR_STUDY_CLOSED = "Study {name!r} is closed."
+
+MAX_CRITERIA = 10
+TRANSITIONS = {
+    StudyStatus.DRAFT: {StudyStatus.OPEN, StudyStatus.CLOSED},
+    StudyStatus.OPEN: {StudyStatus.PAUSED, StudyStatus.CLOSED},
+    StudyStatus.PAUSED: {StudyStatus.OPEN, StudyStatus.CLOSED},
+    StudyStatus.CLOSED: {StudyStatus.OPEN},
+}
+
+
+class StudyError(ValueError):
+    """Bad input for a study; the message is one of the constants above, filled in."""
+
+
+def _clean_criteria(criteria: Iterable[str]) -> list[str]:
+    cleaned: list[str] = []
+    for name in criteria:
+        name = name.strip()
+        if not 1 <= len(name) <= 50 or name.lower() in {c.lower() for c in cleaned}:
+            raise StudyError(ERROR_CRITERION.format(name=name))
+        cleaned.append(name)
+    if len(cleaned) > MAX_CRITERIA:
+        raise StudyError(ERROR_TOO_MANY_CRITERIA.format(limit=MAX_CRITERIA, count=len(cleaned)))
+    return cleaned
+
+
+def _check_raters(raters: Iterable[AbstractBaseUser]) -> list[AbstractBaseUser]:
+    unique = {r.pk: r for r in raters}
+    for rater in unique.values():
+        if not rater.is_active:
+            raise StudyError(ERROR_INACTIVE_RATER.format(username=rater.get_username()))
+    return list(unique.values())
+
+
+def _gold_items(gold: str | PathLike | Iterable[str] | None, show_reference: bool) -> list:
+    try:
+        return gold_from(gold, require_reference=show_reference)
+    except GoldError as exc:
+        raise StudyError(str(exc)) from exc
+
+
+def _identity_names(systems: Sequence[System], run: FineTuneRun | None) -> set[str]:
+    """Names that would tell a rater what is being compared (3+ characters, lower case)."""
+    names = {run.name, run.base_model.name} if run else set()
+    for system in systems:
+        names.add(system.name)
+        if system.run_id:
+            names.add(system.run.name)
+        if system.base_model_id:
+            names.add(system.base_model.name)
+    return {n.lower() for n in names if len(n) >= 3}
+
+
+def _choose_prompts(systems: Sequence[System], count: int | None, rng: random.Random) -> list[int]:
+    ids = list(
+        Prompt.objects.annotate(
+            covered=Count("outputs", filter=Q(outputs__system__in=systems), distinct=True)
+        )
+        .filter(covered=len(systems))
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    if not ids:
+        raise StudyError(ERROR_NO_PROMPTS.format(systems=", ".join(s.name for s in systems)))
+    if count is None:
+        return ids
+    if count > len(ids):
+        raise StudyError(ERROR_NOT_ENOUGH_PROMPTS.format(available=len(ids), count=count))
+    return sorted(rng.sample(ids, count))
+
+
+def _assign(study: Study, raters: Sequence[AbstractBaseUser]) -> list[Assignment]:
+    """Create the assignments that complete the study for these raters (plus existing ones)."""
+    comparisons = list(
+        Comparison.objects.filter(study=study).select_related("output_a", "output_b")
+    )
+    by_id = {c.pk: c for c in comparisons}
+    items = [
+        blinding.Item(
+            key=c.pk, first=c.output_a.system_id, second=c.output_b.system_id, everyone=c.is_gold
+        )
+        for c in comparisons
+    ]
+    existing = []
+    for a in Assignment.objects.filter(comparison__study=study):
+        comparison = by_id[a.comparison_id]
+        left = (
+            comparison.output_a
+            if a.left_output_id == comparison.output_a_id
+            else comparison.output_b
+        )
+        existing.append(
+            blinding.Placed(
+                item=a.comparison_id, rater=a.rater_id, left=left.system_id, position=a.position
+            )
+        )
+    raters_now = {p.rater for p in existing} | {r.pk for r in raters}
+    if raters_now and len(raters_now) < study.overlap:
+        raise StudyError(ERROR_TOO_FEW_RATERS.format(overlap=study.overlap, count=len(raters_now)))
+    plan = blinding.plan_assignments(
+        items=items, raters=raters_now, overlap=study.overlap, seed=study.seed, existing=existing
+    )
+    new = []
+    for placed in plan:
+        comparison = by_id[placed.item]
+        left = (
+            comparison.output_a
+            if placed.left == comparison.output_a.system_id
+            else comparison.output_b
+        )
+        new.append(
+            Assignment(
+                comparison=comparison,
+                rater_id=placed.rater,
+                left_output=left,
+                position=placed.position,
+                token=blinding.new_token(),
+            )
+        )
+    return Assignment.objects.bulk_create(new)
+
+
+@transaction.atomic
+def study_create(
+    *,
+    name: str,
+    systems: Sequence[System],
+    prompts: int | None = None,
+    raters: Sequence[AbstractBaseUser] = (),
+    overlap: int = 2,
+    criteria: Sequence[str] = (),
+    guidelines: str = "",
+    show_reference: bool = False,
+    gold: str | PathLike | Iterable[str] | None = None,
+    run: FineTuneRun | None = None,
+    created_by: AbstractBaseUser | None = None,
+    seed: int | None = None,
+) -> Study:
+    """Create a study: every pair of ``systems`` on every chosen prompt becomes a comparison.
+
+    ``prompts`` is how many prompts to sample (seeded) among those every system answered, or
+    None for all. ``gold`` is a JSONL path or lines; gold comparisons go to every rater, mixed
+    in unseen. Raters get their blinded assignments at once (or later: ``study_add_raters``).
+    """
+    name = name.strip()
+    if not name:
+        raise StudyError(ERROR_NAME_EMPTY)
+    if Study.objects.filter(name=name).exists():
+        raise StudyError(ERROR_NAME_TAKEN.format(name=name))
+    systems = sorted({s.pk: s for s in systems}.values(), key=lambda s: s.pk)
+    if len(systems) < 2:
+        raise StudyError(ERROR_TOO_FEW_SYSTEMS.format(count=len(systems)))
+    for system in systems:
+        if system.name in GOLD_SYSTEM_NAMES:
+            raise StudyError(ERROR_GOLD_SYSTEM_COMPARED.format(name=system.name))
+    revealed = sorted(n for n in _identity_names(systems, run) if n in name.lower())
+    if revealed:
+        raise StudyError(ERROR_NAME_REVEALS.format(found=", ".join(revealed)))
+    if overlap < 1:
+        raise StudyError(ERROR_OVERLAP.format(overlap=overlap))
+    if prompts is not None and prompts < 1:
+        raise StudyError(ERROR_PROMPT_COUNT.format(count=prompts))
+    criteria = _clean_criteria(criteria)
+    raters = _check_raters(raters)
+    gold_items = _gold_items(gold, show_reference)
+
+    seed = secrets.randbelow(2**31) if seed is None else seed
+    rng = random.Random(seed)
+    prompt_ids = _choose_prompts(systems, prompts, rng)
+
+    study = Study.objects.create(
+        name=name,
+        run=run,
+        criteria=criteria,
+        guidelines=guidelines,
+        show_reference=show_reference,
+        overlap=overlap,
+        seed=seed,
+        created_by=created_by,
+    )
+    study.systems.set(systems)
+
+    outputs = {
+        (o.prompt_id, o.system_id): o
+        for o in Output.objects.filter(prompt_id__in=prompt_ids, system__in=systems)
+    }
+    Comparison.objects.bulk_create(
+        Comparison(
+            study=study,
+            prompt_id=prompt_id,
+            output_a=outputs[(prompt_id, x.pk)],
+            output_b=outputs[(prompt_id, y.pk)],
+        )
+        for prompt_id in prompt_ids
+        for x, y in itertools.combinations(systems, 2)
+    )
+    if gold_items:
+        dataset_id = run.dataset_id if run else Prompt.objects.get(pk=prompt_ids[0]).dataset_id
+        gold_comparisons_create(study=study, items=gold_items, dataset_id=dataset_id, rng=rng)
+    if raters:
+        _assign(study, raters)
+    return study
+
+
+@transaction.atomic
+def study_add_raters(
+    *, study: Study, raters: Sequence[AbstractBaseUser], overlap: int | None = None
+) -> list[Assignment]:
+    """Give new raters work under the same blinding rules; optionally raise the overlap.
+
+    Existing assignments never move (a rater may have one open or judged). Without a higher
+    overlap, new raters fill only the gaps: comparisons short of raters, and every gold item.
+    """
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if study.status == StudyStatus.CLOSED:
+        raise StudyError(ERROR_STUDY_CLOSED.format(name=study.name))
+    raters = _check_raters(raters)
+    if overlap is not None and overlap != study.overlap:
+        if overlap < study.overlap:
+            raise StudyError(ERROR_OVERLAP_LOWERED.format(current=study.overlap, overlap=overlap))
+        study.overlap = overlap
+        study.save(update_fields=["overlap"])
+    return _assign(study, raters)
+
+
+@transaction.atomic
+def study_set_status(*, study: Study, status: str) -> Study:
+    """Open, pause, close (or reopen) a study. Raters can submit only while it is open."""
+    if status not in StudyStatus.values:
+        raise StudyError(ERROR_STATUS_UNKNOWN.format(status=status))
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if status == study.status:
+        return study
+    if status not in TRANSITIONS[study.status]:
+        raise StudyError(ERROR_STATUS_TRANSITION.format(current=study.status, target=status))
+    if (
+        status == StudyStatus.OPEN
+        and not Assignment.objects.filter(comparison__study=study).exists()
+    ):
+        raise StudyError(ERROR_OPEN_WITHOUT_RATERS)
+    study.status = status
+    study.save(update_fields=["status"])
+    return study

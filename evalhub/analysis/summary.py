@@ -1,0 +1,70 @@
+"""Everything the report shows about a study, computed from plain records in one call."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from evalhub.analysis.agreement import AgreementSummary, agreement_summary
+from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, Insufficient
+from evalhub.analysis.bias import BiasSummary, length_bias, position_bias
+from evalhub.analysis.criteria import CriterionSummary, criterion_summary
+from evalhub.analysis.metric_agreement import MetricAgreement, metric_agreement
+from evalhub.analysis.ranking import BT_RESAMPLES, Ranking, ranking
+from evalhub.analysis.raters import RaterSummary, rater_summaries
+from evalhub.analysis.records import Rating
+from evalhub.analysis.winrate import PairSummary, pair_summary
+
+
+@dataclass(frozen=True, slots=True)
+class StudyAnalysis:
+    judgments: int
+    items: int
+    pairs: list[PairSummary]
+    criteria: list[CriterionSummary]
+    agreement: AgreementSummary
+    raters: list[RaterSummary]
+    position_bias: BiasSummary
+    length_bias: BiasSummary
+    ranking: Ranking | Insufficient
+    metrics: list[MetricAgreement]
+
+
+def compared_pairs(ratings: Sequence[Rating], systems: Sequence[str]) -> list[tuple[str, str]]:
+    """The pairs of systems that were compared, each as (system, opponent) with the system that
+    comes first in ``systems`` (the caller's order of interest, e.g. adapter before base) first."""
+    order = {s: i for i, s in enumerate(systems)}
+
+    def rank(system: str) -> tuple[int, str]:
+        return (order.get(system, len(order)), system)
+
+    seen = {tuple(sorted((r.system_a, r.system_b), key=rank)) for r in ratings}
+    return sorted(seen, key=lambda pair: (rank(pair[0]), rank(pair[1])))
+
+
+def analyse_study(
+    ratings: Sequence[Rating],
+    *,
+    systems: Sequence[str],
+    criteria: Sequence[str],
+    item_metrics: Mapping[str, Mapping[int, tuple[float | None, float | None]]],
+    seed: int = 0,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    bt_resamples: int = BT_RESAMPLES,
+) -> StudyAnalysis:
+    """``item_metrics[metric][item]`` = (value for output a, value for output b)."""
+    pairs = compared_pairs(ratings, systems)
+    return StudyAnalysis(
+        judgments=len(ratings),
+        items=len({r.item for r in ratings}),
+        pairs=[pair_summary(ratings, x, y, seed=seed, resamples=resamples) for x, y in pairs],
+        criteria=[
+            criterion_summary(ratings, c, x, y, seed=seed, resamples=resamples)
+            for x, y in pairs
+            for c in criteria
+        ],
+        agreement=agreement_summary(ratings),
+        raters=rater_summaries(ratings),
+        position_bias=position_bias(ratings),
+        length_bias=length_bias(ratings),
+        ranking=ranking(ratings, list(systems), seed=seed, resamples=bt_resamples),
+        metrics=[metric_agreement(ratings, values, m) for m, values in item_metrics.items()],
+    )

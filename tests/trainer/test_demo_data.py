@@ -290,11 +290,19 @@ def test_no_two_questions_are_the_same(examples):
     assert len(set(prompts)) == len(prompts)
 
 
+def character_5grams(text: str) -> set[str]:
+    text = normalised(text)
+    return {text[i : i + 5] for i in range(len(text) - 4)}
+
+
 def test_no_two_examples_are_near_duplicates(examples):
+    """Word 3-grams of questions and of whole examples, and character 5-grams (what MinHash
+    near-duplicate linters compare) of whole examples, all under a Jaccard similarity of 0.8."""
     prompts = [word_trigrams(turns(e)[0]) for e in examples]
     wholes = [word_trigrams("\n".join(turns(e))) for e in examples]
+    characters = [character_5grams("\n".join(turns(e))) for e in examples]
     worst = 0.0
-    for grams in (prompts, wholes):
+    for grams in (prompts, wholes, characters):
         for i, a in enumerate(grams):
             for b in grams[i + 1 :]:
                 worst = max(worst, len(a & b) / len(a | b))

@@ -309,10 +309,13 @@ SCHEDULE = (
     *("temperature", "mass", "liquid", "spoon", "mass"),
     *("liquid", "temperature", "mass", "liquid", "spoon"),
 )
-# Near-duplicate guards (word 3-gram Jaccard). Digits are masked for the second one too, so that a
-# linter that ignores numbers still sees distinct examples.
+# Near-duplicate guards, as Jaccard similarity ceilings, well under the 0.8 at which the dataset
+# linter (MinHash, an estimate) starts to warn: word 3-grams of the question; word 3-grams of the
+# whole example with digits masked, for checks that ignore numbers; character 5-grams of the
+# whole example, what the linter itself compares.
 MAX_PROMPT_SIMILARITY = 0.6
 MAX_EXAMPLE_SIMILARITY = 0.7
+MAX_CHARACTER_SIMILARITY = 0.7
 MAX_SAME_ITEM_CONVERSION = 2
 MAX_SAME_CONVERSION_AMOUNT = 3
 MAX_ATTEMPTS = 200_000
@@ -472,7 +475,7 @@ def temperature_example(rng: random.Random) -> Example:
     return Example(prompt, answer, (dish, direction, str(degrees)))
 
 
-def shingles(text: str, mask_digits: bool = False) -> frozenset[tuple[str, ...]]:
+def word_grams(text: str, mask_digits: bool = False) -> frozenset[tuple[str, ...]]:
     text = text.lower()
     if mask_digits:
         text = re.sub(r"\d+", "0", text)
@@ -480,15 +483,28 @@ def shingles(text: str, mask_digits: bool = False) -> frozenset[tuple[str, ...]]
     return frozenset(zip(words, words[1:], words[2:], strict=False))
 
 
+def character_grams(text: str) -> frozenset[str]:
+    text = " ".join(re.findall(r"\w+", text.lower()))
+    return frozenset(text[i : i + 5] for i in range(len(text) - 4))
+
+
 def jaccard(a: frozenset, b: frozenset) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
+def fingerprints(example: Example) -> tuple[frozenset, ...]:
+    whole = f"{example.prompt}\n{example.answer}"
+    return word_grams(example.prompt), word_grams(whole, True), character_grams(whole)
+
+
+CEILINGS = (MAX_PROMPT_SIMILARITY, MAX_EXAMPLE_SIMILARITY, MAX_CHARACTER_SIMILARITY)
+
+
 def build(seed: int = SEED, count: int = COUNT) -> list[Example]:
+    """Draw candidates in SCHEDULE order and keep those that are right and unlike the rest."""
     rng = random.Random(seed)
     accepted: list[Example] = []
-    prompt_grams: list[frozenset] = []
-    example_grams: list[frozenset] = []
+    kept: list[tuple[frozenset, ...]] = []
     used: dict[tuple[str, ...], int] = {}
     for _ in range(MAX_ATTEMPTS):
         if len(accepted) == count:
@@ -505,15 +521,15 @@ def build(seed: int = SEED, count: int = COUNT) -> list[Example]:
         }
         if any(used.get(key, 0) >= limit for key, limit in limits.items()):
             continue
-        grams = shingles(example.prompt)
-        whole = shingles(f"{example.prompt}\n{example.answer}", mask_digits=True)
-        if any(jaccard(grams, other) > MAX_PROMPT_SIMILARITY for other in prompt_grams):
-            continue
-        if any(jaccard(whole, other) > MAX_EXAMPLE_SIMILARITY for other in example_grams):
+        prints = fingerprints(example)
+        if any(
+            jaccard(mine, theirs) > ceiling
+            for other in kept
+            for mine, theirs, ceiling in zip(prints, other, CEILINGS, strict=True)
+        ):
             continue
         accepted.append(example)
-        prompt_grams.append(grams)
-        example_grams.append(whole)
+        kept.append(prints)
         for key in limits:
             used[key] = used.get(key, 0) + 1
     raise RuntimeError(f"only {len(accepted)} of {count} examples after {MAX_ATTEMPTS} attempts")

@@ -6,23 +6,19 @@ or comparison id, no gold flag, nothing about other raters."""
 from rest_framework import serializers
 
 from evalhub.models import Assignment, Choice, Judgment, Output, Study
+from evalhub.services import judgments
 
-CRITERION_SCORE_MIN = 1
-CRITERION_SCORE_MAX = 5
 SIDES = ("a", "b")
 
-ERROR_CRITERIA_NOT_OBJECT = 'Must be an object: {"criterion": {"a": 1-5, "b": 1-5}}.'
-ERROR_UNKNOWN_CRITERION = "Unknown criterion {name!r}; this study rates: {known}."
-ERROR_CRITERION_SIDES = 'Criterion {name!r} must be an object with keys among "a" and "b".'
-ERROR_CRITERION_SCORE = "Score for {name!r} side {side!r} must be a whole number from 1 to 5."
+ERROR_CRITERIA_SHAPE = 'Must be an object: {"criterion": {"a": 1-5, "b": 1-5}, ...}.'
 
 
 def displayed_sides(assignment: Assignment) -> tuple[Output, Output]:
     """(left, right) as this rater sees them; ``output_a``/``output_b`` is only storage order."""
     comparison = assignment.comparison
-    left = assignment.left_output
-    right = comparison.output_b if left.id == comparison.output_a_id else comparison.output_a
-    return left, right
+    if assignment.left_output_id == comparison.output_a_id:
+        return comparison.output_a, comparison.output_b
+    return comparison.output_b, comparison.output_a
 
 
 class BlindStudySerializer(serializers.ModelSerializer):
@@ -55,13 +51,30 @@ class ResponsesSerializer(serializers.Serializer):
 class BlindAssignmentSerializer(serializers.ModelSerializer):
     study = BlindStudySerializer(source="comparison.study", read_only=True)
     prompt = serializers.CharField(source="comparison.prompt.text", read_only=True)
+    messages = serializers.SerializerMethodField()
     reference = serializers.SerializerMethodField()
     responses = serializers.SerializerMethodField()
     judgment = serializers.SerializerMethodField()
 
     class Meta:
         model = Assignment
-        fields = ["token", "position", "study", "prompt", "reference", "responses", "judgment"]
+        fields = [
+            "token",
+            "position",
+            "study",
+            "prompt",
+            "messages",
+            "reference",
+            "responses",
+            "judgment",
+        ]
+
+    def get_messages(self, assignment: Assignment) -> list[dict[str, str]]:
+        """The prompt conversation (ending with the user turn), as role and content only."""
+        return [
+            {"role": str(m.get("role", "user")), "content": str(m.get("content", ""))}
+            for m in assignment.comparison.prompt.messages
+        ]
 
     def get_reference(self, assignment: Assignment) -> str | None:
         comparison = assignment.comparison
@@ -78,34 +91,37 @@ class BlindAssignmentSerializer(serializers.ModelSerializer):
 
 class JudgmentInputSerializer(serializers.Serializer):
     """What a rater sends: the choice in the terms they saw (a = left, b = right) and optional
-    per-criterion 1–5 scores for each side. ``context["study"]`` supplies the criteria."""
+    per-criterion 1–5 scores for each side. ``context["study"]`` supplies the criteria; the
+    rules and messages are ``judgment_submit``'s, checked here too so that a 400 names the field.
+    """
 
     choice = serializers.ChoiceField(choices=Choice.choices)
-    criterion_scores = serializers.JSONField(required=False, default=dict)
-    comment = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    criterion_scores = serializers.JSONField(
+        required=False, default=dict, help_text='{"correctness": {"a": 4, "b": 2}, ...}'
+    )
+    comment = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=judgments.MAX_COMMENT
+    )
     flagged = serializers.BooleanField(required=False, default=False)
     flag_reason = serializers.CharField(
-        required=False, allow_blank=True, default="", max_length=200
+        required=False, allow_blank=True, default="", max_length=judgments.MAX_FLAG_REASON
     )
     time_on_task_ms = serializers.IntegerField(
-        required=False, allow_null=True, default=None, min_value=0, max_value=2**31 - 1
+        required=False, allow_null=True, default=None, min_value=0
     )
 
     def validate_criterion_scores(self, value: object) -> dict:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError(ERROR_CRITERIA_NOT_OBJECT)
-        known = list(self.context["study"].criteria)
-        for name, scores in value.items():
-            if name not in known:
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            raise serializers.ValidationError(ERROR_CRITERIA_SHAPE)
+        criteria = list(self.context["study"].criteria)
+        for name, sides in value.items():
+            if name not in criteria:
                 raise serializers.ValidationError(
-                    ERROR_UNKNOWN_CRITERION.format(name=name, known=", ".join(known) or "none")
+                    judgments.ERROR_UNKNOWN_CRITERION.format(name=name)
                 )
-            if not isinstance(scores, dict) or not set(scores) <= set(SIDES):
-                raise serializers.ValidationError(ERROR_CRITERION_SIDES.format(name=name))
-            for side, score in scores.items():
-                valid = isinstance(score, int) and not isinstance(score, bool)
-                if not valid or not CRITERION_SCORE_MIN <= score <= CRITERION_SCORE_MAX:
+            for side, score in sides.items():
+                if side not in SIDES or type(score) is not int or not 1 <= score <= 5:
                     raise serializers.ValidationError(
-                        ERROR_CRITERION_SCORE.format(name=name, side=side)
+                        judgments.ERROR_SCORE.format(value=score, name=name, side=side)
                     )
         return value

@@ -11,10 +11,12 @@ from trainer.models import Dataset, FineTuneRun, Split
 
 
 def assignments_for_rater(*, rater: AbstractBaseUser) -> QuerySet[Assignment]:
-    """The rater's own assignments, in their order; draft studies are not shown to raters yet."""
+    """The rater's own assignments, in their order, in the studies their rating page shows
+    (open and paused: a draft is not started, a closed study is no longer theirs to see)."""
     return (
-        Assignment.objects.filter(rater=rater)
-        .exclude(comparison__study__status=StudyStatus.DRAFT)
+        Assignment.objects.filter(
+            rater=rater, comparison__study__status__in=[StudyStatus.OPEN, StudyStatus.PAUSED]
+        )
         .select_related(
             "comparison__study",
             "comparison__prompt",

@@ -1,9 +1,19 @@
 """Manager-side serializers: everything unblinded (system names, runs, raters, gold answers).
 Never used for a rater's own view; that lives in ``blinded.py``."""
 
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from evalhub.models import Assignment, Choice, Comparison, Judgment, Output, Study, System
+from evalhub.models import (
+    Assignment,
+    Choice,
+    Comparison,
+    Judgment,
+    Output,
+    Study,
+    StudyStatus,
+    System,
+)
 from trainer.models import Dataset, FineTuneRun, RunMetric
 
 
@@ -264,3 +274,56 @@ class JudgmentSerializer(JudgmentFieldsSerializer):
         """The winner in storage terms; ``None`` for a tie or "both bad"."""
         left, right = self._sides(judgment)
         return {Choice.A: left.system.name, Choice.B: right.system.name}.get(judgment.choice)
+
+
+class StudyCreateSerializer(serializers.Serializer):
+    """Input of ``study_create``: every pair of ``systems`` on every chosen prompt becomes a
+    comparison; ``raters`` get their blinded assignments at once."""
+
+    name = serializers.CharField(max_length=200)
+    systems = serializers.PrimaryKeyRelatedField(
+        many=True, queryset=System.objects.all(), help_text="System ids, two or more"
+    )
+    run = serializers.PrimaryKeyRelatedField(
+        queryset=FineTuneRun.objects.all(), required=False, allow_null=True, default=None
+    )
+    prompts = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="How many prompts; null for all"
+    )
+    raters = serializers.SlugRelatedField(
+        many=True,
+        slug_field="username",
+        queryset=get_user_model().objects.all(),
+        required=False,
+        default=list,
+    )
+    overlap = serializers.IntegerField(required=False, default=2, help_text="Raters per item")
+    criteria = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    guidelines = serializers.CharField(required=False, allow_blank=True, default="")
+    show_reference = serializers.BooleanField(required=False, default=False)
+    seed = serializers.IntegerField(required=False, allow_null=True, default=None)
+    gold = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text='Gold items: {"prompt", "better", "worse"[, "reference"]}',
+    )
+
+
+class StudyStatusSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=StudyStatus.choices)
+
+
+class StudyRatersSerializer(serializers.Serializer):
+    raters = serializers.SlugRelatedField(
+        many=True, slug_field="username", queryset=get_user_model().objects.all()
+    )
+    overlap = serializers.IntegerField(
+        required=False, allow_null=True, default=None, help_text="Raise the overlap too"
+    )
+
+
+class StudyRatersResultSerializer(serializers.Serializer):
+    assignments_created = serializers.IntegerField()
+    study = StudySerializer()

@@ -21,6 +21,7 @@ router.APIRootView = ApiRootView
 router.register("datasets", views.DatasetViewSet, basename="api-dataset")
 router.register("runs", views.RunViewSet, basename="api-run")
 router.register("systems", views.SystemViewSet, basename="api-system")
+router.register("studies", views.StudyViewSet, basename="api-study")
 router.register("comparisons", views.ComparisonViewSet, basename="api-comparison")
 router.register("judgments", views.JudgmentViewSet, basename="api-judgment")
 router.register("assignments", rater_views.AssignmentViewSet, basename="api-assignment")

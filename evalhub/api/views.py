@@ -1,16 +1,22 @@
 """Manager endpoints: read-only catalogue (datasets, runs with their loss curves, systems),
 studies, comparisons and judgments, all unblinded. Every view here is staff only."""
 
+import json
+
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import serializers, viewsets
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from evalhub.api import selectors
 from evalhub.api import serializers as s
+from evalhub.api.errors import study_validation_error
 from evalhub.api.permissions import AUTHENTICATION_CLASSES, MANAGER_PERMISSIONS
+from evalhub.models import Study
+from evalhub.services.studies import StudyError, study_add_raters, study_create, study_set_status
 
 STUDY_FILTER = OpenApiParameter(
     "study", OpenApiTypes.INT, description="Only objects of this study (id)"
@@ -88,3 +94,59 @@ class JudgmentViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self) -> QuerySet:
         study_id = study_filter(self.request) if self.action == "list" else None
         return selectors.judgment_list(study_id=study_id)
+
+
+class StudyViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
+    """Studies with their systems and progress counts; managers create them, move them through
+    draft → open ⇄ paused → closed, and add raters, all through the study services."""
+
+    serializer_class = s.StudySerializer
+
+    def get_queryset(self) -> QuerySet:
+        return selectors.study_list()
+
+    def _study(self, study_id: int) -> Study:
+        return self.get_queryset().get(pk=study_id)
+
+    @extend_schema(request=s.StudyCreateSerializer, responses={201: s.StudySerializer})
+    def create(self, request: Request) -> Response:
+        params = s.StudyCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        values = dict(params.validated_data)
+        gold = values.pop("gold")
+        try:
+            study = study_create(
+                **values,
+                gold=[json.dumps(item) for item in gold] if gold else None,
+                created_by=request.user,
+            )
+        except StudyError as exc:
+            raise study_validation_error(exc) from exc
+        return Response(
+            s.StudySerializer(self._study(study.pk)).data, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(request=s.StudyStatusSerializer, responses=s.StudySerializer)
+    @action(detail=True, methods=["post"], url_path="status")
+    def set_status(self, request: Request, pk: str | None = None) -> Response:
+        study = self.get_object()
+        params = s.StudyStatusSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            study_set_status(study=study, status=params.validated_data["status"])
+        except StudyError as exc:
+            raise study_validation_error(exc) from exc
+        return Response(s.StudySerializer(self._study(study.pk)).data)
+
+    @extend_schema(request=s.StudyRatersSerializer, responses=s.StudyRatersResultSerializer)
+    @action(detail=True, methods=["post"])
+    def raters(self, request: Request, pk: str | None = None) -> Response:
+        study = self.get_object()
+        params = s.StudyRatersSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            created = study_add_raters(study=study, **params.validated_data)
+        except StudyError as exc:
+            raise study_validation_error(exc) from exc
+        result = {"assignments_created": len(created), "study": self._study(study.pk)}
+        return Response(s.StudyRatersResultSerializer(result).data)

@@ -7,7 +7,16 @@ import pytest
 
 from tests.evalhub.api.conftest import SECRET_NAMES
 
-ASSIGNMENT_KEYS = {"token", "position", "study", "prompt", "reference", "responses", "judgment"}
+ASSIGNMENT_KEYS = {
+    "token",
+    "position",
+    "study",
+    "prompt",
+    "messages",
+    "reference",
+    "responses",
+    "judgment",
+}
 STUDY_KEYS = {"id", "name", "status", "criteria", "guidelines", "show_reference"}
 
 
@@ -61,6 +70,7 @@ def test_assignment_carries_prompt_guidelines_criteria_and_reference(world, logi
     data = login(world.expert).get(f"/api/assignments/{world.mine.token}/").json()
     prompt = world.comparison.prompt
     assert data["prompt"] == prompt.text
+    assert data["messages"] == prompt.messages
     assert data["reference"] == prompt.reference
     assert data["study"]["criteria"] == ["correctness", "style"]
     assert data["study"]["guidelines"] == "Prefer the answer a nurse would give."
@@ -85,14 +95,21 @@ def test_rater_sees_own_judgment_but_not_others(world, login):
 
 def test_browsable_api_html_for_an_expert_is_blinded_too(world, login):
     client = login(world.expert)
-    for path in ("/api/assignments/", f"/api/assignments/{world.mine.token}/"):
+    paths = (
+        "/api/assignments/",
+        f"/api/assignments/{world.mine.token}/",
+        f"/api/assignments/{world.mine.token}/judgment/",
+    )
+    for path in paths:
         response = client.get(path, HTTP_ACCEPT="text/html")
-        assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
+        assert response["Content-Type"].startswith("text/html")
         _assert_blind(response.content.decode(), world)
 
 
-def test_assignments_of_draft_studies_are_not_shown_to_raters(world, login):
-    world.study.status = "draft"
+@pytest.mark.parametrize("status", ["draft", "closed"])
+def test_assignments_outside_open_or_paused_studies_are_not_shown(world, login, status):
+    # The same scope as the rating page: a draft is not started, a closed study is over.
+    world.study.status = status
     world.study.save()
     client = login(world.expert)
     assert client.get("/api/assignments/").json()["results"] == []

@@ -1,0 +1,272 @@
+"""Readers for every supported format, ``--format auto`` detection, and the example stream.
+
+``DatasetReader(path, options)`` yields ``SourceExample`` objects one at a time: canonical chat
+messages plus where they came from (1-based lines) and how the speakers were labelled.
+"""
+
+import csv
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from trainer.datasets.errors import (
+    CSV_BROKEN,
+    CSV_SHORT_ROW,
+    EMPTY_FILE,
+    JSON_NOT_OBJECT,
+    MISSING_COLUMN,
+    SPLIT_FIELD_MIXED,
+    TRANSCRIPT_NO_SPEAKER,
+    UNKNOWN_FORMAT,
+    UNKNOWN_FORMAT_NAME,
+    EmptyDataset,
+    MalformedRecord,
+    MissingField,
+    UnknownFormat,
+)
+from trainer.datasets.json_stream import array_objects, jsonl_objects, loads_line
+from trainer.datasets.normalise import Messages, message
+from trainer.datasets.records import (
+    CSV,
+    FORMATS,
+    ROLE_ALIASES,
+    TEXT,
+    Record,
+    detect_json_format,
+    kind,
+    parse_record,
+    parse_split,
+)
+from trainer.datasets.source import TextSource
+
+AUTO = "auto"
+SPEAKER = re.compile(r"^([A-Za-z]+)[ \t]*:(.*)$")
+SEPARATOR_LINES = frozenset({"---", "==="})
+NOT_DETECTED = (
+    "the first line is neither JSON, a CSV header with {prompt!r} and {response!r} columns, "
+    "nor a transcript turn such as 'User: …'"
+)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    format: str = AUTO
+    prompt_column: str = "prompt"
+    response_column: str = "response"
+    system_column: str = "system"
+    split_column: str = "split"
+
+
+@dataclass
+class SourceExample:
+    index: int  # 0-based position among the examples
+    line: int  # 1-based line where the example starts
+    messages: Messages
+    labels: tuple[str, ...]  # speaker labels as written; empty when the format has none
+    turn_lines: tuple[int, ...]  # 1-based line of each message
+    file_split: str | None  # split assigned by the file itself, if any
+
+
+def speaker_of(text: str) -> tuple[str, str] | None:
+    """``("User", "rest of line")`` when the line opens a transcript turn."""
+    match = SPEAKER.match(text)
+    if match and match.group(1).lower() in ROLE_ALIASES:
+        return match.group(1), match.group(2)
+    return None
+
+
+class DatasetReader:
+    def __init__(self, path: str | Path, options: ReadOptions | None = None):
+        self.options = options or ReadOptions()
+        if self.options.format != AUTO and self.options.format not in FORMATS:
+            known = ", ".join((AUTO, *FORMATS))
+            raise UnknownFormat(UNKNOWN_FORMAT_NAME.format(name=self.options.format, known=known))
+        self.source = TextSource(Path(path))
+        self.format: str | None = None
+        self._array = False
+
+    @property
+    def invalid_utf8_lines(self) -> list[int]:
+        return self.source.invalid_utf8_lines
+
+    def detect(self) -> str:
+        """Decide the format (and JSON container) from the first non-blank line."""
+        if self.format:
+            return self.format
+        self.source.check_is_text()
+        first_line, first = self._first_line()
+        self._array = first.lstrip().startswith("[")
+        wanted = self.options.format
+        if wanted != AUTO:
+            self.format = wanted
+        elif self._array:
+            self.format = self._detect_array()
+        elif first.lstrip().startswith("{"):
+            record = loads_line(first, file=self.source.name, line=first_line)
+            self.format = self._detect_record(record, first_line)
+        elif speaker_of(first):
+            self.format = TEXT
+        elif self._looks_like_csv(first):
+            self.format = CSV
+        else:
+            detail = NOT_DETECTED.format(
+                prompt=self.options.prompt_column, response=self.options.response_column
+            )
+            raise UnknownFormat(
+                UNKNOWN_FORMAT.format(detail=detail), file=self.source.name, line=first_line
+            )
+        return self.format
+
+    def _first_line(self) -> tuple[int, str]:
+        for line, text in self.source.lines():
+            if text.strip():
+                return line, text
+        raise EmptyDataset(EMPTY_FILE, file=self.source.name)
+
+    def _detect_array(self) -> str:
+        for line, record in array_objects(self.source):
+            return self._detect_record(record, line)
+        raise EmptyDataset(EMPTY_FILE, file=self.source.name)
+
+    def _detect_record(self, record: Any, line: int) -> str:
+        if not isinstance(record, dict):
+            detail = JSON_NOT_OBJECT.format(kind=kind(record))
+            raise MalformedRecord(detail, file=self.source.name, line=line)
+        return detect_json_format(record, file=self.source.name, line=line)
+
+    def _looks_like_csv(self, header: str) -> bool:
+        if self.source.path.suffix.lower() in (".csv", ".tsv"):
+            return True
+        cells = {c.strip().lower() for c in re.split(r"[,\t;]", header)}
+        wanted = {self.options.prompt_column.lower(), self.options.response_column.lower()}
+        return wanted <= cells
+
+    def __iter__(self) -> Iterator[SourceExample]:
+        fmt = self.detect()
+        records = {CSV: self._csv, TEXT: self._transcripts}.get(fmt, self._json)
+        has_split: bool | None = None
+        count = 0
+        for index, (line, turn_lines, record) in enumerate(records()):
+            if has_split is None:
+                has_split = record.split is not None
+            elif has_split != (record.split is not None):
+                raise MalformedRecord(SPLIT_FIELD_MIXED, file=self.source.name, line=line)
+            count += 1
+            yield SourceExample(
+                index=index,
+                line=line,
+                messages=record.messages,
+                labels=record.labels,
+                turn_lines=turn_lines or (line,) * len(record.messages),
+                file_split=record.split,
+            )
+        if not count:
+            raise EmptyDataset(EMPTY_FILE, file=self.source.name)
+
+    def _json(self) -> Iterator[tuple[int, tuple[int, ...], Record]]:
+        objects = array_objects if self._array else jsonl_objects
+        for line, value in objects(self.source):
+            yield line, (), parse_record(value, self.format, file=self.source.name, line=line)
+
+    def _csv(self) -> Iterator[tuple[int, tuple[int, ...], Record]]:
+        name = self.source.name
+        numbered = self.source.lines()
+        first_line, first = next(((n, t) for n, t in numbered if t.strip()), (0, ""))
+        if not first:
+            raise EmptyDataset(EMPTY_FILE, file=name)
+        delimiter = "\t" if self.source.path.suffix.lower() == ".tsv" else _delimiter(first)
+        reader = csv.reader(_chain(first, (text for _, text in numbered)), delimiter=delimiter)
+        # reader.line_num counts from the header; blank lines before it were skipped above.
+        offset = first_line - 1
+        try:
+            header = [cell.strip().lower() for cell in next(reader)]
+            columns = self._columns(header, line=first_line)
+            previous = reader.line_num
+            for row in reader:
+                line = offset + previous + 1
+                previous = reader.line_num
+                if not row:
+                    continue
+                yield line, (), self._csv_record(row, columns, len(header), line=line)
+        except csv.Error as error:
+            detail = CSV_BROKEN.format(detail=error)
+            raise MalformedRecord(detail, file=name, line=offset + reader.line_num) from None
+
+    def _columns(self, header: list[str], *, line: int) -> dict[str, int | None]:
+        options = self.options
+        wanted = {
+            "prompt": options.prompt_column,
+            "response": options.response_column,
+            "system": options.system_column,
+            "split": options.split_column,
+        }
+        columns = {key: _index(header, name) for key, name in wanted.items()}
+        for key in ("prompt", "response"):
+            if columns[key] is None:
+                detail = MISSING_COLUMN.format(column=wanted[key], columns=header)
+                raise MissingField(detail, file=self.source.name, line=line)
+        return columns
+
+    def _csv_record(self, row: list[str], columns: dict, width: int, *, line: int) -> Record:
+        needed = max(i for i in columns.values() if i is not None) + 1
+        if len(row) < needed:
+            detail = CSV_SHORT_ROW.format(found=len(row), expected=width)
+            raise MalformedRecord(detail, file=self.source.name, line=line)
+
+        def cell(key: str) -> str:
+            return row[columns[key]] if columns[key] is not None else ""
+
+        messages = [message("system", cell("system"))] if cell("system").strip() else []
+        messages += [message("user", cell("prompt")), message("assistant", cell("response"))]
+        split_cell = cell("split").strip() or None
+        split = parse_split(split_cell, file=self.source.name, line=line)
+        return Record(messages, (), split)
+
+    def _transcripts(self) -> Iterator[tuple[int, tuple[int, ...], Record]]:
+        separated = any(text.strip() in SEPARATOR_LINES for _, text in self.source.lines())
+        turns: list[tuple[str, int, list[str]]] = []
+        for line, raw in self.source.lines():
+            text = raw.rstrip("\r\n")
+            ends_example = text.strip() in SEPARATOR_LINES if separated else not text.strip()
+            if ends_example:
+                if turns:
+                    yield _transcript(turns)
+                turns = []
+                continue
+            opened = speaker_of(text)
+            if opened:
+                turns.append((opened[0], line, [opened[1]]))
+            elif turns:
+                turns[-1][2].append(text)
+            elif text.strip():
+                detail = TRANSCRIPT_NO_SPEAKER.format(found=text.strip()[:40])
+                raise MalformedRecord(detail, file=self.source.name, line=line)
+        if turns:
+            yield _transcript(turns)
+
+
+def _transcript(turns: list[tuple[str, int, list[str]]]) -> tuple[int, tuple[int, ...], Record]:
+    messages = [
+        message(ROLE_ALIASES[label.lower()], "\n".join(parts).strip()) for label, _, parts in turns
+    ]
+    labels = tuple(label for label, _, _ in turns)
+    lines = tuple(line for _, line, _ in turns)
+    return lines[0], lines, Record(messages, labels, None)
+
+
+def _delimiter(header: str) -> str:
+    counts = {d: header.count(d) for d in (",", "\t", ";")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def _index(header: list[str], name: str) -> int | None:
+    name = name.strip().lower()
+    return header.index(name) if name in header else None
+
+
+def _chain(first: str, rest: Iterator[str]) -> Iterator[str]:
+    yield first
+    yield from rest

@@ -1,0 +1,285 @@
+"""Batched generation for a base model with or without its LoRA adapter. Stores nothing.
+
+The model is loaded once; base outputs come from the same loaded weights with the adapter
+switched off (peft's ``disable_adapter()``), so base and adapter share one chat template, one
+tokenizer and one set of decoding settings. Prompts are sorted by length so each batch carries
+little padding, padded on the left (decoder-only models continue from the last position), and
+answers are handed back in the caller's order.
+
+Device and precision: on CUDA the base is loaded in 4-bit NF4 with double quantisation and bf16
+compute, as it was trained. On CPU it is loaded unquantised in float32: bitsandbytes' 4-bit CPU
+kernels and bf16 matmuls are several times slower there for small models (figures in
+benchmarks/results/generation_cpu.md), and a 135M-parameter model fits in memory anyway.
+
+No Django imports; torch, transformers and peft are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+Message = dict[str, str]
+
+BAD_MAX_NEW_TOKENS = "max_new_tokens must be at least 1, got {value}"
+BAD_TEMPERATURE = "temperature must be 0 (greedy) or positive, got {value}"
+BAD_TOP_P = "top_p must be in (0, 1], got {value}"
+BAD_BATCH_SIZE = "batch size must be at least 1, got {value}"
+BAD_QUANTIZATION = "quantization must be one of auto, nf4, none; got {value!r}"
+NO_CHAT_TEMPLATE = (
+    "the tokenizer in {path} has no chat template; base and adapter must be prompted with the "
+    "template the adapter was trained with"
+)
+NO_ADAPTER_LOADED = "use_adapter=True but the model was loaded without an adapter"
+QUANTIZATIONS = ("auto", "nf4", "none")
+
+
+@dataclass(frozen=True)
+class DecodingConfig:
+    """Decoding settings, identical for every system compared. Greedy when temperature is 0."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(BAD_MAX_NEW_TOKENS.format(value=self.max_new_tokens))
+        if self.temperature < 0:
+            raise ValueError(BAD_TEMPERATURE.format(value=self.temperature))
+        if not 0 < self.top_p <= 1:
+            raise ValueError(BAD_TOP_P.format(value=self.top_p))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GeneratedText:
+    text: str
+    token_count: int
+    latency_ms: float  # the batch's wall time divided by its size (amortised per item)
+
+
+@dataclass
+class LoadedModel:
+    """A base model (with its adapter attached when one was given) ready to generate."""
+
+    model: Any
+    tokenizer: Any
+    device: str
+    quantization: str
+    dtype: str
+    has_adapter: bool
+
+    def describe(self) -> dict[str, Any]:
+        return {"device": self.device, "quantization": self.quantization, "dtype": self.dtype}
+
+
+def default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_model(
+    model_dir: str | Path,
+    *,
+    adapter_dir: str | Path | None = None,
+    device: str | None = None,
+    quantization: str = "auto",
+    dtype: str | None = None,
+) -> LoadedModel:
+    """Load the base model once, with the LoRA adapter attached if ``adapter_dir`` is given.
+
+    ``quantization="auto"`` means NF4 on CUDA and none on CPU (NF4 on CPU works through
+    bitsandbytes but is slower, see the module docstring); ``dtype`` (float32, bfloat16, float16)
+    is the compute dtype, by default float32 on CPU and bfloat16 on CUDA.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(BAD_QUANTIZATION.format(value=quantization))
+    device = device or default_device()
+    on_cuda = device.startswith("cuda")
+    if quantization == "auto":
+        quantization = "nf4" if on_cuda else "none"
+    dtype = dtype or ("bfloat16" if on_cuda else "float32")
+    torch_dtype = getattr(torch, dtype)
+
+    tokenizer = load_tokenizer(model_dir, adapter_dir)
+    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    if quantization == "nf4":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch_dtype,
+        )
+        kwargs["device_map"] = {"": device}
+    model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+    if quantization == "none":
+        model.to(device)
+    if adapter_dir is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
+    model.eval()  # dropout off: greedy outputs must not depend on chance
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        device=device,
+        quantization=quantization,
+        dtype=dtype,
+        has_adapter=adapter_dir is not None,
+    )
+
+
+def load_tokenizer(model_dir: str | Path, adapter_dir: str | Path | None = None) -> Any:
+    """The adapter's tokenizer when the trainer saved one beside it (it carries the chat template
+    used in training), else the base model's. Left padding, with EOS as pad if there is none."""
+    from transformers import AutoTokenizer
+
+    source = model_dir
+    if adapter_dir is not None and (Path(adapter_dir) / "tokenizer_config.json").is_file():
+        source = adapter_dir
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    if not tokenizer.chat_template:
+        raise ValueError(NO_CHAT_TEMPLATE.format(path=source))
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def render_prompts(tokenizer: Any, conversations: Sequence[Sequence[Message]]) -> list[str]:
+    """Each conversation through the chat template, ending with the assistant's turn opener."""
+    return [
+        tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        for messages in conversations
+    ]
+
+
+def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, longest first (so a batch that does not
+    fit in memory fails at once, not at the end)."""
+    if batch_size < 1:
+        raise ValueError(BAD_BATCH_SIZE.format(value=batch_size))
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def generate(
+    loaded: LoadedModel,
+    conversations: Sequence[Sequence[Message]],
+    *,
+    decoding: DecodingConfig,
+    use_adapter: bool,
+    batch_size: int = 8,
+    progress: bool = False,
+    on_batch: Callable[[list[int], list[GeneratedText]], None] | None = None,
+) -> list[GeneratedText]:
+    """Answer every conversation; results are in the order of ``conversations``.
+
+    ``on_batch(indices, results)`` is called after each batch (indices into ``conversations``),
+    so a caller can store results as they come and resume after an interruption.
+    """
+    import torch
+    from tqdm import tqdm
+
+    if use_adapter and not loaded.has_adapter:
+        raise ValueError(NO_ADAPTER_LOADED)
+    tokenizer, model = loaded.tokenizer, loaded.model
+    texts = render_prompts(tokenizer, conversations)
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    batches = length_sorted_batches(lengths, batch_size)
+    generation_config = _generation_config(loaded, decoding)
+    stop_ids = _stop_token_ids(loaded)
+    if decoding.seed is not None:
+        torch.manual_seed(decoding.seed)
+
+    results: list[GeneratedText | None] = [None] * len(texts)
+    # Base outputs come from the same loaded weights with the LoRA layers bypassed.
+    switch = (
+        model.disable_adapter()
+        if loaded.has_adapter and not use_adapter
+        else contextlib.nullcontext()
+    )
+    bar = tqdm(
+        total=len(texts),
+        unit="prompt",
+        desc="adapter" if use_adapter else "base",
+        disable=not progress,
+        file=sys.stderr,
+    )
+    with bar, torch.inference_mode(), switch:
+        for indices in batches:
+            encoded = tokenizer(
+                [texts[i] for i in indices],
+                return_tensors="pt",
+                padding=True,
+                add_special_tokens=False,
+            ).to(loaded.device)
+            started = time.perf_counter()
+            sequences = model.generate(**encoded, generation_config=generation_config)
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            new_tokens = sequences[:, encoded["input_ids"].shape[1] :].tolist()
+            batch = [
+                _decode(tokenizer, ids, stop_ids, elapsed_ms / len(indices)) for ids in new_tokens
+            ]
+            for i, item in zip(indices, batch, strict=True):
+                results[i] = item
+            if on_batch is not None:
+                on_batch(indices, batch)
+            bar.update(len(indices))
+    return [item for item in results if item is not None]
+
+
+def _generation_config(loaded: LoadedModel, decoding: DecodingConfig) -> Any:
+    """Only the settings we choose: the model's own generation_config.json may carry sampling
+    defaults or a repetition penalty, which would make the recorded settings incomplete."""
+    from transformers import GenerationConfig
+
+    tokenizer = loaded.tokenizer
+    eos = sorted(_stop_token_ids(loaded))
+    sampling = {} if decoding.greedy else {"temperature": decoding.temperature}
+    if not decoding.greedy and decoding.top_p < 1:
+        sampling["top_p"] = decoding.top_p
+    return GenerationConfig(
+        max_new_tokens=decoding.max_new_tokens,
+        do_sample=not decoding.greedy,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        **sampling,
+    )
+
+
+def _stop_token_ids(loaded: LoadedModel) -> set[int]:
+    ids = {loaded.tokenizer.eos_token_id}
+    configured = getattr(loaded.model.generation_config, "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(configured)
+    return {i for i in ids if i is not None}
+
+
+def _decode(tokenizer: Any, ids: list[int], stop_ids: set[int], latency_ms: float) -> GeneratedText:
+    """The answer up to (not including) the first stop token; what follows it is padding."""
+    count = next((n for n, token in enumerate(ids) if token in stop_ids), len(ids))
+    text = tokenizer.decode(ids[:count], skip_special_tokens=True).strip()
+    return GeneratedText(text=text, token_count=count, latency_ms=latency_ms)

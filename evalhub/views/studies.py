@@ -1,11 +1,157 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""Manager pages for studies: list, create, detail (status, raters, quality per rater)."""
 
-from evalhub.models import Study
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
+from evalhub.selectors.studies import (
+    run_default_systems,
+    study_counts,
+    study_flagged,
+    study_rater_stats,
+)
+from evalhub.services.studies import (
+    TRANSITIONS,
+    StudyError,
+    study_add_raters,
+    study_create,
+    study_set_status,
+)
+from evalhub.views.study_forms import AddRatersForm, StudyCreateForm
+from trainer.models import FineTuneRun
+
+ERROR_GOLD_NOT_TEXT = "The gold file {name} is not UTF-8 text."
+STATUS_ACTIONS = {
+    StudyStatus.OPEN: "Open for rating",
+    StudyStatus.PAUSED: "Pause",
+    StudyStatus.CLOSED: "Close",
+}
 
 
 @manager_required
 def study_list(request: HttpRequest) -> HttpResponse:
-    studies = Study.objects.prefetch_related("systems")
+    studies = Study.objects.prefetch_related("systems").annotate(
+        assigned=Count("comparisons__assignments", distinct=True),
+        judged=Count(
+            "comparisons__assignments",
+            filter=Q(comparisons__assignments__judgment__isnull=False),
+            distinct=True,
+        ),
+    )
     return render(request, "evalhub/study_list.html", {"studies": studies})
+
+
+def _initial_for_run(request: HttpRequest) -> dict:
+    """``?run=<id>`` preselects that run with its base and adapter systems."""
+    run = FineTuneRun.objects.filter(pk=request.GET.get("run") or None).first()
+    if run is None:
+        return {}
+    return {"run": run, "systems": run_default_systems(run=run)}
+
+
+def _uploaded_lines(upload) -> list[str] | None:
+    if upload is None:
+        return None
+    try:
+        return upload.read().decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise StudyError(ERROR_GOLD_NOT_TEXT.format(name=upload.name)) from exc
+
+
+@manager_required
+def study_create_view(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        form = StudyCreateForm(initial=_initial_for_run(request))
+        return render(request, "evalhub/study_create.html", {"form": form})
+
+    form = StudyCreateForm(request.POST, request.FILES)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            study = study_create(
+                name=data["name"],
+                systems=list(data["systems"]),
+                prompts=data["prompts"],
+                raters=list(data["raters"]),
+                overlap=data["overlap"],
+                criteria=data["criteria"],
+                guidelines=data["guidelines"],
+                show_reference=data["show_reference"],
+                gold=_uploaded_lines(data["gold"]),
+                run=data["run"],
+                created_by=request.user,
+            )
+        except StudyError as exc:
+            form.add_error(None, str(exc))
+        else:
+            if data["open_now"]:
+                _set_status(request, study, StudyStatus.OPEN)
+            return redirect("study_detail", pk=study.pk)
+    return render(request, "evalhub/study_create.html", {"form": form}, status=422)
+
+
+@manager_required
+def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    study = get_object_or_404(Study.objects.select_related("run", "created_by"), pk=pk)
+    return _render_detail(request, study, AddRatersForm(study=study))
+
+
+def _render_detail(
+    request: HttpRequest, study: Study, raters_form: AddRatersForm, status: int = 200
+) -> HttpResponse:
+    context = {
+        "study": study,
+        "systems": study.systems.order_by("name"),
+        "counts": study_counts(study=study),
+        "rater_stats": study_rater_stats(study=study),
+        "flagged": study_flagged(study=study),
+        "actions": [
+            (target, STATUS_ACTIONS[target])
+            for target in (StudyStatus.OPEN, StudyStatus.PAUSED, StudyStatus.CLOSED)
+            if target in TRANSITIONS[study.status]
+        ],
+        "raters_form": raters_form,
+    }
+    return render(request, "evalhub/study_detail.html", context, status=status)
+
+
+def _set_status(request: HttpRequest, study: Study, status: str) -> bool:
+    try:
+        study_set_status(study=study, status=status)
+    except StudyError as exc:
+        messages.error(request, str(exc))
+        return False
+    messages.success(request, f"The study is now {status}.")
+    return True
+
+
+@manager_required
+@require_POST
+def study_status(request: HttpRequest, pk: int) -> HttpResponse:
+    study = get_object_or_404(Study, pk=pk)
+    _set_status(request, study, request.POST.get("status", ""))
+    return redirect("study_detail", pk=study.pk)
+
+
+@manager_required
+@require_POST
+def study_raters(request: HttpRequest, pk: int) -> HttpResponse:
+    study = get_object_or_404(Study, pk=pk)
+    form = AddRatersForm(request.POST, study=study)
+    if form.is_valid():
+        try:
+            created = study_add_raters(
+                study=study,
+                raters=list(form.cleaned_data["raters"]),
+                overlap=form.cleaned_data["overlap"],
+            )
+        except StudyError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"{len(created)} new assignments.")
+            return redirect("study_detail", pk=study.pk)
+    return _render_detail(request, study, form, status=422)

@@ -1,0 +1,82 @@
+"""The rating form: a choice in the rater's terms (A = left), optional 1–5 scores per criterion,
+a comment, a flag, and the time on task that rate.js measures."""
+
+from django import forms
+
+from evalhub.models import Choice, Judgment
+from evalhub.services.judgments import ERROR_CHOICE, MAX_COMMENT, MAX_FLAG_REASON
+
+# (value, label, keyboard key): the order is the one the keys 1–4 follow.
+CHOICE_BUTTONS = [
+    (Choice.A.value, "A is better", "1"),
+    (Choice.B.value, "B is better", "2"),
+    (Choice.TIE.value, "Tie", "3"),
+    (Choice.BOTH_BAD.value, "Both bad", "4"),
+]
+CHOICE_LABELS = {value: label for value, label, _ in CHOICE_BUTTONS}
+SCORE_CHOICES = [("", "–")] + [(str(n), str(n)) for n in range(1, 6)]
+SIDES = ("a", "b")
+
+
+class JudgmentForm(forms.Form):
+    choice = forms.ChoiceField(
+        choices=[(value, label) for value, label, _ in CHOICE_BUTTONS],
+        error_messages={"required": ERROR_CHOICE, "invalid_choice": ERROR_CHOICE},
+    )
+    comment = forms.CharField(required=False, max_length=MAX_COMMENT, widget=forms.Textarea)
+    flagged = forms.BooleanField(required=False)
+    flag_reason = forms.CharField(required=False, max_length=MAX_FLAG_REASON)
+    # Filled by rate.js; anything that is not a whole number is simply not recorded.
+    time_on_task_ms = forms.CharField(required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, criteria: list[str], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.criteria = list(criteria)
+        for index, name in enumerate(self.criteria):
+            for side in SIDES:
+                self.fields[f"score-{index}-{side}"] = forms.TypedChoiceField(
+                    choices=SCORE_CHOICES,
+                    coerce=int,
+                    empty_value=None,
+                    required=False,
+                    label=f"{name}, response {side.upper()}",
+                    widget=forms.Select(attrs={"aria-label": f"{name}, response {side.upper()}"}),
+                )
+
+    @classmethod
+    def initial_for(cls, judgment: Judgment | None, criteria: list[str]) -> dict:
+        """The form's initial values from a stored judgment, for revising it."""
+        if judgment is None:
+            return {}
+        initial = {
+            "choice": judgment.choice,
+            "comment": judgment.comment,
+            "flagged": judgment.flagged,
+            "flag_reason": judgment.flag_reason,
+        }
+        for index, name in enumerate(criteria):
+            for side, value in judgment.criterion_scores.get(name, {}).items():
+                initial[f"score-{index}-{side}"] = str(value)
+        return initial
+
+    def clean_time_on_task_ms(self) -> int | None:
+        value = self.cleaned_data.get("time_on_task_ms", "")
+        try:
+            return int(float(value))
+        except (TypeError, ValueError, OverflowError):
+            return None
+
+    def score_rows(self) -> list[tuple[str, forms.BoundField, forms.BoundField]]:
+        return [
+            (name, self[f"score-{index}-a"], self[f"score-{index}-b"])
+            for index, name in enumerate(self.criteria)
+        ]
+
+    def criterion_scores(self) -> dict[str, dict[str, int]]:
+        scores: dict[str, dict[str, int]] = {}
+        for index, name in enumerate(self.criteria):
+            for side in SIDES:
+                value = self.cleaned_data.get(f"score-{index}-{side}")
+                if value is not None:
+                    scores.setdefault(name, {})[side] = value
+        return scores

@@ -1,0 +1,59 @@
+// The rating page: keys 1–4 pick a choice, Enter submits, and the time on task runs from the
+// moment an item is shown to its submit. Without JavaScript the form still posts normally.
+(function () {
+  "use strict";
+  let shownAt = performance.now();
+
+  function ratingForm() {
+    return document.getElementById("rate-form");
+  }
+
+  // Keys belong to whatever the rater is typing into, and Enter on a button or link already
+  // does something of its own.
+  function keepsKeys(element) {
+    if (!element || element.isContentEditable) return true;
+    const tag = element.tagName;
+    if (tag === "TEXTAREA" || tag === "SELECT" || tag === "BUTTON" || tag === "A" || tag === "SUMMARY") {
+      return true;
+    }
+    return tag === "INPUT" && element.type !== "radio" && element.type !== "checkbox";
+  }
+
+  document.addEventListener("keydown", function (event) {
+    const form = ratingForm();
+    if (!form || event.ctrlKey || event.metaKey || event.altKey || keepsKeys(event.target)) return;
+    if (event.key >= "1" && event.key <= "4") {
+      const option = form.querySelectorAll('input[name="choice"]')[Number(event.key) - 1];
+      if (option) {
+        option.checked = true;
+        option.focus();
+        event.preventDefault();
+      }
+    } else if (event.key === "Enter") {
+      event.preventDefault();
+      form.requestSubmit();
+    }
+  });
+
+  // Capture phase, so the value is in place before htmx reads the form.
+  document.addEventListener("submit", function (event) {
+    if (event.target.id !== "rate-form") return;
+    const field = event.target.querySelector('input[name="time_on_task_ms"]');
+    if (field) field.value = String(Math.round(performance.now() - shownAt));
+  }, true);
+
+  // A refused submit (422: incomplete, 429: too fast) comes back as the same item with its
+  // message: show it rather than dropping it as an error.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const status = event.detail.xhr.status;
+    if (status === 422 || status === 429) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
+  // A new item starts a new clock; a refused submit keeps the running one.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    if (event.detail.xhr.status === 200) shownAt = performance.now();
+  });
+})();

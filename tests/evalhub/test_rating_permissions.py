@@ -1,0 +1,105 @@
+"""Every role × every study and rating view × the expected status.
+
+A rater's pages answer 404, not 403, to anyone else: a token or a study id must not be
+confirmed to exist.
+"""
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
+
+from evalhub.models import Judgment
+from evalhub.selectors.rating import rater_next_assignment
+from tests.evalhub.rating_fixtures import open_study
+from tests.factories import ExpertFactory, ManagerFactory
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ("anonymous", "expert", "other_expert", "manager")
+
+# view: (method, url builder, data, {role: status})
+MATRIX = {
+    "study_list": ("get", lambda w: reverse("study_list"), None, (302, 403, 403, 200)),
+    "study_create": ("get", lambda w: reverse("study_create"), None, (302, 403, 403, 200)),
+    "study_create_post": ("post", lambda w: reverse("study_create"), {}, (302, 403, 403, 422)),
+    "study_detail": ("get", lambda w: w["detail"], None, (302, 403, 403, 200)),
+    "study_status": ("post", lambda w: w["status"], {"status": "paused"}, (302, 403, 403, 302)),
+    "study_status_get": ("get", lambda w: w["status"], None, (302, 403, 403, 405)),
+    "study_raters": ("post", lambda w: w["raters"], {}, (302, 403, 403, 302)),
+    "rate_home": ("get", lambda w: reverse("rate_home"), None, (302, 200, 200, 200)),
+    "rate_study": ("get", lambda w: w["overview"], None, (302, 200, 404, 404)),
+    "rate_next": ("get", lambda w: w["next"], None, (302, 302, 404, 404)),
+    "rate_item": ("get", lambda w: w["item"], None, (302, 200, 404, 404)),
+    "rate_item_post": ("post", lambda w: w["item"], {"choice": "a"}, (302, 302, 404, 404)),
+    "rate_item_put": ("put", lambda w: w["item"], None, (302, 405, 405, 405)),
+}
+
+
+@pytest.fixture(autouse=True)
+def fresh_rate_limit():
+    cache.clear()
+
+
+@pytest.fixture
+def world():
+    study, (expert, _), _ = open_study(prompts=2)
+    token = rater_next_assignment(study=study, rater=expert).token
+    open_study(prompts=1, raters=2, name="Another study")  # other experts rate elsewhere
+    return {
+        "users": {
+            "anonymous": None,
+            "expert": expert,
+            "other_expert": ExpertFactory(),
+            "manager": ManagerFactory(),
+        },
+        "detail": reverse("study_detail", args=[study.pk]),
+        "status": reverse("study_status", args=[study.pk]),
+        "raters": reverse("study_raters", args=[study.pk]),
+        "overview": reverse("rate_study", args=[study.pk]),
+        "next": reverse("rate_next", args=[study.pk]),
+        "item": reverse("rate_item", args=[token]),
+    }
+
+
+@pytest.mark.parametrize("role_index", range(len(ROLES)), ids=ROLES)
+@pytest.mark.parametrize("view", MATRIX)
+def test_permission_matrix(world, view, role_index):
+    method, url, data, expected = MATRIX[view]
+    client = Client()
+    user = world["users"][ROLES[role_index]]
+    if user is not None:
+        client.force_login(user)
+    response = getattr(client, method)(url(world), data or {})
+    assert response.status_code == expected[role_index]
+    if response.status_code == 302 and user is None:
+        assert response["Location"].startswith(reverse("login"))
+
+
+def test_a_co_rater_of_the_same_study_gets_404_for_someone_elses_token(client):
+    study, (owner, co_rater), _ = open_study(prompts=2)
+    token = rater_next_assignment(study=study, rater=owner).token
+    client.force_login(co_rater)
+    assert client.get(reverse("rate_item", args=[token])).status_code == 404
+    assert client.post(reverse("rate_item", args=[token]), {"choice": "a"}).status_code == 404
+    assert not Judgment.objects.exists()
+
+
+def test_an_unknown_token_is_a_404_like_any_other():
+    _study, (owner, _), _ = open_study(prompts=1)
+    client = Client()
+    client.force_login(owner)
+    assert client.get(reverse("rate_item", args=["x" * 43])).status_code == 404
+
+
+def test_posts_without_a_csrf_token_are_refused():
+    study, (owner, _), _ = open_study(prompts=1)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(owner)
+    token = rater_next_assignment(study=study, rater=owner).token
+    assert client.post(reverse("rate_item", args=[token]), {"choice": "a"}).status_code == 403
+    manager = Client(enforce_csrf_checks=True)
+    manager.force_login(ManagerFactory())
+    status_url = reverse("study_status", args=[study.pk])
+    assert manager.post(status_url, {"status": "closed"}).status_code == 403
+    assert not Judgment.objects.exists()

@@ -100,17 +100,24 @@ class StudyViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
     """Studies with their systems and progress counts; managers create them, move them through
     draft → open ⇄ paused → closed, and add raters, all through the study services."""
 
-    serializer_class = s.StudySerializer
-
     def get_queryset(self) -> QuerySet:
         return selectors.study_list()
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer]:
+        # Each write has its own input; the browsable API builds its forms from these too.
+        inputs = {
+            "create": s.StudyCreateSerializer,
+            "set_status": s.StudyStatusSerializer,
+            "raters": s.StudyRatersSerializer,
+        }
+        return inputs.get(self.action, s.StudySerializer)
 
     def _study(self, study_id: int) -> Study:
         return self.get_queryset().get(pk=study_id)
 
     @extend_schema(request=s.StudyCreateSerializer, responses={201: s.StudySerializer})
     def create(self, request: Request) -> Response:
-        params = s.StudyCreateSerializer(data=request.data)
+        params = self.get_serializer(data=request.data)
         params.is_valid(raise_exception=True)
         values = dict(params.validated_data)
         gold = values.pop("gold")
@@ -130,7 +137,7 @@ class StudyViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"], url_path="status")
     def set_status(self, request: Request, pk: str | None = None) -> Response:
         study = self.get_object()
-        params = s.StudyStatusSerializer(data=request.data)
+        params = self.get_serializer(data=request.data)
         params.is_valid(raise_exception=True)
         try:
             study_set_status(study=study, status=params.validated_data["status"])
@@ -142,7 +149,7 @@ class StudyViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
     @action(detail=True, methods=["post"])
     def raters(self, request: Request, pk: str | None = None) -> Response:
         study = self.get_object()
-        params = s.StudyRatersSerializer(data=request.data)
+        params = self.get_serializer(data=request.data)
         params.is_valid(raise_exception=True)
         try:
             created = study_add_raters(study=study, **params.validated_data)

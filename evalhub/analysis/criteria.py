@@ -25,6 +25,8 @@ from evalhub.analysis.base import (
 )
 from evalhub.analysis.records import Rating
 
+EXACT_WILCOXON_MAX_N = 50
+
 
 @dataclass(frozen=True, slots=True)
 class CriterionSummary:
@@ -50,9 +52,17 @@ def wilcoxon_signed_rank(differences: Sequence[float]) -> TestResult | Insuffici
     nonzero = [d for d in differences if d != 0]
     if len(nonzero) < MIN_ITEMS:
         return Insufficient(REASON_NO_VARIATION, len(nonzero), MIN_ITEMS)
-    result = wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided")
+    # The exact null distribution needs distinct |d|; with ties (common for per-item means of
+    # 1–5 scores) scipy would fall back to a slow permutation test, so use the normal
+    # approximation with tie correction there and for large n.
+    tied = len({abs(d) for d in nonzero}) < len(nonzero)
+    method = "approx" if tied or len(nonzero) > EXACT_WILCOXON_MAX_N else "exact"
+    result = wilcoxon(nonzero, zero_method="wilcox", alternative="two-sided", method=method)
     return TestResult(
-        float(result.statistic), float(result.pvalue), len(nonzero), "Wilcoxon signed-rank"
+        float(result.statistic),
+        float(result.pvalue),
+        len(nonzero),
+        f"Wilcoxon signed-rank ({'exact' if method == 'exact' else 'normal approximation'})",
     )
 
 

@@ -22,6 +22,15 @@ def test_wilcoxon_mixed_signs_by_hand():
     assert result.p_value == pytest.approx(20 / 1024)
 
 
+def test_wilcoxon_with_tied_differences_uses_the_tie_corrected_normal_approximation():
+    # ten differences of +1: all |d| tied at rank 5.5, W− = 0.
+    # mean = n(n+1)/4 = 27.5; var = n(n+1)(2n+1)/24 − Σ(t³ − t)/48 = 96.25 − 990/48 = 75.625
+    # z = −27.5/√75.625 = −3.16228; p = 2·Φ(−3.16228) = 0.0015654
+    result = wilcoxon_signed_rank([1.0] * 10)
+    assert result.p_value == pytest.approx(0.0015654, abs=1e-6)
+    assert "normal approximation" in result.method
+
+
 def test_wilcoxon_needs_ten_items():
     assert wilcoxon_signed_rank([1.0] * 9) == Insufficient(REASON_FEW_ITEMS, 9, 10)
 

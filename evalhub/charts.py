@@ -1,0 +1,208 @@
+"""Small server-rendered SVG charts for the analysis page and the exported report.
+
+Every function returns finished markup (a ``SafeString``) in which all text that came from data
+(system names, rater names, labels) has been escaped, so model outputs or user names cannot
+inject markup. Charts carry no script and load nothing: they work in an emailed file and in PDF.
+"""
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from html import escape
+
+from django.utils.safestring import SafeString, mark_safe
+
+FONT = 'font-family="system-ui, sans-serif" font-size="12"'
+ACCENT = "#2f5bd3"
+MUTED = "#5b6475"
+LINE = "#dde1e8"
+LABEL_CHARS = 28
+
+
+@dataclass(frozen=True, slots=True)
+class Bar:
+    """One row of a bar chart; ``low``/``high`` draw a whisker when both are given."""
+
+    label: str
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+    note: str = ""
+
+
+def _shorten(label: str, limit: int = LABEL_CHARS) -> str:
+    """Labels longer than the label column get an ellipsis; the full text stays in <title>."""
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def _num(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def _svg(width: int, height: int, title: str, body: list[str]) -> SafeString:
+    # Safe because every data-derived string in body went through escape().
+    return mark_safe(
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{escape(title)}"><title>{escape(title)}</title>{"".join(body)}</svg>'
+    )
+
+
+def interval_bars(
+    bars: Sequence[Bar],
+    *,
+    title: str,
+    domain: tuple[float, float] = (0.0, 1.0),
+    reference: float | None = 0.5,
+    percent: bool = True,
+    width: int = 640,
+) -> SafeString:
+    """Horizontal bars with interval whiskers, e.g. win rates with their 95 % intervals."""
+    label_w, note_w, row_h, top = 190, 150, 26, 22
+    plot_w = width - label_w - note_w
+    height = top + row_h * max(len(bars), 1) + 24
+    lo, hi = domain
+
+    def x(v: float) -> float:
+        return label_w + (min(max(v, lo), hi) - lo) / (hi - lo) * plot_w
+
+    def fmt(v: float) -> str:
+        return f"{v * 100:.0f}%" if percent else f"{v:g}"
+
+    body = [f"<g {FONT}>"]
+    for tick in (lo, (lo + hi) / 2, hi):
+        body.append(
+            f'<text x="{_num(x(tick))}" y="14" text-anchor="middle" fill="{MUTED}">'
+            f"{escape(fmt(tick))}</text>"
+        )
+    if reference is not None:
+        body.append(
+            f'<line x1="{_num(x(reference))}" x2="{_num(x(reference))}" y1="{top - 4}" '
+            f'y2="{height - 20}" stroke="{MUTED}" stroke-dasharray="4 3"/>'
+        )
+    for i, bar in enumerate(bars):
+        y = top + i * row_h
+        body.append(
+            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">'
+            f"<title>{escape(bar.label)}</title>{escape(_shorten(bar.label))}</text>"
+        )
+        if bar.value is not None:
+            base = x(max(lo, min(0.0, hi)))
+            body.append(
+                f'<rect x="{_num(min(base, x(bar.value)))}" y="{y + 5}" '
+                f'width="{_num(abs(x(bar.value) - base))}" height="14" fill="{ACCENT}" '
+                f'fill-opacity="0.75"/>'
+            )
+        if bar.low is not None and bar.high is not None:
+            x1, x2, mid = x(bar.low), x(bar.high), y + 12
+            body.append(
+                f'<path d="M{_num(x1)} {mid}H{_num(x2)}M{_num(x1)} {mid - 6}V{mid + 6}'
+                f'M{_num(x2)} {mid - 6}V{mid + 6}" stroke="#1d2330" stroke-width="1.5" '
+                f'fill="none"/>'
+            )
+        if bar.note:
+            body.append(
+                f'<text x="{label_w + plot_w + 8}" y="{y + 16}" fill="{MUTED}">'
+                f"{escape(bar.note)}</text>"
+            )
+    body.append("</g>")
+    return _svg(width, height, title, body)
+
+
+def _cell_colour(value: float | None) -> str:
+    """Diverging scale for −1..1: red below zero, white at zero, blue above; grey when absent."""
+    if value is None or math.isnan(value):
+        return "#eceef2"
+    v = max(-1.0, min(1.0, value))
+    if v >= 0:
+        r, g, b = (int(255 - (255 - c) * v) for c in (47, 91, 211))
+    else:
+        r, g, b = (int(255 - (255 - c) * -v) for c in (192, 57, 43))
+    return f"rgb({r},{g},{b})"
+
+
+def heatmap(
+    labels: Sequence[str],
+    values: dict[tuple[int, int], float | None],
+    *,
+    title: str,
+    cell: int = 34,
+) -> SafeString:
+    """A symmetric matrix (e.g. Cohen's κ per pair of raters); missing cells are grey."""
+    n = len(labels)
+    left, top = 130, 110
+    width, height = left + n * cell + 10, top + n * cell + 10
+    body = [f"<g {FONT}>"]
+    for i, label in enumerate(labels):
+        body.append(
+            f'<text x="{left - 6}" y="{top + i * cell + cell / 2 + 4:.1f}" '
+            f'text-anchor="end">{escape(_shorten(label, 18))}</text>'
+        )
+        cx = left + i * cell + cell / 2
+        body.append(
+            f'<text transform="translate({cx:.1f},{top - 6}) rotate(-45)">'
+            f"{escape(_shorten(label, 18))}</text>"
+        )
+    for i in range(n):
+        for j in range(n):
+            value = 1.0 if i == j else values.get((i, j), values.get((j, i)))
+            body.append(
+                f'<rect x="{left + j * cell}" y="{top + i * cell}" width="{cell - 2}" '
+                f'height="{cell - 2}" fill="{_cell_colour(value)}"/>'
+            )
+            if value is not None and i != j:
+                colour = "#fff" if abs(value) > 0.55 else "#1d2330"
+                body.append(
+                    f'<text x="{left + j * cell + cell / 2 - 1:.1f}" '
+                    f'y="{top + i * cell + cell / 2 + 3:.1f}" text-anchor="middle" '
+                    f'font-size="10" fill="{colour}">{value:.2f}</text>'
+                )
+    body.append("</g>")
+    return _svg(width, height, title, body)
+
+
+def scatter(
+    points: Sequence[tuple[float, float]],
+    *,
+    title: str,
+    x_label: str,
+    y_label: str,
+    width: int = 300,
+    height: int = 220,
+) -> SafeString:
+    """Points with both axes through zero, for metric difference against human preference."""
+    left, right, top, bottom = 40, 10, 14, 34
+    plot_w, plot_h = width - left - right, height - top - bottom
+    xs = [p[0] for p in points] or [0.0]
+    ys = [p[1] for p in points] or [0.0]
+    x_span = max(abs(min(xs)), abs(max(xs))) or 1.0
+    y_span = max(abs(min(ys)), abs(max(ys))) or 1.0
+
+    def sx(v: float) -> float:
+        return left + (v + x_span) / (2 * x_span) * plot_w
+
+    def sy(v: float) -> float:
+        return top + (y_span - v) / (2 * y_span) * plot_h
+
+    body = [
+        f"<g {FONT}>",
+        f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
+        f'stroke="{LINE}"/>',
+        f'<line x1="{left}" x2="{left + plot_w}" y1="{_num(sy(0))}" y2="{_num(sy(0))}" '
+        f'stroke="{LINE}"/>',
+        f'<line x1="{_num(sx(0))}" x2="{_num(sx(0))}" y1="{top}" y2="{top + plot_h}" '
+        f'stroke="{LINE}"/>',
+    ]
+    for px, py in points:
+        body.append(
+            f'<circle cx="{_num(sx(px))}" cy="{_num(sy(py))}" r="2.5" fill="{ACCENT}" '
+            f'fill-opacity="0.45"/>'
+        )
+    body += [
+        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" '
+        f'fill="{MUTED}">{escape(x_label)} (±{x_span:.2g})</text>',
+        f'<text transform="translate(12,{top + plot_h / 2:.1f}) rotate(-90)" '
+        f'text-anchor="middle" fill="{MUTED}">{escape(y_label)} (±{y_span:.2g})</text>',
+        "</g>",
+    ]
+    return _svg(width, height, title, body)

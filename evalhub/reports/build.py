@@ -1,0 +1,343 @@
+"""``report_build``: the one place that reads the database for a report.
+
+It unblinds every judgment (a rater's "A" is the output the assignment showed on the left),
+hands plain records to ``evalhub.analysis`` and gathers the provenance a reader needs to trust
+the numbers: study, run and hyperparameters, dataset and its content hash, base model, BERTScore
+encoder, software versions and when the report was made. Reads use ``values_list`` and
+iterators, never per-row model access, so a study of 100,000 judgments stays fast.
+"""
+
+import dataclasses
+from collections import defaultdict
+from datetime import datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from django.db.models import Q
+from django.db.models.functions import Length
+from django.utils import timezone
+
+from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, THRESHOLDS
+from evalhub.analysis.ranking import BT_RESAMPLES
+from evalhub.analysis.records import A, B, Rating
+from evalhub.analysis.summary import analyse_study
+from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study, SystemKind
+from evalhub.reports.unblind import unblind_choice, unblind_scores
+from trainer.models import FineTuneRun, RunMetric
+
+SCHEMA = "evalhub.report/1"
+METRIC_NAMES = (
+    "rouge1",
+    "rouge2",
+    "rougeL",
+    "bertscore_precision",
+    "bertscore_recall",
+    "bertscore_f1",
+)
+# Pairs read "adapter vs base": the newer kind of system is the one whose win rate is shown.
+KIND_ORDER = {SystemKind.ADAPTER: 0, SystemKind.IMPORTED: 1, SystemKind.BASE: 2}
+PROMPT_EXCERPT_CHARS = 240
+SOFTWARE = ("django", "numpy", "scipy", "statsmodels", "krippendorff", "choix")
+
+
+def report_build(
+    study: Study,
+    *,
+    include_judgments: bool = True,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    bt_resamples: int = BT_RESAMPLES,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Everything a report shows, as a JSON-serialisable dict.
+
+    ``include_judgments`` adds the raw, unblinded ``comparisons`` and ``judgments`` tables (the
+    CSV and JSON exports need them; the analysis page does not)."""
+    systems = list(study.systems.select_related("base_model", "run").order_by("name"))
+    comparisons = _comparisons(study)
+    outputs = _outputs(study)
+    ratings, judgment_rows = _judgments(study, comparisons, outputs)
+    order = sorted(
+        {c["system_a"] for c in comparisons.values()}
+        | {c["system_b"] for c in comparisons.values()}
+        | {s.name for s in systems},
+        key=lambda name: (KIND_ORDER.get(_kind(systems, name), 3), name),
+    )
+    analysis = analyse_study(
+        ratings,
+        systems=order,
+        criteria=list(study.criteria or []),
+        item_metrics=_item_metrics(comparisons),
+        seed=study.seed,
+        resamples=resamples,
+        bt_resamples=bt_resamples,
+    )
+    result = dataclasses.asdict(analysis)
+    _describe_disagreements(result["metrics"], comparisons)
+    run = study.run or next((s.run for s in systems if s.run_id), None)
+    report: dict[str, Any] = {
+        "schema": SCHEMA,
+        "generated_at": (now or timezone.now()).isoformat(timespec="seconds"),
+        "study": _study_block(study, systems, comparisons, len(ratings)),
+        "run": _run_block(run) if run else None,
+        "dataset": _dataset_block(run, comparisons),
+        "base_model": _base_model_block(run, systems),
+        "bertscore_encoders": sorted({o["encoder"] for o in outputs.values() if o["encoder"]}),
+        "metrics_available": [m["metric"] for m in result["metrics"]],
+        "systems_order": order,
+        "thresholds": dict(THRESHOLDS, bradley_terry_resamples=bt_resamples),
+        "software": _software(),
+        "analysis": result,
+    }
+    if include_judgments:
+        report["comparisons"] = [_public_comparison(c) for c in comparisons.values()]
+        report["judgments"] = judgment_rows
+    return report
+
+
+def _kind(systems: list, name: str) -> str | None:
+    return next((s.kind for s in systems if s.name == name), None)
+
+
+def _comparisons(study: Study) -> dict[int, dict[str, Any]]:
+    rows = Comparison.objects.filter(study=study).order_by("id")
+    return {
+        cid: {
+            "comparison": cid,
+            "prompt": prompt_id,
+            "output_a": a,
+            "output_b": b,
+            "is_gold": is_gold,
+            "gold_answer": gold or None,
+        }
+        for cid, prompt_id, a, b, is_gold, gold in rows.values_list(
+            "id", "prompt_id", "output_a_id", "output_b_id", "is_gold", "gold_answer"
+        ).iterator(chunk_size=5000)
+    }
+
+
+def _outputs(study: Study) -> dict[int, dict[str, Any]]:
+    comparisons = Comparison.objects.filter(study=study)
+    query = (
+        Output.objects.filter(
+            Q(pk__in=comparisons.values("output_a")) | Q(pk__in=comparisons.values("output_b"))
+        )
+        .annotate(chars=Length("text"))
+        .values_list("id", "system__name", "token_count", "chars", "metrics", "metrics_encoder")
+    )
+    return {
+        oid: {
+            "system": system,
+            "tokens": tokens,
+            "chars": chars,
+            "metrics": _numeric(metrics),
+            "encoder": encoder,
+        }
+        for oid, system, tokens, chars, metrics, encoder in query.iterator(chunk_size=5000)
+    }
+
+
+def _numeric(metrics: Any) -> dict[str, float]:
+    if not isinstance(metrics, dict):
+        return {}
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if k in METRIC_NAMES and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def _judgments(
+    study: Study, comparisons: dict[int, dict[str, Any]], outputs: dict[int, dict[str, Any]]
+) -> tuple[list[Rating], list[dict[str, Any]]]:
+    for c in comparisons.values():
+        out_a, out_b = outputs[c["output_a"]], outputs[c["output_b"]]
+        c["system_a"], c["system_b"] = out_a["system"], out_b["system"]
+        c["metrics_a"], c["metrics_b"] = out_a["metrics"], out_b["metrics"]
+        # Token counts when both are known, so both lengths are in the same unit.
+        use_tokens = out_a["tokens"] is not None and out_b["tokens"] is not None
+        c["length_unit"] = "tokens" if use_tokens else "characters"
+        c["length_a"] = out_a["tokens"] if use_tokens else out_a["chars"]
+        c["length_b"] = out_b["tokens"] if use_tokens else out_b["chars"]
+        gold = c["gold_answer"]
+        c["gold"] = {A: c["system_a"], B: c["system_b"]}.get(gold, gold)
+    query = (
+        Judgment.objects.filter(assignment__comparison__study=study)
+        .order_by("id")
+        .values_list(
+            "id",
+            "assignment__comparison_id",
+            "assignment__left_output_id",
+            "assignment__rater__username",
+            "choice",
+            "criterion_scores",
+            "time_on_task_ms",
+            "flagged",
+            "flag_reason",
+            "comment",
+            "revisions",
+            "created_at",
+            "updated_at",
+        )
+    )
+    ratings: list[Rating] = []
+    rows: list[dict[str, Any]] = []
+    for (jid, cid, left_id, rater, choice, scores, time_ms, flagged, reason, comment, revisions,
+         created, updated) in query.iterator(chunk_size=5000):  # fmt: skip
+        c = comparisons[cid]
+        left_is_a = left_id == c["output_a"]
+        verdict = unblind_choice(choice, left_is_a=left_is_a)
+        pairs = unblind_scores(scores, left_is_a=left_is_a)
+        ratings.append(
+            Rating(
+                item=cid,
+                rater=rater,
+                system_a=c["system_a"],
+                system_b=c["system_b"],
+                verdict=verdict,
+                left=A if left_is_a else B,
+                scores=pairs,
+                time_ms=time_ms,
+                length_a=c["length_a"],
+                length_b=c["length_b"],
+                gold=c["gold_answer"],
+                flagged=flagged,
+            )
+        )
+        rows.append(
+            {
+                "judgment": jid,
+                "comparison": cid,
+                "rater": rater,
+                "shown_left": c["system_a"] if left_is_a else c["system_b"],
+                "verdict": verdict,
+                "choice": {A: c["system_a"], B: c["system_b"]}.get(verdict, verdict),
+                "scores": {k: {A: a, B: b} for k, (a, b) in pairs.items()},
+                "time_on_task_ms": time_ms,
+                "flagged": flagged,
+                "flag_reason": reason,
+                "comment": comment,
+                "revisions": revisions,
+                "created_at": created.isoformat(),
+                "updated_at": updated.isoformat(),
+            }
+        )
+    return ratings, rows
+
+
+def _item_metrics(
+    comparisons: dict[int, dict[str, Any]],
+) -> dict[str, dict[int, tuple[float | None, float | None]]]:
+    values: dict[str, dict[int, tuple[float | None, float | None]]] = defaultdict(dict)
+    for cid, c in comparisons.items():
+        for metric in METRIC_NAMES:
+            a, b = c["metrics_a"].get(metric), c["metrics_b"].get(metric)
+            if a is not None or b is not None:
+                values[metric][cid] = (a, b)
+    return {m: values[m] for m in METRIC_NAMES if m in values}
+
+
+def _describe_disagreements(metrics: list[dict], comparisons: dict[int, dict[str, Any]]) -> None:
+    """Give each listed disagreement its systems and the start of its prompt."""
+    ids = {d["item"] for m in metrics for d in m["disagreements"]}
+    prompts = {c["prompt"] for cid, c in comparisons.items() if cid in ids}
+    texts = {p.pk: p.text for p in Prompt.objects.filter(pk__in=prompts).only("messages")}
+    for m in metrics:
+        for d in m["disagreements"]:
+            c = comparisons[d["item"]]
+            d["system_a"], d["system_b"] = c["system_a"], c["system_b"]
+            d["prompt_excerpt"] = texts.get(c["prompt"], "")[:PROMPT_EXCERPT_CHARS]
+
+
+def _public_comparison(c: dict[str, Any]) -> dict[str, Any]:
+    keys = ("comparison", "prompt", "system_a", "system_b", "output_a", "output_b", "is_gold")
+    return {
+        **{k: c[k] for k in keys},
+        "gold": c["gold"],
+        "length_unit": c["length_unit"],
+        "length_a": c["length_a"],
+        "length_b": c["length_b"],
+        "metrics_a": c["metrics_a"],
+        "metrics_b": c["metrics_b"],
+    }
+
+
+def _study_block(
+    study: Study, systems: list, comparisons: dict[int, dict[str, Any]], judgments: int
+) -> dict[str, Any]:
+    assignments = Assignment.objects.filter(comparison__study=study).count()
+    return {
+        "id": study.pk,
+        "name": study.name,
+        "status": study.status,
+        "criteria": list(study.criteria or []),
+        "overlap": study.overlap,
+        "seed": study.seed,
+        "created_at": study.created_at.isoformat(timespec="seconds"),
+        "systems": [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "base_model": s.base_model.name if s.base_model else None,
+                "run": s.run_id,
+                "decoding": s.decoding,
+            }
+            for s in systems
+        ],
+        "comparisons": len(comparisons),
+        "gold_comparisons": sum(c["is_gold"] for c in comparisons.values()),
+        "assignments": assignments,
+        "judgments": judgments,
+        "completion": judgments / assignments if assignments else None,
+    }
+
+
+def _run_block(run: FineTuneRun) -> dict[str, Any]:
+    curves: dict[str, list[list[float]]] = {"train": [], "validation": []}
+    points = RunMetric.objects.filter(run=run).order_by("step").values_list("kind", "step", "loss")
+    for kind, step, loss in points:
+        curves.setdefault(kind, []).append([step, loss])
+    return {
+        "id": run.pk,
+        "name": run.name,
+        "status": run.status,
+        "hyperparameters": run.hyperparameters,
+        "dataset_hash": run.dataset_hash,
+        "steps": run.step,
+        "total_steps": run.total_steps,
+        "best_val_loss": run.best_val_loss,
+        "best_step": run.best_step,
+        "early_stopped": run.early_stopped,
+        "wall_seconds": run.wall_seconds,
+        "trainable_params": run.trainable_params,
+        "total_params": run.total_params,
+        "environment": run.environment,
+        "loss_curves": curves,
+    }
+
+
+def _dataset_block(run: FineTuneRun | None, comparisons: dict[int, dict[str, Any]]) -> Any:
+    if run is not None:
+        dataset = run.dataset
+    else:
+        first = next(iter(comparisons.values()), None)
+        if first is None:
+            return None
+        dataset = Prompt.objects.select_related("dataset").get(pk=first["prompt"]).dataset
+    return {"id": dataset.pk, "name": dataset.name, "content_hash": dataset.content_hash}
+
+
+def _base_model_block(run: FineTuneRun | None, systems: list) -> dict[str, Any] | None:
+    model = run.base_model if run else next((s.base_model for s in systems if s.base_model), None)
+    if model is None:
+        return None
+    return {"name": model.name, "source": model.source, "parameters": model.parameter_count}
+
+
+def _software() -> dict[str, str]:
+    versions = {}
+    for package in SOFTWARE:
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "unknown"
+    return versions

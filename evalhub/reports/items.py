@@ -1,0 +1,57 @@
+"""One item (comparison) of a study, unblinded, for the analysis drill-down."""
+
+from typing import Any
+
+from evalhub.analysis.records import A, B
+from evalhub.models import Comparison, Judgment
+from evalhub.reports.build import METRIC_NAMES
+from evalhub.reports.unblind import unblind_choice, unblind_scores
+
+
+def item_detail(comparison: Comparison) -> dict[str, Any]:
+    """The prompt, both outputs with their systems and metric values, and every judgment with
+    its verdict and scores in terms of systems, never of sides."""
+    out_a, out_b = comparison.output_a, comparison.output_b
+    names = {A: out_a.system.name, B: out_b.system.name}
+    judgments = (
+        Judgment.objects.filter(assignment__comparison=comparison)
+        .select_related("assignment__rater")
+        .order_by("assignment__rater__username")
+    )
+    rows = []
+    for j in judgments:
+        left_is_a = j.assignment.left_output_id == out_a.pk
+        verdict = unblind_choice(j.choice, left_is_a=left_is_a)
+        scores = unblind_scores(j.criterion_scores, left_is_a=left_is_a)
+        rows.append(
+            {
+                "rater": j.assignment.rater.username,
+                "shown_left": names[A] if left_is_a else names[B],
+                "verdict": verdict,
+                "choice": names.get(verdict, verdict.replace("_", " ")),
+                "scores": [{"criterion": k, "a": a, "b": b} for k, (a, b) in scores.items()],
+                "time_on_task_ms": j.time_on_task_ms,
+                "flagged": j.flagged,
+                "flag_reason": j.flag_reason,
+                "comment": j.comment,
+                "revisions": j.revisions,
+                "updated_at": j.updated_at,
+            }
+        )
+    metrics = [
+        {"metric": m, "a": out_a.metrics.get(m), "b": out_b.metrics.get(m)}
+        for m in METRIC_NAMES
+        if m in out_a.metrics or m in out_b.metrics
+    ]
+    return {
+        "comparison": comparison,
+        "prompt": comparison.prompt,
+        "gold": names.get(comparison.gold_answer, comparison.gold_answer) or None,
+        "outputs": [
+            {"side": A, "output": out_a, "system": names[A]},
+            {"side": B, "output": out_b, "system": names[B]},
+        ],
+        "metrics": metrics,
+        "encoders": sorted({o.metrics_encoder for o in (out_a, out_b) if o.metrics_encoder}),
+        "judgments": rows,
+    }

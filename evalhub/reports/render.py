@@ -1,0 +1,62 @@
+"""Renderers: each turns the dict from ``report_build`` into one downloadable file."""
+
+import json
+from typing import Any
+
+from django.template.loader import render_to_string
+
+from evalhub.reports.csv_export import render_csv
+from evalhub.reports.figures import report_figures
+
+REPORT_FORMATS = ("html", "pdf", "csv", "json")
+CONTENT_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "pdf": "application/pdf",
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+}
+PDF_UNAVAILABLE = (
+    "PDF export needs WeasyPrint and its system libraries (Pango): {error}. On Debian or "
+    "Ubuntu: apt-get install libpango-1.0-0 libpangoft2-1.0-0"
+)
+UNKNOWN_FORMAT = "Unknown report format {fmt!r}; choose one of html, pdf, csv, json."
+
+
+class ReportError(Exception):
+    """A report cannot be produced in the requested format; the message says why."""
+
+
+def report_context(report: dict[str, Any], *, link_items: bool) -> dict[str, Any]:
+    """What the report's template parts need: the dict and the charts drawn from it."""
+    return {"report": report, "figures": report_figures(report), "link_items": link_items}
+
+
+def render_html(report: dict[str, Any], *, for_print: bool = False) -> str:
+    """One self-contained page: inline CSS and SVG, no script, nothing fetched."""
+    context = report_context(report, link_items=False)
+    context["for_print"] = for_print
+    return render_to_string("evalhub/report_export.html", context)
+
+
+def render_pdf(report: dict[str, Any]) -> bytes:
+    try:
+        import weasyprint
+    except (ImportError, OSError) as error:  # OSError: WeasyPrint found no Pango
+        raise ReportError(PDF_UNAVAILABLE.format(error=error)) from error
+    return weasyprint.HTML(string=render_html(report, for_print=True)).write_pdf()
+
+
+def render_json(report: dict[str, Any]) -> str:
+    return json.dumps(report, ensure_ascii=False, allow_nan=False)
+
+
+def report_render(report: dict[str, Any], fmt: str) -> bytes:
+    if fmt == "html":
+        return render_html(report).encode()
+    if fmt == "pdf":
+        return render_pdf(report)
+    if fmt == "csv":
+        return render_csv(report).encode()
+    if fmt == "json":
+        return render_json(report).encode()
+    raise ReportError(UNKNOWN_FORMAT.format(fmt=fmt))

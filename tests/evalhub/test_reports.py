@@ -1,0 +1,191 @@
+import csv
+import io
+import json
+from html.parser import HTMLParser
+
+import pytest
+
+from evalhub.reports.build import report_build
+from evalhub.reports.csv_export import neutralise
+from evalhub.reports.render import (
+    PDF_UNAVAILABLE,
+    ReportError,
+    render_csv,
+    render_html,
+    render_json,
+    render_pdf,
+)
+from tests.evalhub.report_fixtures import (
+    ADAPTER_WIN_RATE,
+    FORMULA_COMMENT,
+    HOSTILE_OUTPUT,
+    HOSTILE_SYSTEM,
+    build_study,
+)
+
+
+@pytest.fixture
+def report(db):
+    return report_build(build_study(), resamples=300, bt_resamples=50)
+
+
+class _Collector(HTMLParser):
+    """Every element's tag and attributes, and every numbered span's key and value."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def _parse(html: str) -> _Collector:
+    parser = _Collector()
+    parser.feed(html)
+    return parser
+
+
+def _lookup(data, key: str):
+    for part in key.split("."):
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
+def test_report_unblinds_judgments_through_the_left_output(report):
+    pair = report["analysis"]["pairs"][0]
+    assert (pair["system"], pair["opponent"]) == ("adapter-r16", HOSTILE_SYSTEM)
+    assert (pair["wins"], pair["losses"], pair["ties"], pair["both_bad"]) == (16, 6, 1, 1)
+    assert pair["win_rate"] == pytest.approx(ADAPTER_WIN_RATE)
+    criterion = report["analysis"]["criteria"][0]
+    # adapter scored 4, base 2 in every judgment, whichever side it was shown on
+    assert criterion["mean_difference"] == pytest.approx(2.0)
+
+
+def test_report_carries_provenance(report):
+    assert report["study"]["name"] == "report-study"
+    assert report["run"]["name"] == "qlora-r16"
+    assert report["run"]["hyperparameters"]["rank"] == 16
+    assert report["run"]["loss_curves"]["train"] == [[10, 2.0], [20, 1.5], [30, 1.2]]
+    assert report["dataset"] == {
+        "id": report["dataset"]["id"],
+        "name": "support-tickets",
+        "content_hash": "ab" * 32,
+    }
+    assert report["base_model"]["name"] == "smollm2-135m"
+    assert report["bertscore_encoders"] == ["all-MiniLM-L6-v2"]
+    assert report["generated_at"]
+    assert report["thresholds"]["min_items"] == 10
+
+
+def test_json_export_round_trips_the_report(report):
+    assert json.loads(render_json(report)) == json.loads(json.dumps(report))
+
+
+def test_html_and_json_carry_the_same_numbers(report):
+    data = json.loads(render_json(report))
+    tags = _parse(render_html(report)).tags
+    numbered = [attrs for _, attrs in tags if "data-key" in attrs]
+    keys = {attrs["data-key"] for attrs in numbered}
+    assert {"analysis.pairs.0.win_rate", "analysis.pairs.0.wilson", "study.judgments"} <= keys
+    for attrs in numbered:
+        value = _lookup(data, attrs["data-key"])
+        if "data-insufficient" in attrs:
+            assert value["insufficient"] is True
+        elif "data-low" in attrs:
+            assert json.loads(attrs["data-low"]) == value["low"]
+            assert json.loads(attrs["data-high"]) == value["high"]
+        else:
+            assert json.loads(attrs["data-value"]) == value
+    win_rate = next(a for a in numbered if a["data-key"] == "analysis.pairs.0.win_rate")
+    assert json.loads(win_rate["data-value"]) == pytest.approx(ADAPTER_WIN_RATE)
+
+
+def test_html_shows_the_rounded_win_rate(report):
+    assert f"{ADAPTER_WIN_RATE * 100:.1f}%" in render_html(report)
+
+
+def test_html_export_is_self_contained(report):
+    tags = _parse(render_html(report)).tags
+    names = {tag for tag, _ in tags}
+    assert "script" not in names and "link" not in names and "img" not in names
+    for _, attrs in tags:
+        for name in ("src", "href"):
+            assert not (attrs.get(name) or "").startswith(("http", "//", "/")), attrs
+    assert "<svg" in render_html(report)
+
+
+def test_hostile_text_is_inert_in_html(report):
+    html = render_html(report)
+    for tag, attrs in _parse(html).tags:
+        assert tag not in {"script", "img", "b", "i"}
+        assert not any(name.startswith("on") for name in attrs), (tag, attrs)
+    assert "&lt;b onmouseover=" in html  # the system name, escaped
+
+
+def test_csv_has_one_row_per_judgment_with_unblinded_choices(report):
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    assert len(rows) == 24 == len(report["judgments"])
+    winners = [r["choice"] for r in rows]
+    assert winners.count("adapter-r16") == 16
+    assert winners.count(HOSTILE_SYSTEM) == 6
+    assert (winners.count("tie"), winners.count("both_bad")) == (1, 1)
+    first = rows[0]
+    assert first["system_a"] == HOSTILE_SYSTEM and first["system_b"] == "adapter-r16"
+    # scores are stored per output: base (a) 2, adapter (b) 4 on every row
+    assert {(r["correctness_a"], r["correctness_b"]) for r in rows} == {("2", "4")}
+    assert first["a_rouge1"] == "0.0" and first["b_bertscore_f1"] == "0.85"
+
+
+def test_csv_neutralises_formula_injection(report):
+    text = render_csv(report)
+    rows = list(csv.reader(io.StringIO(text)))
+    header, body = rows[0], rows[1:]
+    assert "'=tone_a" in header
+    cells = [cell for row in body for cell in row]
+    assert "'" + FORMULA_COMMENT in cells
+    assert "'-1 bad prompt" in cells
+    assert "'@bob" in cells
+    assert not any(c.startswith(("=", "+", "@", "\t", "\r")) for c in cells)
+    # numbers are not touched
+    assert neutralise(-0.5) == -0.5
+
+
+@pytest.mark.parametrize("cell", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"])
+def test_neutralise_prefixes_an_apostrophe(cell):
+    assert neutralise(cell) == "'" + cell
+
+
+def test_pdf_opens_and_is_paginated(report):
+    import weasyprint
+
+    pdf = render_pdf(report)
+    assert pdf.startswith(b"%PDF") and len(pdf) > 1000
+    document = weasyprint.HTML(string=render_html(report, for_print=True)).render()
+    assert len(document.pages) >= 2
+
+
+def test_pdf_fails_with_a_clear_message_without_weasyprint(report, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_pango(name, *args, **kwargs):
+        if name == "weasyprint":
+            raise OSError("cannot load library 'libpango-1.0-0'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pango)
+    with pytest.raises(ReportError) as error:
+        render_pdf(report)
+    assert str(error.value) == PDF_UNAVAILABLE.format(error="cannot load library 'libpango-1.0-0'")
+
+
+def test_hostile_output_never_appears_raw_in_the_report(report):
+    assert HOSTILE_OUTPUT not in render_html(report)
+
+
+def test_html_draws_the_runs_loss_curves(report):
+    html = render_html(report)
+    section = html[html.index('id="loss"') :]
+    assert "<svg" in section and "train loss" in section and "validation loss" in section

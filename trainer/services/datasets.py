@@ -1,0 +1,229 @@
+"""dataset_import: the only code that writes datasets and their examples."""
+
+import os
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils.text import get_valid_filename
+
+from trainer.datasets import (
+    AUTO,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_RATIOS,
+    DatasetError,
+    Issue,
+    PreparedDataset,
+    ReadOptions,
+    prepare_dataset,
+)
+from trainer.datasets.normalise import TokenCounter
+from trainer.models import Dataset, Example
+
+NAME_TAKEN = "a dataset named {name!r} already exists; choose another name"
+INVALID_NAME = (
+    "dataset name {name!r} must be 1-100 letters, digits, '-' or '_' (it appears in URLs)"
+)
+# /datasets/upload/ would hide the detail page of a dataset with this name.
+RESERVED_NAME = "dataset name {name!r} is reserved; choose another name"
+REFUSED_ERRORS = "refused: {n} lint error(s); nothing was stored"
+REFUSED_STRICT = "refused in strict mode: {n} lint warning(s); nothing was stored"
+CUSTOM_TOKENIZER = "custom"
+
+RESERVED_NAMES = frozenset({"upload"})
+_SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,100}$")
+BATCH_SIZE = 1000
+
+
+class DatasetNameError(ValueError):
+    """The name is invalid, reserved or already taken."""
+
+
+@dataclass
+class DatasetImportResult:
+    name: str
+    prepared: PreparedDataset
+    dataset: Dataset | None
+    refused: str = ""
+
+    @property
+    def imported(self) -> bool:
+        return self.dataset is not None
+
+    @property
+    def issues(self) -> list[Issue]:
+        return self.prepared.issues
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return self.prepared.counts
+
+    def report(self) -> dict:
+        """The report as the command's ``--json`` prints it."""
+        return {
+            "dataset": self.name,
+            "counts": dict(self.counts),
+            "issues": [issue.as_dict() for issue in self.issues],
+        }
+
+
+def dataset_name_check(name: str) -> None:
+    if not _SLUG.match(name):
+        raise DatasetNameError(INVALID_NAME.format(name=name))
+    if name.lower() in RESERVED_NAMES:
+        raise DatasetNameError(RESERVED_NAME.format(name=name))
+    if Dataset.objects.filter(name=name).exists():
+        raise DatasetNameError(NAME_TAKEN.format(name=name))
+
+
+def dataset_import(
+    *,
+    path: str | Path,
+    name: str,
+    format: str = AUTO,
+    split: Sequence[float] = DEFAULT_RATIOS,
+    seed: int = 0,
+    strict: bool = False,
+    count_tokens: TokenCounter | None = None,
+    tokenizer: str | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    prompt_column: str = "prompt",
+    response_column: str = "response",
+    source_filename: str | None = None,
+    created_by: AbstractBaseUser | None = None,
+) -> DatasetImportResult:
+    """Read, lint and split the file, then store the dataset and its examples in one
+    transaction, or store nothing when lint refuses it (errors; warnings too when ``strict``).
+
+    Raises ``DatasetNameError`` for a bad or taken name, ``DatasetError`` for unusable input
+    and ``InvalidSplit`` for bad ratios; in every case nothing is stored.
+    """
+    dataset_name_check(name)
+    if count_tokens is not None and not tokenizer:
+        tokenizer = CUSTOM_TOKENIZER
+    prepared = prepare_dataset(
+        path,
+        options=ReadOptions(
+            format=format, prompt_column=prompt_column, response_column=response_column
+        ),
+        ratios=split,
+        seed=seed,
+        count_tokens=count_tokens,
+        tokenizer=tokenizer,
+        max_tokens=max_tokens,
+    )
+    result = DatasetImportResult(name=name, prepared=prepared, dataset=None)
+    if prepared.errors:
+        result.refused = REFUSED_ERRORS.format(n=prepared.errors)
+    elif strict and prepared.warnings:
+        result.refused = REFUSED_STRICT.format(n=prepared.warnings)
+    else:
+        filename = (source_filename or Path(path).name)[:255]
+        result.dataset = _store(name=name, prepared=prepared, filename=filename, user=created_by)
+    return result
+
+
+# Only the writes are one transaction: reading and linting a large file takes a while, and on
+# SQLite (IMMEDIATE transactions) holding the write lock that long would stall every rater.
+@transaction.atomic
+def _store(
+    *, name: str, prepared: PreparedDataset, filename: str, user: AbstractBaseUser | None
+) -> Dataset:
+    try:
+        with transaction.atomic():
+            dataset = Dataset.objects.create(
+                name=name,
+                source_filename=filename,
+                format=prepared.format,
+                content_hash=prepared.content_hash,
+                split_ratios=list(prepared.ratios),
+                seed=prepared.seed,
+                lint_report=[issue.as_dict() for issue in prepared.issues],
+                lint_errors=prepared.errors,
+                lint_warnings=prepared.warnings,
+                tokenizer=prepared.tokenizer[:255],
+                created_by=user,
+            )
+    except IntegrityError:
+        # Another import took the name between the check and this insert.
+        raise DatasetNameError(NAME_TAKEN.format(name=name)) from None
+    Example.objects.bulk_create(
+        (
+            Example(
+                dataset=dataset,
+                index=example.index,
+                source_line=example.line,
+                messages=example.messages,
+                split=example.split,
+                content_hash=example.content_hash,
+                token_count=example.token_count,
+            )
+            for example in prepared.examples
+        ),
+        batch_size=BATCH_SIZE,
+    )
+    return dataset
+
+
+def dataset_import_upload(
+    *,
+    upload: UploadedFile,
+    name: str,
+    format: str = AUTO,
+    split: Sequence[float] = DEFAULT_RATIOS,
+    seed: int = 0,
+    strict: bool = False,
+    prompt_column: str = "prompt",
+    response_column: str = "response",
+    created_by: AbstractBaseUser | None = None,
+) -> DatasetImportResult:
+    """Import an uploaded file. It is streamed to disk in chunks, and kept as
+    ``MEDIA_ROOT/datasets/<name>/<filename>`` only when the import succeeds."""
+    dataset_name_check(name)
+    filename = _safe_filename(upload.name)
+    incoming = Path(settings.MEDIA_ROOT) / "datasets" / ".incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    # The suffix matters: .csv and .tsv help format detection.
+    handle, temporary = tempfile.mkstemp(dir=incoming, suffix=Path(filename).suffix)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            for chunk in upload.chunks():
+                out.write(chunk)
+        result = dataset_import(
+            path=temporary,
+            name=name,
+            format=format,
+            split=split,
+            seed=seed,
+            strict=strict,
+            prompt_column=prompt_column,
+            response_column=response_column,
+            source_filename=filename,
+            created_by=created_by,
+        )
+    except DatasetError as error:
+        # Name the file the user uploaded, not the temporary copy.
+        error.file = filename
+        raise
+    else:
+        if result.imported:
+            kept = Path(settings.MEDIA_ROOT) / "datasets" / name / filename
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(temporary, kept)
+        return result
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+def _safe_filename(name: str | None) -> str:
+    try:
+        return get_valid_filename(Path(name or "").name)[:200]
+    except SuspiciousFileOperation:
+        return "upload"

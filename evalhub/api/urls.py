@@ -8,6 +8,7 @@ from rest_framework.routers import APIRootView, DefaultRouter
 from evalhub.api import rater_views, views
 from evalhub.api.auth import ObtainTokenView
 from evalhub.api.permissions import AUTHENTICATION_CLASSES
+from evalhub.api.report_views import StudyReportView
 
 
 class ApiRootView(APIRootView):
@@ -40,5 +41,6 @@ urlpatterns = [
         SpectacularSwaggerView.as_view(url_name="api_schema", **_logged_in),
         name="api_docs",
     ),
+    path("studies/<int:pk>/report/", StudyReportView.as_view(), name="api_study_report"),
     path("", include(router.urls)),
 ]

@@ -19,6 +19,12 @@ EXPECTED_PATHS = {
     "/api/judgments/{id}/",
     "/api/assignments/",
     "/api/assignments/{token}/",
+    "/api/assignments/{token}/judgment/",
+    "/api/studies/",
+    "/api/studies/{id}/",
+    "/api/studies/{id}/status/",
+    "/api/studies/{id}/raters/",
+    "/api/studies/{id}/report/",
 }
 
 

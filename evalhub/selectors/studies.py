@@ -38,6 +38,10 @@ class RaterStats:
         return round(100 * self.done / self.assigned) if self.assigned else 0
 
     @property
+    def median_time_s(self) -> float | None:
+        return self.median_time_ms / 1000 if self.median_time_ms is not None else None
+
+    @property
     def gold_accuracy(self) -> float | None:
         return self.gold_correct / self.gold_judged if self.gold_judged else None
 

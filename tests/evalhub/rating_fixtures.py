@@ -46,8 +46,8 @@ def run_with_outputs(prompts: int = 4, run_name: str = "zebra-run") -> RunOutput
         prompt = PromptFactory(
             dataset=dataset, messages=[{"role": "user", "content": f"Question number {i}?"}]
         )
-        OutputFactory(system=base, prompt=prompt, text=f"plain answer {i}")
-        OutputFactory(system=adapter, prompt=prompt, text=f"tuned answer {i}")
+        OutputFactory(system=base, prompt=prompt, text=f"An answer to question {i}.")
+        OutputFactory(system=adapter, prompt=prompt, text=f"Another answer to question {i}.")
         made.append(prompt)
     return RunOutputs(run=run, base=base, adapter=adapter, prompts=made)
 

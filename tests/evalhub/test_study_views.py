@@ -73,7 +73,7 @@ def test_the_detail_page_shows_progress_gold_accuracy_and_median_time(manager_cl
         judgment_submit(assignment=assignment, rater=rater, choice=choice, time_on_task_ms=1500)
     html = manager_client.get(reverse("study_detail", args=[study.pk])).content.decode()
     assert rater.username in html
-    assert "1 of 1 (100%)" in html and "1500 ms" in html and "2 of 2" in html
+    assert "1 of 1 (100%)" in html and "1.5 s" in html and "2 of 2" in html
 
 
 def test_status_buttons_are_post_forms_that_move_the_study(manager_client):

@@ -326,6 +326,15 @@ def test_no_control_characters_beyond_the_answer_line_breaks(examples):
             assert not [c for c in text if unicodedata.category(c) == "Cc"], text
 
 
+def test_dataset_linter_finds_nothing_beyond_notes():
+    from trainer.datasets import prepare_dataset
+
+    prepared = prepare_dataset(DEMO)
+    assert prepared.format == "messages"
+    assert [i for i in prepared.issues if i.severity != "info"] == []
+    assert prepared.counts["test"] >= 30
+
+
 def test_generator_rewrites_the_committed_file_byte_for_byte(tmp_path):
     output = tmp_path / "demo.jsonl"
     subprocess.run([sys.executable, str(GENERATOR), "--output", str(output)], check=True)

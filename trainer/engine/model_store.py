@@ -48,36 +48,54 @@ def looks_like_hub_id(spec: str) -> bool:
     return len(parts) == 2 and all(parts) and not spec.startswith((".", "/", "~"))
 
 
-def resolve_model_dir(spec: str, cache_dir: Path) -> Path | str:
-    """Return a directory (or, for a hub id, the id itself) that ``from_pretrained`` can load.
+def check_model_spec(spec: str) -> Path | None:
+    """Refuse a spec that names no usable model, cheaply (nothing is loaded or converted).
 
-    Packaged GGUF models are converted into ``cache_dir/<spec>`` on first use.
+    Returns the local directory for a directory spec, None for a packaged model or a hub id.
     """
     if spec in PACKAGED_MODELS:
-        target = Path(cache_dir) / spec
-        if not (target / "config.json").is_file() or not has_weights(target):
-            convert_gguf(packaged_gguf(spec), target)
-        return target
+        packaged_gguf(spec)
+        return None
     path = Path(spec).expanduser()
     if path.is_dir():
         if not has_weights(path):
             raise ModelNotFound(NO_WEIGHTS.format(path=path))
         return path.resolve()
     if looks_like_hub_id(spec):
-        return spec
+        return None
     raise ModelNotFound(NOT_FOUND.format(spec=spec, known=", ".join(PACKAGED_MODELS)))
+
+
+def resolve_model_dir(spec: str, cache_dir: Path) -> Path | str:
+    """Return a directory (or, for a hub id, the id itself) that ``from_pretrained`` can load.
+
+    Packaged GGUF models are converted into ``cache_dir/<spec>`` on first use.
+    """
+    local = check_model_spec(spec)
+    if spec in PACKAGED_MODELS:
+        target = Path(cache_dir) / spec
+        if not (target / "config.json").is_file() or not has_weights(target):
+            convert_gguf(packaged_gguf(spec), target)
+        return target
+    return local or spec
 
 
 def convert_gguf(gguf_path: Path, target: Path) -> None:
     """Dequantise a GGUF file into a float32 safetensors directory (~30 s for 135M on CPU).
 
-    Written to a temporary sibling and renamed, so an interrupted conversion never leaves a
-    half-written cache behind.
+    Written to a temporary sibling of this process and renamed, so an interrupted conversion
+    never leaves a half-written cache behind, and two processes converting at once (two
+    commands started together on a fresh machine) do not write into each other's files.
     """
+    import os
+    import shutil
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tmp = target.with_name(target.name + ".partial")
-    tmp.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
     # save_pretrained refuses a model that still carries the GGUF quantisation marker, although
@@ -88,8 +106,9 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / "evalhub_source.json").write_text(json.dumps({"gguf": str(gguf_path)}))
+    if (target / "config.json").is_file() and has_weights(target):
+        shutil.rmtree(tmp)  # another process finished first; its copy is the same
+        return
     if target.exists():
-        import shutil
-
         shutil.rmtree(target)
     tmp.rename(target)

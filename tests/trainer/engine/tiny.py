@@ -1,0 +1,70 @@
+"""A tiny random Llama and a word-level tokenizer with a ChatML template, built in the test.
+
+Nothing is downloaded: the vocabulary is the words below, the weights are random and seeded.
+"""
+
+from pathlib import Path
+
+SPECIALS = ["<unk>", "<pad>", "<|im_start|>", "<|im_end|>"]
+VOCABULARY = (
+    "system user assistant you are helpful what colour is the sky grass snow blood sea sun "
+    "say red green blue white yellow black one two three four five six seven eight nine ten "
+    "yes no please answer briefly"
+)
+WORDS = VOCABULARY.split()
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+COLOURS = {"sky": "blue", "grass": "green", "snow": "white", "blood": "red", "sun": "yellow"}
+
+
+def build_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {token: i for i, token in enumerate(SPECIALS + WORDS)}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        unk_token="<unk>",
+        pad_token="<pad>",
+        eos_token="<|im_end|>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    tokenizer.chat_template = CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_tiny_model(directory: Path, *, seed: int = 0, vocab_size: int | None = None) -> Path:
+    """A 2-layer Llama with 64-wide layers (bitsandbytes quantises in blocks of 64)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size or len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        tie_word_embeddings=False,
+    )
+    directory.mkdir(parents=True, exist_ok=True)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def colour_conversation(thing: str, colour: str | None = None) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": "you are helpful"},
+        {"role": "user", "content": f"what colour is the {thing}"},
+        {"role": "assistant", "content": colour or COLOURS[thing]},
+    ]

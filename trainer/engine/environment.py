@@ -1,0 +1,75 @@
+"""What a run ran on: device, library versions, host; and how much memory it took."""
+
+from __future__ import annotations
+
+import platform
+import resource
+import socket
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate")
+
+
+def library_versions() -> dict[str, str]:
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def describe_environment(
+    device: str, dtype: Any, *, world_size: int, gradient_checkpointing: bool
+) -> dict[str, Any]:
+    import torch
+
+    env: dict[str, Any] = {
+        "device": device,
+        "compute_dtype": str(dtype).removeprefix("torch."),
+        "world_size": world_size,
+        "gradient_checkpointing": gradient_checkpointing,
+        "host": socket.gethostname(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_threads": torch.get_num_threads(),
+        "versions": library_versions(),
+    }
+    if device.startswith("cuda"):
+        props = torch.cuda.get_device_properties(torch.device(device))
+        env["gpu"] = props.name
+        env["gpu_memory_bytes"] = props.total_memory
+        env["cuda"] = torch.version.cuda
+    return env
+
+
+def reset_peak_memory(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(torch.device(device))
+
+
+def peak_memory_bytes(device: str) -> int:
+    """Peak GPU memory allocated by torch on CUDA; on CPU the process's peak resident memory
+    (Linux reports it in KiB), which includes the interpreter and the framework."""
+    if device.startswith("cuda"):
+        import torch
+
+        return int(torch.cuda.max_memory_allocated(torch.device(device)))
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

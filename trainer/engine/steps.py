@@ -1,0 +1,127 @@
+"""The arithmetic of one optimizer step and of a validation pass.
+
+Losses are sums over assistant tokens divided by the number of such tokens in the whole step
+(all micro-batches, all processes), so a step's loss does not depend on how its tokens happen
+to fall into batches or processes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from trainer.engine.config import TrainConfig
+from trainer.engine.data import IGNORE_INDEX, TokenizedSplit, collate
+from trainer.engine.distributed import DistContext
+from trainer.engine.hooks import TrainHooks
+from trainer.engine.modeling import compute_dtype
+
+
+@dataclass(frozen=True)
+class StepStats:
+    loss: float
+    grad_norm: float
+    learning_rate: float
+    tokens_per_s: float
+
+
+def train_step(
+    model: Any,
+    micro_batches: list[dict[str, Any]],
+    params: list[Any],
+    optimizer: Any,
+    scheduler: Any,
+    config: TrainConfig,
+    context: DistContext,
+    report: TrainHooks,
+    device: str,
+) -> StepStats:
+    """One optimizer step over ``grad_accum`` micro-batches; the loss is the mean over every
+    assistant token of the step, on all processes, however the tokens fall into batches."""
+    import torch
+
+    started = time.monotonic()
+    (global_items,) = context.sum([sum(label_count(b) for b in micro_batches)])
+    # DDP averages gradients over processes, so each one divides by its share of the tokens.
+    normaliser = global_items / context.world_size
+    loss_sum, tokens = 0.0, 0
+    for number, batch in enumerate(micro_batches):
+        last = number == len(micro_batches) - 1
+        # Gradients are exchanged once per optimizer step, not once per micro-batch.
+        sync = nullcontext() if last or not context.distributed else model.no_sync()
+        with sync:
+            loss = assistant_loss(model, batch, device)
+            (loss / normaliser).backward()
+        loss_sum += loss.item()
+        tokens += int(batch["attention_mask"].sum())
+        report.on_heartbeat()
+    max_norm = config.max_grad_norm or math.inf
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+    learning_rate = scheduler.get_last_lr()[0]
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    total_loss, total_tokens = context.sum([loss_sum, tokens])
+    seconds = max(time.monotonic() - started, 1e-9)
+    return StepStats(
+        loss=total_loss / global_items,
+        grad_norm=grad_norm,
+        learning_rate=learning_rate,
+        tokens_per_s=total_tokens / seconds,
+    )
+
+
+def evaluate(
+    model: Any,
+    split: TokenizedSplit,
+    batches: list[list[int]],
+    pad_id: int,
+    context: DistContext,
+    report: TrainHooks,
+    device: str,
+) -> float:
+    """Mean loss over every assistant token of the validation split."""
+    import torch
+
+    model.eval()
+    loss_sum, items = 0.0, 0
+    with torch.no_grad():
+        for batch_indices in batches:
+            batch = collate([split.examples[i] for i in batch_indices], pad_id)
+            loss_sum += assistant_loss(model, batch, device).item()
+            items += label_count(batch)
+            report.on_heartbeat()
+    model.train()  # gradient checkpointing only acts in training mode
+    total_loss, total_items = context.sum([loss_sum, items])
+    return total_loss / total_items
+
+
+def assistant_loss(model: Any, batch: dict[str, Any], device: str) -> Any:
+    """Summed cross-entropy over the batch's assistant tokens (each predicted from the ones
+    before it, hence the shift by one)."""
+    import torch
+    import torch.nn.functional as F
+
+    batch = {key: value.to(device) for key, value in batch.items()}
+    autocast = (
+        torch.autocast("cuda", dtype=compute_dtype(device))
+        if device.startswith("cuda")
+        else nullcontext()
+    )
+    with autocast:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    shifted_logits = logits[:, :-1].float()
+    shifted_labels = batch["labels"][:, 1:]
+    return F.cross_entropy(
+        shifted_logits.reshape(-1, shifted_logits.size(-1)),
+        shifted_labels.reshape(-1),
+        ignore_index=IGNORE_INDEX,
+        reduction="sum",
+    )
+
+
+def label_count(batch: dict[str, Any]) -> int:
+    return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())

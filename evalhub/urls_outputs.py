@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from evalhub.views.outputs import run_outputs
+
+urlpatterns = [
+    path("<int:run_id>/outputs/", run_outputs, name="run_outputs"),
+]

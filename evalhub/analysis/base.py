@@ -29,8 +29,9 @@ MIN_GOLD = 5
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
-# Resampling is done in blocks so that 100,000 judgments never need a resamples × items matrix.
-_BOOTSTRAP_BLOCK = 200
+# Resampling is done in blocks of at most this many drawn indices, so 100,000 judgments never
+# need a resamples × items matrix in memory at once.
+_BOOTSTRAP_CELLS = 2_000_000
 
 THRESHOLDS = {
     "min_judgments": MIN_JUDGMENTS,
@@ -90,6 +91,7 @@ def clustered_bootstrap(
     vector per item is allowed: shape (items, d)). Drawing item k m times adds m × its totals,
     which keeps the several judgments of one item together. ``statistic`` maps the resampled
     totals (shape (block, ...)) to one value per resample; the default is sums / counts.
+    Each resample draws k item indices uniformly with replacement.
     """
     sums = np.asarray(sums, dtype=float)
     counts = np.asarray(counts, dtype=float)
@@ -101,9 +103,11 @@ def clustered_bootstrap(
     values: list[np.ndarray] = []
     done = 0
     while done < resamples:
-        block = min(_BOOTSTRAP_BLOCK, resamples - done)
-        weights = rng.multinomial(k, np.full(k, 1.0 / k), size=block).astype(float)
-        values.append(np.asarray(stat(weights @ sums, weights @ counts), dtype=float))
+        block = max(1, min(resamples - done, _BOOTSTRAP_CELLS // k))
+        drawn = rng.integers(0, k, size=(block, k))
+        values.append(
+            np.asarray(stat(sums[drawn].sum(axis=1), counts[drawn].sum(axis=1)), dtype=float)
+        )
         done += block
     flat = np.concatenate(values)
     flat = flat[np.isfinite(flat)]

@@ -79,7 +79,7 @@ def criterion_summary(
     own: list[float] = []
     other: list[float] = []
     for r in ratings:
-        if {r.system_a, r.system_b} != {system, opponent}:
+        if not r.compares(system, opponent):
             continue
         diff = r.score_difference(criterion, system)
         if diff is None:

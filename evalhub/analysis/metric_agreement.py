@@ -78,9 +78,12 @@ def metric_agreement(
     *,
     shown: int = DISAGREEMENTS_SHOWN,
     scatter_points: int = SCATTER_POINTS,
+    humans: Mapping[int, tuple[float, str | None, int]] | None = None,
 ) -> MetricAgreement:
-    """``item_metrics[item]`` holds this metric's value for output a and output b."""
-    humans = human_preferences(ratings)
+    """``item_metrics[item]`` holds this metric's value for output a and output b; ``humans``
+    may pass ``human_preferences(ratings)`` in when several metrics are compared."""
+    if humans is None:
+        humans = human_preferences(ratings)
     rows = []
     for item in sorted(humans):
         a, b = item_metrics.get(item, (None, None))

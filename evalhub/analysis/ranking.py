@@ -140,7 +140,7 @@ def ranking(
     k = len(items)
     draws = []
     for _ in range(resamples):
-        weights = rng.multinomial(k, np.full(k, 1.0 / k)).astype(float)
+        weights = np.bincount(rng.integers(0, k, size=k), minlength=k).astype(float)
         resampled = (weights @ contributions).reshape(size, size)
         try:
             draws.append(bradley_terry(resampled, regularization=regularization))

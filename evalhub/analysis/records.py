@@ -45,6 +45,12 @@ class Rating:
         if self.left not in DECISIVE:
             raise ValueError(f"left must be 'a' or 'b', not {self.left!r}")
 
+    def compares(self, system: str, opponent: str) -> bool:
+        """Whether this judgment is of ``system`` against ``opponent``, in either order."""
+        return (self.system_a == system and self.system_b == opponent) or (
+            self.system_a == opponent and self.system_b == system
+        )
+
     def outcome_for(self, system: str) -> float | None:
         """1 if ``system`` won, 0 if it lost, ½ for a tie or both bad, None if not in it."""
         if system not in (self.system_a, self.system_b):

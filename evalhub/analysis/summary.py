@@ -1,5 +1,6 @@
 """Everything the report shows about a study, computed from plain records in one call."""
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -7,7 +8,11 @@ from evalhub.analysis.agreement import AgreementSummary, agreement_summary
 from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, Insufficient
 from evalhub.analysis.bias import BiasSummary, length_bias, position_bias
 from evalhub.analysis.criteria import CriterionSummary, criterion_summary
-from evalhub.analysis.metric_agreement import MetricAgreement, metric_agreement
+from evalhub.analysis.metric_agreement import (
+    MetricAgreement,
+    human_preferences,
+    metric_agreement,
+)
 from evalhub.analysis.ranking import BT_RESAMPLES, Ranking, ranking
 from evalhub.analysis.raters import RaterSummary, rater_summaries
 from evalhub.analysis.records import Rating
@@ -52,12 +57,20 @@ def analyse_study(
 ) -> StudyAnalysis:
     """``item_metrics[metric][item]`` = (value for output a, value for output b)."""
     pairs = compared_pairs(ratings, systems)
+    # Each pair's statistics only look at that pair's judgments: hand each its own list.
+    by_pair: dict[frozenset[str], list[Rating]] = defaultdict(list)
+    for r in ratings:
+        by_pair[frozenset((r.system_a, r.system_b))].append(r)
+    humans = human_preferences(ratings)
     return StudyAnalysis(
         judgments=len(ratings),
         items=len({r.item for r in ratings}),
-        pairs=[pair_summary(ratings, x, y, seed=seed, resamples=resamples) for x, y in pairs],
+        pairs=[
+            pair_summary(by_pair[frozenset((x, y))], x, y, seed=seed, resamples=resamples)
+            for x, y in pairs
+        ],
         criteria=[
-            criterion_summary(ratings, c, x, y, seed=seed, resamples=resamples)
+            criterion_summary(by_pair[frozenset((x, y))], c, x, y, seed=seed, resamples=resamples)
             for x, y in pairs
             for c in criteria
         ],
@@ -66,5 +79,8 @@ def analyse_study(
         position_bias=position_bias(ratings),
         length_bias=length_bias(ratings),
         ranking=ranking(ratings, list(systems), seed=seed, resamples=bt_resamples),
-        metrics=[metric_agreement(ratings, values, m) for m, values in item_metrics.items()],
+        metrics=[
+            metric_agreement(ratings, values, m, humans=humans)
+            for m, values in item_metrics.items()
+        ],
     )

@@ -83,7 +83,7 @@ def pair_summary(
     wins = losses = ties = both_bad = 0
     per_item: dict[int, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for r in ratings:
-        if {r.system_a, r.system_b} != {system, opponent}:
+        if not r.compares(system, opponent):
             continue
         outcome = r.outcome_for(system)
         if r.verdict == TIE:

@@ -54,8 +54,8 @@ def report_build(
     CSV and JSON exports need them; the analysis page does not)."""
     systems = list(study.systems.select_related("base_model", "run").order_by("name"))
     comparisons = _comparisons(study)
-    outputs = _outputs(study)
-    ratings, judgment_rows = _judgments(study, comparisons, outputs)
+    _attach_outputs(comparisons, _outputs(study))
+    ratings, judgment_rows = _judgments(study, comparisons, with_rows=include_judgments)
     order = sorted(
         {c["system_a"] for c in comparisons.values()}
         | {c["system_b"] for c in comparisons.values()}
@@ -81,7 +81,7 @@ def report_build(
         "run": _run_block(run) if run else None,
         "dataset": _dataset_block(run, comparisons),
         "base_model": _base_model_block(run, systems),
-        "bertscore_encoders": sorted({o["encoder"] for o in outputs.values() if o["encoder"]}),
+        "bertscore_encoders": _encoders(study),
         "metrics_available": [m["metric"] for m in result["metrics"]],
         "systems_order": order,
         "thresholds": dict(THRESHOLDS, bradley_terry_resamples=bt_resamples),
@@ -122,18 +122,27 @@ def _outputs(study: Study) -> dict[int, dict[str, Any]]:
             Q(pk__in=comparisons.values("output_a")) | Q(pk__in=comparisons.values("output_b"))
         )
         .annotate(chars=Length("text"))
-        .values_list("id", "system__name", "token_count", "chars", "metrics", "metrics_encoder")
+        .values_list("id", "system__name", "token_count", "chars", "metrics")
     )
     return {
-        oid: {
-            "system": system,
-            "tokens": tokens,
-            "chars": chars,
-            "metrics": _numeric(metrics),
-            "encoder": encoder,
-        }
-        for oid, system, tokens, chars, metrics, encoder in query.iterator(chunk_size=5000)
+        oid: {"system": system, "tokens": tokens, "chars": chars, "metrics": _numeric(metrics)}
+        for oid, system, tokens, chars, metrics in query.iterator(chunk_size=5000)
     }
+
+
+def _encoders(study: Study) -> list[str]:
+    """The BERTScore encoders recorded on the study's outputs (more than one is a warning
+    sign: the scores were not computed alike)."""
+    comparisons = Comparison.objects.filter(study=study)
+    return sorted(
+        Output.objects.filter(
+            Q(pk__in=comparisons.values("output_a")) | Q(pk__in=comparisons.values("output_b"))
+        )
+        .exclude(metrics_encoder="")
+        .order_by("metrics_encoder")
+        .values_list("metrics_encoder", flat=True)
+        .distinct()
+    )
 
 
 def _numeric(metrics: Any) -> dict[str, float]:
@@ -146,9 +155,10 @@ def _numeric(metrics: Any) -> dict[str, float]:
     }
 
 
-def _judgments(
-    study: Study, comparisons: dict[int, dict[str, Any]], outputs: dict[int, dict[str, Any]]
-) -> tuple[list[Rating], list[dict[str, Any]]]:
+def _attach_outputs(
+    comparisons: dict[int, dict[str, Any]], outputs: dict[int, dict[str, Any]]
+) -> None:
+    """Give each comparison its systems, metric values, lengths and gold answer by system."""
     for c in comparisons.values():
         out_a, out_b = outputs[c["output_a"]], outputs[c["output_b"]]
         c["system_a"], c["system_b"] = out_a["system"], out_b["system"]
@@ -160,29 +170,36 @@ def _judgments(
         c["length_b"] = out_b["tokens"] if use_tokens else out_b["chars"]
         gold = c["gold_answer"]
         c["gold"] = {A: c["system_a"], B: c["system_b"]}.get(gold, gold)
+
+
+ANALYSIS_COLUMNS = (
+    "id",
+    "assignment__comparison_id",
+    "assignment__left_output_id",
+    "assignment__rater__username",
+    "choice",
+    "criterion_scores",
+    "time_on_task_ms",
+    "flagged",
+)
+EXPORT_COLUMNS = ("flag_reason", "comment", "revisions", "created_at", "updated_at")
+
+
+def _judgments(
+    study: Study, comparisons: dict[int, dict[str, Any]], *, with_rows: bool
+) -> tuple[list[Rating], list[dict[str, Any]]]:
+    """Unblinded records for the analysis and, ``with_rows``, the export table's rows (the
+    page skips the columns only the export needs)."""
+    columns = ANALYSIS_COLUMNS + (EXPORT_COLUMNS if with_rows else ())
     query = (
         Judgment.objects.filter(assignment__comparison__study=study)
         .order_by("id")
-        .values_list(
-            "id",
-            "assignment__comparison_id",
-            "assignment__left_output_id",
-            "assignment__rater__username",
-            "choice",
-            "criterion_scores",
-            "time_on_task_ms",
-            "flagged",
-            "flag_reason",
-            "comment",
-            "revisions",
-            "created_at",
-            "updated_at",
-        )
+        .values_list(*columns)
     )
     ratings: list[Rating] = []
     rows: list[dict[str, Any]] = []
-    for (jid, cid, left_id, rater, choice, scores, time_ms, flagged, reason, comment, revisions,
-         created, updated) in query.iterator(chunk_size=5000):  # fmt: skip
+    for values in query.iterator(chunk_size=5000):
+        jid, cid, left_id, rater, choice, scores, time_ms, flagged = values[:8]
         c = comparisons[cid]
         left_is_a = left_id == c["output_a"]
         verdict = unblind_choice(choice, left_is_a=left_is_a)
@@ -203,6 +220,9 @@ def _judgments(
                 flagged=flagged,
             )
         )
+        if not with_rows:
+            continue
+        reason, comment, revisions, created, updated = values[8:]
         rows.append(
             {
                 "judgment": jid,

@@ -93,3 +93,37 @@ def build_study(name: str = "report-study") -> ev.Study:
                 flag_reason="-1 bad prompt" if item == 2 else "",
             )
     return study
+
+
+def build_three_system_study() -> ev.Study:
+    """adapter, base and reference answers; 12 items per pair, one rater each.
+    adapter beats base 9–3, reference beats adapter 8–4, reference beats base 10–2."""
+    dataset = DatasetFactory()
+    base_model = BaseModelFactory()
+    run = FineTuneRunFactory(dataset=dataset, base_model=base_model)
+    systems = {
+        "adapter": ev.System.objects.create(name="adapter", kind="adapter", run=run),
+        "base": ev.System.objects.create(name="base", kind="base", base_model=base_model),
+        "reference": ev.System.objects.create(name="reference", kind="reference"),
+    }
+    study = StudyFactory(name="three-way", run=run)
+    study.systems.set(systems.values())
+    rater = ExpertFactory(username="cy")
+    plan = (("adapter", "base", 9), ("reference", "adapter", 8), ("reference", "base", 10))
+    for x, y, x_wins in plan:
+        for item in range(12):
+            prompt = PromptFactory(dataset=dataset)
+            out_x = ev.Output.objects.create(system=systems[x], prompt=prompt, text=f"{x} {item}")
+            out_y = ev.Output.objects.create(system=systems[y], prompt=prompt, text=f"{y} {item}")
+            comparison = ev.Comparison.objects.create(
+                study=study, prompt=prompt, output_a=out_x, output_b=out_y
+            )
+            assignment = ev.Assignment.objects.create(
+                comparison=comparison,
+                rater=rater,
+                left_output=out_y,  # x is shown on the right: "b" means x won
+                position=item,
+                token=secrets.token_urlsafe(24),
+            )
+            ev.Judgment.objects.create(assignment=assignment, choice="b" if item < x_wins else "a")
+    return study

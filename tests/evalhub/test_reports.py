@@ -189,3 +189,29 @@ def test_html_draws_the_runs_loss_curves(report):
     html = render_html(report)
     section = html[html.index('id="loss"') :]
     assert "<svg" in section and "train loss" in section and "validation loss" in section
+
+
+def test_three_systems_get_a_ranking_in_json_and_html(db):
+    from tests.evalhub.report_fixtures import build_three_system_study
+
+    report = report_build(build_three_system_study(), resamples=200, bt_resamples=100)
+    ranking = report["analysis"]["ranking"]
+    assert [s["system"] for s in ranking["systems"]] == ["reference", "adapter", "base"]
+    assert ranking["judgments"] == 36
+    pairs = {(p["system"], p["opponent"]): p["win_rate"] for p in report["analysis"]["pairs"]}
+    # adapter first (kind order adapter, imported, base, reference), then base vs reference
+    assert pairs == {
+        ("adapter", "base"): 9 / 12,
+        ("adapter", "reference"): 4 / 12,
+        ("base", "reference"): 2 / 12,
+    }
+    data = json.loads(render_json(report))
+    tags = _parse(render_html(report)).tags
+    strengths = [a for _, a in tags if a.get("data-key", "").startswith("analysis.ranking.systems")]
+    assert strengths
+    for attrs in strengths:
+        value = _lookup(data, attrs["data-key"])
+        if "data-low" in attrs:
+            assert json.loads(attrs["data-low"]) == value["low"]
+        else:
+            assert json.loads(attrs["data-value"]) == value

@@ -84,19 +84,16 @@ def test_pair_summary_ignores_other_pairs():
 
 
 def _naive_clustered_bootstrap(items: dict[int, list[float]], resamples: int, seed: int):
-    """Reference: draw whole items with replacement, pool their judgments, take the mean.
-    Draw counts come from the same generator calls, so the two must agree exactly."""
+    """Reference: draw k whole items with replacement, pool their judgments, take the mean.
+    The draws come from the same generator calls, so the two must agree exactly."""
     rng = np.random.default_rng(seed)
     keys = list(items)
     k = len(keys)
     means = []
-    done = 0
-    while done < resamples:
-        block = min(200, resamples - done)
-        for draw in rng.multinomial(k, np.full(k, 1 / k), size=block):
-            pooled = [x for key, times in zip(keys, draw, strict=True) for x in items[key] * times]
+    while len(means) < resamples:
+        for draw in rng.integers(0, k, size=(min(resamples - len(means), 2_000_000 // k), k)):
+            pooled = [x for index in draw for x in items[keys[index]]]
             means.append(sum(pooled) / len(pooled))
-        done += block
     return np.percentile(means, [2.5, 97.5])
 
 

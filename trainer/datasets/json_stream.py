@@ -108,7 +108,10 @@ class _ArrayBuffer:
             except RecursionError:
                 raise MalformedRecord(TOO_DEEP, file=self.source.name, line=self._line) from None
             except ValueError as error:
-                if not self._incomplete(error) or not self.fill(max(len(self.text), PIECE_BYTES)):
+                # Read on, doubling the unparsed part each time: a large element costs a few
+                # retries, and the buffer stays about one element long.
+                unparsed = len(self.text) - self.pos
+                if not self._incomplete(error) or not self.fill(max(unparsed, PIECE_BYTES)):
                     at = error.pos if isinstance(error, json.JSONDecodeError) else self.pos
                     detail = BROKEN_JSON.format(detail=_detail(error))
                     line = self.line_at(max(at, self.pos))

@@ -17,6 +17,7 @@ from trainer.datasets.errors import (
     EMPTY_FILE,
     JSON_NOT_OBJECT,
     MISSING_COLUMN,
+    RECORD_TOO_LARGE,
     SPLIT_FIELD_MIXED,
     TRANSCRIPT_NO_SPEAKER,
     UNKNOWN_FORMAT,
@@ -39,7 +40,7 @@ from trainer.datasets.records import (
     parse_record,
     parse_split,
 )
-from trainer.datasets.source import TextSource
+from trainer.datasets.source import MAX_RECORD_BYTES, TextSource
 
 AUTO = "auto"
 SPEAKER = re.compile(r"^([A-Za-z]+)[ \t]*:(.*)$")
@@ -120,9 +121,20 @@ class DatasetReader:
         return self.format
 
     def _first_line(self) -> tuple[int, str]:
-        for line, text in self.source.lines():
-            if text.strip():
-                return line, text
+        """The first non-blank line; only its first piece when it opens a JSON array, which may
+        be a whole minified file on one line."""
+        parts: list[str] = []
+        size = 0
+        for piece in self.source.pieces():
+            if not parts and not piece.text.strip():
+                continue
+            parts.append(piece.text)
+            size += len(piece.text)
+            if size > MAX_RECORD_BYTES:
+                limit = RECORD_TOO_LARGE.format(limit_mb=MAX_RECORD_BYTES >> 20)
+                raise MalformedRecord(limit, file=self.source.name, line=piece.line)
+            if piece.complete or parts[0].lstrip().startswith("["):
+                return piece.line, "".join(parts)
         raise EmptyDataset(EMPTY_FILE, file=self.source.name)
 
     def _detect_array(self) -> str:

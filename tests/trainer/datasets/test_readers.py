@@ -1,4 +1,5 @@
 import json
+import tracemalloc
 
 import pytest
 
@@ -299,6 +300,42 @@ def test_a_minified_json_array_is_read_in_pieces_with_correct_lines(tmp_path, sm
     path.write_text(json.dumps(records, indent=1))
     _, examples = read(path)
     assert [e.line for e in examples] == [2 + 4 * n for n in range(30)]
+
+
+def test_the_array_buffer_stays_about_one_element_long(tmp_path, monkeypatch):
+    monkeypatch.setattr(source, "PIECE_BYTES", 64)
+    monkeypatch.setattr(json_stream, "PIECE_BYTES", 64)
+    longest = []
+    fill = json_stream._ArrayBuffer.fill
+
+    def watched(buffer, at_least):
+        grew = fill(buffer, at_least)
+        longest.append(len(buffer.text))
+        return grew
+
+    monkeypatch.setattr(json_stream._ArrayBuffer, "fill", watched)
+    records = [{"instruction": f"instruction number {n}", "output": "x" * 80} for n in range(300)]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(records))  # one line of about 36,000 characters
+    assert len(read(path)[1]) == 300
+    assert max(longest) < 4 * 130
+
+
+def test_reading_a_minified_array_never_holds_the_whole_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(source, "PIECE_BYTES", 4096)
+    monkeypatch.setattr(json_stream, "PIECE_BYTES", 4096)
+    records = [
+        {"instruction": f"question {n} " + "w" * 150, "output": "x" * 150} for n in range(6000)
+    ]
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(records))  # about 2 MB on one line
+    tracemalloc.start()
+    try:
+        assert sum(1 for _ in DatasetReader(path)) == 6000
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < path.stat().st_size / 4
 
 
 def test_long_jsonl_lines_are_reassembled_from_pieces(tmp_path, small_pieces):

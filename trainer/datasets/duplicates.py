@@ -59,7 +59,9 @@ def shingles(text: str) -> set[bytes]:
     return {data[i : i + SHINGLE_CHARS] for i in range(len(data) - SHINGLE_CHARS + 1)}
 
 
-def similar_pairs(texts: Sequence[str], threshold: float = NEAR_DUPLICATE_THRESHOLD):
+def similar_pairs(
+    texts: Sequence[str], threshold: float = NEAR_DUPLICATE_THRESHOLD
+) -> list[tuple[int, int]]:
     """Pairs (i, j), i < j, whose MinHash-estimated Jaccard similarity reaches ``threshold``."""
     from datasketch import MinHash, MinHashLSH
 

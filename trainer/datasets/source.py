@@ -84,7 +84,9 @@ class TextSource:
             # The last line has no newline: flush any dangling partial character and end it.
             yield Piece(line, self._decode(decoder, b"", line, final=True), complete=True)
 
-    def _decode(self, decoder: codecs.IncrementalDecoder, raw: bytes, line: int, final: bool):
+    def _decode(
+        self, decoder: codecs.IncrementalDecoder, raw: bytes, line: int, final: bool
+    ) -> str:
         state = decoder.getstate()
         try:
             return decoder.decode(raw, final)

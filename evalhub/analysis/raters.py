@@ -3,7 +3,8 @@ task, and how often they chose the left side.
 
 Agreement with the majority is leave-one-out: on each item the rater judged, their verdict is
 compared with the most common verdict of the *other* raters of that item; items where the
-others have no single most common verdict (or there are no others) are not counted.
+others have no single most common verdict (or there are no others) are not counted, and nor
+are gold items, which are scored against their known answer instead.
 """
 
 from collections import Counter, defaultdict
@@ -65,6 +66,8 @@ def rater_summaries(ratings: Sequence[Rating]) -> list[RaterSummary]:
         mine = by_rater[rater]
         agree = compared = 0
         for r in mine:
+            if r.gold is not None:
+                continue  # gold items are scored against their answer, not the majority
             others = majority([o.verdict for o in by_item[r.item] if o.rater != rater])
             if others is not None:
                 compared += 1

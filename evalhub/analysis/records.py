@@ -20,7 +20,7 @@ class Rating:
 
     verdict: "a" | "b" (the better output, storage order) | "tie" | "both_bad".
     left: "a" | "b", the storage side displayed on the left to this rater.
-    scores: criterion -> (score of output a, score of output b), 1–5.
+    scores: criterion -> (score of output a, score of output b), 1–5; None where unscored.
     length_a, length_b: output lengths (tokens when known for both, else characters).
     gold: the comparison's gold answer ("a" | "b" | "tie") or None.
     flagged: the rater flagged the item (broken prompt, offensive output, ...).
@@ -32,7 +32,7 @@ class Rating:
     system_b: str
     verdict: str
     left: str = A
-    scores: dict[str, tuple[float, float]] = field(default_factory=dict)
+    scores: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     time_ms: int | None = None
     length_a: int | None = None
     length_b: int | None = None

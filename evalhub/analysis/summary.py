@@ -21,8 +21,11 @@ from evalhub.analysis.winrate import PairSummary, pair_summary
 
 @dataclass(frozen=True, slots=True)
 class StudyAnalysis:
+    """``judgments`` and ``items`` count the evaluated (non-gold) ones."""
+
     judgments: int
     items: int
+    gold_judgments: int
     pairs: list[PairSummary]
     criteria: list[CriterionSummary]
     agreement: AgreementSummary
@@ -55,16 +58,24 @@ def analyse_study(
     resamples: int = BOOTSTRAP_RESAMPLES,
     bt_resamples: int = BT_RESAMPLES,
 ) -> StudyAnalysis:
-    """``item_metrics[metric][item]`` = (value for output a, value for output b)."""
-    pairs = compared_pairs(ratings, systems)
+    """``item_metrics[metric][item]`` = (value for output a, value for output b).
+
+    Gold items (``Rating.gold`` set) check the raters, not the systems: they count for gold
+    accuracy and position bias only, never for win rates, criteria, agreement, ranking, length
+    bias or the metric comparison."""
+    evaluated = [r for r in ratings if r.gold is None]
+    pairs = compared_pairs(evaluated, systems)
     # Each pair's statistics only look at that pair's judgments: hand each its own list.
     by_pair: dict[frozenset[str], list[Rating]] = defaultdict(list)
-    for r in ratings:
+    for r in evaluated:
         by_pair[frozenset((r.system_a, r.system_b))].append(r)
-    humans = human_preferences(ratings)
+    humans = human_preferences(evaluated)
+    present = {r.system_a for r in evaluated} | {r.system_b for r in evaluated}
+    judged = [s for s in systems if s in present] + sorted(present - set(systems))
     return StudyAnalysis(
-        judgments=len(ratings),
-        items=len({r.item for r in ratings}),
+        judgments=len(evaluated),
+        items=len({r.item for r in evaluated}),
+        gold_judgments=len(ratings) - len(evaluated),
         pairs=[
             pair_summary(by_pair[frozenset((x, y))], x, y, seed=seed, resamples=resamples)
             for x, y in pairs
@@ -74,13 +85,13 @@ def analyse_study(
             for x, y in pairs
             for c in criteria
         ],
-        agreement=agreement_summary(ratings),
+        agreement=agreement_summary(evaluated),
         raters=rater_summaries(ratings),
         position_bias=position_bias(ratings),
-        length_bias=length_bias(ratings),
-        ranking=ranking(ratings, list(systems), seed=seed, resamples=bt_resamples),
+        length_bias=length_bias(evaluated),
+        ranking=ranking(evaluated, judged, seed=seed, resamples=bt_resamples),
         metrics=[
-            metric_agreement(ratings, values, m, humans=humans)
+            metric_agreement(evaluated, values, m, humans=humans)
             for m, values in item_metrics.items()
         ],
     )

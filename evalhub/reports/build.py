@@ -56,9 +56,10 @@ def report_build(
     comparisons = _comparisons(study)
     _attach_outputs(comparisons, _outputs(study))
     ratings, judgment_rows = _judgments(study, comparisons, with_rows=include_judgments)
+    evaluated = [c for c in comparisons.values() if not c["is_gold"]]
     order = sorted(
-        {c["system_a"] for c in comparisons.values()}
-        | {c["system_b"] for c in comparisons.values()}
+        {c["system_a"] for c in evaluated}
+        | {c["system_b"] for c in evaluated}
         | {s.name for s in systems},
         key=lambda name: (KIND_ORDER.get(_kind(systems, name), 3), name),
     )

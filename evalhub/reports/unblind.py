@@ -18,18 +18,25 @@ def unblind_choice(choice: str, *, left_is_a: bool) -> str:
     return choice
 
 
-def unblind_scores(scores: Any, *, left_is_a: bool) -> dict[str, tuple[float, float]]:
+def unblind_scores(scores: Any, *, left_is_a: bool) -> dict[str, tuple[float | None, float | None]]:
     """{"criterion": {"a": left, "b": right}} -> {"criterion": (output_a, output_b)}.
 
-    Entries that are not a pair of numbers are left out rather than guessed at."""
-    result: dict[str, tuple[float, float]] = {}
+    A side the rater did not score is None; values that are not numbers are dropped rather
+    than guessed at, and a criterion with no usable score at all is left out."""
+    result: dict[str, tuple[float | None, float | None]] = {}
     if not isinstance(scores, dict):
         return result
     for criterion, pair in scores.items():
         if not isinstance(pair, dict):
             continue
-        left, right = pair.get(A), pair.get(B)
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (left, right)):
+        left, right = (_number(pair.get(side)) for side in (A, B))
+        if left is None and right is None:
             continue
         result[str(criterion)] = (left, right) if left_is_a else (right, left)
     return result
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return None

@@ -215,3 +215,42 @@ def test_three_systems_get_a_ranking_in_json_and_html(db):
             assert json.loads(attrs["data-low"]) == value["low"]
         else:
             assert json.loads(attrs["data-value"]) == value
+
+
+def test_report_unblinds_what_the_rating_services_store(db):
+    """End to end with the real blinding: raters always pick the adapter's output, on whichever
+    side the assignment showed it, and score it 5 against 1."""
+    from evalhub.models import Assignment, Output, StudyStatus
+    from evalhub.services.judgments import judgment_submit
+    from evalhub.services.studies import study_create, study_set_status
+    from tests.factories import ExpertFactory, OutputFactory, PromptFactory, SystemFactory
+
+    alpha, beta = SystemFactory(name="alpha"), SystemFactory(name="beta")
+    for _ in range(6):
+        prompt = PromptFactory()
+        OutputFactory(system=alpha, prompt=prompt)
+        OutputFactory(system=beta, prompt=prompt)
+    raters = [ExpertFactory(), ExpertFactory()]
+    study = study_create(
+        name="blind test", systems=[alpha, beta], raters=raters, criteria=["accuracy"], seed=5
+    )
+    study_set_status(study=study, status=StudyStatus.OPEN)
+    sides = set()
+    for assignment in Assignment.objects.filter(comparison__study=study):
+        beta_left = Output.objects.get(pk=assignment.left_output_id).system_id == beta.pk
+        sides.add(beta_left)
+        judgment_submit(
+            assignment=assignment,
+            rater=assignment.rater,
+            choice="a" if beta_left else "b",
+            criterion_scores={"accuracy": {"a": 5, "b": 1} if beta_left else {"a": 1, "b": 5}},
+        )
+    assert sides == {True, False}  # both display orders really occurred
+    report = report_build(study, resamples=100)
+    pair = report["analysis"]["pairs"][0]
+    beta_rate = pair["win_rate"] if pair["system"] == "beta" else 1 - pair["win_rate"]
+    assert beta_rate == 1.0 and pair["n"] == 12
+    criterion = report["analysis"]["criteria"][0]
+    sign = 1 if criterion["system"] == "beta" else -1
+    assert sign * criterion["mean_difference"] == 4.0
+    assert {row["choice"] for row in report["judgments"]} == {"beta"}

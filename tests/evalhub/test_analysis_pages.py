@@ -110,3 +110,15 @@ def test_a_study_without_judgments_renders(manager_client, db):
     assert b"No judgments yet" in page.content
     data = json.loads(manager_client.get(f"/studies/{study.pk}/report.json").content)
     assert data["analysis"]["judgments"] == 0
+
+
+def test_pdf_download_explains_a_missing_system_library(manager_client, study, monkeypatch):
+    from evalhub.reports import render
+
+    def no_pango(report):
+        raise render.ReportError(render.PDF_UNAVAILABLE.format(error="no libpango"))
+
+    monkeypatch.setattr(render, "render_pdf", no_pango)
+    response = manager_client.get(f"/studies/{study.pk}/report.pdf")
+    assert response.status_code == 503
+    assert response.content.decode() == render.PDF_UNAVAILABLE.format(error="no libpango")

@@ -37,7 +37,7 @@ class TrainConfig:
     rank: int = _opt(16, "LoRA rank: 16–64 is the useful range; 16 is small and rarely worse")
     alpha: int | None = _opt(None, "LoRA alpha: twice the rank keeps the update scale stable")
     learning_rate: float = _opt(2e-4, "peak learning rate: 2e-4 is the usual QLoRA peak")
-    scheduler: str = _opt("cosine", "learning-rate decay after warm-up: cosine is the default")
+    scheduler: str = _opt("cosine", "decay after warm-up: cosine eases the rate smoothly to zero")
     warmup_ratio: float = _opt(0.03, "share of steps spent warming up: avoids early spikes")
     epochs: int = _opt(3, "passes over the training split: 3–5; early stopping ends sooner")
     patience: int = _opt(2, "evaluations without a better validation loss before stopping; 0 off")

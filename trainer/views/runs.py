@@ -1,11 +1,61 @@
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
+from django.utils.safestring import mark_safe
 
 from evalhub.roles import manager_required
-from trainer.models import FineTuneRun
+from trainer.charts import loss_curve_svg
+from trainer.models import FineTuneRun, MetricKind
+from trainer.services.run_progress import PLAN_KEY
 
 
 @manager_required
 def run_list(request: HttpRequest) -> HttpResponse:
     runs = FineTuneRun.objects.select_related("dataset", "base_model")
     return render(request, "trainer/run_list.html", {"runs": runs})
+
+
+@manager_required
+def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(
+        FineTuneRun.objects.select_related("dataset", "base_model", "resumed_from"), pk=pk
+    )
+    metrics = list(run.metrics.all())
+    train = [m for m in metrics if m.kind == MetricKind.TRAIN]
+    validation = [m for m in metrics if m.kind == MetricKind.VALIDATION]
+    chart = loss_curve_svg(
+        {
+            "train loss": [(m.step, m.loss) for m in train],
+            "validation loss": [(m.step, m.loss) for m in validation],
+        }
+    )
+    hyperparameters = {k: v for k, v in run.hyperparameters.items() if k != PLAN_KEY}
+    environment = dict(run.environment)
+    versions = environment.pop("versions", {})
+    context = {
+        "run": run,
+        # loss_curve_svg escapes every label it writes; the numbers are formatted floats.
+        "chart": mark_safe(chart),
+        "percent": round(100 * run.step / run.total_steps) if run.total_steps else 0,
+        "eta": format_duration(run.eta_seconds),
+        "wall": format_duration(run.wall_seconds),
+        "hyperparameters": sorted(hyperparameters.items()),
+        "plan": sorted(run.hyperparameters.get(PLAN_KEY, {}).items()),
+        "environment": sorted(environment.items()),
+        "versions": sorted(versions.items()),
+        "last_train": train[-1] if train else None,
+        "share_percent": 100 * run.trainable_share if run.trainable_share else None,
+    }
+    return render(request, "trainer/run_detail.html", context)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{secs} s"

@@ -1,0 +1,25 @@
+"""Rows and settings for run tests: a colours dataset and a tiny NF4-ready model directory."""
+
+from tests.factories import DatasetFactory, ExampleFactory
+from tests.trainer.engine.tiny import COLOURS, colour_conversation
+from trainer.engine.config import TrainConfig
+from trainer.models import Split
+
+WRONG = {"sky": "red", "grass": "blue", "snow": "black", "blood": "green", "sun": "white"}
+
+
+def colour_dataset(**fields):
+    """Ten training conversations, five validation ones (answers that contradict training,
+    so validation loss turns up once the format is learnt), one test conversation."""
+    dataset = DatasetFactory(**fields)
+    rows = [(colour_conversation(t), Split.TRAIN) for t in COLOURS] * 2
+    rows += [(colour_conversation(t, WRONG[t]), Split.VALIDATION) for t in COLOURS]
+    rows += [(colour_conversation("sky"), Split.TEST)]
+    for index, (messages, split) in enumerate(rows):
+        ExampleFactory(dataset=dataset, index=index, messages=messages, split=split)
+    return dataset
+
+
+def small_config(**changes) -> TrainConfig:
+    settings = {"rank": 4, "learning_rate": 0.02, "batch_size": 2, "max_steps": 4}
+    return TrainConfig(**{**settings, **changes})

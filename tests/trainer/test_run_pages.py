@@ -1,0 +1,66 @@
+import pytest
+from django.test import Client
+
+from tests.factories import FineTuneRunFactory
+from trainer.models import MetricKind, RunMetric, RunStatus
+
+
+def make_run(**fields):
+    run = FineTuneRunFactory(
+        name="support-r16",
+        status=RunStatus.RUNNING,
+        step=30,
+        total_steps=120,
+        eta_seconds=200,
+        hyperparameters={"rank": 16, "alpha": 32, "plan": {"eval_every": 10}},
+        environment={"device": "cpu", "versions": {"torch": "2.13.0"}},
+        trainable_params=4_884_480,
+        total_params=139_399_488,
+        adapter_size_bytes=19_545_000,
+        adapter_path="/data/runs/run-1/adapter",
+        best_val_loss=1.2345,
+        best_step=20,
+        **fields,
+    )
+    for step, loss in ((10, 2.0), (20, 1.5), (30, 1.4)):
+        RunMetric.objects.create(run=run, kind=MetricKind.TRAIN, step=step, loss=loss)
+    for step, loss in ((10, 1.9), (20, 1.2345), (30, 1.3)):
+        RunMetric.objects.create(run=run, kind=MetricKind.VALIDATION, step=step, loss=loss)
+    return run
+
+
+def test_the_run_page_shows_progress_curves_settings_and_adapter(manager_client):
+    run = make_run()
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    assert "30 / 120 (25 %)" in html and 'style="width: 25%"' in html
+    assert "3 min 20 s" in html  # ETA
+    assert 'data-series="train loss"' in html and 'data-series="validation loss"' in html
+    assert "1.2345 at step 20" in html
+    assert "4884480 of 139399488 (3.50 %)" in html
+    assert "19545000 bytes" in html and "/data/runs/run-1/adapter" in html
+    assert "<th>rank</th><td>16</td>" in html and "eval_every" in html
+    assert "<th>device</th><td>cpu</td>" in html and "<th>torch</th><td>2.13.0</td>" in html
+
+
+def test_errors_are_shown_in_full_and_escaped(manager_client):
+    error = "training crashed:\nTraceback (most recent call last):\n  <frame>\nValueError: boom"
+    run = make_run(error=error)
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    assert "Traceback (most recent call last):\n  &lt;frame&gt;\nValueError: boom" in html
+
+
+def test_the_run_list_links_each_run_to_its_page(manager_client):
+    run = make_run()
+    html = manager_client.get("/runs/").content.decode()
+    assert f'href="/runs/{run.pk}/"' in html
+
+
+@pytest.mark.django_db
+def test_the_run_page_is_for_managers_only(expert_client):
+    run = make_run()
+    assert Client().get(f"/runs/{run.pk}/").status_code == 302
+    assert expert_client.get(f"/runs/{run.pk}/").status_code == 403
+
+
+def test_a_missing_run_is_404(manager_client):
+    assert manager_client.get("/runs/999999/").status_code == 404

@@ -1,0 +1,228 @@
+"""manage.py finetune: train a QLoRA adapter on a dataset, in the foreground, with a progress bar.
+
+    python manage.py finetune --dataset demo
+    python manage.py finetune --resume 12
+    accelerate launch --multi_gpu --num_processes 2 manage.py finetune --dataset demo
+
+Exit codes: 0 succeeded, 1 failed, 2 bad input (nothing run), 130 cancelled (Ctrl-C),
+143 interrupted (SIGTERM). Both stops keep the last checkpoint for --resume.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from trainer.engine.config import SCHEDULERS, ConfigError, TrainConfig, field_help
+from trainer.engine.model_store import DEFAULT_BASE_MODEL
+from trainer.models import Dataset, FineTuneRun, RunStatus
+from trainer.services.run_progress import StopRequest
+from trainer.services.runs import (
+    RunError,
+    run_config,
+    run_create,
+    run_create_resume,
+    run_execute,
+    run_mark_orphans,
+)
+
+DATASET_NOT_FOUND = "no dataset named {name!r} (known: {known}); import one with import_dataset"
+DATASET_REQUIRED = "--dataset NAME is required (or --resume RUN_ID)"
+RUN_NOT_FOUND = "no run with id {id}"
+RESUME_CHANGES = (
+    "--resume continues run {id} with its own settings; these differ: {changes} "
+    "(start a new run to change them)"
+)
+RESUME_OTHER_DATASET = "--resume {id}: that run trained on dataset {name!r}, not {given!r}"
+REFUSED_ELSEWHERE = "the main process refused the run; see its message"
+BAD_INPUT = 2
+EXIT_STATUS = {RunStatus.FAILED: 1, RunStatus.CANCELLED: 130, RunStatus.INTERRUPTED: 143}
+
+# (option, TrainConfig field, type)
+CONFIG_OPTIONS = [
+    ("--rank", "rank", int),
+    ("--alpha", "alpha", int),
+    ("--lr", "learning_rate", float),
+    ("--scheduler", "scheduler", str),
+    ("--warmup-ratio", "warmup_ratio", float),
+    ("--epochs", "epochs", int),
+    ("--patience", "patience", int),
+    ("--eval-every", "eval_every", int),
+    ("--batch-size", "batch_size", int),
+    ("--grad-accum", "grad_accum", int),
+    ("--max-seq-len", "max_seq_len", int),
+    ("--max-steps", "max_steps", int),
+    ("--target-modules", "target_modules", str),
+    ("--dropout", "dropout", float),
+    ("--seed", "seed", int),
+]
+
+
+class Command(BaseCommand):
+    help = (
+        "Fine-tune a QLoRA adapter (4-bit NF4 base, LoRA on all linear layers) on a dataset's "
+        "train split, with early stopping on its validation split."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--dataset", metavar="NAME", help="name of an imported dataset")
+        parser.add_argument(
+            "--base-model",
+            metavar="smollm2-135m|PATH|HUB_ID",
+            help=f"the packaged default runs on a laptop with no network, converted once to a "
+            f"cache; or a local directory or hub id (default: {DEFAULT_BASE_MODEL})",
+        )
+        for option, field, kind in CONFIG_OPTIONS:
+            extra: dict[str, Any] = {"choices": SCHEDULERS} if field == "scheduler" else {}
+            metavar = option.removeprefix("--").upper().replace("-", "_")
+            parser.add_argument(
+                option, dest=field, type=kind, metavar=metavar, help=field_help(field), **extra
+            )
+        parser.add_argument(
+            "--resume", metavar="RUN_ID", type=int, help="continue a stopped run's checkpoint"
+        )
+        parser.add_argument("--name", help="run name (default: dataset, rank and time)")
+        parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+        parser.add_argument("--force", action="store_true", help="train despite lint errors")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from trainer.engine.distributed import dist_context
+
+        context = dist_context()
+        run_id = None
+        if context.is_main:
+            run_mark_orphans()
+            try:
+                run_id = self.create_run(options).pk
+            finally:
+                # The other processes wait for the id; None tells them to give up too.
+                context.broadcast(run_id)
+        else:
+            run_id = context.broadcast(None)
+            if run_id is None:
+                raise CommandError(REFUSED_ELSEWHERE, returncode=BAD_INPUT)
+        run = FineTuneRun.objects.select_related("dataset", "base_model").get(pk=run_id)
+
+        stop = StopRequest()
+        with stop_on_signals(stop):
+            try:
+                run = run_execute(run=run, stop=stop, show_progress=options["verbosity"] > 0)
+            except KeyboardInterrupt:
+                run.refresh_from_db()
+        if not context.is_main:
+            return
+        if options["json"]:
+            self.stdout.write(json.dumps(run_summary(run), indent=2))
+        else:
+            self.stdout.write(describe(run))
+        if run.status in EXIT_STATUS:
+            raise CommandError(
+                f"run {run.pk} {run.status}: {run.error or 'see above'}",
+                returncode=EXIT_STATUS[run.status],
+            )
+
+    def create_run(self, options: dict[str, Any]) -> FineTuneRun:
+        overrides = {f: options[f] for _, f, _ in CONFIG_OPTIONS if options[f] is not None}
+        try:
+            if options["resume"] is not None:
+                return self.resume_run(options, overrides)
+            if not options["dataset"]:
+                raise CommandError(DATASET_REQUIRED, returncode=BAD_INPUT)
+            dataset = Dataset.objects.filter(name=options["dataset"]).first()
+            if dataset is None:
+                known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none"
+                message = DATASET_NOT_FOUND.format(name=options["dataset"], known=known)
+                raise CommandError(message, returncode=BAD_INPUT)
+            return run_create(
+                dataset=dataset,
+                config=TrainConfig(**overrides),
+                base_model=options["base_model"] or DEFAULT_BASE_MODEL,
+                name=options["name"] or "",
+                force=options["force"],
+            )
+        except (RunError, ConfigError) as error:
+            raise CommandError(str(error), returncode=BAD_INPUT) from error
+
+    def resume_run(self, options: dict[str, Any], overrides: dict[str, Any]) -> FineTuneRun:
+        previous = FineTuneRun.objects.filter(pk=options["resume"]).first()
+        if previous is None:
+            raise CommandError(RUN_NOT_FOUND.format(id=options["resume"]), returncode=BAD_INPUT)
+        if options["dataset"] and options["dataset"] != previous.dataset.name:
+            message = RESUME_OTHER_DATASET.format(
+                id=previous.pk, name=previous.dataset.name, given=options["dataset"]
+            )
+            raise CommandError(message, returncode=BAD_INPUT)
+        saved = run_config(previous).as_dict()
+        changes = [f"{k} {saved[k]!r} → {v!r}" for k, v in overrides.items() if saved[k] != v]
+        if changes:
+            message = RESUME_CHANGES.format(id=previous.pk, changes=", ".join(changes))
+            raise CommandError(message, returncode=BAD_INPUT)
+        return run_create_resume(
+            run=previous, base_model=options["base_model"], name=options["name"] or ""
+        )
+
+
+@contextmanager
+def stop_on_signals(stop: StopRequest):
+    """First Ctrl-C or SIGTERM: stop at the next step with a checkpoint. Second: stop now."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.request(RunStatus.CANCELLED if signum == signal.SIGINT else RunStatus.INTERRUPTED)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_summary(run: FineTuneRun) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "name": run.name,
+        "status": run.status,
+        "dataset": run.dataset.name,
+        "dataset_hash": run.dataset_hash,
+        "base_model": run.base_model.source,
+        "resumed_from": run.resumed_from_id,
+        "step": run.step,
+        "total_steps": run.total_steps,
+        "best_val_loss": run.best_val_loss,
+        "best_step": run.best_step,
+        "early_stopped": run.early_stopped,
+        "adapter_path": run.adapter_path,
+        "adapter_size_bytes": run.adapter_size_bytes,
+        "checkpoint_path": run.checkpoint_path,
+        "trainable_params": run.trainable_params,
+        "total_params": run.total_params,
+        "trainable_share": run.trainable_share,
+        "peak_memory_bytes": run.peak_memory_bytes,
+        "wall_seconds": run.wall_seconds,
+        "hyperparameters": run.hyperparameters,
+        "environment": run.environment,
+        "error": run.error,
+    }
+
+
+def describe(run: FineTuneRun) -> str:
+    lines = [f"run {run.pk} ({run.name}): {run.status} at step {run.step}/{run.total_steps}"]
+    if run.best_val_loss is not None:
+        early = " (stopped early)" if run.early_stopped else ""
+        lines.append(f"best validation loss {run.best_val_loss:.4f} at step {run.best_step}{early}")
+    if run.adapter_path:
+        size = (run.adapter_size_bytes or 0) / 1e6
+        lines.append(f"adapter: {run.adapter_path} ({size:.1f} MB)")
+    if run.status in (RunStatus.CANCELLED, RunStatus.INTERRUPTED) and run.checkpoint_path:
+        lines.append(f"checkpoint kept: {run.checkpoint_path}; continue with --resume {run.pk}")
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""The engine's hooks for a run: progress, loss-curve points and heartbeats go to the database
+as they happen, and a cancel request (from the database or a signal) reaches the loop."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from django.utils import timezone
+
+from trainer.engine.hooks import Evaluation, Progress, StartInfo, TrainHooks
+from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
+
+# Heartbeats also come after every micro-batch, but at most this often (one UPDATE each).
+HEARTBEAT_EVERY_S = 10.0
+# How often the loop asks the database whether someone pressed "cancel".
+CANCEL_POLL_S = 2.0
+PLAN_KEY = "plan"  # resolved values stored beside the config in ``hyperparameters``
+
+
+class StopRequest:
+    """A stop asked from outside the training loop: a signal handler or the caller's thread.
+
+    ``status`` is what the run becomes: cancelled (a person asked) or interrupted (the process
+    is being shut down and the run should be resumed later).
+    """
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+
+    def request(self, status: str) -> None:
+        self.status = self.status or status
+
+    @property
+    def requested(self) -> bool:
+        return self.status is not None
+
+
+class RunProgress(TrainHooks):
+    """Writes what the engine reports to the run, as it happens (main process only)."""
+
+    def __init__(self, run: FineTuneRun, stop: StopRequest) -> None:
+        self.run = run
+        self.stop = stop
+        self.last_heartbeat = 0.0
+        self.last_cancel_poll = 0.0
+
+    def _update(self, **fields: Any) -> None:
+        fields["heartbeat_at"] = timezone.now()
+        self.last_heartbeat = time.monotonic()
+        FineTuneRun.objects.filter(pk=self.run.pk).update(**fields)
+        for key, value in fields.items():
+            setattr(self.run, key, value)
+
+    def on_start(self, info: StartInfo) -> None:
+        plan = {
+            "total_steps": info.total_steps,
+            "steps_per_epoch": info.steps_per_epoch,
+            "eval_every": info.eval_every,
+            "start_step": info.start_step,
+            "train_examples": info.train_examples,
+            "validation_examples": info.validation_examples,
+            "truncated_examples": info.truncated_examples,
+            "dropped_examples": info.dropped_examples,
+            "padding_share": round(info.padding_share, 4),
+        }
+        self._update(
+            total_steps=info.total_steps,
+            step=info.start_step,
+            trainable_params=info.trainable_params,
+            total_params=info.total_params,
+            environment=info.environment,
+            hyperparameters={**self.run.hyperparameters, PLAN_KEY: plan},
+        )
+
+    def on_step(self, progress: Progress) -> None:
+        RunMetric.objects.create(
+            run=self.run,
+            kind=MetricKind.TRAIN,
+            step=progress.step,
+            epoch=progress.epoch,
+            loss=progress.train_loss,
+            learning_rate=progress.learning_rate,
+            grad_norm=progress.grad_norm,
+            tokens_per_s=progress.tokens_per_s,
+        )
+        self._update(step=progress.step, epoch=progress.epoch, eta_seconds=progress.eta_seconds)
+
+    def on_evaluate(self, evaluation: Evaluation) -> None:
+        RunMetric.objects.create(
+            run=self.run,
+            kind=MetricKind.VALIDATION,
+            step=evaluation.step,
+            epoch=evaluation.epoch,
+            loss=evaluation.val_loss,
+        )
+        self._update(best_val_loss=evaluation.best_val_loss, best_step=evaluation.best_step)
+
+    def on_checkpoint(self, path: Path, step: int) -> None:
+        self._update(checkpoint_path=str(path))
+
+    def on_heartbeat(self) -> None:
+        if time.monotonic() - self.last_heartbeat >= HEARTBEAT_EVERY_S:
+            self._update()
+
+    def should_stop(self) -> bool:
+        if self.stop.requested:
+            return True
+        if time.monotonic() - self.last_cancel_poll >= CANCEL_POLL_S:
+            self.last_cancel_poll = time.monotonic()
+            if FineTuneRun.objects.filter(pk=self.run.pk, cancel_requested=True).exists():
+                self.stop.request(RunStatus.CANCELLED)
+        return self.stop.requested
+
+
+class StopOnly(TrainHooks):
+    """For the other processes of a multi-process run: they write nothing."""
+
+    def __init__(self, stop: StopRequest) -> None:
+        self.stop = stop
+
+    def should_stop(self) -> bool:
+        return self.stop.requested

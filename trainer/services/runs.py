@@ -1,0 +1,389 @@
+"""Fine-tuning runs: the only code that writes them.
+
+``run_create`` / ``run_create_resume`` check their input and store a queued run; ``run_execute``
+drives the QLoRA engine for it and writes progress, loss-curve points, heartbeats and the final
+outcome as they happen; ``run_request_cancel`` asks a running run to stop at its next step;
+``run_mark_orphans`` closes runs whose worker died. The management command and the background
+tasks call these same functions.
+
+Status: queued -> running -> succeeded | failed | cancelled | interrupted. A cancelled or
+interrupted run keeps its last checkpoint; ``run_create_resume`` makes a new run from it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from trainer.engine.checkpoint import check_base_matches, directory_size, read_checkpoint_info
+from trainer.engine.config import ConfigError, TrainConfig
+from trainer.engine.data import DataError
+from trainer.engine.hooks import TrainHooks, TrainingError
+from trainer.engine.model_store import (
+    DEFAULT_BASE_MODEL,
+    PACKAGED_MODELS,
+    ModelNotFound,
+    check_model_spec,
+    resolve_model_dir,
+)
+from trainer.engine.modeling import read_fingerprint
+from trainer.models import BaseModel, Dataset, FineTuneRun, RunMetric, RunStatus, Split
+from trainer.services.run_progress import PLAN_KEY, RunProgress, StopOnly, StopRequest
+
+DATASET_HAS_ERRORS = (
+    "dataset {name!r} has {errors} lint error(s) and {warnings} warning(s); fix them, or pass "
+    "--force to train anyway:\n{summary}"
+)
+NO_TRAINING_EXAMPLES = "dataset {name!r} has no example in its train split"
+NOT_RESUMABLE = "run {id} is {status}; only a cancelled, interrupted or failed run can be resumed"
+NO_CHECKPOINT = "run {id} has no checkpoint to resume from (it stopped before its first one)"
+DATASET_CHANGED = (
+    "dataset {name!r} changed since run {id} started (content hash differs); resuming would "
+    "train on other data"
+)
+NOT_QUEUED = "run {id} is {status}, not queued: a run is executed once"
+ORPHANED = (
+    "worker {worker} stopped reporting (last heartbeat {heartbeat}); its last checkpoint is "
+    "kept: resume with `manage.py finetune --resume {id}`"
+)
+STOPPED_AT_ONCE = "stopped at once by a second interrupt; the last checkpoint is kept"
+UNEXPECTED = "training crashed:\n{trace}"
+
+# A run that has not reported for this long is taken for dead. Heartbeats come after every
+# micro-batch, so only model loading or a very slow device comes near it.
+ORPHAN_AFTER = timedelta(minutes=15)
+RESUMABLE = (RunStatus.CANCELLED, RunStatus.INTERRUPTED, RunStatus.FAILED)
+# Failures with a message the user can act on; OSError covers an unreachable hub id.
+KNOWN_FAILURES = (TrainingError, DataError, ConfigError, ModelNotFound, OSError)
+
+
+class RunError(Exception):
+    """The run cannot be created, resumed or started as asked; the message says why."""
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def lint_summary(dataset: Dataset, *, limit: int = 10) -> str:
+    errors = [i for i in dataset.lint_report if i.get("severity") == "error"]
+    lines = []
+    for item in errors[:limit]:
+        where = ", ".join(str(n) for n in item.get("lines", [])[:5])
+        more = "…" if len(item.get("lines", [])) > 5 else ""
+        at = f" (lines {where}{more})" if where else ""
+        lines.append(f"  {item.get('code', 'error')}{at}: {item.get('message', '')}")
+    if len(errors) > limit:
+        lines.append(f"  … and {len(errors) - limit} more")
+    return "\n".join(lines)
+
+
+def base_model_for(spec: str) -> BaseModel:
+    try:
+        local = check_model_spec(spec)
+    except ModelNotFound as error:
+        raise RunError(str(error)) from error
+    name = str(local) if local else spec
+    base, _ = BaseModel.objects.get_or_create(
+        name=name[:200], defaults={"source": str(local or spec), "local_path": str(local or "")}
+    )
+    return base
+
+
+@transaction.atomic
+def run_create(
+    *,
+    dataset: Dataset,
+    config: TrainConfig,
+    base_model: str = DEFAULT_BASE_MODEL,
+    name: str = "",
+    created_by: AbstractBaseUser | None = None,
+    force: bool = False,
+) -> FineTuneRun:
+    """A queued run, after refusing a dataset with lint errors (unless ``force``), a dataset
+    with nothing to train on, and a base model that cannot be found."""
+    if dataset.lint_errors and not force:
+        raise RunError(
+            DATASET_HAS_ERRORS.format(
+                name=dataset.name,
+                errors=dataset.lint_errors,
+                warnings=dataset.lint_warnings,
+                summary=lint_summary(dataset),
+            )
+        )
+    if not dataset.examples.filter(split=Split.TRAIN).exists():
+        raise RunError(NO_TRAINING_EXAMPLES.format(name=dataset.name))
+    base = base_model_for(base_model)
+    stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    return FineTuneRun.objects.create(
+        name=name or f"{dataset.name}-r{config.rank}-{stamp}",
+        dataset=dataset,
+        base_model=base,
+        hyperparameters=config.as_dict(),
+        dataset_hash=dataset.content_hash,
+        created_by=created_by,
+    )
+
+
+@transaction.atomic
+def run_create_resume(
+    *,
+    run: FineTuneRun,
+    base_model: str | None = None,
+    name: str = "",
+    created_by: AbstractBaseUser | None = None,
+) -> FineTuneRun:
+    """A queued run that continues ``run`` from its last checkpoint, with the same settings.
+
+    The new run starts with the loss-curve points up to that checkpoint, so its curves are
+    whole. ``base_model`` may point at the same base elsewhere; another base is refused.
+    """
+    if run.status not in RESUMABLE:
+        raise RunError(NOT_RESUMABLE.format(id=run.pk, status=run.status))
+    checkpoint = Path(run.checkpoint_path) if run.checkpoint_path else None
+    try:
+        info = read_checkpoint_info(checkpoint) if checkpoint else None
+    except FileNotFoundError:
+        info = None
+    if info is None:
+        raise RunError(NO_CHECKPOINT.format(id=run.pk))
+    if run.dataset.content_hash != run.dataset_hash:
+        raise RunError(DATASET_CHANGED.format(name=run.dataset.name, id=run.pk))
+    base = base_model_for(base_model) if base_model else run.base_model
+    local = base.local_path or (
+        resolve_model_dir(base.source, settings.EVALHUB_MODEL_CACHE)
+        if base.source in PACKAGED_MODELS
+        else None
+    )
+    found = read_fingerprint(local) if local else None
+    if found and (problem := check_base_matches(info, found)):
+        raise RunError(problem)
+    step = info["loop"]["step"]
+    resumed = FineTuneRun.objects.create(
+        name=name or f"{run.name}-resumed",
+        dataset=run.dataset,
+        base_model=base,
+        hyperparameters=run.hyperparameters,
+        dataset_hash=run.dataset_hash,
+        step=step,
+        total_steps=max(run.total_steps, step),
+        checkpoint_path=str(checkpoint),
+        resumed_from=run,
+        created_by=created_by,
+    )
+    RunMetric.objects.bulk_create(
+        RunMetric(
+            run=resumed,
+            kind=m.kind,
+            step=m.step,
+            epoch=m.epoch,
+            loss=m.loss,
+            learning_rate=m.learning_rate,
+            grad_norm=m.grad_norm,
+            tokens_per_s=m.tokens_per_s,
+        )
+        for m in run.metrics.filter(step__lte=step)
+    )
+    return resumed
+
+
+@transaction.atomic
+def run_request_cancel(*, run: FineTuneRun) -> FineTuneRun:
+    """A queued run is cancelled at once; a running one stops at its next step boundary,
+    keeping a checkpoint. Finished runs are left as they are."""
+    run = FineTuneRun.objects.select_for_update().get(pk=run.pk)
+    if run.status == RunStatus.QUEUED:
+        run.status, run.finished_at = RunStatus.CANCELLED, timezone.now()
+    if run.status == RunStatus.RUNNING:
+        run.cancel_requested = True
+    run.save(update_fields=["status", "finished_at", "cancel_requested"])
+    return run
+
+
+@transaction.atomic
+def run_mark_orphans(
+    *, stale_after: timedelta = ORPHAN_AFTER, now: datetime | None = None
+) -> list[FineTuneRun]:
+    """Runs left "running" by a dead worker become "interrupted": no heartbeat for
+    ``stale_after``, or a worker on this host whose process is gone."""
+    now = now or timezone.now()
+    orphans = []
+    for run in FineTuneRun.objects.select_for_update().filter(status=RunStatus.RUNNING):
+        last = run.heartbeat_at or run.started_at or run.created_at
+        if last < now - stale_after or _worker_gone(run.worker):
+            run.status, run.finished_at = RunStatus.INTERRUPTED, now
+            run.error = ORPHANED.format(worker=run.worker or "?", heartbeat=last, id=run.pk)
+            run.eta_seconds = None
+            run.save(update_fields=["status", "finished_at", "error", "eta_seconds"])
+            orphans.append(run)
+    return orphans
+
+
+def _worker_gone(worker: str) -> bool:
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def run_execute(
+    *, run: FineTuneRun, stop: StopRequest | None = None, show_progress: bool = False
+) -> FineTuneRun:
+    """Train the run's adapter and return the run in its final state.
+
+    Deliberately not one transaction: every write commits at once, so the run page and other
+    workers see progress as it happens. Known failures (out of memory, unusable data, model or
+    checkpoint) are recorded as "failed" and returned; anything unexpected is recorded with its
+    traceback and raised again. Under several processes only the main one writes.
+    """
+    from trainer.engine.distributed import dist_context
+    from trainer.engine.loop import train
+
+    stop = stop or StopRequest()
+    context = dist_context()
+    if context.is_main:
+        _start(run)
+    hooks: TrainHooks = RunProgress(run, stop) if context.is_main else StopOnly(stop)
+    resume_from = Path(run.checkpoint_path) if run.checkpoint_path else None
+    started = time.monotonic()
+    try:
+        model_dir = _resolve_model(run, context)
+        result = train(
+            model_dir=model_dir,
+            config=run_config(run),
+            train_conversations=_conversations(run.dataset, Split.TRAIN),
+            validation_conversations=_conversations(run.dataset, Split.VALIDATION),
+            output_dir=run_output_dir(run),
+            hooks=hooks,
+            resume_from=resume_from,
+            adapter_metadata=_adapter_metadata(run),
+            show_progress=show_progress,
+        )
+    except KNOWN_FAILURES as error:
+        if context.is_main:
+            _end(run, RunStatus.FAILED, started, error=str(error))
+        return run
+    except KeyboardInterrupt:
+        if context.is_main:
+            status = stop.status or RunStatus.CANCELLED
+            _end(run, status, started, error=STOPPED_AT_ONCE)
+        raise
+    except Exception:
+        if context.is_main:
+            _end(
+                run,
+                RunStatus.FAILED,
+                started,
+                error=UNEXPECTED.format(trace=traceback.format_exc()),
+            )
+        raise
+    if context.is_main:
+        _finish(run, result, stop)
+    return run
+
+
+@transaction.atomic
+def _start(run: FineTuneRun) -> None:
+    locked = FineTuneRun.objects.select_for_update().get(pk=run.pk)
+    if locked.status != RunStatus.QUEUED:
+        raise RunError(NOT_QUEUED.format(id=run.pk, status=locked.status))
+    now = timezone.now()
+    fields = {
+        "status": RunStatus.RUNNING,
+        "started_at": now,
+        "heartbeat_at": now,
+        "worker": worker_id(),
+        "error": "",
+    }
+    FineTuneRun.objects.filter(pk=run.pk).update(**fields)
+    run.refresh_from_db()
+
+
+def _resolve_model(run: FineTuneRun, context: Any) -> Path | str:
+    """The weights directory; the main process converts a packaged model first, alone."""
+    source = run.base_model.source
+    if context.is_main:
+        model_dir = resolve_model_dir(source, settings.EVALHUB_MODEL_CACHE)
+        if isinstance(model_dir, Path) and run.base_model.local_path != str(model_dir):
+            BaseModel.objects.filter(pk=run.base_model.pk).update(local_path=str(model_dir))
+    context.barrier()
+    return model_dir if context.is_main else resolve_model_dir(source, settings.EVALHUB_MODEL_CACHE)
+
+
+def _conversations(dataset: Dataset, split: str) -> list[list[dict[str, str]]]:
+    examples = dataset.examples.filter(split=split).order_by("index")
+    return list(examples.values_list("messages", flat=True))
+
+
+def _adapter_metadata(run: FineTuneRun) -> dict[str, Any]:
+    return {
+        "run_id": run.pk,
+        "run_name": run.name,
+        "dataset": run.dataset.name,
+        "dataset_hash": run.dataset_hash,
+        "base_model": run.base_model.source,
+    }
+
+
+def _finish(run: FineTuneRun, result: Any, stop: StopRequest) -> None:
+    finished = result.stop_reason in ("completed", "early_stopped")
+    status = RunStatus.SUCCEEDED if finished else (stop.status or RunStatus.CANCELLED)
+    adapter = Path(result.adapter_dir)
+    has_adapter = (adapter / "adapter_model.safetensors").is_file()
+    FineTuneRun.objects.filter(pk=run.pk).update(
+        status=status,
+        finished_at=timezone.now(),
+        heartbeat_at=timezone.now(),
+        eta_seconds=0 if finished else None,
+        step=result.final_step,
+        early_stopped=result.early_stopped,
+        best_val_loss=result.best_val_loss,
+        best_step=result.best_step,
+        adapter_path=str(adapter) if has_adapter else "",
+        adapter_size_bytes=directory_size(adapter) if has_adapter else None,
+        checkpoint_path=str(result.checkpoint_dir or run.checkpoint_path or ""),
+        trainable_params=result.trainable_params,
+        total_params=result.total_params,
+        peak_memory_bytes=result.peak_memory_bytes,
+        wall_seconds=result.wall_seconds,
+    )
+    BaseModel.objects.filter(pk=run.base_model.pk).update(
+        parameter_count=result.total_params - result.trainable_params
+    )
+    run.refresh_from_db()
+
+
+def _end(run: FineTuneRun, status: str, started: float, *, error: str) -> None:
+    """A run that ended without a result: failed, or stopped at once by a second interrupt."""
+    FineTuneRun.objects.filter(pk=run.pk).update(
+        status=status,
+        error=error,
+        finished_at=timezone.now(),
+        eta_seconds=None,
+        wall_seconds=time.monotonic() - started,
+    )
+    run.refresh_from_db()
+
+
+def run_config(run: FineTuneRun) -> TrainConfig:
+    return TrainConfig.from_dict({k: v for k, v in run.hyperparameters.items() if k != PLAN_KEY})
+
+
+def run_output_dir(run: FineTuneRun) -> Path:
+    return Path(settings.EVALHUB_RUNS_DIR) / f"run-{run.pk}"

@@ -16,6 +16,7 @@ from django.db.models import Q, QuerySet
 
 from evalhub.metrics import EMPTY_FLAG, METRICS
 from evalhub.metrics.bertscore import Encoder, default_encoder
+from evalhub.metrics.scoring import PairScore, score_pairs
 from evalhub.metrics.summary import metric_intervals, paired_difference
 from evalhub.models import Comparison, Output, Prompt, System, SystemKind
 from trainer.generation import DecodingConfig, GeneratedText
@@ -336,8 +337,6 @@ def outputs_score(
     Computed outside the transaction (it takes a while); an output whose text changed in the
     meantime keeps no metrics rather than metrics of the old text.
     """
-    from evalhub.metrics.scoring import score_pairs
-
     encoder = encoder or default_encoder()
     outputs = list(run_outputs(run=run, split=split))
     with_reference = [o for o in outputs if o.prompt.reference.strip()]
@@ -358,7 +357,9 @@ def outputs_score(
 
 
 @transaction.atomic
-def _store_scores(outputs: list[Output], scores: list, skipped: list[Output], encoder: str) -> None:
+def _store_scores(
+    outputs: list[Output], scores: list[PairScore], skipped: list[Output], encoder: str
+) -> None:
     current = {
         o.pk: o.text
         for o in Output.objects.select_for_update().filter(pk__in=[o.pk for o in outputs + skipped])

@@ -1,0 +1,61 @@
+"""Background tasks of the evaluation app: generate, score, and evaluate (both), per run.
+
+Thin wrappers over ``evalhub.services.outputs``, the same functions ``manage.py generate``,
+``score`` and ``evaluate`` call. They load models, so they go to the "gpu" queue. Every task
+takes ``run_id`` as a keyword so the run page can list them (``trainer.selectors.run_tasks``).
+Return values are small JSON summaries; the outputs and metrics themselves are in the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from django_tasks import task
+
+from evalhub.services.outputs import SYSTEM_KINDS, outputs_generate, outputs_score, run_get
+from trainer.generation import DecodingConfig
+from trainer.models import Split
+
+GPU_QUEUE = "gpu"
+
+
+@task(queue_name=GPU_QUEUE)
+def generate(
+    *,
+    run_id: int,
+    split: str = Split.TEST,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    systems: list[str] | None = None,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Base and adapter answer the split's prompts (only the missing ones, unless
+    ``overwrite``), with the same decoding settings."""
+    reports = outputs_generate(
+        run=run_get(run_id=run_id),
+        decoding=DecodingConfig(
+            max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
+        ),
+        split=split,
+        systems=systems or list(SYSTEM_KINDS),
+        overwrite=overwrite,
+    )
+    return {"run": run_id, "generated": [asdict(r) for r in reports]}
+
+
+@task(queue_name=GPU_QUEUE)
+def score(*, run_id: int, split: str = Split.TEST) -> dict[str, Any]:
+    """ROUGE and BERTScore (the packaged encoder) of every output on the run's prompts."""
+    report = outputs_score(run=run_get(run_id=run_id), split=split)
+    return {"run": run_id, "scored": asdict(report)}
+
+
+@task(queue_name=GPU_QUEUE)
+def evaluate(*, run_id: int, split: str = Split.TEST, max_new_tokens: int = 256) -> dict[str, Any]:
+    """Generate what is missing, then score: what the run page's "Generate + score" queues."""
+    generated = generate.call(run_id=run_id, split=split, max_new_tokens=max_new_tokens)
+    scored = score.call(run_id=run_id, split=split)
+    return {**generated, **scored}

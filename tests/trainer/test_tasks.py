@@ -1,0 +1,162 @@
+"""The background tasks and the queueing services, in this process (the immediate backend or
+the database backend without a worker). Worker processes: test_tasks_workers.py."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+from django.test import override_settings
+from django_tasks_db.models import DBTaskResult
+
+from tests.factories import FineTuneRunFactory
+from tests.trainer.run_fixtures import colour_dataset, small_config
+from trainer.models import FineTuneRun, RunStatus
+from trainer.services.run_progress import StopRequest
+from trainer.services.run_queue import (
+    ORPHANED_TASK,
+    run_submit,
+    run_submit_resume,
+    runs_check_orphans,
+)
+from trainer.services.runs import NOT_QUEUED, ORPHANED, RunError, run_request_cancel
+from trainer.tasks import finetune, stop_on_worker_signals
+
+DATABASE_TASKS = {
+    "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "gpu"]}
+}
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited and been reaped."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+@pytest.fixture
+def tiny_model(tiny_model_dir):
+    return str(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from tests.trainer.engine.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama-tasks"))
+
+
+@pytest.mark.django_db
+def test_the_finetune_task_trains_the_run_to_success(tiny_model):
+    run = run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    # The immediate backend ran the task inside run_submit.
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert run.step == run.total_steps == 4
+    assert run.adapter_size_bytes and os.path.isdir(run.adapter_path)
+    assert run.metrics.filter(kind="train").count() == 4
+
+
+@pytest.mark.django_db
+def test_a_run_cancelled_while_queued_is_skipped_not_trained(tiny_model):
+    with override_settings(TASKS=DATABASE_TASKS):
+        run = run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    run_request_cancel(run=run)
+    result = finetune.call(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED and run.step == 0 and not run.adapter_path
+    assert result["skipped"] == NOT_QUEUED.format(id=run.pk, status=RunStatus.CANCELLED)
+
+
+@pytest.mark.django_db
+def test_a_worker_taking_a_task_marks_runs_of_dead_workers_interrupted(tiny_model):
+    orphan = FineTuneRunFactory(
+        status=RunStatus.RUNNING, worker=f"{socket.gethostname()}:{dead_pid()}"
+    )
+    run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    orphan.refresh_from_db()
+    assert orphan.status == RunStatus.INTERRUPTED
+    assert orphan.error.startswith(ORPHANED.split("{")[0])
+
+
+@pytest.mark.django_db
+@override_settings(TASKS=DATABASE_TASKS)
+def test_run_submit_stores_the_run_and_its_gpu_task_together(tiny_model):
+    run = run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    task = DBTaskResult.objects.get()
+    assert run.status == RunStatus.QUEUED
+    assert task.task_path == "trainer.tasks.finetune"
+    assert task.queue_name == "gpu" and task.status == "READY"
+    assert task.args_kwargs == {"args": [], "kwargs": {"run_id": run.pk}}
+
+
+@pytest.mark.django_db
+@override_settings(TASKS=DATABASE_TASKS)
+def test_a_refused_run_queues_nothing(tiny_model):
+    dataset = colour_dataset(lint_errors=2, lint_report=[{"severity": "error", "code": "x"}])
+    with pytest.raises(RunError):
+        run_submit(dataset=dataset, config=small_config(), base_model=tiny_model)
+    assert not FineTuneRun.objects.exists()
+    assert not DBTaskResult.objects.exists()
+
+
+@pytest.mark.django_db
+@override_settings(TASKS=DATABASE_TASKS)
+def test_resuming_without_a_checkpoint_queues_nothing():
+    stopped = FineTuneRunFactory(status=RunStatus.INTERRUPTED)
+    with pytest.raises(RunError):
+        run_submit_resume(run=stopped)
+    assert FineTuneRun.objects.count() == 1
+    assert not DBTaskResult.objects.exists()
+
+
+@pytest.mark.django_db
+@override_settings(TASKS=DATABASE_TASKS)
+def test_an_orphaned_run_fails_its_running_task(tiny_model):
+    run = run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    worker = f"{socket.gethostname()}:{dead_pid()}"
+    FineTuneRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, worker=worker)
+    DBTaskResult.objects.update(status="RUNNING")
+    other = FineTuneRunFactory(status=RunStatus.RUNNING, worker=f"{socket.gethostname()}:1")
+
+    assert [r.pk for r in runs_check_orphans()] == [run.pk]
+    task = DBTaskResult.objects.get()
+    assert task.status == "FAILED" and task.exception_class_path == ORPHANED_TASK
+    run.refresh_from_db()
+    assert task.traceback == run.error and run.status == RunStatus.INTERRUPTED
+    other.refresh_from_db()
+    assert other.status == RunStatus.RUNNING  # pid 1 is alive
+
+
+@pytest.mark.django_db
+def test_checking_for_orphans_writes_nothing_while_nothing_runs(django_assert_num_queries):
+    FineTuneRunFactory(status=RunStatus.SUCCEEDED)
+    with django_assert_num_queries(1):
+        assert runs_check_orphans() == []
+
+
+def test_first_signal_stops_at_the_next_step_and_tells_the_worker():
+    seen = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
+    try:
+        stop = StopRequest()
+        with stop_on_worker_signals(stop):
+            os.kill(os.getpid(), signal.SIGTERM)
+            assert stop.status == RunStatus.INTERRUPTED
+            assert seen == [signal.SIGTERM]  # the worker's own handler still ran
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert seen == [signal.SIGTERM, signal.SIGTERM]  # the worker's handler is back
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_ctrl_c_outside_a_worker_does_not_raise_at_once():
+    stop = StopRequest()
+    with stop_on_worker_signals(stop):
+        os.kill(os.getpid(), signal.SIGINT)
+    assert stop.status == RunStatus.INTERRUPTED
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

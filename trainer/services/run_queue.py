@@ -1,0 +1,86 @@
+"""Runs for the workers: create (or resume) a run and queue its training in one transaction,
+and notice runs whose worker died.
+
+The run row and its task row commit together, so there is never a queued run without a task
+nor a task for a run that does not exist. A worker then picks the task up (``trainer.tasks``).
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django_tasks_db.models import DBTaskResult
+
+from trainer.engine.config import TrainConfig
+from trainer.engine.model_store import DEFAULT_BASE_MODEL
+from trainer.models import Dataset, FineTuneRun, RunStatus
+from trainer.services.runs import run_create, run_create_resume, run_mark_orphans
+from trainer.tasks import finetune
+
+# DBTaskResult statuses, as django-tasks-db stores them.
+TASK_RUNNING, TASK_FAILED = "RUNNING", "FAILED"
+ORPHANED_TASK = "trainer.services.runs.RunOrphaned"
+
+
+def run_enqueue(*, run: FineTuneRun) -> str:
+    """Queue the run's training for a GPU worker; returns the task id. The run id goes as a
+    keyword so the run page can find the run's tasks (``trainer.selectors.run_tasks``)."""
+    return finetune.enqueue(run_id=run.pk).id
+
+
+@transaction.atomic
+def run_submit(
+    *,
+    dataset: Dataset,
+    config: TrainConfig,
+    base_model: str = DEFAULT_BASE_MODEL,
+    name: str = "",
+    created_by: AbstractBaseUser | None = None,
+    force: bool = False,
+) -> FineTuneRun:
+    """A queued run (``run_create`` checks the input) and its training task."""
+    run = run_create(
+        dataset=dataset,
+        config=config,
+        base_model=base_model,
+        name=name,
+        created_by=created_by,
+        force=force,
+    )
+    run_enqueue(run=run)
+    return run
+
+
+@transaction.atomic
+def run_submit_resume(
+    *, run: FineTuneRun, created_by: AbstractBaseUser | None = None
+) -> FineTuneRun:
+    """A new queued run continuing ``run`` from its last checkpoint, and its training task."""
+    resumed = run_create_resume(run=run, created_by=created_by)
+    run_enqueue(run=resumed)
+    return resumed
+
+
+def runs_check_orphans() -> list[FineTuneRun]:
+    """Mark runs whose worker died as interrupted, and fail their training tasks (the dead
+    worker never will). Costs one cheap query while nothing is running, so pages call it."""
+    if not FineTuneRun.objects.filter(status=RunStatus.RUNNING).exists():
+        return []
+    orphans = run_mark_orphans()
+    for run in orphans:
+        _fail_orphaned_task(run)
+    return orphans
+
+
+def _fail_orphaned_task(run: FineTuneRun) -> None:
+    DBTaskResult.objects.filter(
+        task_path=finetune.module_path,
+        status=TASK_RUNNING,
+        args_kwargs__kwargs__run_id=run.pk,
+    ).update(
+        status=TASK_FAILED,
+        finished_at=timezone.now(),
+        exception_class_path=ORPHANED_TASK,
+        traceback=run.error,
+    )

@@ -1,21 +1,32 @@
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
+from django.views.decorators.vary import vary_on_headers
 
 from evalhub.roles import manager_required
 from trainer.charts import loss_curve_svg
 from trainer.models import FineTuneRun, MetricKind
+from trainer.selectors.run_tasks import run_tasks
 from trainer.services.run_progress import PLAN_KEY
+from trainer.services.run_queue import runs_check_orphans
+from trainer.services.runs import RESUMABLE
+
+TASKS_SHOWN = 10
 
 
 @manager_required
 def run_list(request: HttpRequest) -> HttpResponse:
+    runs_check_orphans()
     runs = FineTuneRun.objects.select_related("dataset", "base_model")
     return render(request, "trainer/run_list.html", {"runs": runs})
 
 
 @manager_required
+@vary_on_headers("HX-Request")
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The run page; an htmx poll gets only its live part, which stops polling once the run
+    has ended. Loading it is also where a run of a dead worker is noticed."""
+    runs_check_orphans()
     run = get_object_or_404(
         FineTuneRun.objects.select_related("dataset", "base_model", "resumed_from"), pk=pk
     )
@@ -44,7 +55,11 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "versions": sorted(versions.items()),
         "last_train": train[-1] if train else None,
         "share_percent": 100 * run.trainable_share if run.trainable_share else None,
+        "tasks": list(run_tasks(run_id=run.pk)[:TASKS_SHOWN]),
+        "resumable": run.status in RESUMABLE and bool(run.checkpoint_path),
     }
+    if request.htmx:
+        return render(request, "trainer/run_detail.html#live", context)
     return render(request, "trainer/run_detail.html", context)
 
 

@@ -1,0 +1,129 @@
+"""The "New run" form: dataset, base model and every training setting, pre-filled with the
+engine's defaults and explained by the config dataclass's own help text."""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+from typing import Any
+
+from django import forms
+from django.urls import reverse
+
+from trainer.engine.config import CHECKPOINTING, SCHEDULERS, ConfigError, TrainConfig
+from trainer.engine.model_store import DEFAULT_BASE_MODEL, ModelNotFound, check_model_spec
+from trainer.models import Dataset
+
+# Shown open; everything else goes in the "advanced" fold.
+MAIN_SETTINGS = ("rank", "alpha", "learning_rate", "epochs", "batch_size", "max_steps")
+CHOICES = {"scheduler": SCHEDULERS, "gradient_checkpointing": CHECKPOINTING}
+BASE_MODEL_HELP = (
+    "smollm2-135m is the packaged SmolLM2-135M-Instruct (no network needed); or a local model "
+    "directory, or a hub id"
+)
+
+
+class DatasetChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Dataset) -> str:
+        return f"{obj.name} ({obj.lint_errors} lint errors, {obj.lint_warnings} warnings)"
+
+
+def _setting_field(name: str, kind: str, default: Any, help_text: str) -> forms.Field:
+    label = name.replace("_", " ").capitalize()
+    if name in CHOICES:
+        return forms.ChoiceField(
+            label=label,
+            choices=[(c, c) for c in CHOICES[name]],
+            initial=default,
+            help_text=help_text,
+        )
+    if kind.startswith("int"):
+        # alpha is "int | None": left empty it becomes 2 × rank.
+        optional = default is None
+        widget = forms.NumberInput(attrs={"placeholder": "2 × rank"} if optional else {})
+        return forms.IntegerField(
+            label=label,
+            initial=default,
+            required=not optional,
+            help_text=help_text,
+            widget=widget,
+        )
+    if kind == "float":
+        return forms.FloatField(
+            label=label,
+            initial=default,
+            help_text=help_text,
+            widget=forms.NumberInput(attrs={"step": "any"}),
+        )
+    return forms.CharField(label=label, initial=default, help_text=help_text)
+
+
+def setting_fields() -> dict[str, forms.Field]:
+    """One form field per TrainConfig setting, in the dataclass's order."""
+    made = {}
+    for spec in fields(TrainConfig):
+        default = None if spec.default is MISSING else spec.default
+        made[spec.name] = _setting_field(
+            spec.name, str(spec.type), default, spec.metadata.get("help", "")
+        )
+    return made
+
+
+class RunForm(forms.Form):
+    dataset = DatasetChoiceField(
+        queryset=Dataset.objects.order_by("name"),
+        to_field_name="name",
+        help_text="trained on its train split; validation for early stopping; test held out",
+    )
+    base_model = forms.CharField(
+        initial=DEFAULT_BASE_MODEL, max_length=500, help_text=BASE_MODEL_HELP
+    )
+    name = forms.CharField(
+        required=False, max_length=200, help_text="default: dataset, rank and time"
+    )
+    force = forms.BooleanField(
+        required=False,
+        label="Train despite lint errors",
+        help_text="only if you have read the lint report and the errors do not matter here",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields.update(setting_fields())
+        # Choosing a dataset fetches its lint summary (the form works without it too).
+        self.fields["dataset"].widget.attrs.update(
+            {
+                "hx-get": reverse("run_new"),
+                "hx-trigger": "change",
+                "hx-target": "#dataset-lint",
+                "hx-swap": "outerHTML",
+            }
+        )
+
+    @property
+    def main_settings(self) -> list[forms.BoundField]:
+        return [self[name] for name in MAIN_SETTINGS]
+
+    @property
+    def advanced_settings(self) -> list[forms.BoundField]:
+        return [self[f.name] for f in fields(TrainConfig) if f.name not in MAIN_SETTINGS]
+
+    def clean_base_model(self) -> str:
+        spec = self.cleaned_data["base_model"].strip()
+        try:
+            check_model_spec(spec)
+        except ModelNotFound as error:
+            raise forms.ValidationError(str(error)) from None
+        return spec
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        names = [f.name for f in fields(TrainConfig)]
+        if any(name in self.errors for name in names):
+            return cleaned
+        try:
+            self.config = TrainConfig(**{name: cleaned.get(name) for name in names})
+        except ConfigError as error:
+            # Every ConfigError message starts with the setting it is about.
+            first = str(error).split(" ", 1)[0]
+            self.add_error(first if first in names else None, str(error))
+        return cleaned

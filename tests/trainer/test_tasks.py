@@ -6,13 +6,16 @@ import signal
 import socket
 import subprocess
 import sys
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.test import override_settings
 from django_tasks_db.models import DBTaskResult
 
 from tests.factories import FineTuneRunFactory
 from tests.trainer.run_fixtures import colour_dataset, small_config
+from trainer.management.commands.finetune import QUEUED
 from trainer.models import FineTuneRun, RunStatus
 from trainer.services.run_progress import StopRequest
 from trainer.services.run_queue import (
@@ -160,3 +163,36 @@ def test_ctrl_c_outside_a_worker_does_not_raise_at_once():
         os.kill(os.getpid(), signal.SIGINT)
     assert stop.status == RunStatus.INTERRUPTED
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.django_db
+@override_settings(TASKS=DATABASE_TASKS)
+def test_finetune_enqueue_queues_the_run_instead_of_training_it(tiny_model):
+    dataset = colour_dataset()
+    out = StringIO()
+    call_command(
+        "finetune",
+        "--dataset",
+        dataset.name,
+        "--base-model",
+        tiny_model,
+        "--max-steps",
+        "3",
+        "--enqueue",
+        stdout=out,
+    )
+    run = FineTuneRun.objects.get()
+    task = DBTaskResult.objects.get()
+    assert run.status == RunStatus.QUEUED and run.step == 0
+    assert run.hyperparameters["max_steps"] == 3
+    assert task.args_kwargs["kwargs"] == {"run_id": run.pk} and task.queue_name == "gpu"
+    assert QUEUED.format(id=run.pk, task=task.id) in out.getvalue()
+
+
+@pytest.mark.django_db
+@override_settings(TASKS=DATABASE_TASKS)
+def test_finetune_enqueue_with_bad_input_queues_nothing():
+    with pytest.raises(CommandError) as raised:
+        call_command("finetune", "--dataset", "nope", "--enqueue")
+    assert raised.value.returncode == 2
+    assert not FineTuneRun.objects.exists() and not DBTaskResult.objects.exists()

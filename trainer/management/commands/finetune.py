@@ -2,6 +2,7 @@
 
     python manage.py finetune --dataset demo
     python manage.py finetune --resume 12
+    python manage.py finetune --dataset demo --enqueue     # a gpu worker trains it
     accelerate launch --multi_gpu --num_processes 2 manage.py finetune --dataset demo
 
 Exit codes: 0 succeeded, 1 failed, 2 bad input (nothing run), 130 cancelled (Ctrl-C),
@@ -17,11 +18,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from trainer.engine.config import SCHEDULERS, ConfigError, TrainConfig, field_help
 from trainer.engine.model_store import DEFAULT_BASE_MODEL
 from trainer.models import Dataset, FineTuneRun, RunStatus
 from trainer.services.run_progress import StopRequest
+from trainer.services.run_queue import run_enqueue
 from trainer.services.runs import (
     RunError,
     run_config,
@@ -39,6 +42,10 @@ RESUME_CHANGES = (
     "(start a new run to change them)"
 )
 RESUME_OTHER_DATASET = "--resume {id}: that run trained on dataset {name!r}, not {given!r}"
+QUEUED = (
+    "run {id} queued (task {task}) on the gpu queue; a worker started with "
+    "`manage.py db_worker --queue-name gpu` trains it"
+)
 REFUSED_ELSEWHERE = "the main process refused the run; see its message"
 BAD_INPUT = 2
 EXIT_STATUS = {RunStatus.FAILED: 1, RunStatus.CANCELLED: 130, RunStatus.INTERRUPTED: 143}
@@ -89,10 +96,19 @@ class Command(BaseCommand):
         parser.add_argument("--name", help="run name (default: dataset, rank and time)")
         parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
         parser.add_argument("--force", action="store_true", help="train despite lint errors")
+        parser.add_argument(
+            "--enqueue",
+            action="store_true",
+            help="queue the run for a worker (manage.py db_worker --queue-name gpu) instead of "
+            "training here",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from trainer.engine.distributed import dist_context
 
+        if options["enqueue"]:
+            self.enqueue(options)
+            return
         context = dist_context()
         run_id = None
         if context.is_main:
@@ -125,6 +141,13 @@ class Command(BaseCommand):
                 f"run {run.pk} {run.status}: {run.error or 'see above'}",
                 returncode=EXIT_STATUS[run.status],
             )
+
+    def enqueue(self, options: dict[str, Any]) -> None:
+        # The run and its task commit together: no queued run is left without a task.
+        with transaction.atomic():
+            run = self.create_run(options)
+            task_id = run_enqueue(run=run)
+        self.stdout.write(QUEUED.format(id=run.pk, task=task_id))
 
     def create_run(self, options: dict[str, Any]) -> FineTuneRun:
         overrides = {f: options[f] for _, f, _ in CONFIG_OPTIONS if options[f] is not None}

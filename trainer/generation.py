@@ -7,9 +7,13 @@ little padding, padded on the left (decoder-only models continue from the last p
 answers are handed back in the caller's order.
 
 Device and precision: on CUDA the base is loaded in 4-bit NF4 with double quantisation and bf16
-compute, as it was trained. On CPU it is loaded unquantised in float32: bitsandbytes' 4-bit CPU
-kernels and bf16 matmuls are several times slower there for small models (figures in
-benchmarks/results/generation_cpu.md), and a 135M-parameter model fits in memory anyway.
+compute, as it was trained. On CPU it is loaded unquantised in float32. Measured on SmolLM2-135M
+with a LoRA adapter (benchmarks/results/generation_cpu.md, tokens per CPU-second): NF4 is only
+1.3-1.4x faster than float32, and only through bitsandbytes' AVX512-BF16 inference kernel, which
+computes in bf16; on a CPU without that kernel NF4 is 0.8-1.0x float32, and plain bf16 is
+1.0-1.2x. A gain that small is not worth outputs that change with the CPU's instruction set:
+float32 gives the same texts on every machine. ``quantization="nf4"`` is there for those who want
+the weights the adapter was trained against.
 
 No Django imports; torch, transformers and peft are imported inside the functions.
 """
@@ -31,12 +35,14 @@ BAD_TEMPERATURE = "temperature must be 0 (greedy) or positive, got {value}"
 BAD_TOP_P = "top_p must be in (0, 1], got {value}"
 BAD_BATCH_SIZE = "batch size must be at least 1, got {value}"
 BAD_QUANTIZATION = "quantization must be one of auto, nf4, none; got {value!r}"
+BAD_DTYPE = "dtype must be one of float32, bfloat16, float16; got {value!r}"
 NO_CHAT_TEMPLATE = (
     "the tokenizer in {path} has no chat template; base and adapter must be prompted with the "
     "template the adapter was trained with"
 )
 NO_ADAPTER_LOADED = "use_adapter=True but the model was loaded without an adapter"
 QUANTIZATIONS = ("auto", "nf4", "none")
+DTYPES = ("float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -71,25 +77,48 @@ class GeneratedText:
     latency_ms: float  # the batch's wall time divided by its size (amortised per item)
 
 
+@dataclass(frozen=True)
+class Precision:
+    """Where and in which number format the base model runs: part of what produced an output."""
+
+    device: str
+    quantization: str  # "nf4" or "none"
+    dtype: str  # compute dtype: float32, bfloat16 or float16
+
+    def as_dict(self) -> dict[str, str]:
+        return {"quantization": self.quantization, "dtype": self.dtype}
+
+
 @dataclass
 class LoadedModel:
     """A base model (with its adapter attached when one was given) ready to generate."""
 
     model: Any
     tokenizer: Any
-    device: str
-    quantization: str
-    dtype: str
+    precision: Precision
     has_adapter: bool
 
-    def describe(self) -> dict[str, Any]:
-        return {"device": self.device, "quantization": self.quantization, "dtype": self.dtype}
+    @property
+    def device(self) -> str:
+        return self.precision.device
 
 
-def default_device() -> str:
+def resolve_precision(
+    device: str | None = None, quantization: str = "auto", dtype: str | None = None
+) -> Precision:
+    """Fill in the defaults: CUDA if there is one; NF4 with bf16 compute on CUDA (as in
+    training), unquantised float32 on CPU (see the module docstring for why)."""
     import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(BAD_QUANTIZATION.format(value=quantization))
+    if dtype is not None and dtype not in DTYPES:
+        raise ValueError(BAD_DTYPE.format(value=dtype))
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    on_cuda = device.startswith("cuda")
+    if quantization == "auto":
+        quantization = "nf4" if on_cuda else "none"
+    return Precision(device, quantization, dtype or ("bfloat16" if on_cuda else "float32"))
 
 
 def load_model(
@@ -103,24 +132,18 @@ def load_model(
     """Load the base model once, with the LoRA adapter attached if ``adapter_dir`` is given.
 
     ``quantization="auto"`` means NF4 on CUDA and none on CPU (NF4 on CPU works through
-    bitsandbytes but is slower, see the module docstring); ``dtype`` (float32, bfloat16, float16)
-    is the compute dtype, by default float32 on CPU and bfloat16 on CUDA.
+    bitsandbytes, see the module docstring); ``dtype`` (float32, bfloat16, float16) is the
+    compute dtype, by default float32 on CPU and bfloat16 on CUDA.
     """
     import torch
     from transformers import AutoModelForCausalLM
 
-    if quantization not in QUANTIZATIONS:
-        raise ValueError(BAD_QUANTIZATION.format(value=quantization))
-    device = device or default_device()
-    on_cuda = device.startswith("cuda")
-    if quantization == "auto":
-        quantization = "nf4" if on_cuda else "none"
-    dtype = dtype or ("bfloat16" if on_cuda else "float32")
-    torch_dtype = getattr(torch, dtype)
+    precision = resolve_precision(device, quantization, dtype)
+    torch_dtype = getattr(torch, precision.dtype)
 
     tokenizer = load_tokenizer(model_dir, adapter_dir)
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
-    if quantization == "nf4":
+    if precision.quantization == "nf4":
         from transformers import BitsAndBytesConfig
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -129,22 +152,17 @@ def load_model(
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch_dtype,
         )
-        kwargs["device_map"] = {"": device}
+        kwargs["device_map"] = {"": precision.device}
     model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
-    if quantization == "none":
-        model.to(device)
+    if precision.quantization == "none":
+        model.to(precision.device)
     if adapter_dir is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
     model.eval()  # dropout off: greedy outputs must not depend on chance
     return LoadedModel(
-        model=model,
-        tokenizer=tokenizer,
-        device=device,
-        quantization=quantization,
-        dtype=dtype,
-        has_adapter=adapter_dir is not None,
+        model=model, tokenizer=tokenizer, precision=precision, has_adapter=adapter_dir is not None
     )
 
 

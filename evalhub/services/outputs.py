@@ -219,10 +219,9 @@ class GenerationReport:
 
 
 def _prepare_system(
-    system: System, prompts: list[Prompt], decoding: DecodingConfig, overwrite: bool
+    system: System, prompts: list[Prompt], wanted: dict, overwrite: bool
 ) -> list[Prompt]:
-    """The prompts this system still has to answer; records the decoding settings used."""
-    wanted = decoding.as_dict()
+    """The prompts this system still has to answer; records the settings used."""
     existing = Output.objects.filter(system=system)
     if existing.exists() and system.decoding and system.decoding != wanted:
         if not overwrite:
@@ -253,10 +252,13 @@ def outputs_generate(
     batch_size: int = 8,
     progress: bool = False,
     device: str | None = None,
+    quantization: str = "auto",
     on_system: Callable[[GenerationReport], None] | None = None,
 ) -> list[GenerationReport]:
     """Answer the split's prompts with the run's base model and/or adapter, loading it once.
 
+    The decoding settings and the precision (quantization, compute dtype) are recorded on each
+    System; outputs made otherwise are not mixed in unless ``overwrite`` replaces them.
     Resumable rather than atomic: each batch is stored as it is generated, and a later call
     generates only the prompts still missing (``overwrite`` regenerates them all).
     """
@@ -270,17 +272,25 @@ def outputs_generate(
     prompts = list(evaluation_prompts(dataset=run.dataset, split=split))
     if not prompts:
         raise OutputsError(NO_PROMPTS.format(dataset=run.dataset.name, split=split))
+    precision = generation.resolve_precision(device, quantization)
+    wanted = {**decoding.as_dict(), **precision.as_dict()}
     todo = {}
     with transaction.atomic():  # a refusal for one system leaves the other untouched too
         for kind in SYSTEM_KINDS:
             if kind in systems:
                 system = system_get_or_create(run=run, kind=kind)
-                todo[kind] = (system, _prepare_system(system, prompts, decoding, overwrite))
+                todo[kind] = (system, _prepare_system(system, prompts, wanted, overwrite))
 
     loaded = None
     if any(missing for _, missing in todo.values()):
         model_dir = resolve_model_dir(run.base_model.source, settings.EVALHUB_MODEL_CACHE)
-        loaded = generation.load_model(model_dir, adapter_dir=adapter, device=device)
+        loaded = generation.load_model(
+            model_dir,
+            adapter_dir=adapter,
+            device=precision.device,
+            quantization=precision.quantization,
+            dtype=precision.dtype,
+        )
     reports = []
     for kind, (system, missing) in todo.items():
         started = time.perf_counter()

@@ -57,7 +57,8 @@ def test_base_and_adapter_answer_every_held_out_prompt(run):
     for output in [*base.values(), *adapter.values()]:
         assert 0 <= output.token_count <= 6 and output.latency_ms > 0
     systems = svc.run_systems(run=run)
-    assert systems["base"].decoding == systems["adapter"].decoding == GREEDY.as_dict()
+    recorded = {**GREEDY.as_dict(), "quantization": "none", "dtype": "float32"}
+    assert systems["base"].decoding == systems["adapter"].decoding == recorded
 
 
 def test_stored_outputs_equal_direct_generation_on_the_same_prompts(run, tiny):
@@ -125,7 +126,13 @@ def test_other_decoding_settings_need_overwrite(run):
     with pytest.raises(svc.OutputsError, match="already has outputs generated with"):
         svc.outputs_generate(run=run, decoding=longer, systems=["base"])
     svc.outputs_generate(run=run, decoding=longer, systems=["base"], overwrite=True)
-    assert svc.run_systems(run=run)["base"].decoding == longer.as_dict()
+    assert svc.run_systems(run=run)["base"].decoding["max_new_tokens"] == 9
+
+
+def test_another_precision_needs_overwrite_too(run):
+    svc.outputs_generate(run=run, decoding=GREEDY, systems=["base"])
+    with pytest.raises(svc.OutputsError, match="'quantization': 'nf4'"):
+        svc.outputs_generate(run=run, decoding=GREEDY, systems=["base"], quantization="nf4")
 
 
 def test_outputs_in_a_study_are_not_overwritten(run):

@@ -135,6 +135,21 @@ def test_decoding_config_rejects_bad_values(kwargs, message):
         DecodingConfig(**kwargs)
 
 
+def test_cpu_defaults_to_unquantised_float32_and_cuda_to_nf4():
+    assert generation.resolve_precision("cpu").as_dict() == {
+        "quantization": "none",
+        "dtype": "float32",
+    }
+    assert generation.resolve_precision("cuda").as_dict() == {
+        "quantization": "nf4",
+        "dtype": "bfloat16",
+    }
+    with pytest.raises(ValueError, match="quantization must be one of"):
+        generation.resolve_precision("cpu", "int8")
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        generation.resolve_precision("cpu", dtype="float8")
+
+
 def test_batch_size_must_be_positive():
     with pytest.raises(ValueError, match="batch size"):
         length_sorted_batches([1, 2], 0)

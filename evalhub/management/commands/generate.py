@@ -6,7 +6,7 @@ from collections.abc import Callable
 from django.core.management.base import BaseCommand, CommandError
 
 from evalhub.services.outputs import SYSTEM_KINDS, outputs_generate, run_get
-from trainer.generation import DecodingConfig
+from trainer.generation import QUANTIZATIONS, DecodingConfig
 from trainer.models import Split
 
 # Bad input (unknown run, no adapter, unreadable file, bad option values) exits with 2.
@@ -23,6 +23,12 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for sampling")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--quantization",
+        default="auto",
+        choices=QUANTIZATIONS,
+        help="auto: NF4 on CUDA as in training, unquantised float32 on CPU",
+    )
     parser.add_argument(
         "--systems", default=",".join(SYSTEM_KINDS), help="comma separated: base,adapter"
     )
@@ -48,6 +54,7 @@ def run_generation(options: dict, *, log: Callable[[str], None]) -> None:
             systems=[s.strip() for s in options["systems"].split(",") if s.strip()],
             overwrite=options["overwrite"],
             batch_size=options["batch_size"],
+            quantization=options["quantization"],
             progress=options["verbosity"] > 0,
             on_system=lambda r: log(
                 f"{r.system}: generated {r.generated}, kept {r.kept} existing ({r.seconds} s)"

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -15,9 +16,10 @@ from django_tasks_db.models import DBTaskResult
 
 from tests.factories import FineTuneRunFactory
 from tests.trainer.run_fixtures import colour_dataset, small_config
+from trainer.engine.checkpoint import read_checkpoint_info
 from trainer.management.commands.finetune import QUEUED
 from trainer.models import FineTuneRun, RunStatus
-from trainer.services.run_progress import StopRequest
+from trainer.services.run_progress import RunProgress, StopRequest
 from trainer.services.run_queue import (
     ORPHANED_TASK,
     run_submit,
@@ -196,3 +198,31 @@ def test_finetune_enqueue_with_bad_input_queues_nothing():
         call_command("finetune", "--dataset", "nope", "--enqueue")
     assert raised.value.returncode == 2
     assert not FineTuneRun.objects.exists() and not DBTaskResult.objects.exists()
+
+
+@pytest.mark.django_db
+def test_cancel_from_the_web_stops_the_run_at_a_step_and_keeps_its_checkpoint(
+    tiny_model, manager_client, monkeypatch
+):
+    with override_settings(TASKS=DATABASE_TASKS):
+        run = run_submit(
+            dataset=colour_dataset(),
+            config=small_config(epochs=5, max_steps=24, eval_every=100, patience=0),
+            base_model=tiny_model,
+        )
+    on_step = RunProgress.on_step
+
+    def press_cancel_at_step_two(self, progress):
+        on_step(self, progress)
+        if progress.step == 2:  # someone presses the button while the worker trains
+            assert manager_client.post(f"/runs/{run.pk}/cancel/").status_code == 302
+
+    monkeypatch.setattr(RunProgress, "on_step", press_cancel_at_step_two)
+    finetune.call(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELLED
+    assert 2 <= run.step < run.total_steps == 24
+    assert read_checkpoint_info(Path(run.checkpoint_path))["loop"]["step"] == run.step
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    assert "status-cancelled" in html and f"Resume from step {run.step}" in html

@@ -1,0 +1,261 @@
+"""manage.py demo: the whole walk on a laptop with no GPU and no network, then a browsable study.
+
+    python manage.py demo                 # ~10 minutes on 2 CPU cores the first time
+    python manage.py demo --no-serve      # everything but the web server and the worker
+    python manage.py demo --steps 10      # a shorter (and less convincing) training run
+
+Migrates, creates a demo manager and a demo expert, imports and lints the demo dataset,
+fine-tunes SmolLM2-135M with QLoRA on CPU, generates and scores base and adapter outputs on the
+held-out split, opens a study with gold items, then serves the site on 127.0.0.1 with a worker
+beside it. Run it again and it reuses all of that. Exit codes: 0 done (or stopped with Ctrl-C
+while serving), 1 a step failed, 2 bad options.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from evalhub.services import demo
+
+PORT_BUSY = "port {port} on 127.0.0.1 is in use; pass --port with a free one"
+BAD_STEPS = "--steps must be at least 1, got {steps}"
+SERVER_DIED = "the {what} stopped at once (exit {code}); see its output above"
+STEP_FAILED, BAD_OPTIONS = 1, 2
+
+
+class Phases:
+    """Wall-clock and CPU seconds per step, printed as they finish and summed at the end."""
+
+    def __init__(self, write: Any) -> None:
+        self.write = write
+        self.rows: list[tuple[str, float, float]] = []
+
+    @staticmethod
+    def cpu() -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        self.write(f"== {name}")
+        wall, cpu = time.perf_counter(), self.cpu()
+        yield
+        row = (name, time.perf_counter() - wall, self.cpu() - cpu)
+        self.rows.append(row)
+        self.write(f"   {name}: {row[1]:.0f} s ({row[2]:.0f} CPU s)")
+
+    def table(self) -> str:
+        lines = [f"  {name:<22} {wall:7.0f} s {cpu:8.0f} CPU s" for name, wall, cpu in self.rows]
+        wall = sum(r[1] for r in self.rows)
+        cpu = sum(r[2] for r in self.rows)
+        lines.append(f"  {'total':<22} {wall:7.0f} s {cpu:8.0f} CPU s")
+        return "\n".join(lines)
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the whole demo: dataset, QLoRA fine-tuning of SmolLM2-135M on CPU, base vs "
+        "adapter outputs and metrics, an expert study; then serve it. Re-running reuses it all."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--port", type=int, default=8000, help="web server port (8000)")
+        parser.add_argument(
+            "--no-serve", action="store_true", help="stop after the study: no server, no worker"
+        )
+        parser.add_argument(
+            "--steps",
+            type=int,
+            default=demo.DEMO_STEPS,
+            help=f"optimizer steps of the demo run (default {demo.DEMO_STEPS}; fewer is "
+            "faster and shows less)",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["steps"] < 1:
+            raise CommandError(BAD_STEPS.format(steps=options["steps"]), returncode=BAD_OPTIONS)
+        port = options["port"] if not options["no_serve"] else None
+        if port is not None and not port_free(port):
+            raise CommandError(PORT_BUSY.format(port=port), returncode=BAD_OPTIONS)
+        phases = Phases(self.stdout.write)
+        processes: list[subprocess.Popen] = []
+        try:
+            users, dataset = self.prepare(phases)
+            if port is not None:
+                # Up before training, so the run page shows the loss curves as they come.
+                runserver = manage("runserver", f"127.0.0.1:{port}", "--noreload")
+                processes.append(self.start("web server", runserver))
+                self.stdout.write(f"   the site is up at {url(port)}/")
+            run, study = self.evaluate(
+                phases, users, dataset, options["steps"], port, options["verbosity"] > 0
+            )
+            self.summary(phases, run, study, port)
+            if port is not None:
+                worker = manage("db_worker", "--queue-name", "default,gpu", "--no-reload")
+                processes.append(self.start("worker", worker))
+        except demo.DemoError as error:
+            stop(processes)
+            raise CommandError(str(error), returncode=STEP_FAILED) from error
+        except BaseException:
+            stop(processes)
+            raise
+        if processes:
+            wait_then_stop(processes)
+
+    def prepare(self, phases: Phases) -> tuple[dict[str, Any], Any]:
+        with phases("migrate"):
+            call_command("migrate", verbosity=0)
+        with phases("accounts"):
+            users = demo.demo_accounts()
+        with phases("base model"):
+            count_tokens = base_model_tokens()
+        with phases("dataset import + lint"):
+            dataset, imported = demo.demo_dataset(
+                created_by=users["manager"], count_tokens=count_tokens
+            )
+            self.stdout.write(
+                f"   dataset {dataset.name!r} {'imported' if imported else 'reused'}: "
+                f"{dataset.examples.count()} examples, {dataset.lint_errors} lint errors, "
+                f"{dataset.lint_warnings} warnings"
+            )
+        return users, dataset
+
+    def evaluate(
+        self,
+        phases: Phases,
+        users: dict[str, Any],
+        dataset: Any,
+        steps: int,
+        port: int | None,
+        show_progress: bool,
+    ) -> tuple[Any, Any]:
+        write = self.stdout.write
+        config = demo.demo_training_config(steps)
+        with phases("fine-tune"):
+            run = demo.demo_run_find(dataset=dataset, config=config)
+            if run is not None and run.status == "succeeded":
+                write(f"   reusing run {run.pk} ({run.name}), succeeded")
+            else:
+                run = demo.demo_run_create(
+                    dataset=dataset, config=config, created_by=users["manager"]
+                )
+                write(f"   training run {run.pk}: {config.max_steps} steps")
+                if port is not None:
+                    write(f"   watch it at {url(port)}/runs/{run.pk}/")
+                run = demo.demo_train(run=run, show_progress=show_progress)
+        with phases("generate"):
+            demo.demo_generate(run=run, log=write)
+        with phases("score"):
+            scored = demo.demo_score(run=run)
+            write(f"   {scored} outputs scored" if scored else "   every output already scored")
+        with phases("study"):
+            study, created = demo.demo_study(
+                run=run, expert=users["expert"], manager=users["manager"]
+            )
+            write(f"   study {study.pk} {study.name!r} {'created' if created else 'reused'}")
+        return run, study
+
+    def summary(self, phases: Phases, run: Any, study: Any, port: int | None) -> None:
+        from evalhub.services.outputs import outputs_summary
+
+        write = self.stdout.write
+        write("\nTimings (wall, CPU):\n" + phases.table())
+        difference = outputs_summary(run=run, n_resamples=1000)["difference"]
+        if difference:
+            write("\nAdapter − base on the held-out prompts (95% bootstrap intervals):")
+            for metric in ("rougeL", "bertscore_f1"):
+                value = difference["metrics"].get(metric)
+                if value:
+                    write(
+                        f"  {metric:<13} {value['mean']:+.3f} "
+                        f"[{value['low']:+.3f}, {value['high']:+.3f}]"
+                    )
+        for question, base, adapter in demo.adapter_examples(run=run, count=1):
+            write(f"\nQ: {question}\n-- base:\n{base}\n-- adapter:\n{adapter}")
+        if port is None:
+            write(f"\nDone: run {run.pk}, study {study.pk}. Serve with `manage.py runserver`.")
+            return
+        write(f"\nevalhub is at {url(port)}/  (Ctrl-C stops the server and the worker)")
+        write(f"  run:      {url(port)}/runs/{run.pk}/")
+        write(f"  study:    {url(port)}/studies/{study.pk}/")
+        write(f"  rate:     {url(port)}/rate/")
+        for login in demo.demo_logins():
+            write(f"  login {login.username} / {login.password}  ({login.role})")
+
+    def start(self, what: str, command: list[str]) -> subprocess.Popen:
+        process = subprocess.Popen(command, cwd=settings.BASE_DIR)
+        time.sleep(2)
+        if process.poll() is not None:
+            raise demo.DemoError(SERVER_DIED.format(what=what, code=process.returncode))
+        return process
+
+
+def wait_then_stop(processes: list[subprocess.Popen]) -> None:
+    """Until Ctrl-C, or until one of them stops; then stop them all."""
+    try:
+        while all(p.poll() is None for p in processes):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(processes)
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM (the worker finishes a training step and keeps a checkpoint), then SIGKILL."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def manage(*args: str) -> list[str]:
+    return [sys.executable, os.path.join(settings.BASE_DIR, "manage.py"), *args]
+
+
+def url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def base_model_tokens() -> Any:
+    """Convert the packaged base model once (the training needs it anyway) and count tokens
+    with its tokenizer, so the linter measures examples as the model will see them."""
+    from transformers import AutoTokenizer
+
+    from trainer.engine.model_store import DEFAULT_BASE_MODEL, resolve_model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(
+        resolve_model_dir(DEFAULT_BASE_MODEL, settings.EVALHUB_MODEL_CACHE)
+    )
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    return count

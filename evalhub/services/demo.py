@@ -1,0 +1,289 @@
+"""The demo, step by step: accounts, the demo dataset, a short QLoRA run of SmolLM2-135M on CPU,
+base vs adapter outputs with their metrics, and an open expert study with gold items.
+
+Every step reuses what an earlier demo left (same dataset content, a succeeded run with the same
+settings, outputs already generated and scored, the study, the accounts), so running the demo
+again is quick and never duplicates anything. The heavy steps call the same services as the
+management commands (``run_execute``, ``outputs_generate``, ``outputs_score``, ``study_create``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractUser
+
+from evalhub.models import Output, Study, StudyStatus
+from evalhub.roles import expert_group
+from evalhub.services.accounts import user_create
+from evalhub.services.outputs import outputs_generate, outputs_score, run_outputs, run_systems
+from evalhub.services.studies import study_create, study_set_status
+from trainer.engine.config import TrainConfig
+from trainer.engine.model_store import DEFAULT_BASE_MODEL
+from trainer.generation import DecodingConfig
+from trainer.models import Dataset, FineTuneRun, RunStatus, Split
+from trainer.services.datasets import dataset_import
+from trainer.services.run_progress import StopRequest
+from trainer.services.runs import (
+    RESUMABLE,
+    RunError,
+    run_config,
+    run_create,
+    run_create_resume,
+    run_execute,
+)
+from trainer.tasks import stop_on_worker_signals
+
+DEMO_DATA = Path(settings.BASE_DIR) / "trainer" / "demo_data"
+DATASET_FILE = DEMO_DATA / "demo.jsonl"
+GOLD_FILE = DEMO_DATA / "gold.jsonl"
+DATASET_NAME = "demo"
+STUDY_NAME = "Kitchen conversion desk"
+STUDY_CRITERIA = ("correctness", "format")
+STUDY_GUIDELINES = (
+    "Each item is a cook's unit-conversion question and two answers. The house format is three "
+    "lines: **Answer:** the number and unit, **Working:** one line of arithmetic, **Tip:** one "
+    "short kitchen tip. Prefer the answer whose number is right; between two right numbers, the "
+    "one in the house format. Choose *both bad* when neither gets the number right."
+)
+# Short enough for a laptop CPU, long enough that the adapter clearly takes up the house format
+# (measured: benchmarks/results/demo.md).
+DEMO_STEPS = 40
+DEMO_TRAINING = {
+    "learning_rate": 1e-3,
+    "batch_size": 8,
+    "warmup_ratio": 0.05,
+    "eval_every": 10,
+    "patience": 0,
+    "max_seq_len": 256,
+}
+# The house format is 40–66 tokens; the base model rambles on, so a cap keeps generation short.
+DEMO_DECODING = DecodingConfig(max_new_tokens=80)
+
+EXPERT_USERNAME, EXPERT_PASSWORD = "demo-expert", "demo-expert-pass"
+MANAGER_USERNAME, MANAGER_PASSWORD = "demo-manager", "demo-manager-pass"
+
+DATASET_REFUSED = "the demo dataset was refused by the linter: {reason}"
+RUN_ENDED = "the demo run {id} ended {status}: {error}"
+RUN_STOPPED = (
+    "the demo run {id} stopped at step {step} ({status}); its checkpoint is kept: run the demo "
+    "again to continue from it"
+)
+
+Log = Callable[[str], None]
+
+
+class DemoError(RuntimeError):
+    """A demo step cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str
+    role: str
+
+
+def demo_training_config(steps: int = DEMO_STEPS) -> TrainConfig:
+    return TrainConfig(max_steps=steps, **DEMO_TRAINING)
+
+
+# --- accounts ------------------------------------------------------------------------------
+
+
+def _account(username: str, password: str, *, manager: bool) -> AbstractUser:
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        user, _ = user_create(username=username, password=password, manager=manager)
+        return user
+    # An existing demo account gets its role and the printed password back.
+    if not user.check_password(password) or not user.is_active:
+        user.set_password(password)
+        user.is_active = True
+        user.save(update_fields=["password", "is_active"])
+    if manager and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    if not manager:
+        user.groups.add(expert_group())
+    return user
+
+
+def demo_accounts() -> dict[str, AbstractUser]:
+    return {
+        "manager": _account(MANAGER_USERNAME, MANAGER_PASSWORD, manager=True),
+        "expert": _account(EXPERT_USERNAME, EXPERT_PASSWORD, manager=False),
+    }
+
+
+def demo_logins() -> list[Login]:
+    return [
+        Login(MANAGER_USERNAME, MANAGER_PASSWORD, "manager: runs, studies, analysis"),
+        Login(EXPERT_USERNAME, EXPERT_PASSWORD, "expert: rates blinded pairs"),
+    ]
+
+
+# --- dataset -------------------------------------------------------------------------------
+
+
+def demo_dataset(
+    *, created_by: AbstractUser | None = None, count_tokens: Callable[[str], int] | None = None
+) -> tuple[Dataset, bool]:
+    """(the demo dataset, imported now). An imported dataset with the same content is reused,
+    whatever its name; a "demo" dataset with other content is left alone and the file is
+    imported under a name carrying its hash."""
+    from trainer.datasets import prepare_dataset
+
+    content_hash = prepare_dataset(DATASET_FILE).content_hash
+    existing = Dataset.objects.filter(content_hash=content_hash).order_by("pk").first()
+    if existing is not None:
+        return existing, False
+    name = DATASET_NAME
+    if Dataset.objects.filter(name=name).exists():
+        name = f"{DATASET_NAME}-{content_hash[:8]}"
+    result = dataset_import(
+        path=DATASET_FILE,
+        name=name,
+        count_tokens=count_tokens,
+        tokenizer=DEFAULT_BASE_MODEL if count_tokens else None,
+        created_by=created_by,
+    )
+    if not result.imported:
+        raise DemoError(DATASET_REFUSED.format(reason=result.refused))
+    return result.dataset, True
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+def _same_settings(run: FineTuneRun, config: TrainConfig) -> bool:
+    return run.base_model.source == DEFAULT_BASE_MODEL and run_config(run) == config
+
+
+def demo_run_find(*, dataset: Dataset, config: TrainConfig) -> FineTuneRun | None:
+    """The newest run of the demo with these settings that succeeded and still has its adapter,
+    else the newest one that stopped with a checkpoint to resume, else None."""
+    runs = FineTuneRun.objects.filter(dataset=dataset).select_related("base_model")
+    candidates = [r for r in runs.order_by("-pk") if _same_settings(r, config)]
+    for run in candidates:
+        adapter = Path(run.adapter_path) / "adapter_config.json" if run.adapter_path else None
+        if run.status == RunStatus.SUCCEEDED and adapter and adapter.is_file():
+            return run
+    for run in candidates:
+        if run.status in RESUMABLE and run.checkpoint_path:
+            return run
+    return None
+
+
+def demo_run_create(
+    *, dataset: Dataset, config: TrainConfig, created_by: AbstractUser | None = None
+) -> FineTuneRun:
+    """A queued run: a new one, or one continuing the last stopped demo run's checkpoint."""
+    stopped = demo_run_find(dataset=dataset, config=config)
+    if stopped is not None and stopped.status != RunStatus.SUCCEEDED:
+        try:
+            return run_create_resume(run=stopped, created_by=created_by)
+        except RunError:
+            pass  # its checkpoint is gone or unusable: train from the start
+    return run_create(
+        dataset=dataset,
+        config=config,
+        base_model=DEFAULT_BASE_MODEL,
+        name=f"demo-{config.max_steps}-steps",
+        created_by=created_by,
+    )
+
+
+def demo_train(*, run: FineTuneRun, show_progress: bool = True) -> FineTuneRun:
+    """Train in this process; the first Ctrl-C stops at the next step with a checkpoint (the
+    next demo resumes it), a second one at once."""
+    stop = StopRequest()
+    with stop_on_worker_signals(stop):
+        run = run_execute(run=run, stop=stop, show_progress=show_progress)
+    if run.status in RESUMABLE and run.checkpoint_path and run.status != RunStatus.FAILED:
+        raise DemoError(RUN_STOPPED.format(id=run.pk, step=run.step, status=run.status))
+    if run.status != RunStatus.SUCCEEDED:
+        raise DemoError(RUN_ENDED.format(id=run.pk, status=run.status, error=run.error or "-"))
+    return run
+
+
+# --- evaluation ----------------------------------------------------------------------------
+
+
+def demo_generate(*, run: FineTuneRun, log: Log) -> None:
+    """Base and adapter answer the held-out prompts (only those still missing)."""
+    outputs_generate(
+        run=run,
+        decoding=DEMO_DECODING,
+        split=Split.TEST,
+        on_system=lambda r: log(
+            f"  {r.system}: {r.generated} generated, {r.kept} kept ({r.seconds} s)"
+        ),
+    )
+
+
+def demo_score(*, run: FineTuneRun) -> int:
+    """Score the run's outputs unless every one already has metrics; returns how many were
+    scored now."""
+    if not run_outputs(run=run).filter(metrics={}).exists():
+        return 0
+    return outputs_score(run=run).scored
+
+
+# --- study ---------------------------------------------------------------------------------
+
+
+def demo_study(
+    *, run: FineTuneRun, expert: AbstractUser, manager: AbstractUser
+) -> tuple[Study, bool]:
+    """(the open demo study, created now): every held-out prompt, base vs adapter, rated by the
+    demo expert, with the hand-written gold items mixed in."""
+    study = Study.objects.filter(run=run, name__startswith=STUDY_NAME).order_by("pk").first()
+    created = study is None
+    if study is None:
+        systems = [s for s in run_systems(run=run).values() if s is not None]
+        study = study_create(
+            name=_free_study_name(),
+            systems=systems,
+            raters=[expert],
+            overlap=1,
+            criteria=STUDY_CRITERIA,
+            guidelines=STUDY_GUIDELINES,
+            gold=GOLD_FILE,
+            run=run,
+            created_by=manager,
+            seed=0,
+        )
+    if study.status != StudyStatus.OPEN:
+        study = study_set_status(study=study, status=StudyStatus.OPEN)
+    return study, created
+
+
+def _free_study_name() -> str:
+    """The study name, numbered when an earlier demo run already has a study by that name."""
+    name, number = STUDY_NAME, 1
+    while Study.objects.filter(name=name).exists():
+        number += 1
+        name = f"{STUDY_NAME} {number}"
+    return name
+
+
+def adapter_examples(*, run: FineTuneRun, count: int = 2) -> list[tuple[str, str, str]]:
+    """(question, base answer, adapter answer) for the first held-out prompts: what the demo
+    prints so the change in behaviour shows on the terminal too."""
+    systems = run_systems(run=run)
+    if systems["base"] is None or systems["adapter"] is None:
+        return []
+    adapter = {o.prompt_id: o.text for o in Output.objects.filter(system=systems["adapter"])}
+    found = []
+    for output in Output.objects.filter(system=systems["base"]).select_related("prompt"):
+        if output.prompt_id in adapter:
+            question = output.prompt.messages[-1]["content"]
+            found.append((question, output.text, adapter[output.prompt_id]))
+        if len(found) == count:
+            break
+    return found

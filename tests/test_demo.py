@@ -1,0 +1,189 @@
+"""manage.py demo, end to end with the heavy steps stood in for at the service boundary.
+
+The real demo fine-tunes SmolLM2-135M for minutes and generates with it: far beyond a unit
+test on CPU (benchmarks/results/demo.md has its measured times). Here training, generation and
+BERTScore are replaced by fakes that write what the real services write (a succeeded run with
+an adapter directory, outputs through the real storing services, ROUGE computed for real), so
+what is tested is the demo's own logic: every step runs, a second demo reuses everything, and
+a changed schedule makes a new run without touching the old one.
+"""
+
+import socket
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+
+from evalhub.metrics.rouge import rouge_scores
+from evalhub.models import Assignment, Comparison, Output, Prompt, Study, StudyStatus
+from evalhub.services import demo
+from evalhub.services.outputs import (
+    GenerationReport,
+    ScoreReport,
+    evaluation_prompts,
+    outputs_store,
+    prompts_create_from_split,
+    system_get_or_create,
+)
+from trainer.generation import GeneratedText
+from trainer.models import Dataset, FineTuneRun, RunMetric, RunStatus
+
+BASE_ANSWER = "Well, it depends on the recipe; roughly a cup or so, give or take."
+
+
+class Fakes:
+    def __init__(self) -> None:
+        self.trained: list[int] = []
+        self.generated = 0
+        self.scored = 0
+
+
+@pytest.fixture
+def fakes(monkeypatch, tmp_path):
+    made = Fakes()
+
+    def run_execute(*, run, stop=None, show_progress=False):
+        made.trained.append(run.pk)
+        adapter = tmp_path / f"run-{run.pk}" / "adapter"
+        adapter.mkdir(parents=True)
+        (adapter / "adapter_config.json").write_text("{}")
+        steps = run.hyperparameters["max_steps"]
+        for step in range(1, steps + 1):
+            RunMetric.objects.create(run=run, kind="train", step=step, loss=3.0 / step)
+        FineTuneRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.SUCCEEDED,
+            step=steps,
+            total_steps=steps,
+            adapter_path=str(adapter),
+            adapter_size_bytes=1234,
+            finished_at=timezone.now(),
+        )
+        run.refresh_from_db()
+        return run
+
+    def outputs_generate(*, run, decoding, split, on_system=None, **_):
+        prompts_create_from_split(dataset=run.dataset, split=split)
+        prompts = list(evaluation_prompts(dataset=run.dataset, split=split))
+        for kind in ("base", "adapter"):
+            system = system_get_or_create(run=run, kind=kind)
+            missing = [p for p in prompts if not Output.objects.filter(system=system, prompt=p)]
+            items = [
+                (p, GeneratedText(BASE_ANSWER if kind == "base" else p.reference, 20, 5.0))
+                for p in missing
+            ]
+            outputs_store(system=system, items=items)
+            made.generated += len(items)
+            if on_system:
+                on_system(GenerationReport(system.name, len(items), len(prompts) - len(items), 0))
+        return []
+
+    def outputs_score(*, run, **_):
+        outputs = list(Output.objects.filter(system__run=run).select_related("prompt"))
+        scores = rouge_scores([o.text for o in outputs], [o.prompt.reference for o in outputs])
+        for output, metrics in zip(outputs, scores, strict=True):
+            output.metrics, output.metrics_encoder = metrics, "rouge-only"
+            output.save(update_fields=["metrics", "metrics_encoder"])
+        made.scored += len(outputs)
+        return ScoreReport(scored=len(outputs), empty=0, skipped=0, encoder="rouge-only")
+
+    monkeypatch.setattr(demo, "run_execute", run_execute)
+    monkeypatch.setattr(demo, "outputs_generate", outputs_generate)
+    monkeypatch.setattr(demo, "outputs_score", outputs_score)
+    # The real one converts the packaged GGUF model to load its tokenizer (~30 s).
+    monkeypatch.setattr("evalhub.management.commands.demo.base_model_tokens", lambda: None)
+    return made
+
+
+def run_demo(*args: str) -> str:
+    out = StringIO()
+    call_command("demo", "--no-serve", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_builds_a_browsable_study_from_nothing(fakes):
+    output = run_demo()
+
+    dataset = Dataset.objects.get()
+    assert dataset.name == "demo" and dataset.examples.count() == 360
+    run = FineTuneRun.objects.get()
+    assert run.status == RunStatus.SUCCEEDED and fakes.trained == [run.pk]
+    assert run.hyperparameters["max_steps"] == demo.DEMO_STEPS
+    assert run.hyperparameters == demo.demo_training_config().as_dict()
+    test_prompts = Prompt.objects.filter(dataset=dataset, example__split="test").count()
+    assert test_prompts == 36 and fakes.generated == 2 * test_prompts
+    study = Study.objects.get()
+    assert study.status == StudyStatus.OPEN and study.run == run
+    assert study.name == demo.STUDY_NAME and list(study.criteria) == list(demo.STUDY_CRITERIA)
+    gold = Comparison.objects.filter(study=study, is_gold=True).count()
+    assert gold == 7  # trainer/demo_data/gold.jsonl
+    expert = get_user_model().objects.get(username=demo.EXPERT_USERNAME)
+    assert Assignment.objects.filter(rater=expert, comparison__study=study).count() == 36 + 7
+    manager = get_user_model().objects.get(username=demo.MANAGER_USERNAME)
+    assert manager.is_staff and manager.check_password(demo.MANAGER_PASSWORD)
+    assert expert.check_password(demo.EXPERT_PASSWORD) and not expert.is_staff
+    # The summary shows the change in behaviour and the timings of every phase.
+    assert "rougeL" in output and "-- adapter:" in output
+    for phase in ("migrate", "dataset import + lint", "fine-tune", "generate", "score", "study"):
+        assert f"   {phase}: " in output
+
+
+@pytest.mark.django_db(transaction=True)
+def test_running_the_demo_again_reuses_everything(fakes):
+    run_demo()
+    counts = [Dataset, FineTuneRun, Output, Prompt, Study, Comparison, Assignment]
+    before = {model: model.objects.count() for model in counts}
+    get_user_model().objects.filter(username=demo.EXPERT_USERNAME).update(password="changed")
+
+    output = run_demo()
+
+    assert {model: model.objects.count() for model in counts} == before
+    assert len(fakes.trained) == 1 and fakes.scored == 2 * 36  # the first demo only
+    assert "dataset 'demo' reused" in output and "reusing run" in output
+    assert "every output already scored" in output and f"{demo.STUDY_NAME!r} reused" in output
+    expert = get_user_model().objects.get(username=demo.EXPERT_USERNAME)
+    assert expert.check_password(demo.EXPERT_PASSWORD)  # the printed login works again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_another_schedule_is_a_new_run_with_its_own_study(fakes):
+    run_demo()
+    run_demo("--steps", "5")
+    first, second = FineTuneRun.objects.order_by("pk")
+    assert second.hyperparameters["max_steps"] == 5 and len(fakes.trained) == 2
+    assert first.dataset_id == second.dataset_id
+    names = dict(Study.objects.values_list("run_id", "name"))
+    assert names == {first.pk: demo.STUDY_NAME, second.pk: f"{demo.STUDY_NAME} 2"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_demo_dataset_name_taken_by_other_data_is_left_alone(fakes):
+    other = Dataset.objects.create(name="demo", format="messages", content_hash="0" * 64)
+    run_demo()
+    imported = Dataset.objects.exclude(pk=other.pk).get()
+    assert imported.name.startswith("demo-") and other.examples.count() == 0
+
+
+@pytest.mark.django_db
+def test_bad_steps_are_refused():
+    with pytest.raises(CommandError) as raised:
+        call_command("demo", "--no-serve", "--steps", "0")
+    assert raised.value.returncode == 2
+
+
+@pytest.mark.django_db
+def test_a_busy_port_is_refused_before_anything_runs():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(CommandError, match=f"port {port} on 127.0.0.1 is in use") as raised:
+            call_command("demo", "--port", str(port))
+    assert raised.value.returncode == 2 and not Dataset.objects.exists()
+
+
+def test_the_demo_files_are_where_the_demo_reads_them():
+    assert Path(demo.DATASET_FILE).is_file() and Path(demo.GOLD_FILE).is_file()

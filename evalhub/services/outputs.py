@@ -263,7 +263,7 @@ def outputs_generate(
     generates only the prompts still missing (``overwrite`` regenerates them all).
     """
     from trainer import generation
-    from trainer.engine.model_store import resolve_model_dir
+    from trainer.engine.model_store import ModelNotFound, resolve_model_dir
 
     if not systems or any(kind not in SYSTEM_KINDS for kind in systems):
         raise OutputsError(BAD_SYSTEMS.format(value=",".join(systems)))
@@ -283,7 +283,10 @@ def outputs_generate(
 
     loaded = None
     if any(missing for _, missing in todo.values()):
-        model_dir = resolve_model_dir(run.base_model.source, settings.EVALHUB_MODEL_CACHE)
+        try:
+            model_dir = resolve_model_dir(run.base_model.source, settings.EVALHUB_MODEL_CACHE)
+        except ModelNotFound as error:
+            raise OutputsError(str(error)) from error
         loaded = generation.load_model(
             model_dir,
             adapter_dir=adapter,

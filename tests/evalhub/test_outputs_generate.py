@@ -166,3 +166,10 @@ def test_a_dataset_without_held_out_prompts_is_an_error(run):
     run.dataset.examples.filter(split=Split.TEST).delete()
     with pytest.raises(svc.OutputsError, match="has no test examples"):
         svc.outputs_generate(run=run, decoding=GREEDY)
+
+
+def test_a_base_model_that_cannot_be_found_is_reported(run, tmp_path):
+    run.base_model.source = str(tmp_path / "no-such-model")
+    run.base_model.save()
+    with pytest.raises(svc.OutputsError, match="neither a packaged model"):
+        svc.outputs_generate(run=run, decoding=GREEDY)

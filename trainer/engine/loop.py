@@ -57,6 +57,10 @@ NO_TRAINING_EXAMPLES = (
     "none of the {count} training conversations has an assistant turn left to learn from "
     "(after cutting to --max-seq-len {max_seq_len})"
 )
+MODEL_DOES_NOT_FIT = (
+    "out of memory while loading {model} in 4-bit on {device}, before training: the base model "
+    "does not fit; use a smaller base model or a device with more memory"
+)
 # How allocation failures read on CPU, where torch raises a plain RuntimeError.
 CPU_OOM_MARKERS = ("DefaultCPUAllocator", "can't allocate memory", "not enough memory")
 
@@ -99,16 +103,24 @@ def train(
     ``resume_from`` is a checkpoint directory from an earlier call with the same config.
     ``hooks.should_stop`` is asked on every process; the other hooks only on the main one.
     """
-    trainer = Trainer(
-        model_dir=model_dir,
-        config=config,
-        train_conversations=train_conversations,
-        validation_conversations=validation_conversations,
-        output_dir=Path(output_dir),
-        hooks=hooks or TrainHooks(),
-        resume_from=Path(resume_from) if resume_from else None,
-        adapter_metadata=adapter_metadata or {},
-    )
+    import torch
+
+    try:
+        trainer = Trainer(
+            model_dir=model_dir,
+            config=config,
+            train_conversations=train_conversations,
+            validation_conversations=validation_conversations,
+            output_dir=Path(output_dir),
+            hooks=hooks or TrainHooks(),
+            resume_from=Path(resume_from) if resume_from else None,
+            adapter_metadata=adapter_metadata or {},
+        )
+    except (torch.OutOfMemoryError, MemoryError) as error:
+        device = dist_context().device
+        raise TrainingOutOfMemory(
+            MODEL_DOES_NOT_FIT.format(model=model_dir, device=device)
+        ) from error
     return trainer.fit(show_progress=show_progress)
 
 

@@ -16,7 +16,7 @@ from trainer.engine.hooks import (
     CheckpointMismatch,
     TrainingOutOfMemory,
 )
-from trainer.engine.loop import train
+from trainer.engine.loop import MODEL_DOES_NOT_FIT, train
 
 TRAIN = [colour_conversation(thing) for thing in COLOURS] * 2
 WRONG = {"sky": "red", "grass": "blue", "snow": "black", "blood": "green", "sun": "white"}
@@ -267,3 +267,21 @@ def test_running_out_of_memory_says_what_to_lower(tiny_model_dir, tmp_path, monk
         device="cpu", batch_size=4, max_seq_len=64, checkpointing_hint=CHECKPOINTING_HINT
     )
     assert "--batch-size" in str(raised.value) and "--max-seq-len" in str(raised.value)
+
+
+def test_a_base_model_too_big_for_the_device_says_so(tiny_model_dir, tmp_path, monkeypatch):
+    import torch
+
+    def too_big(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 30.00 GiB")
+
+    monkeypatch.setattr("trainer.engine.loop.load_qlora_model", too_big)
+    with pytest.raises(TrainingOutOfMemory) as raised:
+        train(
+            model_dir=tiny_model_dir,
+            config=TrainConfig(rank=4),
+            train_conversations=TRAIN,
+            validation_conversations=[],
+            output_dir=tmp_path,
+        )
+    assert str(raised.value) == MODEL_DOES_NOT_FIT.format(model=tiny_model_dir, device="cpu")

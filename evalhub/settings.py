@@ -156,6 +156,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # The browsable API would turn URLs inside model outputs into live links; this one does not.
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "evalhub.api.renderers.InertBrowsableAPIRenderer",
+    ],
     "PAGE_SIZE": 100,
     "DEFAULT_THROTTLE_RATES": {"judgments": "120/min"},
 }

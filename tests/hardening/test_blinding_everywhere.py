@@ -1,0 +1,371 @@
+"""Everything an expert can make the server say, pages, fragments, API, redirects, headers and
+error pages with DEBUG off, names no system, run, model or dataset, and carries no id of an
+output, system, prompt or comparison. Exports are out of their reach. Tokens cannot be guessed.
+
+tests/evalhub/test_rating_blinding.py and tests/evalhub/api/test_blinding.py check the rating
+page and the assignment API one by one; this module walks everything else reachable.
+"""
+
+import itertools
+import math
+import re
+from collections import Counter
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+
+from evalhub.models import Assignment, Comparison, StudyStatus
+from evalhub.services.studies import study_create, study_set_status
+from tests.factories import (
+    BaseModelFactory,
+    DatasetFactory,
+    ExpertFactory,
+    FineTuneRunFactory,
+    ManagerFactory,
+    OutputFactory,
+    PromptFactory,
+    SystemFactory,
+)
+
+pytestmark = pytest.mark.django_db
+HTMX = {"HTTP_HX_REQUEST": "true"}
+FIRST_ID = 8_110_417_000  # ids far from anything else in a page: finding one means a leak
+NAMES = ["wombat-7b-chat", "pangolin-finetune", "adapter:pangolin", "base:wombat", "tapir-data"]
+# Words a rating page has no reason to use; the API schema and docs may, being generic.
+RATING_WORDS = ["adapter", "base model", "fine-tun", "finetune", "lora", "system"]
+NEVER_SEEN = [
+    "study_analysis",
+    "study_detail",
+    "study_list",
+    "dataset_list",
+    "run_list",
+    "run_new",
+]
+
+
+class Links(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.urls: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("href", "src", "action", "hx-get", "hx-post") and value:
+                self.urls.add(value)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    cache.clear()
+
+
+@pytest.fixture
+def world():
+    model = BaseModelFactory(id=FIRST_ID, name=NAMES[0], source=NAMES[0])
+    dataset = DatasetFactory(id=FIRST_ID + 1, name=NAMES[4])
+    run = FineTuneRunFactory(id=FIRST_ID + 2, name=NAMES[1], dataset=dataset, base_model=model)
+    adapter = SystemFactory(id=FIRST_ID + 3, name=NAMES[2], kind="adapter", run=run)
+    base = SystemFactory(id=FIRST_ID + 4, name=NAMES[3], kind="base", base_model=model)
+    ids = [FIRST_ID + n for n in range(5)]
+    next_id = FIRST_ID + 100
+    for i in range(4):
+        prompt = PromptFactory(id=next_id, dataset=dataset, reference=f"reference {i}")
+        OutputFactory(id=next_id + 1, system=base, prompt=prompt, text=f"plain reply {i}")
+        OutputFactory(id=next_id + 2, system=adapter, prompt=prompt, text=f"other reply {i}")
+        ids += [next_id, next_id + 1, next_id + 2]
+        next_id += 100
+    expert, other = ExpertFactory(), ExpertFactory()
+    _advance_ids(Comparison, FIRST_ID + 1000)
+    study = study_create(
+        name="Customer replies",
+        systems=[base, adapter],
+        raters=[expert, other],
+        run=run,
+        criteria=["accuracy"],
+        show_reference=True,
+        seed=5,
+    )
+    study_set_status(study=study, status=StudyStatus.OPEN)
+    ids += list(study.comparisons.values_list("id", flat=True))
+    client = Client(raise_request_exception=False)
+    client.force_login(expert)
+    return {
+        "study": study,
+        "run": run,
+        "dataset": dataset,
+        "expert": expert,
+        "other": other,
+        "client": client,
+        "ids": [str(i) for i in ids],
+        "mine": list(Assignment.objects.filter(rater=expert).order_by("position")),
+        "theirs": list(Assignment.objects.filter(rater=other).order_by("position")),
+    }
+
+
+def _advance_ids(model, start: int) -> None:
+    """Make the next ids of ``model`` start at ``start``, on SQLite and PostgreSQL alike."""
+    table = model._meta.db_table
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), %s)", [start])
+        else:  # AUTOINCREMENT tables never reuse an id below the highest one handed out
+            cursor.execute("UPDATE sqlite_sequence SET seq = %s WHERE name = %s", [start, table])
+            if not cursor.rowcount:
+                cursor.execute(
+                    "INSERT INTO sqlite_sequence (name, seq) VALUES (%s, %s)", [table, start]
+                )
+
+
+def assert_blind(response, world, *, rating: bool | None = None) -> str:
+    """The body and every header name nothing and carry no id that would unblind; rating pages
+    and the assignment API do not even use the generic words."""
+    path = response.request["PATH_INFO"]
+    if rating is None:
+        rating = path.startswith(("/rate/", "/api/assignments/"))
+    body = response.content.decode(errors="replace")
+    headers = " ".join(f"{k}: {v}" for k, v in response.items())
+    for text in (body, headers):
+        lowered = text.lower()
+        for name in NAMES:
+            assert name.lower() not in lowered, (name, response.request["PATH_INFO"])
+        for leaked in world["ids"]:
+            assert leaked not in text, (leaked, response.request["PATH_INFO"])
+        if rating:
+            for word in RATING_WORDS:
+                assert word not in lowered, (word, response.request["PATH_INFO"])
+    return body
+
+
+def test_every_page_linked_from_the_experts_pages_is_blind(world):
+    """Start at home and follow every same-site link, form and htmx URL, as the expert."""
+    client = world["client"]
+    seen, queue = set(), [reverse("home")]
+    items = {reverse("rate_item", args=[a.token]) for a in world["mine"]}
+    while queue and len(seen) < 200:
+        url = queue.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        response = client.get(url)
+        assert response.status_code in (200, 302, 403, 404, 405), (url, response.status_code)
+        body = assert_blind(response, world)
+        if url in items:  # judge it, as the expert would, and go where that leads
+            submitted = client.post(url, {"choice": "a", "comment": "fine"})
+            assert submitted.status_code == 302
+            assert_blind(submitted, world)
+            queue.append(submitted["Location"])
+        if response.status_code == 302:
+            queue.append(response["Location"])
+        elif response["Content-Type"].startswith("text/html"):
+            links = Links()
+            links.feed(body)
+            queue += [
+                u
+                for u in links.urls
+                if u.startswith("/") and not u.startswith(("/static/", "//", "/accounts/logout"))
+            ]
+    assert items <= seen  # the walk reached every item
+    names = {urlsplit(u).path for u in seen}
+    assert not names & {reverse(n) for n in ("study_list", "dataset_list", "run_list")}
+
+
+def test_htmx_fragments_redirects_and_refusals_are_blind(world, settings):
+    client, mine = world["client"], world["mine"]
+    url = reverse("rate_item", args=[mine[0].token])
+    assert_blind(client.post(url, {}, **HTMX), world)  # 422, no choice
+    assert_blind(client.post(url, {"choice": "a"}, **HTMX), world)  # next item's fragment
+    assert_blind(client.post(reverse("rate_item", args=[mine[1].token]), {"choice": "b"}), world)
+    settings.EVALHUB_RATING_SUBMITS_PER_MINUTE = 0
+    limited = client.post(reverse("rate_item", args=[mine[2].token]), {"choice": "b"}, **HTMX)
+    assert limited.status_code == 429
+    assert_blind(limited, world)
+    study_set_status(study=world["study"], status=StudyStatus.PAUSED)
+    paused = client.post(reverse("rate_item", args=[mine[2].token]), {"choice": "a"}, **HTMX)
+    assert paused.status_code == 200 and "HX-Redirect" in paused
+    assert_blind(paused, world)
+    assert_blind(client.get(reverse("rate_study", args=[world["study"].pk])), world)
+
+
+def test_the_api_answers_and_refusals_are_blind(world):
+    client, mine, theirs = world["client"], world["mine"], world["theirs"]
+    for path in (
+        "/api/",
+        "/api/assignments/",
+        f"/api/assignments/?study={world['study'].pk}&pending=true",
+        f"/api/assignments/{mine[0].token}/",
+        f"/api/assignments/{mine[0].token}/judgment/",  # 404: not judged yet
+        f"/api/assignments/{theirs[0].token}/",
+        "/api/assignments/?study=abc",
+    ):
+        for accept in ("application/json", "text/html"):
+            assert_blind(client.get(path, HTTP_ACCEPT=accept), world)
+    judgment = f"/api/assignments/{mine[0].token}/judgment/"
+    for body in ({"choice": "a"}, {"choice": "zzz"}, {"choice": "a", "criterion_scores": 5}):
+        put = client.put(judgment, body, content_type="application/json")
+        assert put.status_code in (200, 201, 400)
+        assert_blind(put, world)
+    study_set_status(study=world["study"], status=StudyStatus.PAUSED)
+    refused = client.put(judgment, {"choice": "b"}, content_type="application/json")
+    assert refused.status_code == 409
+    assert_blind(refused, world)
+
+
+def test_the_schema_and_docs_name_no_system_run_or_model(world):
+    for path in ("/api/schema/", "/api/docs/", "/api/schema/?format=json"):
+        response = world["client"].get(path)
+        assert response.status_code == 200
+        assert_blind(response, world, rating=False)
+
+
+MANAGER_URLS = [
+    lambda w: reverse("study_list"),
+    lambda w: reverse("study_detail", args=[w["study"].pk]),
+    lambda w: reverse("study_analysis", args=[w["study"].pk]),
+    lambda w: reverse("study_item", args=[w["study"].pk, w["mine"][0].comparison_id]),
+    lambda w: reverse("dataset_list"),
+    lambda w: reverse("dataset_detail", args=[w["dataset"].name]),
+    lambda w: reverse("run_list"),
+    lambda w: reverse("run_detail", args=[w["run"].pk]),
+    lambda w: reverse("run_outputs", args=[w["run"].pk]),
+    lambda w: reverse("run_new"),
+    lambda w: "/api/runs/",
+    lambda w: f"/api/runs/{w['run'].pk}/",
+    lambda w: "/api/systems/",
+    lambda w: "/api/comparisons/",
+    lambda w: "/api/judgments/",
+    lambda w: "/api/datasets/",
+    lambda w: f"/api/studies/{w['study'].pk}/",
+]
+
+
+@pytest.mark.parametrize("url", range(len(MANAGER_URLS)))
+def test_manager_pages_refuse_the_expert_with_a_blind_403(world, settings, url):
+    settings.DEBUG = False
+    response = world["client"].get(MANAGER_URLS[url](world))
+    assert response.status_code == 403
+    assert_blind(response, world)
+
+
+@pytest.mark.parametrize("fmt", ["html", "pdf", "csv", "json"])
+def test_no_export_is_within_the_experts_reach(world, settings, fmt):
+    settings.DEBUG = False
+    client, study = world["client"], world["study"]
+    page = client.get(reverse("study_report", args=[study.pk, fmt]))
+    api = client.get(f"/api/studies/{study.pk}/report/?format={fmt}")
+    assert (page.status_code, api.status_code) == (403, 403)
+    assert_blind(page, world)
+    assert_blind(api, world)
+
+
+def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
+    settings.DEBUG = False
+    client, study, run = world["client"], world["study"], world["run"]
+    posts = [
+        (reverse("study_status", args=[study.pk]), {"status": "closed"}),
+        (reverse("study_raters", args=[study.pk]), {}),
+        (reverse("run_evaluate", args=[run.pk]), {}),
+        (reverse("run_cancel", args=[run.pk]), {}),
+        (reverse("run_resume", args=[run.pk]), {}),
+        (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
+    ]
+    for url, data in posts:
+        response = client.post(url, data)
+        assert response.status_code == 403, url
+        assert_blind(response, world)
+    assert Assignment.objects.filter(comparison__study=study).count() == 8
+
+
+def test_404_for_someone_elses_token_is_indistinguishable_from_a_guess(world, settings):
+    settings.DEBUG = False
+    client = world["client"]
+    guess = "A" * 43
+    for template in ("/rate/{}/", "/api/assignments/{}/", "/api/assignments/{}/judgment/"):
+        theirs = client.get(template.format(world["theirs"][0].token))
+        guessed = client.get(template.format(guess))
+        assert theirs.status_code == guessed.status_code == 404
+        assert theirs.content == guessed.content
+        assert_blind(theirs, world)
+
+
+def test_a_server_error_on_an_expert_page_says_nothing_with_debug_off(world, settings, monkeypatch):
+    settings.DEBUG = False
+    secret = f"{NAMES[2]} vs {NAMES[3]}"
+
+    def explode(**kwargs):
+        raise RuntimeError(f"cannot render {secret}")
+
+    monkeypatch.setattr("evalhub.views.rating.rating_item", explode)
+    monkeypatch.setattr("evalhub.api.blinded.BlindAssignmentSerializer.to_representation", explode)
+    client = world["client"]
+    for url in (
+        reverse("rate_item", args=[world["mine"][0].token]),
+        f"/api/assignments/{world['mine'][0].token}/",
+    ):
+        response = client.get(url)
+        assert response.status_code == 500
+        assert "cannot render" not in response.content.decode()
+        assert_blind(response, world)
+
+
+def test_stored_tokens_are_long_random_and_unrelated_to_order_or_seed(world):
+    tokens = [a.token for a in world["mine"] + world["theirs"]]
+    more = _tokens_of_a_twin_study(world)
+    everything = tokens + more
+    assert len(set(everything)) == len(everything)
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", t) for t in everything)  # 256 bits
+    # The same study made again with the same seed gets tokens that share nothing.
+    assert not set(tokens) & set(more)
+    by_creation = [a.token for a in Assignment.objects.order_by("pk")]
+    for one, two in itertools.pairwise(by_creation):
+        shared = len(_common_prefix(one, two))
+        assert shared < 6, (one, two)  # consecutive tokens are not counters
+    # Characters are spread over the whole alphabet: close to 6 bits each.
+    counts = Counter("".join(everything))
+    total = sum(counts.values())
+    entropy = -sum(n / total * math.log2(n / total) for n in counts.values())
+    assert entropy > 5.7, entropy
+
+
+def _tokens_of_a_twin_study(world) -> list[str]:
+    study = world["study"]
+    twin = study_create(
+        name="Customer replies, again",
+        systems=list(study.systems.all()),
+        raters=[world["expert"], world["other"]],
+        run=world["run"],
+        seed=study.seed,
+    )
+    twins = [ExpertFactory() for _ in range(6)]
+    many = study_create(
+        name="Customer replies, many raters",
+        systems=list(study.systems.all()),
+        raters=twins,
+        overlap=6,
+        seed=study.seed,
+    )
+    return list(
+        Assignment.objects.filter(comparison__study__in=[twin, many]).values_list(
+            "token", flat=True
+        )
+    )
+
+
+def _common_prefix(one: str, two: str) -> str:
+    n = 0
+    while n < min(len(one), len(two)) and one[n] == two[n]:
+        n += 1
+    return one[:n]
+
+
+def test_a_manager_sees_the_names_so_the_check_can_fail(world):
+    """The same check on a manager's page finds the names: it is not vacuous."""
+    manager = Client()
+    manager.force_login(ManagerFactory())
+    response = manager.get(reverse("study_detail", args=[world["study"].pk]))
+    with pytest.raises(AssertionError):
+        assert_blind(response, world)

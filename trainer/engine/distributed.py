@@ -1,10 +1,14 @@
-"""Several processes (``accelerate launch --multi_gpu`` or ``torchrun``) or just one.
+r"""Several processes (``accelerate launch --multi_gpu`` or ``torchrun``) or just one.
 
 The launchers set RANK, WORLD_SIZE and LOCAL_RANK; with WORLD_SIZE > 1 the process group is
 started here (NCCL on CUDA, gloo on CPU) and the model is wrapped in DistributedDataParallel.
 Only the main process (rank 0) reports progress and writes files.
 
-    accelerate launch --multi_gpu --num_processes 2 manage.py finetune --dataset NAME
+    accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \
+        --dynamo_backend no manage.py finetune --dataset NAME
+
+``--multi_gpu`` works on a CPU-only machine too (two processes over gloo; tested with two CPU
+processes). The batch size is per process: two processes make each optimizer step twice as big.
 """
 
 from __future__ import annotations

@@ -1,9 +1,13 @@
-"""manage.py finetune: train a QLoRA adapter on a dataset, in the foreground, with a progress bar.
+r"""manage.py finetune: train a QLoRA adapter on a dataset, in the foreground, with a progress bar.
 
     python manage.py finetune --dataset demo
     python manage.py finetune --resume 12
     python manage.py finetune --dataset demo --enqueue     # a gpu worker trains it
-    accelerate launch --multi_gpu --num_processes 2 manage.py finetune --dataset demo
+    accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \
+        --dynamo_backend no manage.py finetune --dataset demo
+
+(--multi_gpu also on a machine without GPUs: it starts torchrun-style processes, which train
+on CPU over gloo; only rank 0 writes to the database and prints the summary.)
 
 Exit codes: 0 succeeded, 1 failed, 2 bad input (nothing run), 130 cancelled (Ctrl-C),
 143 interrupted (SIGTERM). Both stops keep the last checkpoint for --resume.

@@ -33,7 +33,7 @@ class StudyNotOpen(APIException):
 
 
 class AssignmentFilterSerializer(serializers.Serializer):
-    study = serializers.IntegerField(required=False, min_value=1)
+    study = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_ID)
     pending = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 

@@ -9,6 +9,10 @@ from django.db.models import Count, Prefetch, Q, QuerySet
 from evalhub.models import Assignment, Comparison, Judgment, Output, Study, StudyStatus, System
 from trainer.models import Dataset, FineTuneRun, Split
 
+# The largest id a BigAutoField holds. A filter value above it names no row, and SQLite cannot
+# even bind it (OverflowError, a 500): the filter serializers refuse it as a 400.
+MAX_ID = 2**63 - 1
+
 
 def assignments_for_rater(*, rater: AbstractBaseUser) -> QuerySet[Assignment]:
     """The rater's own assignments, in their order, in the studies their rating page shows

@@ -24,7 +24,7 @@ STUDY_FILTER = OpenApiParameter(
 
 
 class StudyFilterSerializer(serializers.Serializer):
-    study = serializers.IntegerField(required=False, min_value=1)
+    study = serializers.IntegerField(required=False, min_value=1, max_value=selectors.MAX_ID)
 
 
 def study_filter(request: Request) -> int | None:

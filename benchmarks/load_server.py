@@ -193,6 +193,11 @@ def _verify(payload: dict) -> dict:
         "assignments_with_more_than_one": per_assignment,
         "revisions": judged.aggregate(r=Sum("revisions"))["r"] or 0,
     }
+    from django.db import connection
+
+    if connection.vendor == "sqlite":  # after a crash: is the file itself sound?
+        with connection.cursor() as cursor:
+            found["integrity"] = cursor.execute("PRAGMA integrity_check").fetchone()[0]
     if payload.get("rows"):
         fields = ("assignment__token", "choice", "comment", "time_on_task_ms")
         found["rows"] = {t: [c, m, ms] for t, c, m, ms in judged.values_list(*fields)}

@@ -69,6 +69,8 @@ def setting_fields() -> dict[str, forms.Field]:
 
 
 class RunForm(forms.Form):
+    config: TrainConfig  # set by clean() once every setting is valid
+
     dataset = DatasetChoiceField(
         queryset=Dataset.objects.order_by("name"),
         to_field_name="name",

@@ -46,6 +46,7 @@ from benchmarks.load_server import (  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CHOICES = ("a", "b", "tie", "both_bad")
+MAX_FAILURES_IN_A_ROW = 5  # then this rater gives up: the run reports it, it does not spin
 
 
 @dataclass
@@ -59,11 +60,18 @@ class RaterStats:
 
 
 async def _rater(
-    base: str, session: str, study: int, target: int, deadline: float, shared: dict, seed: int
+    base: str,
+    session: str,
+    study: int,
+    config: LoadConfig,
+    deadline: float,
+    shared: dict,
+    seed: int,
 ) -> RaterStats:
     import httpx
 
     stats, rng = RaterStats(), random.Random(seed)
+    target, failed_in_a_row = config.judgments, 0
     limits = httpx.Limits(max_connections=1)
     async with httpx.AsyncClient(
         base_url=base, cookies={"sessionid": session}, timeout=60, limits=limits
@@ -89,24 +97,30 @@ async def _rater(
             try:
                 response = await client.post(url, data=data, headers=headers)
             except httpx.HTTPError as error:
-                stats.errors.append(f"{type(error).__name__}: {error}")
+                response, error_text = None, f"{type(error).__name__}: {error}"
+            else:
+                error_text = "" if response.status_code == 200 else f"{response.status_code}"
+            if error_text:
+                stats.errors.append(f"submit: {error_text}")
+                failed_in_a_row += 1
+                if failed_in_a_row >= MAX_FAILURES_IN_A_ROW:
+                    break
                 continue  # the same submit again: it is idempotent
-            elapsed = (time.perf_counter() - started) * 1000
-            if response.status_code != 200:
-                stats.errors.append(f"submit: {response.status_code}")
-                continue
-            stats.latencies_ms.append(elapsed)
+            failed_in_a_row = 0
+            stats.latencies_ms.append((time.perf_counter() - started) * 1000)
             stats.acknowledged.append(token)
             shared["acknowledged"] += 1
             url = response.headers.get("HX-Push-Url", "")  # absent: HX-Redirect, all done
+            if config.think_s:  # reading the next pair, as a person would (exponential)
+                await asyncio.sleep(rng.expovariate(1 / config.think_s))
     return stats
 
 
-async def _raters(base: str, setup: dict, target: int, deadline: float, seed: int) -> list:
+async def _raters(base: str, setup: dict, config: LoadConfig, deadline: float) -> list:
     shared = {"acknowledged": 0}
     return await asyncio.gather(
         *(
-            _rater(base, session, setup["study"], target, deadline, shared, seed + n)
+            _rater(base, session, setup["study"], config, deadline, shared, config.seed + n)
             for n, session in enumerate(setup["sessions"])
         )
     )
@@ -134,7 +148,7 @@ def run_load(config: LoadConfig) -> dict:
             wall = time.perf_counter()
             deadline = time.monotonic() + config.time_limit_s
             base = f"http://{HOST}:{port}"
-            per_rater = asyncio.run(_raters(base, setup, config.judgments, deadline, config.seed))
+            per_rater = asyncio.run(_raters(base, setup, config, deadline))
             wall = time.perf_counter() - wall
             load_after = os.getloadavg()
         finally:
@@ -197,6 +211,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=3, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--time-limit", type=float, default=900.0, help="seconds per run")
+    parser.add_argument(
+        "--think",
+        type=float,
+        default=0.0,
+        help="mean seconds a rater reads before the next submit (0: submit at once)",
+    )
     parser.add_argument("--out", type=Path, help="JSON results file (default: results/)")
     args = parser.parse_args()
     runs = []
@@ -209,12 +229,14 @@ def main() -> None:
             workers=args.workers,
             threads=args.threads,
             time_limit_s=args.time_limit,
+            think_s=args.think,
         )
         result = run_load(config)
         runs.append(result)
         latency = result["submit_and_next_ms"]
         print(
-            f"{args.db} {raters:3d} raters: {latency['n']} judgments in {result['wall_s']} s "
+            f"{args.db} {raters:3d} raters, think {args.think} s: "
+            f"{latency['n']} judgments in {result['wall_s']} s "
             f"({result['judgments_per_s']}/s), p50 {latency['p50']} ms, p95 {latency['p95']} ms, "
             f"p99 {latency['p99']} ms, errors {result['errors']}, verify {result['verify']}",
             flush=True,

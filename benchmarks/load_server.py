@@ -39,6 +39,7 @@ class LoadConfig:
     threads: int = 4
     overlap: int = 2
     time_limit_s: float = 900.0
+    think_s: float = 0.0  # mean pause between a rater's submits; 0 is a closed loop
     database_name: str = "evalhub_load"
     seed: int = 0
 
@@ -126,7 +127,8 @@ def _setup_data(payload: dict) -> dict:
     from trainer.models import Dataset
 
     call_command("migrate", verbosity=0)
-    raters, overlap = payload["raters"], payload["overlap"]
+    raters = payload["raters"]
+    overlap = min(payload["overlap"], raters)  # one rater: each comparison once
     # 10 % more assignments than the target, so that the target is reached before raters run out.
     prompts_needed = -(-int(payload["judgments"] * 1.1) // overlap)
     dataset = Dataset.objects.create(name="load", format="messages", content_hash="0" * 64)

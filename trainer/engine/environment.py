@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
 import socket
@@ -33,6 +34,22 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def prefer_passive_openmp() -> bool:
+    """Let idle OpenMP threads sleep instead of spinning, unless the user chose otherwise.
+
+    torch's CPU kernels run on OpenMP threads that, by default, spin while they wait for each
+    other. When other processes use the cores (a shared machine, the web server and a worker
+    beside the trainer on a laptop) the spinning threads steal the time their partners need:
+    measured here, a SmolLM2 step took 46 s with 2 spinning threads against 8 s with 1 thread
+    on a busy 2-core machine (benchmarks/results/train_cpu.json). OpenMP reads the policy once,
+    when torch is first imported, so this only acts before that; returns whether it could.
+    """
+    if "torch" in sys.modules:
+        return False
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return True
+
+
 def describe_environment(
     device: str, dtype: Any, *, world_size: int, gradient_checkpointing: bool
 ) -> dict[str, Any]:
@@ -48,6 +65,7 @@ def describe_environment(
         "platform": platform.platform(),
         "cpu": cpu_name(),
         "cpu_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
         "versions": library_versions(),
     }
     if device.startswith("cuda"):

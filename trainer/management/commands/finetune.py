@@ -108,6 +108,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from trainer.engine.environment import prefer_passive_openmp
+
+        prefer_passive_openmp()  # before anything imports torch
         from trainer.engine.distributed import dist_context
 
         if options["enqueue"]:

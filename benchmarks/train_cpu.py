@@ -1,0 +1,176 @@
+"""CPU throughput of a QLoRA training step on SmolLM2-135M-Instruct with the default settings.
+
+    .venv/bin/python benchmarks/train_cpu.py [--model-dir DIR] [--steps 5] [--warmup 2]
+
+The step is the engine's own (trainer.engine.steps.train_step) on batches built the way
+training builds them: the demo dataset rendered with the model's chat template, grouped by
+length, batch size 8, rank 16 on all linear layers, NF4 + double quantisation, float32 compute.
+Each variant runs in its own process (OpenMP reads its wait policy when torch loads):
+  - 2 threads, OMP_WAIT_POLICY=PASSIVE (what `manage.py finetune` sets unless the user chose),
+  - 1 thread, PASSIVE,
+  - 2 threads, the OpenMP default (threads spin while they wait),
+  - 2 threads, PASSIVE, gradient checkpointing on (the CPU default is off).
+On a shared machine whose cores are busy, spinning threads steal each other's time.
+Writes benchmarks/results/train_cpu.json; the machine and its load go in the same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from trainer.engine.checkpoint import directory_size  # noqa: E402
+from trainer.engine.config import TrainConfig  # noqa: E402
+from trainer.engine.data import collate, length_grouped_batches, tokenize_split  # noqa: E402
+from trainer.engine.distributed import DistContext  # noqa: E402
+from trainer.engine.environment import describe_environment, peak_memory_bytes  # noqa: E402
+from trainer.engine.hooks import TrainHooks  # noqa: E402
+from trainer.engine.model_store import resolve_model_dir  # noqa: E402
+from trainer.engine.modeling import load_qlora_model, load_tokenizer  # noqa: E402
+from trainer.engine.steps import train_step  # noqa: E402
+
+DEMO = ROOT / "trainer" / "demo_data" / "demo.jsonl"
+
+
+def measure(
+    model_dir: Path, config: TrainConfig, batches: list, steps: int, warmup: int, threads: int
+) -> dict:
+    import torch
+    from transformers import get_scheduler
+
+    torch.set_num_threads(threads)
+    load_before = os.getloadavg()[0]
+    started = time.monotonic()
+    model = load_qlora_model(model_dir, config, "cpu")
+    load_seconds = time.monotonic() - started
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
+    scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=1, num_training_steps=100)
+    timings, tokens = [], []
+    for number in range(warmup + steps):
+        batch = batches[number % len(batches)]
+        began = time.monotonic()
+        stats = train_step(
+            model, [batch], params, optimizer, scheduler, config, DistContext(), TrainHooks(), "cpu"
+        )
+        seconds = time.monotonic() - began
+        if number >= warmup:
+            timings.append(seconds)
+            tokens.append(int(batch["attention_mask"].sum()))
+        print(f"  step {number + 1}: {seconds:.2f} s, loss {stats.loss:.4f}", flush=True)
+    median = statistics.median(timings)
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save_pretrained(tmp)
+        adapter_bytes = directory_size(Path(tmp))
+    return {
+        "threads": threads,
+        "load_average_1min_before": load_before,
+        "gradient_checkpointing": config.gradient_checkpointing,
+        "load_seconds": round(load_seconds, 2),
+        "seconds_per_step_median": round(median, 3),
+        "seconds_per_step_all": [round(t, 3) for t in timings],
+        "tokens_per_step_mean": statistics.mean(tokens),
+        "tokens_per_s_median": round(statistics.median(tokens) / median, 1),
+        "adapter_bytes": adapter_bytes,
+        "peak_rss_bytes_so_far": peak_memory_bytes("cpu"),
+    }
+
+
+def machine() -> dict:
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()[:12]
+    return {"lscpu": lscpu, "load_average": os.getloadavg(), "cpu_count": os.cpu_count()}
+
+
+VARIANTS = [
+    {"threads": 2, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "off"},
+    {"threads": 1, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "off"},
+    {"threads": 2, "omp_wait_policy": "default", "gradient_checkpointing": "off"},
+    {"threads": 2, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "on"},
+]
+
+
+def run_variant(args: argparse.Namespace) -> None:
+    """In a child process: one variant, its row as JSON on the last line of stdout."""
+    import torch
+
+    variant = json.loads(args.variant)
+    model_dir = args.model_dir or resolve_model_dir("smollm2-135m", args.cache_dir)
+    config = TrainConfig(gradient_checkpointing=variant["gradient_checkpointing"])
+    tokenizer = load_tokenizer(model_dir)
+    conversations = [json.loads(line)["messages"] for line in DEMO.read_text().splitlines()]
+    split = tokenize_split(tokenizer, conversations, config.max_seq_len, str(model_dir))
+    order = length_grouped_batches(split.lengths, config.batch_size, seed=0, epoch=0)
+    batches = [
+        collate([split.examples[i] for i in ids], tokenizer.pad_token_id)
+        for ids in order[: args.steps + args.warmup]
+    ]
+    row = measure(model_dir, config, batches, args.steps, args.warmup, variant["threads"])
+    row["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
+    row["environment"] = describe_environment(
+        "cpu", torch.float32, world_size=1, gradient_checkpointing=config.gradient_checkpointing
+    )
+    print(json.dumps(row))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model-dir", type=Path, help="converted SmolLM2 (default: convert)")
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "var" / "models")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/train_cpu.json")
+    parser.add_argument("--variant", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.variant:
+        run_variant(args)
+        return
+
+    before = machine()
+    rows = []
+    for variant in VARIANTS:
+        print(json.dumps(variant), flush=True)
+        env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+        if variant["omp_wait_policy"] != "default":
+            env["OMP_WAIT_POLICY"] = variant["omp_wait_policy"]
+        command = [sys.executable, __file__, "--variant", json.dumps(variant)]
+        command += ["--steps", str(args.steps), "--warmup", str(args.warmup)]
+        command += ["--cache-dir", str(args.cache_dir)]
+        if args.model_dir:
+            command += ["--model-dir", str(args.model_dir)]
+        child = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        print(child.stdout, flush=True)
+        rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    result = {
+        "benchmark": "benchmarks/train_cpu.py",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "model": "SmolLM2-135M-Instruct (packaged GGUF, converted to float32 safetensors)",
+        "config": TrainConfig().as_dict(),
+        "data": f"{DEMO.relative_to(ROOT)}: first {args.warmup + args.steps} length-grouped "
+        "batches of 8",
+        "results": rows,
+        "machine_before": before,
+        "machine_after": machine(),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    for row in rows:
+        print(
+            f"{row['threads']} thread(s), wait policy {row['omp_wait_policy']:>7}, checkpointing "
+            f"{row['gradient_checkpointing']:>3}: {row['seconds_per_step_median']:.2f} s/step, "
+            f"{row['tokens_per_s_median']:.0f} tokens/s, adapter {row['adapter_bytes'] / 1e6:.1f} "
+            f"MB (load average before it {row['load_average_1min_before']:.1f})"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -51,18 +51,20 @@ STUDY_GUIDELINES = (
     "one in the house format. Choose *both bad* when neither gets the number right."
 )
 # Short enough for a laptop CPU, long enough that the adapter clearly takes up the house format
-# (measured: benchmarks/results/demo.md).
-DEMO_STEPS = 40
+# (measured: benchmarks/results/demo.md: 32 steps of 8 take the house format 12 of 12 times).
+DEMO_STEPS = 32
 DEMO_TRAINING = {
     "learning_rate": 1e-3,
     "batch_size": 8,
     "warmup_ratio": 0.05,
-    "eval_every": 10,
+    "eval_every": 8,
     "patience": 0,
     "max_seq_len": 256,
 }
 # The house format is 40–66 tokens; the base model rambles on, so a cap keeps generation short.
-DEMO_DECODING = DecodingConfig(max_new_tokens=80)
+DEMO_DECODING = DecodingConfig(max_new_tokens=72)
+# Two batches per system: on CPU a batch of 18 costs far less than twice a batch of 8.
+GENERATION_BATCH = 18
 
 EXPERT_USERNAME, EXPERT_PASSWORD = "demo-expert", "demo-expert-pass"
 MANAGER_USERNAME, MANAGER_PASSWORD = "demo-manager", "demo-manager-pass"
@@ -220,6 +222,7 @@ def demo_generate(*, run: FineTuneRun, log: Log) -> None:
         run=run,
         decoding=DEMO_DECODING,
         split=Split.TEST,
+        batch_size=GENERATION_BATCH,
         on_system=lambda r: log(
             f"  {r.system}: {r.generated} generated, {r.kept} kept ({r.seconds} s)"
         ),

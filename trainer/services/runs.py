@@ -135,7 +135,6 @@ def run_create(
     )
 
 
-@transaction.atomic
 def run_create_resume(
     *,
     run: FineTuneRun,
@@ -146,7 +145,9 @@ def run_create_resume(
     """A queued run that continues ``run`` from its last checkpoint, with the same settings.
 
     The new run starts with the loss-curve points up to that checkpoint, so its curves are
-    whole. ``base_model`` may point at the same base elsewhere; another base is refused.
+    whole. ``base_model`` may point at the same base elsewhere; another base is refused. The
+    checks run outside the transaction: a packaged base may first need its one-time conversion
+    (tens of seconds), which must not hold SQLite's write lock.
     """
     if run.status not in RESUMABLE:
         raise RunError(NOT_RESUMABLE.format(id=run.pk, status=run.status))
@@ -168,7 +169,26 @@ def run_create_resume(
     found = read_fingerprint(local) if local else None
     if found and (problem := check_base_matches(info, found)):
         raise RunError(problem)
-    step = info["loop"]["step"]
+    return _store_resumed(
+        run=run,
+        base=base,
+        checkpoint=checkpoint,
+        step=info["loop"]["step"],
+        name=name,
+        created_by=created_by,
+    )
+
+
+@transaction.atomic
+def _store_resumed(
+    *,
+    run: FineTuneRun,
+    base: BaseModel,
+    checkpoint: Path,
+    step: int,
+    name: str,
+    created_by: AbstractBaseUser | None,
+) -> FineTuneRun:
     resumed = FineTuneRun.objects.create(
         name=name or f"{run.name}-resumed",
         dataset=run.dataset,

@@ -231,6 +231,9 @@ def start_server(config: LoadConfig, env: dict[str, str], port: int) -> subproce
         "--worker-class=gthread" if config.threads > 1 else "--worker-class=sync",
         "--backlog=2048",
         "--timeout=60",
+        # Longer than a rater's pause: with gunicorn's 2 s default the server closes an idle
+        # connection just as the client reuses it, and that submit fails on the wire.
+        "--keep-alive=75",
         "--graceful-timeout=5",
         f"--chdir={ROOT}",
     ]

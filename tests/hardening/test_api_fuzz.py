@@ -16,6 +16,8 @@ import os
 import pytest
 import schemathesis
 from django.core.cache import cache
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, Phase, given, settings
@@ -47,7 +49,19 @@ MANAGER_ONLY += ("/api/studies", "/api/systems")
 
 
 @pytest.fixture
-def world():
+def keep_test_connection():
+    """Calling the WSGI application directly, as schemathesis does, would close the database
+    connection at the end of each request, and with it the test's transaction on PostgreSQL;
+    Django's own test client disconnects the same handlers around its requests."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def world(keep_test_connection):
     model = BaseModelFactory(name=SECRETS[0], source=SECRETS[0])
     dataset = DatasetFactory(name=SECRETS[4])
     run = FineTuneRunFactory(name=SECRETS[1], dataset=dataset, base_model=model)

@@ -218,6 +218,9 @@ def test_cancel_from_the_web_stops_the_run_at_a_step_and_keeps_its_checkpoint(
             assert manager_client.post(f"/runs/{run.pk}/cancel/").status_code == 302
 
     monkeypatch.setattr(RunProgress, "on_step", press_cancel_at_step_two)
+    # The loop asks the database every CANCEL_POLL_S seconds; a tiny model's 24 steps can all
+    # finish inside one interval, so ask at every step here.
+    monkeypatch.setattr("trainer.services.run_progress.CANCEL_POLL_S", 0.0)
     finetune.call(run_id=run.pk)
 
     run.refresh_from_db()

@@ -4,6 +4,7 @@ Never used for a rater's own view; that lives in ``blinded.py``."""
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from evalhub.api.blinded import OwnJudgmentSerializer
 from evalhub.models import (
     Assignment,
     Choice,
@@ -175,22 +176,6 @@ class OutputSerializer(serializers.ModelSerializer):
         fields = ["id", "system", "text", "token_count", "latency_ms", "metrics", "flags"]
 
 
-class JudgmentFieldsSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Judgment
-        fields = [
-            "choice",
-            "criterion_scores",
-            "comment",
-            "flagged",
-            "flag_reason",
-            "time_on_task_ms",
-            "revisions",
-            "created_at",
-            "updated_at",
-        ]
-
-
 class ComparisonAssignmentSerializer(serializers.ModelSerializer):
     rater = serializers.SlugRelatedField(slug_field="username", read_only=True)
     left_output = serializers.PrimaryKeyRelatedField(read_only=True)
@@ -202,7 +187,7 @@ class ComparisonAssignmentSerializer(serializers.ModelSerializer):
 
     def get_judgment(self, assignment: Assignment) -> dict | None:
         judgment = getattr(assignment, "judgment", None)
-        return JudgmentFieldsSerializer(judgment).data if judgment else None
+        return OwnJudgmentSerializer(judgment).data if judgment else None
 
 
 class ComparisonSerializer(serializers.ModelSerializer):
@@ -234,7 +219,7 @@ class ComparisonSerializer(serializers.ModelSerializer):
         }
 
 
-class JudgmentSerializer(JudgmentFieldsSerializer):
+class JudgmentSerializer(OwnJudgmentSerializer):
     """A judgment with its unblinding: which system was on each side, and which one won."""
 
     rater = serializers.CharField(source="assignment.rater.username", read_only=True)
@@ -244,7 +229,7 @@ class JudgmentSerializer(JudgmentFieldsSerializer):
     right_system = serializers.SerializerMethodField()
     preferred_system = serializers.SerializerMethodField()
 
-    class Meta(JudgmentFieldsSerializer.Meta):
+    class Meta(OwnJudgmentSerializer.Meta):
         fields = [
             "id",
             "study",
@@ -253,7 +238,7 @@ class JudgmentSerializer(JudgmentFieldsSerializer):
             "left_system",
             "right_system",
             "preferred_system",
-            *JudgmentFieldsSerializer.Meta.fields,
+            *OwnJudgmentSerializer.Meta.fields,
         ]
 
     @staticmethod

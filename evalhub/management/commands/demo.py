@@ -13,6 +13,7 @@ while serving), 1 a step failed, 2 bad options.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import resource
 import signal
@@ -34,6 +35,7 @@ PORT_BUSY = "port {port} on 127.0.0.1 is in use; pass --port with a free one"
 BAD_STEPS = "--steps must be at least 1, got {steps}"
 SERVER_DIED = "the {what} stopped at once (exit {code}); see its output above"
 STEP_FAILED, BAD_OPTIONS = 1, 2
+PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
 
 
 class Phases:
@@ -197,7 +199,7 @@ class Command(BaseCommand):
             write(f"  login {login.username} / {login.password}  ({login.role})")
 
     def start(self, what: str, command: list[str]) -> subprocess.Popen:
-        process = subprocess.Popen(command, cwd=settings.BASE_DIR)
+        process = subprocess.Popen(command, cwd=settings.BASE_DIR, preexec_fn=die_with_parent)
         time.sleep(2)
         if process.poll() is not None:
             raise demo.DemoError(SERVER_DIED.format(what=what, code=process.returncode))
@@ -205,14 +207,30 @@ class Command(BaseCommand):
 
 
 def wait_then_stop(processes: list[subprocess.Popen]) -> None:
-    """Until Ctrl-C, or until one of them stops; then stop them all."""
+    """Until Ctrl-C or SIGTERM, or until one of them stops; then stop them all."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     try:
         while all(p.poll() is None for p in processes):
             time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         stop(processes)
+
+
+def die_with_parent() -> None:
+    """In the child, before it starts: on Linux, get SIGTERM when the demo process dies,
+    however it dies, so no server or worker outlives it. Elsewhere nothing is done."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def stop(processes: list[subprocess.Popen]) -> None:

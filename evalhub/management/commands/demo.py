@@ -88,6 +88,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from trainer.engine.environment import prefer_passive_openmp
+
+        # Before torch is first imported here; the server and the worker inherit it too.
+        prefer_passive_openmp()
         if options["steps"] < 1:
             raise CommandError(BAD_STEPS.format(steps=options["steps"]), returncode=BAD_OPTIONS)
         port = options["port"] if not options["no_serve"] else None

@@ -20,6 +20,7 @@ from trainer.engine.checkpoint import read_checkpoint_info
 from trainer.management.commands.finetune import QUEUED
 from trainer.models import FineTuneRun, RunStatus
 from trainer.services.run_progress import RunProgress, StopRequest
+from trainer.services.run_queue import NOT_QUEUED as NOT_QUEUED_ERROR
 from trainer.services.run_queue import (
     ORPHANED_TASK,
     run_submit,
@@ -229,3 +230,32 @@ def test_cancel_from_the_web_stops_the_run_at_a_step_and_keeps_its_checkpoint(
     assert read_checkpoint_info(Path(run.checkpoint_path))["loop"]["step"] == run.step
     html = manager_client.get(f"/runs/{run.pk}/").content.decode()
     assert "status-cancelled" in html and f"Resume from step {run.step}" in html
+
+
+@pytest.mark.django_db
+def test_a_resumed_run_that_cannot_be_queued_is_marked_failed(tiny_model, monkeypatch):
+    dataset = colour_dataset()
+    config = small_config(epochs=5, max_steps=8, eval_every=2, patience=0)
+    with override_settings(TASKS=DATABASE_TASKS):
+        first = run_submit(dataset=dataset, config=config, base_model=tiny_model)
+    on_step = RunProgress.on_step
+
+    def stop_at_step_four(self, progress):
+        on_step(self, progress)
+        if progress.step == 4:
+            self.stop.request(RunStatus.INTERRUPTED)
+
+    monkeypatch.setattr(RunProgress, "on_step", stop_at_step_four)
+    finetune.call(run_id=first.pk)
+    first.refresh_from_db()
+    assert first.status == RunStatus.INTERRUPTED and first.checkpoint_path
+
+    def refuse(**kwargs):
+        raise RuntimeError("queue database gone")
+
+    monkeypatch.setattr("trainer.services.run_queue.run_enqueue", refuse)
+    with pytest.raises(RuntimeError):
+        run_submit_resume(run=first)
+    resumed = FineTuneRun.objects.get(resumed_from=first)
+    assert resumed.status == RunStatus.FAILED
+    assert resumed.error == NOT_QUEUED_ERROR.format(error="queue database gone")

@@ -1,8 +1,9 @@
-"""Runs for the workers: create (or resume) a run and queue its training in one transaction,
-and notice runs whose worker died.
+"""Runs for the workers: create (or resume) a run and queue its training, and notice runs
+whose worker died.
 
-The run row and its task row commit together, so there is never a queued run without a task
-nor a task for a run that does not exist. A worker then picks the task up (``trainer.tasks``).
+A new run and its task row commit together, so there is never a queued run without a task nor a
+task for a run that does not exist (a resumed run that cannot be queued is marked failed). A
+worker then picks the task up (``trainer.tasks``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from trainer.tasks import finetune
 # DBTaskResult statuses, as django-tasks-db stores them.
 TASK_RUNNING, TASK_FAILED = "RUNNING", "FAILED"
 ORPHANED_TASK = "trainer.services.runs.RunOrphaned"
+NOT_QUEUED = "the run could not be queued for a worker: {error}"
 
 
 def run_enqueue(*, run: FineTuneRun) -> str:
@@ -52,13 +54,26 @@ def run_submit(
     return run
 
 
-@transaction.atomic
 def run_submit_resume(
     *, run: FineTuneRun, created_by: AbstractBaseUser | None = None
 ) -> FineTuneRun:
-    """A new queued run continuing ``run`` from its last checkpoint, and its training task."""
+    """A new queued run continuing ``run`` from its last checkpoint, and its training task.
+
+    Not one transaction: ``run_create_resume`` checks the checkpoint and the base model outside
+    any (a packaged base may need its one-time conversion, which must not hold SQLite's write
+    lock) and stores the run in its own. Should queueing then fail, the new run is marked
+    failed with the reason, so no run waits in the queue without a task.
+    """
     resumed = run_create_resume(run=run, created_by=created_by)
-    run_enqueue(run=resumed)
+    try:
+        run_enqueue(run=resumed)
+    except Exception as error:
+        FineTuneRun.objects.filter(pk=resumed.pk).update(
+            status=RunStatus.FAILED,
+            error=NOT_QUEUED.format(error=error),
+            finished_at=timezone.now(),
+        )
+        raise
     return resumed
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
+from django_tasks.exceptions import InvalidTaskError
 from django_tasks_db.models import DBTaskResult
 
 from tests.factories import FineTuneRunFactory
@@ -232,12 +233,22 @@ def test_cancel_from_the_web_stops_the_run_at_a_step_and_keeps_its_checkpoint(
     assert "status-cancelled" in html and f"Resume from step {run.step}" in html
 
 
+# A backend without the gpu queue refuses every training task, as a broken queue would.
+NO_GPU_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
+
+
+@pytest.mark.django_db
+def test_a_run_that_cannot_be_queued_is_not_stored(tiny_model):
+    with override_settings(TASKS=NO_GPU_QUEUE), pytest.raises(InvalidTaskError):
+        run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    assert not FineTuneRun.objects.exists()
+
+
 @pytest.mark.django_db
 def test_a_resumed_run_that_cannot_be_queued_is_marked_failed(tiny_model, monkeypatch):
-    dataset = colour_dataset()
     config = small_config(epochs=5, max_steps=8, eval_every=2, patience=0)
     with override_settings(TASKS=DATABASE_TASKS):
-        first = run_submit(dataset=dataset, config=config, base_model=tiny_model)
+        first = run_submit(dataset=colour_dataset(), config=config, base_model=tiny_model)
     on_step = RunProgress.on_step
 
     def stop_at_step_four(self, progress):
@@ -250,12 +261,8 @@ def test_a_resumed_run_that_cannot_be_queued_is_marked_failed(tiny_model, monkey
     first.refresh_from_db()
     assert first.status == RunStatus.INTERRUPTED and first.checkpoint_path
 
-    def refuse(**kwargs):
-        raise RuntimeError("queue database gone")
-
-    monkeypatch.setattr("trainer.services.run_queue.run_enqueue", refuse)
-    with pytest.raises(RuntimeError):
+    with override_settings(TASKS=NO_GPU_QUEUE), pytest.raises(InvalidTaskError) as raised:
         run_submit_resume(run=first)
     resumed = FineTuneRun.objects.get(resumed_from=first)
     assert resumed.status == RunStatus.FAILED
-    assert resumed.error == NOT_QUEUED_ERROR.format(error="queue database gone")
+    assert resumed.error == NOT_QUEUED_ERROR.format(error=raised.value)

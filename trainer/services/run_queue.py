@@ -27,8 +27,20 @@ NOT_QUEUED = "the run could not be queued for a worker: {error}"
 
 def run_enqueue(*, run: FineTuneRun) -> str:
     """Queue the run's training for a GPU worker; returns the task id. The run id goes as a
-    keyword so the run page can find the run's tasks (``trainer.selectors.run_tasks``)."""
-    return finetune.enqueue(run_id=run.pk).id
+    keyword so the run page can find the run's tasks (``trainer.selectors.run_tasks``).
+
+    Should queueing fail, the run is marked failed with the reason, so it does not wait in the
+    queue without a task (inside ``run_submit``'s transaction the run is rolled back instead).
+    """
+    try:
+        return finetune.enqueue(run_id=run.pk).id
+    except Exception as error:
+        FineTuneRun.objects.filter(pk=run.pk).update(
+            status=RunStatus.FAILED,
+            error=NOT_QUEUED.format(error=error),
+            finished_at=timezone.now(),
+        )
+        raise
 
 
 @transaction.atomic
@@ -61,19 +73,10 @@ def run_submit_resume(
 
     Not one transaction: ``run_create_resume`` checks the checkpoint and the base model outside
     any (a packaged base may need its one-time conversion, which must not hold SQLite's write
-    lock) and stores the run in its own. Should queueing then fail, the new run is marked
-    failed with the reason, so no run waits in the queue without a task.
+    lock) and stores the run in its own; ``run_enqueue`` fails the run if it cannot queue it.
     """
     resumed = run_create_resume(run=run, created_by=created_by)
-    try:
-        run_enqueue(run=resumed)
-    except Exception as error:
-        FineTuneRun.objects.filter(pk=resumed.pk).update(
-            status=RunStatus.FAILED,
-            error=NOT_QUEUED.format(error=error),
-            finished_at=timezone.now(),
-        )
-        raise
+    run_enqueue(run=resumed)
     return resumed
 
 

@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 
 from trainer.engine.config import SCHEDULERS, ConfigError, TrainConfig, field_help
 from trainer.engine.model_store import DEFAULT_BASE_MODEL
@@ -150,10 +149,8 @@ class Command(BaseCommand):
             )
 
     def enqueue(self, options: dict[str, Any]) -> None:
-        # The run and its task commit together: no queued run is left without a task.
-        with transaction.atomic():
-            run = self.create_run(options)
-            task_id = run_enqueue(run=run)
+        run = self.create_run(options)
+        task_id = run_enqueue(run=run)  # marks the run failed if it cannot be queued
         self.stdout.write(QUEUED.format(id=run.pk, task=task_id))
 
     def create_run(self, options: dict[str, Any]) -> FineTuneRun:

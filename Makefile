@@ -25,7 +25,7 @@ serve: setup
 	$(PY) manage.py runserver 127.0.0.1:8000
 
 worker: setup
-	$(PY) manage.py db_worker --queue-name default,gpu
+	$(PY) manage.py db_worker --queue-name default,gpu --no-reload
 
 lint: setup
 	$(VENV)/bin/ruff check .

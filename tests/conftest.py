@@ -1,6 +1,7 @@
 import pytest
 
 from tests.factories import ExpertFactory, ManagerFactory
+from tests.trainer.tiny_llm import build_lora_adapter, build_tiny_llm
 
 
 @pytest.fixture
@@ -23,3 +24,12 @@ def manager_client(client, manager):
 def expert_client(client, expert):
     client.force_login(expert)
     return client
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A tiny random Llama and a LoRA adapter on it, built once per session; tests only read
+    them (load, generate), never write into the directories."""
+    root = tmp_path_factory.mktemp("tiny-llm")
+    model_dir = build_tiny_llm(root / "model")
+    return model_dir, build_lora_adapter(model_dir, root / "adapter")

@@ -9,17 +9,9 @@ from django.core.management.base import CommandError
 from evalhub.management.commands.generate import Command as GenerateCommand
 from evalhub.models import Output
 from tests.factories import BaseModelFactory, DatasetFactory, ExampleFactory, FineTuneRunFactory
-from tests.trainer.tiny_llm import build_lora_adapter, build_tiny_llm
 from trainer.models import Split
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    model_dir = build_tiny_llm(root / "model")
-    return model_dir, build_lora_adapter(model_dir, root / "adapter")
 
 
 @pytest.fixture

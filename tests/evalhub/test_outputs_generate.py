@@ -5,7 +5,6 @@ import pytest
 from evalhub.models import Output
 from evalhub.services import outputs as svc
 from tests.factories import BaseModelFactory, ComparisonFactory, ExampleFactory, FineTuneRunFactory
-from tests.trainer.tiny_llm import build_lora_adapter, build_tiny_llm
 from trainer import generation
 from trainer.generation import DecodingConfig
 from trainer.models import Split
@@ -13,13 +12,6 @@ from trainer.models import Split
 pytestmark = pytest.mark.django_db
 QUESTIONS = ["what is the cat", "where is the big dog", "who sat on the mat", "one two three"]
 GREEDY = DecodingConfig(max_new_tokens=6)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    model_dir = build_tiny_llm(root / "model")
-    return model_dir, build_lora_adapter(model_dir, root / "adapter")
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from evalhub.metrics import METRICS
 from evalhub.models import Output
 from evalhub.services import outputs as svc
 from tests.factories import BaseModelFactory, ExampleFactory, FineTuneRunFactory, OutputFactory
-from tests.trainer.tiny_llm import build_lora_adapter, build_tiny_llm
 from tests.trainer.worker_support import (
     DATABASE_TASKS,
     REPO,
@@ -31,13 +30,6 @@ from tests.trainer.worker_support import (
 from trainer.models import Split
 
 PROMPTS = 24  # three batches of eight per system
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny-kill")
-    model_dir = build_tiny_llm(root / "model")
-    return model_dir, build_lora_adapter(model_dir, root / "adapter")
 
 
 def _run(tiny):

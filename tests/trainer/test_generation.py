@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.trainer.tiny_llm import build_lora_adapter, build_tiny_llm
+from tests.trainer.tiny_llm import build_tiny_llm
 from trainer import generation
 from trainer.generation import DecodingConfig, GeneratedText, length_sorted_batches
 
@@ -14,14 +14,6 @@ CONVERSATIONS = [
     [{"role": "user", "content": "the dog ran under the rug"}],
 ]
 GREEDY = DecodingConfig(max_new_tokens=12)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny-llm")
-    model_dir = build_tiny_llm(root / "model")
-    adapter_dir = build_lora_adapter(model_dir, root / "adapter")
-    return model_dir, adapter_dir
 
 
 @pytest.fixture(scope="module")

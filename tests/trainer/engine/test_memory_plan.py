@@ -1,0 +1,126 @@
+"""The memory planner: arithmetic only, checked for the choices it must make."""
+
+import pytest
+
+from trainer.engine.memory_plan import GIB, ModelShape, plan_memory
+
+# Llama-3.1-8B as the planner sees it (LoRA r16 on all seven linear layers).
+LLAMA_8B = ModelShape(
+    hidden=4096,
+    intermediate=14336,
+    layers=32,
+    kv_dim=1024,
+    vocab=128256,
+    tied_embeddings=False,
+    quantized_params_per_layer=218_103_808,
+    largest_linear_params=58_720_256,
+    lora_params=41_943_040,
+    lora_inputs_per_layer=38_912,
+)
+LOADED_8B = int(5.6 * GIB)  # NF4 linears, bf16 embeddings and output layer, fp32 adapters
+
+
+def plan(budget_gib: float, tokens: int = 2048, **options):
+    options.setdefault("dropout", False)
+    options.setdefault("fused", True)
+    return plan_memory(
+        LLAMA_8B,
+        tokens=tokens,
+        loaded_bytes=LOADED_8B,
+        budget_bytes=int(budget_gib * GIB),
+        **options,
+    )
+
+
+def test_ample_memory_keeps_every_activation_and_every_dequantised_weight():
+    chosen = plan(120)
+    assert chosen.layer_modes == ("keep",) * 32
+    assert chosen.cached_layers == 32
+    assert chosen.optimizer == "adamw"
+    assert not chosen.embeddings_on_cpu
+    assert chosen.fits
+
+
+def test_recomputation_is_given_up_before_the_weight_copies_and_as_late_as_possible():
+    chosen = plan(60, tokens=8 * 2048)
+    kept = chosen.layer_modes.count("keep")
+    assert 0 < kept < 32
+    assert chosen.fits
+    # One more kept layer would not fit: the plan keeps as many as the budget allows.
+    assert (
+        not plan_memory(
+            LLAMA_8B,
+            tokens=8 * 2048,
+            loaded_bytes=LOADED_8B,
+            budget_bytes=chosen.estimated_peak_bytes
+            - chosen.cached_layers * 2 * LLAMA_8B.quantized_params_per_layer
+            - 1,
+            dropout=False,
+            fused=True,
+        ).layer_modes.count("keep")
+        >= kept
+    )
+
+
+def test_each_lever_cuts_the_estimate():
+    budgets = [120, 40, 12, 7, 6.4, 6.0]
+    peaks = [plan(b).estimated_peak_bytes for b in budgets]
+    assert peaks == sorted(peaks, reverse=True)
+
+
+def test_a_small_card_gets_offloaded_inputs_small_loss_chunks_and_a_fit():
+    chosen = plan(8 * 0.88)
+    assert chosen.fits
+    assert "keep" not in chosen.layer_modes
+    assert "offload" in chosen.layer_modes
+    assert chosen.loss_chunk_tokens < plan(120).loss_chunk_tokens
+    assert chosen.estimated_peak_bytes <= 7 * GIB
+
+
+def test_the_last_resorts_are_the_embedding_table_then_8bit_states():
+    roomy = plan(6.5)
+    tighter = plan(6.1)
+    assert roomy.embeddings_on_cpu and roomy.optimizer == "adamw"
+    assert tighter.embeddings_on_cpu and tighter.optimizer == "adamw_8bit"
+
+
+def test_nothing_left_to_give_reports_that_it_does_not_fit():
+    assert not plan(4).fits
+
+
+def test_without_offloading_inputs_stay_on_the_device():
+    chosen = plan(8 * 0.88, can_offload=False)
+    assert "offload" not in chosen.layer_modes
+    assert chosen.embeddings_on_cpu
+
+
+@pytest.mark.parametrize(("setting", "mode"), [("on", "recompute"), ("off", "keep")])
+def test_the_users_checkpointing_choice_wins(setting, mode):
+    assert set(plan(120, checkpointing=setting).layer_modes) == {mode}
+    assert set(plan(7, checkpointing=setting).layer_modes) == {mode}
+
+
+def test_tied_embeddings_never_move_to_cpu():
+    shape = ModelShape(**{**LLAMA_8B.__dict__, "tied_embeddings": True})
+    chosen = plan_memory(
+        shape,
+        tokens=2048,
+        loaded_bytes=LOADED_8B,
+        budget_bytes=int(6 * GIB),
+        dropout=False,
+        fused=True,
+    )
+    assert not chosen.embeddings_on_cpu
+
+
+def test_dropout_and_unfused_kernels_cost_activation_memory():
+    base = LLAMA_8B.activation_bytes_per_token(dropout=False, fused=True)
+    assert LLAMA_8B.activation_bytes_per_token(dropout=True, fused=True) > base
+    assert LLAMA_8B.activation_bytes_per_token(dropout=False, fused=False) > base
+
+
+def test_summary_counts_layers_and_reads_in_gib():
+    summary = plan(60, tokens=8 * 2048).summary()
+    assert sum(summary["layers"].values()) == 32
+    assert summary["budget_gib"] == 60
+    assert "layer_modes" not in summary

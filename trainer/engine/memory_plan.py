@@ -1,0 +1,207 @@
+"""Choosing speed/memory trade-offs from the memory a device has, before the first step.
+
+The fastest QLoRA step keeps every layer's activations for backward (no recomputation: about
+4N instead of 6N FLOPs per token) and a bf16 copy of each dequantised weight (no dequantisation
+on every pass; numerically the same). Both cost memory. ``plan_memory`` starts from the fastest
+plan and gives up speed only where the estimate says the memory is not there, in the order
+that costs the least time per byte saved:
+
+1. recompute layers instead of keeping their activations (a layer's activations at batch 8 ×
+   2048 tokens weigh ~2.7 GB on a Llama-3.1-8B shape, its bf16 weights 0.44 GB; recomputing
+   it costs ~15 ms, dequantising it three times ~1 ms);
+2. drop the bf16 weight copies, layer by layer;
+3. offload recomputed layers' inputs to CPU memory (PCIe traffic instead of GPU memory);
+4. keep the input embedding table in CPU memory (an untied table only);
+5. 8-bit AdamW states instead of fp32 ones (the only lever that changes the arithmetic).
+
+Pure arithmetic, no torch: the estimates are checked against measured peaks in
+benchmarks/qlora_gpu.py (estimate and measurement are both in its results).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+GIB = 1024**3
+BF16 = 2
+# Plan to this share of the memory there is: the allocator's fragmentation and cuBLAS
+# workspaces take the rest.
+HEADROOM = 0.88
+# Output-layer logits are computed this many tokens at a time when memory is ample, and in
+# smaller chunks when it is not (each chunk holds fp32 logits, their softmax and a bf16 copy).
+LOSS_CHUNK_TOKENS = 1024
+LEAN_LOSS_CHUNK_TOKENS = 128
+LOSS_BYTES_PER_LOGIT = 4 + 4 + BF16
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    hidden: int
+    intermediate: int
+    layers: int
+    kv_dim: int  # key/value width: kv_heads × head_dim
+    vocab: int
+    tied_embeddings: bool
+    quantized_params_per_layer: int  # weights of the 4-bit linear layers of one decoder block
+    largest_linear_params: int
+    lora_params: int  # trainable adapter weights (fp32)
+    lora_inputs_per_layer: int  # sum of the input widths of one block's adapted layers
+    element_bytes: int = BF16  # of the compute dtype: activations and dequantised copies
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], **measured: int) -> ModelShape:
+        heads = config["num_attention_heads"]
+        head_dim = config.get("head_dim") or config["hidden_size"] // heads
+        return cls(
+            hidden=config["hidden_size"],
+            intermediate=config["intermediate_size"],
+            layers=config["num_hidden_layers"],
+            kv_dim=config.get("num_key_value_heads", heads) * head_dim,
+            vocab=config["vocab_size"],
+            tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+            **measured,
+        )
+
+    def activation_bytes_per_token(self, *, dropout: bool, fused: bool) -> int:
+        """What one decoder block keeps for backward, per token, when nothing is recomputed.
+
+        bf16 tensors: the block input and the attention residual (RMSNorm inputs), both norm
+        outputs, q and the attention output (flash attention keeps q, k, v, out), its copy
+        before o_proj, k and v; gate, up and their product. LoRA dropout adds the dropped
+        input and its mask for every adapted layer. Without the fused RMSNorm and SwiGLU the
+        norms also keep fp32 copies of their inputs and SiLU its output.
+        """
+        h, i, e = self.hidden, self.intermediate, self.element_bytes
+        per_token = e * (7 * h + 2 * self.kv_dim + 3 * i)
+        if dropout:
+            per_token += (e + 1) * self.lora_inputs_per_layer
+        if not fused:
+            per_token += 2 * 4 * h + e * i
+        return per_token
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    layer_modes: tuple[str, ...]  # per decoder block: "keep", "recompute" or "offload"
+    cached_layers: int  # blocks (from the first) whose weights are also kept dequantised
+    embeddings_on_cpu: bool
+    optimizer: str  # "adamw" or "adamw_8bit"
+    loss_chunk_tokens: int
+    budget_bytes: int
+    estimated_peak_bytes: int
+
+    @property
+    def fits(self) -> bool:
+        return self.estimated_peak_bytes <= self.budget_bytes
+
+    def summary(self) -> dict[str, Any]:
+        counts = {mode: self.layer_modes.count(mode) for mode in ("keep", "recompute", "offload")}
+        return {
+            **{k: v for k, v in asdict(self).items() if k != "layer_modes"},
+            "layers": counts,
+            "budget_gib": round(self.budget_bytes / GIB, 2),
+            "estimated_peak_gib": round(self.estimated_peak_bytes / GIB, 2),
+        }
+
+
+@dataclass(frozen=True)
+class _Costs:
+    """Bytes each lever decides, for one shape and micro-batch size."""
+
+    fixed: int
+    keep: int  # per kept layer
+    recompute: int  # per recomputed layer (its input)
+    cache: int  # per layer with a bf16 weight copy
+    embeddings: int
+    adam_fp32_extra: int  # fp32 AdamW states over 8-bit ones
+    lean_loss_saving: int
+
+
+def _costs(shape: ModelShape, tokens: int, loaded_bytes: int, dropout: bool, fused: bool) -> _Costs:
+    per_token = shape.activation_bytes_per_token(dropout=dropout, fused=fused)
+    params = shape.lora_params
+    # Gradients (fp32), the autocast bf16 copies of the adapter weights, 8-bit AdamW states.
+    adapters = 4 * params + BF16 * params + 2 * params
+    # Backward through one block: its recomputed activations plus their gradients, and a
+    # dequantised weight (two when both the weight and the activation gradients are live).
+    e = shape.element_bytes
+    transient = 2 * per_token * tokens + 2 * e * shape.largest_linear_params
+    # The final norm's output and the gradient the fused loss keeps for it.
+    head = 2 * e * shape.hidden * tokens
+    loss = LOSS_CHUNK_TOKENS * shape.vocab * LOSS_BYTES_PER_LOGIT
+    lean_loss = LEAN_LOSS_CHUNK_TOKENS * shape.vocab * LOSS_BYTES_PER_LOGIT
+    return _Costs(
+        fixed=loaded_bytes + adapters + transient + head + loss,
+        keep=per_token * tokens,
+        recompute=e * shape.hidden * tokens,
+        cache=e * shape.quantized_params_per_layer,
+        embeddings=0 if shape.tied_embeddings else e * shape.vocab * shape.hidden,
+        adam_fp32_extra=6 * params,
+        lean_loss_saving=loss - lean_loss,
+    )
+
+
+def plan_memory(
+    shape: ModelShape,
+    *,
+    tokens: int,
+    loaded_bytes: int,
+    budget_bytes: int,
+    dropout: bool,
+    fused: bool,
+    checkpointing: str = "auto",
+    can_offload: bool = True,
+    can_cache: bool = True,
+) -> MemoryPlan:
+    """The fastest plan whose estimated peak fits ``budget_bytes``, or the leanest one.
+
+    ``tokens`` is the largest micro-batch (batch size × longest sequence); ``loaded_bytes`` what
+    the loaded model and its adapters already take. ``checkpointing`` "on" recomputes every
+    layer and "off" none (the user's choice wins over the estimate); "auto" decides per layer.
+    """
+    layers = shape.layers
+    costs = _costs(shape, tokens, loaded_bytes, dropout, fused)
+    fixed = costs.fixed + costs.adam_fp32_extra
+    chunk, embeddings_on_cpu, optimizer = LOSS_CHUNK_TOKENS, False, "adamw"
+
+    if checkpointing == "off":
+        kept = layers
+    elif checkpointing == "on":
+        kept = 0
+    else:
+        spare = budget_bytes - fixed - layers * costs.recompute
+        kept = max(0, min(layers, spare // max(1, costs.keep - costs.recompute)))
+    activations = kept * costs.keep + (layers - kept) * costs.recompute
+    offloaded = 0
+    if checkpointing == "auto" and fixed + activations > budget_bytes:
+        # Recomputing everything is not enough: shrink the loss chunks, move inputs to CPU,
+        # then the embedding table, then the optimizer states, until the estimate fits.
+        fixed -= costs.lean_loss_saving
+        chunk = LEAN_LOSS_CHUNK_TOKENS
+        if can_offload:
+            excess = fixed + activations - budget_bytes
+            offloaded = min(layers, -(-excess // max(1, costs.recompute)))
+            activations -= offloaded * costs.recompute
+        if fixed + activations > budget_bytes and costs.embeddings:
+            embeddings_on_cpu = True
+            fixed -= costs.embeddings
+        if fixed + activations > budget_bytes:
+            optimizer = "adamw_8bit"
+            fixed -= costs.adam_fp32_extra
+    peak = fixed + activations
+    cached = 0
+    if can_cache:
+        cached = max(0, min(layers, (budget_bytes - peak) // max(1, costs.cache)))
+        peak += cached * costs.cache
+    modes = ("keep",) * kept + ("recompute",) * (layers - kept - offloaded)
+    modes += ("offload",) * offloaded
+    return MemoryPlan(
+        layer_modes=modes,
+        cached_layers=cached,
+        embeddings_on_cpu=embeddings_on_cpu,
+        optimizer=optimizer,
+        loss_chunk_tokens=chunk,
+        budget_bytes=budget_bytes,
+        estimated_peak_bytes=peak,
+    )

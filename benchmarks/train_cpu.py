@@ -36,14 +36,24 @@ from trainer.engine.distributed import DistContext  # noqa: E402
 from trainer.engine.environment import describe_environment, peak_memory_bytes  # noqa: E402
 from trainer.engine.hooks import TrainHooks  # noqa: E402
 from trainer.engine.model_store import resolve_model_dir  # noqa: E402
-from trainer.engine.modeling import load_qlora_model, load_tokenizer  # noqa: E402
+from trainer.engine.modeling import (  # noqa: E402
+    load_qlora_model,
+    load_tokenizer,
+    prepare_for_training,
+)
 from trainer.engine.steps import train_step  # noqa: E402
 
 DEMO = ROOT / "trainer" / "demo_data" / "demo.jsonl"
 
 
 def measure(
-    model_dir: Path, config: TrainConfig, batches: list, steps: int, warmup: int, threads: int
+    model_dir: Path,
+    config: TrainConfig,
+    batches: list,
+    steps: int,
+    warmup: int,
+    threads: int,
+    prepared: bool,
 ) -> dict:
     import torch
     from transformers import get_scheduler
@@ -52,6 +62,10 @@ def measure(
     load_before = os.getloadavg()[0]
     started = time.monotonic()
     model = load_qlora_model(model_dir, config, "cpu")
+    head, plan = None, None
+    if prepared:
+        tokens = max(int(b["attention_mask"].numel()) for b in batches)
+        plan, head = prepare_for_training(model, config, "cpu", tokens=tokens, world_size=1)
     load_seconds = time.monotonic() - started
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
@@ -61,7 +75,16 @@ def measure(
         batch = batches[number % len(batches)]
         began = time.monotonic()
         stats = train_step(
-            model, [batch], params, optimizer, scheduler, config, DistContext(), TrainHooks(), "cpu"
+            model,
+            [batch],
+            params,
+            optimizer,
+            scheduler,
+            config,
+            DistContext(),
+            TrainHooks(),
+            "cpu",
+            head,
         )
         seconds = time.monotonic() - began
         if number >= warmup:
@@ -74,6 +97,8 @@ def measure(
         adapter_bytes = directory_size(Path(tmp))
     return {
         "threads": threads,
+        "engine": "prepared" if prepared else "plain",
+        "memory_plan": plan.summary() if plan else None,
         "load_average_1min_before": load_before,
         "gradient_checkpointing": config.gradient_checkpointing,
         "load_seconds": round(load_seconds, 2),
@@ -91,11 +116,14 @@ def machine() -> dict:
     return {"lscpu": lscpu, "load_average": os.getloadavg(), "cpu_count": os.cpu_count()}
 
 
+# "prepared" is the step `manage.py finetune` runs (prepare_for_training: fused norms and
+# SwiGLU, cached dequantised weights, chunked output layer); "plain" the model as loaded.
 VARIANTS = [
-    {"threads": 2, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "off"},
-    {"threads": 1, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "off"},
-    {"threads": 2, "omp_wait_policy": "default", "gradient_checkpointing": "off"},
-    {"threads": 2, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "on"},
+    {"threads": 2, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "off", "prepared": 1},
+    {"threads": 2, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "off", "prepared": 0},
+    {"threads": 1, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "off", "prepared": 1},
+    {"threads": 2, "omp_wait_policy": "default", "gradient_checkpointing": "off", "prepared": 1},
+    {"threads": 2, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "on", "prepared": 1},
 ]
 
 
@@ -114,10 +142,18 @@ def run_variant(args: argparse.Namespace) -> None:
         collate([split.examples[i] for i in ids], tokenizer.pad_token_id)
         for ids in order[: args.steps + args.warmup]
     ]
-    row = measure(model_dir, config, batches, args.steps, args.warmup, variant["threads"])
+    row = measure(
+        model_dir,
+        config,
+        batches,
+        args.steps,
+        args.warmup,
+        variant["threads"],
+        bool(variant["prepared"]),
+    )
     row["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
     row["environment"] = describe_environment(
-        "cpu", torch.float32, world_size=1, gradient_checkpointing=config.gradient_checkpointing
+        "cpu", torch.float32, world_size=1, memory_plan=row["memory_plan"] or {}
     )
     print(json.dumps(row))
 
@@ -130,6 +166,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/train_cpu.json")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
+    parser.add_argument("--variants", help="indices into VARIANTS, comma-separated (default all)")
     args = parser.parse_args()
     if args.variant:
         run_variant(args)
@@ -137,7 +174,8 @@ def main() -> None:
 
     before = machine()
     rows = []
-    for variant in VARIANTS:
+    chosen = [VARIANTS[int(i)] for i in args.variants.split(",")] if args.variants else VARIANTS
+    for variant in chosen:
         print(json.dumps(variant), flush=True)
         env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
         if variant["omp_wait_policy"] != "default":
@@ -165,7 +203,8 @@ def main() -> None:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     for row in rows:
         print(
-            f"{row['threads']} thread(s), wait policy {row['omp_wait_policy']:>7}, checkpointing "
+            f"{row['engine']:>8}, {row['threads']} thread(s), "
+            f"wait policy {row['omp_wait_policy']:>7}, checkpointing "
             f"{row['gradient_checkpointing']:>3}: {row['seconds_per_step_median']:.2f} s/step, "
             f"{row['tokens_per_s_median']:.0f} tokens/s, adapter {row['adapter_bytes'] / 1e6:.1f} "
             f"MB (load average before it {row['load_average_1min_before']:.1f})"

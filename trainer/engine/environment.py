@@ -51,7 +51,7 @@ def prefer_passive_openmp() -> bool:
 
 
 def describe_environment(
-    device: str, dtype: Any, *, world_size: int, gradient_checkpointing: bool
+    device: str, dtype: Any, *, world_size: int, memory_plan: dict[str, Any]
 ) -> dict[str, Any]:
     import torch
 
@@ -59,7 +59,7 @@ def describe_environment(
         "device": device,
         "compute_dtype": str(dtype).removeprefix("torch."),
         "world_size": world_size,
-        "gradient_checkpointing": gradient_checkpointing,
+        "memory_plan": memory_plan,
         "host": socket.gethostname(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),

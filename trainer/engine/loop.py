@@ -44,12 +44,13 @@ from trainer.engine.hooks import (
     TrainResult,
 )
 from trainer.engine.modeling import (
+    build_optimizer,
     compute_dtype,
     fingerprint,
     load_qlora_model,
     load_tokenizer,
     parameter_counts,
-    use_gradient_checkpointing,
+    prepare_for_training,
 )
 from trainer.engine.steps import StepStats, evaluate, train_step
 
@@ -172,20 +173,24 @@ class Trainer:
         self.base_fingerprint = fingerprint(self.model.get_base_model().config.to_dict())
         if resume_info and (problem := ckpt.check_base_matches(resume_info, self.base_fingerprint)):
             raise CheckpointMismatch(problem)
-        self.checkpointing = use_gradient_checkpointing(config, self.device)
+        self.memory_plan, self.head = prepare_for_training(
+            self.model,
+            config,
+            self.device,
+            tokens=config.batch_size * max(self.train_split.lengths),
+            world_size=self.context.world_size,
+        )
         self.environment = describe_environment(
             self.device,
             compute_dtype(self.device),
             world_size=self.context.world_size,
-            gradient_checkpointing=self.checkpointing,
+            memory_plan=self.memory_plan.summary(),
         )
         self.report.on_heartbeat()
 
         self.plan = plan_training(config, len(self.epoch_batches(0)))
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(
-            self.params, lr=config.learning_rate, weight_decay=config.weight_decay
-        )
+        self.optimizer = build_optimizer(self.params, config, self.memory_plan)
         self.scheduler = get_scheduler(
             config.scheduler,
             self.optimizer,
@@ -319,6 +324,7 @@ class Trainer:
             self.context,
             self.report,
             self.device,
+            self.head,
         )
 
     def evaluate_and_checkpoint(self) -> None:
@@ -333,6 +339,7 @@ class Trainer:
                 self.context,
                 self.report,
                 self.device,
+                self.head,
             )
             improved = state.best_val_loss is None or val_loss < state.best_val_loss
             if improved:
@@ -413,7 +420,8 @@ class Trainer:
         )
 
     def out_of_memory(self) -> TrainingOutOfMemory:
-        hint = "" if self.checkpointing else CHECKPOINTING_HINT
+        everything_recomputed = "keep" not in self.memory_plan.layer_modes
+        hint = "" if everything_recomputed else CHECKPOINTING_HINT
         return TrainingOutOfMemory(
             OUT_OF_MEMORY.format(
                 device=self.device,

@@ -17,7 +17,7 @@ from trainer.engine.config import TrainConfig
 from trainer.engine.data import IGNORE_INDEX, TokenizedSplit, collate
 from trainer.engine.distributed import DistContext
 from trainer.engine.hooks import TrainHooks
-from trainer.engine.modeling import compute_dtype
+from trainer.engine.modeling import OutputHead, compute_dtype
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ def train_step(
     context: DistContext,
     report: TrainHooks,
     device: str,
+    head: OutputHead | None = None,
 ) -> StepStats:
     """One optimizer step over ``grad_accum`` micro-batches; the loss is the mean over every
     assistant token of the step, on all processes, however the tokens fall into batches."""
@@ -53,7 +54,7 @@ def train_step(
         # Gradients are exchanged once per optimizer step, not once per micro-batch.
         sync = nullcontext() if last or not context.distributed else model.no_sync()
         with sync:
-            loss = assistant_loss(model, batch, device)
+            loss = assistant_loss(model, batch, device, head)
             (loss / normaliser).backward()
         loss_sum += loss.item()
         tokens += int(batch["attention_mask"].sum())
@@ -82,6 +83,7 @@ def evaluate(
     context: DistContext,
     report: TrainHooks,
     device: str,
+    head: OutputHead | None = None,
 ) -> float:
     """Mean loss over every assistant token of the validation split."""
     import torch
@@ -91,7 +93,7 @@ def evaluate(
     with torch.no_grad():
         for batch_indices in batches:
             batch = collate([split.examples[i] for i in batch_indices], pad_id)
-            loss_sum += assistant_loss(model, batch, device).item()
+            loss_sum += assistant_loss(model, batch, device, head).item()
             items += label_count(batch)
             report.on_heartbeat()
     model.train()  # gradient checkpointing only acts in training mode
@@ -99,11 +101,19 @@ def evaluate(
     return total_loss / total_items
 
 
-def assistant_loss(model: Any, batch: dict[str, Any], device: str) -> Any:
+def assistant_loss(
+    model: Any, batch: dict[str, Any], device: str, head: OutputHead | None = None
+) -> Any:
     """Summed cross-entropy over the batch's assistant tokens (each predicted from the ones
-    before it, hence the shift by one)."""
+    before it, hence the shift by one).
+
+    With ``head`` the model returns its final hidden states (``prepare_for_training``) and the
+    output layer is applied in chunks inside the loss; without, the model returns logits.
+    """
     import torch
     import torch.nn.functional as F
+
+    from trainer.engine.kernels import causal_lm_loss
 
     batch = {key: value.to(device) for key, value in batch.items()}
     autocast = (
@@ -112,8 +122,10 @@ def assistant_loss(model: Any, batch: dict[str, Any], device: str) -> Any:
         else nullcontext()
     )
     with autocast:
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    shifted_logits = logits[:, :-1].float()
+        output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    if head is not None:
+        return causal_lm_loss(output, head.weight, batch["labels"], chunk_tokens=head.chunk_tokens)
+    shifted_logits = output[:, :-1].float()
     shifted_labels = batch["labels"][:, 1:]
     return F.cross_entropy(
         shifted_logits.reshape(-1, shifted_logits.size(-1)),

@@ -25,7 +25,10 @@ def test_a_users_own_wait_policy_is_kept(monkeypatch):
 def test_the_environment_names_device_precision_and_library_versions():
     import torch
 
-    env = describe_environment("cpu", torch.float32, world_size=1, gradient_checkpointing=False)
+    env = describe_environment(
+        "cpu", torch.float32, world_size=1, memory_plan={"optimizer": "adamw"}
+    )
     assert env["device"] == "cpu" and env["compute_dtype"] == "float32"
+    assert env["memory_plan"] == {"optimizer": "adamw"}
     assert env["versions"]["torch"] == torch.__version__
     assert {"host", "python", "cpu", "cpu_threads", "omp_wait_policy"} <= set(env)

@@ -4,7 +4,7 @@ from tests.trainer.engine.tiny import colour_conversation
 from trainer.engine.config import TrainConfig
 from trainer.engine.data import collate, tokenize_split
 from trainer.engine.hooks import TrainHooks
-from trainer.engine.modeling import load_qlora_model, use_gradient_checkpointing
+from trainer.engine.modeling import build_optimizer, load_qlora_model, prepare_for_training
 
 LINEAR_LAYERS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 
@@ -34,12 +34,82 @@ def test_lora_sits_on_every_linear_layer_and_the_model_is_in_training_mode(model
     assert trainable and all("lora_" in name for name in trainable)
 
 
-def test_gradient_checkpointing_is_on_for_cuda_and_off_for_cpu_unless_asked(tiny_model_dir):
-    assert use_gradient_checkpointing(TrainConfig(), "cuda:0")
-    assert not use_gradient_checkpointing(TrainConfig(), "cpu")
-    config = TrainConfig(rank=4, gradient_checkpointing="on")
-    model = load_qlora_model(tiny_model_dir, config, "cpu")
-    assert model.get_base_model().is_gradient_checkpointing and model.training
+def prepared(model_dir, config, tokens=64):
+    model = load_qlora_model(model_dir, config, "cpu")
+    plan, head = prepare_for_training(model, config, "cpu", tokens=tokens, world_size=1)
+    return model, plan, head
+
+
+@pytest.mark.parametrize(
+    ("setting", "mode"), [("on", "recompute"), ("off", "keep"), ("auto", "keep")]
+)
+def test_checkpointing_follows_the_setting_and_on_cpu_auto_keeps_activations(
+    tiny_model_dir, setting, mode
+):
+    from trainer.engine.activations import decoder_layers, layer_modes
+
+    config = TrainConfig(rank=4, gradient_checkpointing=setting)
+    model, plan, _ = prepared(tiny_model_dir, config)
+    assert layer_modes(decoder_layers(model)) == [mode, mode] == list(plan.layer_modes)
+    assert model.training
+
+
+def test_base_weights_stay_frozen_in_the_compute_dtype(tiny_model_dir):
+    import torch
+
+    model, _, _ = prepared(tiny_model_dir, TrainConfig(rank=4))
+    for name, parameter in model.named_parameters():
+        if "lora_" not in name:
+            assert not parameter.requires_grad, name
+    embedding = model.get_base_model().get_input_embeddings().weight
+    assert embedding.dtype == torch.float32  # the CPU compute dtype; bf16 on a GPU
+
+
+def test_the_prepared_model_computes_the_same_loss_and_gradients(tiny_model_dir, tokenizer):
+    """Fused norms and SwiGLU, cached dequantised weights, per-layer recomputation and the
+    chunked output layer change how the step is computed, not what it computes."""
+    import torch
+
+    from trainer.engine.steps import assistant_loss
+
+    split = tokenize_split(tokenizer, [colour_conversation(t) for t in ("sky", "sun")], 64, "t")
+    batch = collate(split.examples, tokenizer.pad_token_id)
+    config = TrainConfig(rank=4, dropout=0.0, gradient_checkpointing="on")
+    plain = load_qlora_model(tiny_model_dir, config, "cpu")
+    fast, plan, head = prepared(tiny_model_dir, config)
+    head = type(head)(weight=head.weight, chunk_tokens=5)  # several chunks, one of them short
+    assert plan.cached_layers == 2
+    for model in (plain, fast):
+        torch.manual_seed(7)
+        for name, parameter in sorted(model.named_parameters()):
+            if "lora_B" in name:
+                torch.nn.init.normal_(parameter, std=0.05)
+
+    def loss_and_gradients(model, output_head):
+        model.zero_grad()
+        loss = assistant_loss(model, batch, "cpu", output_head)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        return loss.item(), grads
+
+    expected_loss, expected = loss_and_gradients(plain, None)
+    loss, grads = loss_and_gradients(fast, head)
+    assert loss == pytest.approx(expected_loss, rel=1e-5)
+    assert grads.keys() == expected.keys()
+    for name, grad in expected.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_the_optimizer_is_fused_adamw_unless_the_plan_wants_8bit_states(tiny_model_dir):
+    import dataclasses
+
+    import torch
+
+    model, plan, _ = prepared(tiny_model_dir, TrainConfig(rank=4))
+    params = [p for p in model.parameters() if p.requires_grad]
+    assert type(build_optimizer(params, TrainConfig(), plan)) is torch.optim.AdamW
+    lean = dataclasses.replace(plan, optimizer="adamw_8bit")
+    assert type(build_optimizer(params, TrainConfig(), lean)).__name__ == "AdamW8bit"
 
 
 def test_a_validation_pass_does_not_change_the_training_gradients(model, tokenizer):

@@ -21,6 +21,7 @@ is needed.
 from __future__ import annotations
 
 import types
+import warnings
 from typing import Any
 
 import torch
@@ -137,13 +138,78 @@ def causal_lm_loss(
     return chunked_cross_entropy(hidden, lm_head_weight, labels[:, 1:].reshape(-1), **kw)
 
 
+class _FusedOnGpu:
+    """A pure tensor function, compiled by torch.compile into one or two kernels on a GPU.
+
+    Eager on CPU (inductor there needs a C++ compiler the machine may lack) and wherever the
+    compilation fails; the failure is reported once and training goes on eagerly.
+    """
+
+    def __init__(self, function: Any) -> None:
+        self.function = function
+        self.compiled: Any = None
+        self.failed = False
+
+    def __call__(self, *args: Any) -> Any:
+        if self.failed or args[0].device.type != "cuda":
+            return self.function(*args)
+        if self.compiled is None:
+            self.compiled = torch.compile(self.function, dynamic=True)
+        try:
+            return self.compiled(*args)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as error:  # any compiler failure: fall back, once
+            self.failed = True
+            warnings.warn(
+                f"torch.compile failed for {self.function.__name__} ({error!r:.200}); "
+                "running it uncompiled",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            return self.function(*args)
+
+
+def _rms_norm_math(hidden, weight, eps):
+    hidden32 = hidden.float()
+    rstd = torch.rsqrt(hidden32.pow(2).mean(-1, keepdim=True) + eps)
+    return weight * (hidden32 * rstd).to(hidden.dtype), rstd
+
+
+def _rms_norm_input_grad(grad_output, hidden, rstd, weight):
+    # y = x * rstd:  dL/dx = rstd * (g - y * mean(g * y)), with g = dL/dy.
+    normed = hidden.float() * rstd
+    grad_normed = grad_output.float() * weight.float()
+    projection = (grad_normed * normed).mean(-1, keepdim=True)
+    return ((grad_normed - normed * projection) * rstd).to(hidden.dtype)
+
+
+def _swiglu_math(gate, up):
+    return F.silu(gate) * up
+
+
+def _swiglu_grads(grad_output, gate, up):
+    dtype = torch.promote_types(gate.dtype, torch.float32)
+    grad, gate_c = grad_output.to(dtype), gate.to(dtype)
+    sigmoid = torch.sigmoid(gate_c)
+    grad_up = (gate_c * sigmoid * grad).to(up.dtype)
+    # silu'(x) = sigmoid(x) * (1 + x * (1 - sigmoid(x)))
+    dsilu = sigmoid * (1.0 + gate_c * (1.0 - sigmoid))
+    grad_gate = (dsilu * grad * up.to(dtype)).to(gate.dtype)
+    return grad_gate, grad_up
+
+
+_rms_norm_fused = _FusedOnGpu(_rms_norm_math)
+_rms_norm_input_grad_fused = _FusedOnGpu(_rms_norm_input_grad)
+_swiglu_fused = _FusedOnGpu(_swiglu_math)
+_swiglu_grads_fused = _FusedOnGpu(_swiglu_grads)
+
+
 class _RMSNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, eps):
         with _autocast_off(hidden):
-            hidden32 = hidden.float()
-            rstd = torch.rsqrt(hidden32.pow(2).mean(-1, keepdim=True) + eps)
-            output = weight * (hidden32 * rstd).to(hidden.dtype)
+            output, rstd = _rms_norm_fused(hidden, weight, eps)
         ctx.save_for_backward(hidden, rstd, weight)
         return output
 
@@ -151,23 +217,20 @@ class _RMSNorm(torch.autograd.Function):
     def backward(ctx, grad_output):
         hidden, rstd, weight = ctx.saved_tensors
         grad_hidden = grad_weight = None
-        grad32 = grad_output.float()
-        normed = hidden.float() * rstd
         if ctx.needs_input_grad[1]:
-            rounded = normed.to(hidden.dtype).float()  # what the forward multiplied weight by
-            grad_weight = (grad32 * rounded).sum_to_size(weight.shape).to(weight.dtype)
+            # What the forward multiplied the weight by, rounded as it was there.
+            rounded = (hidden.float() * rstd).to(hidden.dtype).float()
+            grad_weight = (grad_output.float() * rounded).sum_to_size(weight.shape)
+            grad_weight = grad_weight.to(weight.dtype)
             del rounded
         if ctx.needs_input_grad[0]:
-            # y = x * rstd:  dL/dx = rstd * (g - y * mean(g * y)), with g = dL/dy.
-            grad_normed = grad32 * weight.float()
-            projection = (grad_normed * normed).mean(-1, keepdim=True)
-            grad_hidden = grad_normed.sub_(normed.mul_(projection)).mul_(rstd).to(hidden.dtype)
+            grad_hidden = _rms_norm_input_grad_fused(grad_output, hidden, rstd, weight)
         return grad_hidden, grad_weight, None
 
 
 def rms_norm(hidden: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """LlamaRMSNorm's forward, bit for bit; backward in fp32 from the input and one fp32
-    reciprocal RMS per row."""
+    """LlamaRMSNorm's forward (bit for bit on CPU); backward in fp32 from the input and one
+    fp32 reciprocal RMS per row."""
     return _RMSNorm.apply(hidden, weight, eps)
 
 
@@ -175,29 +238,63 @@ class _SwiGLU(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gate, up):
         with _autocast_off(gate):
-            output = F.silu(gate) * up
+            output = _swiglu_fused(gate, up)
         ctx.save_for_backward(gate, up)
         return output
 
     @staticmethod
     def backward(ctx, grad_output):
         gate, up = ctx.saved_tensors
-        dtype = torch.promote_types(gate.dtype, torch.float32)
-        grad, gate_c = grad_output.to(dtype), gate.to(dtype)
-        grad_gate = grad_up = None
-        sigmoid = torch.sigmoid(gate_c)
-        if ctx.needs_input_grad[1]:
-            grad_up = (gate_c * sigmoid).mul_(grad).to(up.dtype)
-        if ctx.needs_input_grad[0]:
-            # silu'(x) = sigmoid(x) * (1 + x * (1 - sigmoid(x)))
-            dsilu = torch.sub(1.0, sigmoid).mul_(gate_c).add_(1.0).mul_(sigmoid)
-            grad_gate = dsilu.mul_(grad).mul_(up).to(gate.dtype)
-        return grad_gate, grad_up
+        grad_gate, grad_up = _swiglu_grads_fused(grad_output, gate, up)
+        return (
+            grad_gate if ctx.needs_input_grad[0] else None,
+            grad_up if ctx.needs_input_grad[1] else None,
+        )
 
 
 def swiglu(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     """``F.silu(gate) * up``, saving only gate and up for backward."""
     return _SwiGLU.apply(gate, up)
+
+
+def _fused_lora_forward(self, x, *args, **kwargs):
+    """base(x) + scaling · B(A(dropout(x))) as one matrix product accumulating into base(x).
+
+    peft's forward copies base(x) (a defensive clone), scales the adapter's output and adds
+    it: three passes over a (tokens × out_features) tensor each way, for every adapted layer.
+    ``addmm`` adds the low-rank product into the base output in the same kernel.
+    """
+    if self.disable_adapters or self.merged or args or kwargs or len(self.active_adapters) != 1:
+        return type(self).forward(self, x, *args, **kwargs)
+    name = self.active_adapters[0]
+    if name not in self.lora_A or name in self.lora_variant:
+        return type(self).forward(self, x, *args, **kwargs)
+    result = self.base_layer(x)
+    a, b = self.lora_A[name].weight, self.lora_B[name].weight
+    down = F.linear(self.lora_dropout[name](x).to(result.dtype), a.to(result.dtype))
+    fused = torch.addmm(
+        result.reshape(-1, result.shape[-1]),
+        down.reshape(-1, down.shape[-1]),
+        b.to(result.dtype).t(),
+        alpha=self.scaling[name],
+    )
+    return fused.view(result.shape)
+
+
+def fuse_lora_forward(model: Any) -> int:
+    """Route every adapted (peft LoRA) linear layer of ``model`` through ``addmm``; returns
+    how many. Only single-adapter, unmerged layers take the fused path; anything else (several
+    adapters, a DoRA variant, disabled adapters) falls back to peft's own forward."""
+    fused = 0
+    for module in model.modules():
+        if (
+            hasattr(module, "lora_A")
+            and hasattr(module, "base_layer")
+            and "forward" not in vars(module)
+        ):
+            module.forward = types.MethodType(_fused_lora_forward, module)
+            fused += 1
+    return fused
 
 
 def _rms_norm_forward(self, hidden_states):

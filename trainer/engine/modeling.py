@@ -111,6 +111,7 @@ def prepare_for_training(
 
     base = model.get_base_model()
     fused = kernels.patch_llama_modules(model) > 0
+    kernels.fuse_lora_forward(model)
     layers = activations.decoder_layers(model)
     shape = model_shape(model, layers, element_bytes=_element_bytes(device))
     plan = plan_memory(

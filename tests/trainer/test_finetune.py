@@ -79,6 +79,12 @@ def test_an_invalid_setting_exits_2():
     assert error.value.returncode == 2
 
 
+def test_gradient_checkpointing_takes_only_its_three_choices():
+    with pytest.raises(CommandError, match="invalid choice: 'sometimes'"):
+        finetune("--dataset", colour_dataset().name, "--gradient-checkpointing", "sometimes")
+    assert not FineTuneRun.objects.exists()
+
+
 def test_lint_errors_are_refused_with_the_summary_unless_forced(model_dir, capsys):
     report = [{"code": "leakage", "severity": "error", "message": "in test too", "lines": [7]}]
     dataset = colour_dataset(lint_report=report, lint_errors=1)

@@ -11,6 +11,9 @@ from typing import Any
 
 SCHEDULERS = ("cosine", "linear", "constant_with_warmup", "constant")
 CHECKPOINTING = ("auto", "on", "off")
+# The settings that take one of a fixed set of values (the command line and the web form offer
+# exactly these).
+FIELD_CHOICES = {"scheduler": SCHEDULERS, "gradient_checkpointing": CHECKPOINTING}
 
 MUST_BE_POSITIVE = "{name} must be at least 1, got {value}"
 MUST_NOT_BE_NEGATIVE = "{name} must be 0 or more, got {value}"
@@ -52,7 +55,9 @@ class TrainConfig:
     weight_decay: float = _opt(0.0, "AdamW weight decay on the adapter weights")
     max_grad_norm: float = _opt(1.0, "gradient clipping: keeps a bad batch from wrecking training")
     gradient_checkpointing: str = _opt(
-        "auto", "recompute activations to save memory: auto = on CUDA, off on CPU (RAM is ample)"
+        "auto",
+        "recompute activations in backward to save memory: auto = per layer, only where the "
+        "device's memory requires it (off = keep all, fastest; on = recompute all, leanest)",
     )
 
     def __post_init__(self) -> None:

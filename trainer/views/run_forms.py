@@ -9,13 +9,12 @@ from typing import Any
 from django import forms
 from django.urls import reverse
 
-from trainer.engine.config import CHECKPOINTING, SCHEDULERS, ConfigError, TrainConfig
+from trainer.engine.config import FIELD_CHOICES, ConfigError, TrainConfig
 from trainer.engine.model_store import DEFAULT_BASE_MODEL, ModelNotFound, check_model_spec
 from trainer.models import Dataset
 
 # Shown open; everything else goes in the "advanced" fold.
 MAIN_SETTINGS = ("rank", "alpha", "learning_rate", "epochs", "batch_size", "max_steps")
-CHOICES = {"scheduler": SCHEDULERS, "gradient_checkpointing": CHECKPOINTING}
 BASE_MODEL_HELP = (
     "smollm2-135m is the packaged SmolLM2-135M-Instruct (no network needed); or a local model "
     "directory, or a hub id"
@@ -29,10 +28,10 @@ class DatasetChoiceField(forms.ModelChoiceField):
 
 def _setting_field(name: str, kind: str, default: Any, help_text: str) -> forms.Field:
     label = name.replace("_", " ").capitalize()
-    if name in CHOICES:
+    if name in FIELD_CHOICES:
         return forms.ChoiceField(
             label=label,
-            choices=[(c, c) for c in CHOICES[name]],
+            choices=[(c, c) for c in FIELD_CHOICES[name]],
             initial=default,
             help_text=help_text,
         )

@@ -23,7 +23,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from trainer.engine.config import SCHEDULERS, ConfigError, TrainConfig, field_help
+from trainer.engine.config import FIELD_CHOICES, ConfigError, TrainConfig, field_help
 from trainer.engine.model_store import DEFAULT_BASE_MODEL
 from trainer.models import Dataset, FineTuneRun, RunStatus
 from trainer.services.run_progress import StopRequest
@@ -70,6 +70,7 @@ CONFIG_OPTIONS = [
     ("--target-modules", "target_modules", str),
     ("--dropout", "dropout", float),
     ("--seed", "seed", int),
+    ("--gradient-checkpointing", "gradient_checkpointing", str),
 ]
 
 
@@ -88,7 +89,9 @@ class Command(BaseCommand):
             f"cache; or a local directory or hub id (default: {DEFAULT_BASE_MODEL})",
         )
         for option, field, kind in CONFIG_OPTIONS:
-            extra: dict[str, Any] = {"choices": SCHEDULERS} if field == "scheduler" else {}
+            extra: dict[str, Any] = (
+                {"choices": FIELD_CHOICES[field]} if field in FIELD_CHOICES else {}
+            )
             metavar = option.removeprefix("--").upper().replace("-", "_")
             parser.add_argument(
                 option, dest=field, type=kind, metavar=metavar, help=field_help(field), **extra

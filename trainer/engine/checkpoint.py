@@ -103,6 +103,7 @@ def save_checkpoint(
     config: dict[str, Any],
     base_fingerprint: dict[str, Any],
     best_adapter: Path,
+    optimizer_kind: str,
 ) -> None:
     import torch
 
@@ -123,6 +124,9 @@ def save_checkpoint(
             "config": config,
             "base_fingerprint": base_fingerprint,
             "world_size": len(rng_per_process),
+            # A resumed run keeps the optimizer arithmetic it started with, whatever memory
+            # the machine it resumes on has.
+            "optimizer": optimizer_kind,
         }
         (tmp / STATE_FILE).write_text(json.dumps(info, indent=2))
 
@@ -135,6 +139,11 @@ def read_checkpoint_info(path: Path) -> dict[str, Any]:
     if not state_file.is_file():
         raise FileNotFoundError(NOT_A_CHECKPOINT.format(path=path, name=STATE_FILE))
     return json.loads(state_file.read_text())
+
+
+def saved_optimizer_kind(info: dict[str, Any]) -> str:
+    """The memory plan's optimizer a checkpoint was written with (older ones: plain AdamW)."""
+    return info.get("optimizer", "adamw")
 
 
 def check_base_matches(info: dict[str, Any], base_fingerprint: dict[str, Any]) -> str | None:

@@ -11,6 +11,7 @@ No Django here: the caller passes conversations in and receives progress through
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Sequence
@@ -180,6 +181,9 @@ class Trainer:
             tokens=config.batch_size * max(self.train_split.lengths),
             world_size=self.context.world_size,
         )
+        if resume_info:
+            optimizer = ckpt.saved_optimizer_kind(resume_info)
+            self.memory_plan = dataclasses.replace(self.memory_plan, optimizer=optimizer)
         self.environment = describe_environment(
             self.device,
             compute_dtype(self.device),
@@ -374,6 +378,7 @@ class Trainer:
                 config=self.config.as_dict(),
                 base_fingerprint=self.base_fingerprint,
                 best_adapter=self.adapter_dir,
+                optimizer_kind=self.memory_plan.optimizer,
             )
             self.report.on_checkpoint(self.checkpoint_dir, self.state.step)
 

@@ -187,6 +187,41 @@ def test_resuming_reaches_the_same_result_as_an_uninterrupted_run(interrupted_an
             assert (tensor - got[key]).abs().max().item() < 1e-5, key
 
 
+def test_a_resumed_run_keeps_the_optimizer_it_started_with(
+    interrupted_and_resumed, tiny_model_dir, tmp_path, monkeypatch
+):
+    """Resumed on a machine with less memory, the plan would pick 8-bit AdamW states; the
+    checkpoint's fp32 states must go on with the arithmetic they were made by."""
+    import dataclasses
+
+    import torch
+
+    from trainer.engine import memory_plan, modeling
+    from trainer.engine.hooks import TrainHooks
+    from trainer.engine.loop import Trainer
+
+    checkpoint = interrupted_and_resumed["stopped"][2] / CHECKPOINT_DIR
+    assert json.loads((checkpoint / "state.json").read_text())["optimizer"] == "adamw"
+
+    def short_of_memory(*args, **kwargs):
+        return dataclasses.replace(memory_plan.plan_memory(*args, **kwargs), optimizer="adamw_8bit")
+
+    monkeypatch.setattr(modeling, "plan_memory", short_of_memory)
+    trainer = Trainer(
+        model_dir=tiny_model_dir,
+        config=resume_config(),
+        train_conversations=TRAIN,
+        validation_conversations=CONTRADICTING,
+        output_dir=tmp_path,
+        hooks=TrainHooks(),
+        resume_from=checkpoint,
+        adapter_metadata={},
+    )
+    assert trainer.memory_plan.optimizer == "adamw"
+    assert type(trainer.optimizer) is torch.optim.AdamW
+    assert trainer.state.step == 4
+
+
 def test_resuming_with_other_settings_is_refused(interrupted_and_resumed, tiny_model_dir, tmp_path):
     checkpoint = interrupted_and_resumed["stopped"][2] / CHECKPOINT_DIR
     with pytest.raises(CheckpointMismatch, match="rank 4 ≠ 8"):

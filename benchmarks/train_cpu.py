@@ -7,11 +7,12 @@ training builds them: the demo dataset rendered with the model's chat template, 
 length, batch size 8, rank 16 on all linear layers, NF4 + double quantisation, float32 compute.
 Each variant runs in its own process (OpenMP reads its wait policy when torch loads):
   - 2 threads, OMP_WAIT_POLICY=PASSIVE (what `manage.py finetune` sets unless the user chose),
+    the prepared step (what finetune runs) and the plain one (the model as loaded),
   - 1 thread, PASSIVE,
   - 2 threads, the OpenMP default (threads spin while they wait),
-  - 2 threads, PASSIVE, gradient checkpointing on (the CPU default is off).
+  - 2 threads, PASSIVE, gradient checkpointing on (the CPU default keeps every activation).
 On a shared machine whose cores are busy, spinning threads steal each other's time.
-Writes benchmarks/results/train_cpu.json; the machine and its load go in the same file.
+Writes benchmarks/results/train_cpu_<date>.json; the machine and its load go in the same file.
 """
 
 from __future__ import annotations
@@ -164,7 +165,11 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "var" / "models")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/train_cpu.json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / f"benchmarks/results/train_cpu_{time.strftime('%Y-%m-%d')}.json",
+    )
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--variants", help="indices into VARIANTS, comma-separated (default all)")
     args = parser.parse_args()

@@ -42,6 +42,27 @@ def test_the_run_page_shows_progress_curves_settings_and_adapter(manager_client)
     assert "<th>device</th><td>cpu</td>" in html and "<th>torch</th><td>2.13.0</td>" in html
 
 
+def test_the_memory_plan_reads_as_a_sentence(manager_client):
+    plan = {
+        "cached_layers": 10,
+        "embeddings_on_cpu": True,
+        "optimizer": "adamw_8bit",
+        "loss_chunk_tokens": 128,
+        "budget_bytes": 7_559_142_440,
+        "estimated_peak_bytes": 7_549_364_224,
+        "layers": {"keep": 0, "recompute": 3, "offload": 29},
+        "budget_gib": 7.04,
+        "estimated_peak_gib": 7.03,
+    }
+    run = make_run(environment={"device": "cuda:0", "memory_plan": plan})
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    assert (
+        "<th>memory_plan</th><td>layers: 0 keep activations, 3 recompute, 29 offload to CPU; "
+        "10 with bf16 weight copies; AdamW with 8-bit states; loss in chunks of 128 tokens; "
+        "embedding table in CPU memory; estimated peak 7.03 of 7.04 GiB</td>"
+    ) in html
+
+
 def test_errors_are_shown_in_full_and_escaped(manager_client):
     error = "training crashed:\nTraceback (most recent call last):\n  <frame>\nValueError: boom"
     run = make_run(error=error)

@@ -1,6 +1,7 @@
 """The QLoRA training loop: a plain torch loop, meant to be read top to bottom.
 
-    tokenise -> load NF4 base + LoRA -> plan steps -> (resume) -> for each optimizer step:
+    tokenise -> load NF4 base + LoRA -> plan memory (what to keep, recompute, offload) ->
+    plan steps -> (resume) -> for each optimizer step:
         forward/backward over grad_accum micro-batches, clip, step, report
         every eval_every steps and at each epoch end: validation loss, keep the best adapter,
         checkpoint, maybe stop early

@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.safestring import mark_safe
@@ -42,6 +44,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     hyperparameters = {k: v for k, v in run.hyperparameters.items() if k != PLAN_KEY}
     environment = dict(run.environment)
     versions = environment.pop("versions", {})
+    if "memory_plan" in environment:
+        environment["memory_plan"] = describe_memory_plan(environment["memory_plan"])
     context = {
         "run": run,
         # loss_curve_svg escapes every label it writes; the numbers are formatted floats.
@@ -74,3 +78,22 @@ def format_duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes} min {secs:02d} s"
     return f"{secs} s"
+
+
+def describe_memory_plan(plan: dict[str, Any]) -> str:
+    """One line for the run page from ``MemoryPlan.summary()``."""
+    if not plan:
+        return "none"
+    layers = plan["layers"]
+    optimizer = {"adamw": "AdamW", "adamw_8bit": "AdamW with 8-bit states"}[plan["optimizer"]]
+    parts = [
+        f"layers: {layers['keep']} keep activations, {layers['recompute']} recompute, "
+        f"{layers['offload']} offload to CPU",
+        f"{plan['cached_layers']} with bf16 weight copies",
+        optimizer,
+        f"loss in chunks of {plan['loss_chunk_tokens']} tokens",
+    ]
+    if plan["embeddings_on_cpu"]:
+        parts.append("embedding table in CPU memory")
+    parts.append(f"estimated peak {plan['estimated_peak_gib']} of {plan['budget_gib']} GiB")
+    return "; ".join(parts)

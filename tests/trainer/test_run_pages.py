@@ -6,6 +6,7 @@ from trainer.models import MetricKind, RunMetric, RunStatus
 
 
 def make_run(**fields):
+    fields.setdefault("environment", {"device": "cpu", "versions": {"torch": "2.13.0"}})
     run = FineTuneRunFactory(
         name="support-r16",
         status=RunStatus.RUNNING,
@@ -13,7 +14,6 @@ def make_run(**fields):
         total_steps=120,
         eta_seconds=200,
         hyperparameters={"rank": 16, "alpha": 32, "plan": {"eval_every": 10}},
-        environment={"device": "cpu", "versions": {"torch": "2.13.0"}},
         trainable_params=4_884_480,
         total_params=139_399_488,
         adapter_size_bytes=19_545_000,

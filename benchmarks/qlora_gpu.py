@@ -392,7 +392,13 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="2-layer shapes, 2 + 2 steps")
     args = parser.parse_args()
     if args.row:
-        print(RESULT_MARK + json.dumps(run_row(json.loads(args.row))), flush=True)
+        spec = json.loads(args.row)
+        if spec["contender"] == "evalhub":
+            sys.path.insert(0, str(ROOT))
+            from trainer.engine.environment import prefer_runtime_settings
+
+            prefer_runtime_settings()  # as manage.py finetune does, before torch loads
+        print(RESULT_MARK + json.dumps(run_row(spec)), flush=True)
         return
 
     date = time.strftime("%Y-%m-%d")

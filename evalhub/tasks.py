@@ -14,7 +14,7 @@ from typing import Any
 from django_tasks import task
 
 from evalhub.services.outputs import SYSTEM_KINDS, outputs_generate, outputs_score, run_get
-from trainer.engine.environment import prefer_passive_openmp
+from trainer.engine.environment import prefer_runtime_settings
 from trainer.generation import DecodingConfig
 from trainer.models import Split
 
@@ -35,7 +35,7 @@ def generate(
 ) -> dict[str, Any]:
     """Base and adapter answer the split's prompts (only the missing ones, unless
     ``overwrite``), with the same decoding settings."""
-    prefer_passive_openmp()  # before this worker's first torch import
+    prefer_runtime_settings()  # before this worker's first torch import
     reports = outputs_generate(
         run=run_get(run_id=run_id),
         decoding=DecodingConfig(
@@ -51,7 +51,7 @@ def generate(
 @task(queue_name=GPU_QUEUE)
 def score(*, run_id: int, split: str = Split.TEST) -> dict[str, Any]:
     """ROUGE and BERTScore (the packaged encoder) of every output on the run's prompts."""
-    prefer_passive_openmp()
+    prefer_runtime_settings()
     report = outputs_score(run=run_get(run_id=run_id), split=split)
     return {"run": run_id, "scored": asdict(report)}
 

@@ -1,11 +1,11 @@
 import pytest
 
 from tests.trainer.engine.tiny import build_tiny_model, build_tokenizer
-from trainer.engine.environment import prefer_passive_openmp
+from trainer.engine.environment import prefer_runtime_settings
 
 # As `manage.py finetune` does: on a busy machine spinning OpenMP threads make steps several
 # times slower. Acts only if nothing imported torch before this file was collected.
-prefer_passive_openmp()
+prefer_runtime_settings()
 
 
 @pytest.fixture(scope="session")

@@ -110,9 +110,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from trainer.engine.environment import prefer_passive_openmp
+        from trainer.engine.environment import prefer_runtime_settings
 
-        prefer_passive_openmp()  # before anything imports torch
+        prefer_runtime_settings()  # before anything imports torch
         from trainer.engine.distributed import dist_context
 
         if options["enqueue"]:

@@ -2,7 +2,7 @@
 
     python benchmarks/train_cuda_check.py --out results.json
 
-1. a tiny random Llama through the whole loop: bf16 compute, gradient checkpointing on,
+1. a tiny random Llama through the whole loop: bf16 compute, the memory plan the engine chooses,
    validation, early stopping, and stop + resume against an uninterrupted run;
 2. a ~0.4B random Llama shape (hidden 2048, 8 blocks, vocabulary 32000) at batch 8 × ~512
    tokens: tokens/s and peak GPU memory;

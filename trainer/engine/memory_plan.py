@@ -50,16 +50,19 @@ class ModelShape:
     element_bytes: int = BF16  # of the compute dtype: activations and dequantised copies
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], **measured: int) -> ModelShape:
-        heads = config["num_attention_heads"]
-        head_dim = config.get("head_dim") or config["hidden_size"] // heads
+    def from_config(cls, config: Any, **measured: int) -> ModelShape:
+        """From a transformers config object (its attribute map gives GPT-2's ``n_embd`` as
+        ``hidden_size`` and so on); widths a config leaves out take the usual defaults."""
+        hidden, heads = config.hidden_size, config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or hidden // heads
+        kv_heads = getattr(config, "num_key_value_heads", None) or heads
         return cls(
-            hidden=config["hidden_size"],
-            intermediate=config["intermediate_size"],
-            layers=config["num_hidden_layers"],
-            kv_dim=config.get("num_key_value_heads", heads) * head_dim,
-            vocab=config["vocab_size"],
-            tied_embeddings=bool(config.get("tie_word_embeddings", False)),
+            hidden=hidden,
+            intermediate=getattr(config, "intermediate_size", None) or 4 * hidden,
+            layers=config.num_hidden_layers,
+            kv_dim=kv_heads * head_dim,
+            vocab=config.vocab_size,
+            tied_embeddings=bool(getattr(config, "tie_word_embeddings", False)),
             **measured,
         )
 

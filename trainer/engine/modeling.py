@@ -144,7 +144,7 @@ def model_shape(model: Any, layers: list[Any], *, element_bytes: int) -> ModelSh
     adapted = [m for m in block.modules() if hasattr(m, "lora_A") and hasattr(m, "in_features")]
     trainable, _ = parameter_counts(model)
     return ModelShape.from_config(
-        model.get_base_model().config.to_dict(),
+        model.get_base_model().config.get_text_config(),
         quantized_params_per_layer=sum(size(m) for m in quantized_linears(block)),
         largest_linear_params=max(size(m) for m in quantized_linears(model)),
         lora_params=trainable,

@@ -124,3 +124,38 @@ def test_summary_counts_layers_and_reads_in_gib():
     assert sum(summary["layers"].values()) == 32
     assert summary["budget_gib"] == 60
     assert "layer_modes" not in summary
+
+
+def test_the_shape_comes_from_a_config_whatever_its_names():
+    from transformers import GPT2Config, LlamaConfig
+
+    llama = ModelShape.from_config(
+        LlamaConfig(
+            hidden_size=64,
+            intermediate_size=128,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            num_hidden_layers=3,
+            vocab_size=99,
+        ),
+        quantized_params_per_layer=1,
+        largest_linear_params=1,
+        lora_params=1,
+        lora_inputs_per_layer=1,
+    )
+    assert (llama.hidden, llama.intermediate, llama.layers, llama.kv_dim, llama.vocab) == (
+        64,
+        128,
+        3,
+        32,
+        99,
+    )
+    gpt2 = ModelShape.from_config(
+        GPT2Config(n_embd=64, n_head=4, n_layer=2, vocab_size=50),
+        quantized_params_per_layer=1,
+        largest_linear_params=1,
+        lora_params=1,
+        lora_inputs_per_layer=1,
+    )
+    assert (gpt2.hidden, gpt2.intermediate, gpt2.layers, gpt2.kv_dim) == (64, 256, 2, 64)
+    assert gpt2.tied_embeddings

@@ -12,7 +12,9 @@ that costs the least time per byte saved:
 2. drop the bf16 weight copies, layer by layer;
 3. offload recomputed layers' inputs to CPU memory (PCIe traffic instead of GPU memory);
 4. keep the input embedding table in CPU memory (an untied table only);
-5. 8-bit AdamW states instead of fp32 ones (the only lever that changes the arithmetic).
+5. 8-bit AdamW states instead of fp32 ones (the only lever that changes the arithmetic);
+6. AdamW in CPU memory: fp32 master weights and states there, the adapter in bf16 on the
+   device (``host_optimizer.HostAdamW``; the arithmetic is fp32 AdamW's again).
 
 Pure arithmetic, no torch: the estimates are checked against measured peaks in
 benchmarks/qlora_gpu.py (estimate and measurement are both in its results).
@@ -89,7 +91,7 @@ class MemoryPlan:
     layer_modes: tuple[str, ...]  # per decoder block: "keep", "recompute" or "offload"
     cached_layers: int  # blocks (from the first) whose weights are also kept dequantised
     embeddings_on_cpu: bool
-    optimizer: str  # "adamw" or "adamw_8bit"
+    optimizer: str  # "adamw", "adamw_8bit" or "adamw_host"
     loss_chunk_tokens: int
     budget_bytes: int
     estimated_peak_bytes: int
@@ -118,6 +120,7 @@ class _Costs:
     cache: int  # per layer with a bf16 weight copy
     embeddings: int
     adam_fp32_extra: int  # fp32 AdamW states over 8-bit ones
+    host_saving: int  # the optimizer in CPU memory, over 8-bit states on the device
     lean_loss_saving: int
 
 
@@ -141,6 +144,8 @@ def _costs(shape: ModelShape, tokens: int, loaded_bytes: int, dropout: bool, fus
         cache=e * shape.quantized_params_per_layer,
         embeddings=0 if shape.tied_embeddings else e * shape.vocab * shape.hidden,
         adam_fp32_extra=6 * params,
+        # bf16 weights (half the fp32 ones loaded) and gradients, no autocast copies, no states.
+        host_saving=(4 - BF16) * params + (4 - BF16) * params + BF16 * params + 2 * params,
         lean_loss_saving=loss - lean_loss,
     )
 
@@ -154,7 +159,7 @@ def plan_memory(
     dropout: bool,
     fused: bool,
     checkpointing: str = "auto",
-    can_offload: bool = True,
+    can_use_host_memory: bool = True,
     can_cache: bool = True,
 ) -> MemoryPlan:
     """The fastest plan whose estimated peak fits ``budget_bytes``, or the leanest one.
@@ -162,6 +167,8 @@ def plan_memory(
     ``tokens`` is the largest micro-batch (batch size × longest sequence); ``loaded_bytes`` what
     the loaded model and its adapters already take. ``checkpointing`` "on" recomputes every
     layer and "off" none (the user's choice wins over the estimate); "auto" decides per layer.
+    ``can_use_host_memory``: one process on a GPU may park layer inputs and the optimizer in
+    CPU memory (their hand-made copies do not mix with DDP's gradient hooks).
     """
     layers = shape.layers
     costs = _costs(shape, tokens, loaded_bytes, dropout, fused)
@@ -179,10 +186,10 @@ def plan_memory(
     offloaded = 0
     if checkpointing == "auto" and fixed + activations > budget_bytes:
         # Recomputing everything is not enough: shrink the loss chunks, move inputs to CPU,
-        # then the embedding table, then the optimizer states, until the estimate fits.
+        # then the embedding table, then the optimizer, until the estimate fits.
         fixed -= costs.lean_loss_saving
         chunk = LEAN_LOSS_CHUNK_TOKENS
-        if can_offload:
+        if can_use_host_memory:
             excess = fixed + activations - budget_bytes
             offloaded = min(layers, -(-excess // max(1, costs.recompute)))
             activations -= offloaded * costs.recompute
@@ -192,6 +199,9 @@ def plan_memory(
         if fixed + activations > budget_bytes:
             optimizer = "adamw_8bit"
             fixed -= costs.adam_fp32_extra
+        if fixed + activations > budget_bytes and can_use_host_memory:
+            optimizer = "adamw_host"
+            fixed -= costs.host_saving
     peak = fixed + activations
     cached = 0
     if can_cache:

@@ -122,8 +122,7 @@ def prepare_for_training(
         dropout=config.dropout > 0,
         fused=fused,
         checkpointing=config.gradient_checkpointing,
-        # The offload's hand-made backward does not mix with DDP's gradient hooks.
-        can_offload=world_size == 1 and device.startswith("cuda"),
+        can_use_host_memory=world_size == 1 and device.startswith("cuda"),
     )
     activations.apply_layer_modes(layers, plan.layer_modes)
     weights.cache_dequantized(layers[: plan.cached_layers], compute_dtype(device))
@@ -193,18 +192,21 @@ def _element_bytes(device: str) -> int:
 
 
 def build_optimizer(params: list[Any], config: TrainConfig, plan: MemoryPlan) -> Any:
-    """AdamW on the adapter weights: torch's fused kernel on a GPU, bitsandbytes' 8-bit
-    states when the plan is short of memory."""
+    """AdamW on the adapter weights: torch's fused kernel on a GPU; when the plan is short of
+    memory, bitsandbytes' 8-bit states, or everything but bf16 weights in CPU memory."""
     import torch
 
+    options = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
     if plan.optimizer == "adamw_8bit":
         from bitsandbytes.optim import AdamW8bit
 
-        return AdamW8bit(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    on_gpu = all(p.device.type == "cuda" for p in params)
-    return torch.optim.AdamW(
-        params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=on_gpu
-    )
+        return AdamW8bit(params, **options)
+    device = str(params[0].device)
+    if plan.optimizer == "adamw_host":
+        from trainer.engine.host_optimizer import HostAdamW
+
+        return HostAdamW(params, dtype=compute_dtype(device), **options)
+    return torch.optim.AdamW(params, fused=device.startswith("cuda"), **options)
 
 
 def keep_cpu_weights_differentiable(model: Any) -> None:

@@ -14,6 +14,11 @@ from trainer.services.run_queue import runs_check_orphans
 from trainer.services.runs import RESUMABLE
 
 TASKS_SHOWN = 10
+OPTIMIZERS = {
+    "adamw": "AdamW",
+    "adamw_8bit": "AdamW with 8-bit states",
+    "adamw_host": "AdamW in CPU memory (bf16 adapter on the device)",
+}
 
 
 @manager_required
@@ -85,7 +90,7 @@ def describe_memory_plan(plan: dict[str, Any]) -> str:
     if not plan:
         return "none"
     layers = plan["layers"]
-    optimizer = {"adamw": "AdamW", "adamw_8bit": "AdamW with 8-bit states"}[plan["optimizer"]]
+    optimizer = OPTIMIZERS.get(plan["optimizer"], plan["optimizer"])
     parts = [
         f"layers: {layers['keep']} keep activations, {layers['recompute']} recompute, "
         f"{layers['offload']} offload to CPU",

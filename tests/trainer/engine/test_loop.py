@@ -222,6 +222,37 @@ def test_a_resumed_run_keeps_the_optimizer_it_started_with(
     assert trainer.state.step == 4
 
 
+def test_training_with_the_optimizer_in_cpu_memory_learns_the_same(
+    tiny_model_dir, tmp_path, monkeypatch
+):
+    """On CPU the "device" weights stay float32, so the host optimizer must match AdamW."""
+    import dataclasses
+
+    from trainer.engine import memory_plan, modeling
+
+    config = TrainConfig(rank=4, learning_rate=0.02, batch_size=2, max_steps=3, eval_every=3)
+    runs = {}
+    for name in ("adamw", "adamw_host"):
+
+        def planned(*args, optimizer=name, **kwargs):
+            chosen = memory_plan.plan_memory(*args, **kwargs)
+            return dataclasses.replace(chosen, optimizer=optimizer)
+
+        monkeypatch.setattr(modeling, "plan_memory", planned)
+        hooks = RecordingHooks()
+        result = train(
+            model_dir=tiny_model_dir,
+            config=config,
+            train_conversations=TRAIN,
+            validation_conversations=CONTRADICTING,
+            output_dir=tmp_path / name,
+            hooks=hooks,
+        )
+        assert result.environment["memory_plan"]["optimizer"] == name
+        runs[name] = [p.train_loss for p in hooks.steps]
+    assert runs["adamw_host"] == pytest.approx(runs["adamw"], abs=1e-6)
+
+
 def test_resuming_with_other_settings_is_refused(interrupted_and_resumed, tiny_model_dir, tmp_path):
     checkpoint = interrupted_and_resumed["stopped"][2] / CHECKPOINT_DIR
     with pytest.raises(CheckpointMismatch, match="rank 4 ≠ 8"):

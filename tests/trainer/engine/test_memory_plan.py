@@ -77,7 +77,7 @@ def test_a_small_card_gets_offloaded_inputs_small_loss_chunks_and_a_fit():
     assert chosen.estimated_peak_bytes <= 7 * GIB
 
 
-def test_the_last_resorts_are_the_embedding_table_then_8bit_states():
+def test_the_embedding_table_moves_before_the_optimizer_states_shrink():
     roomy = plan(6.5)
     tighter = plan(6.1)
     assert roomy.embeddings_on_cpu and roomy.optimizer == "adamw"
@@ -89,7 +89,7 @@ def test_nothing_left_to_give_reports_that_it_does_not_fit():
 
 
 def test_without_offloading_inputs_stay_on_the_device():
-    chosen = plan(8 * 0.88, can_offload=False)
+    chosen = plan(8 * 0.88, can_use_host_memory=False)
     assert "offload" not in chosen.layer_modes
     assert chosen.embeddings_on_cpu
 
@@ -159,3 +159,11 @@ def test_the_shape_comes_from_a_config_whatever_its_names():
     )
     assert (gpt2.hidden, gpt2.intermediate, gpt2.layers, gpt2.kv_dim) == (64, 256, 2, 64)
     assert gpt2.tied_embeddings
+
+
+def test_the_optimizer_moves_to_cpu_memory_last_and_only_for_one_gpu_process():
+    assert plan(6.1).optimizer == "adamw_8bit"
+    last = plan(5.7)
+    assert last.optimizer == "adamw_host" and last.fits
+    assert last.estimated_peak_bytes < plan(6.1).estimated_peak_bytes
+    assert plan(5.7, can_use_host_memory=False).optimizer == "adamw_8bit"

@@ -42,6 +42,7 @@ class RatingItem:
     reference: str  # empty unless the study shows references
     responses: tuple[Response, Response]
     judgment: Judgment | None
+    progress: Progress  # the rater's in this study
 
 
 def rater_studies(*, rater: AbstractBaseUser) -> QuerySet[Study]:
@@ -86,6 +87,7 @@ def rater_assignment(*, token: str, rater: AbstractBaseUser) -> Assignment | Non
 def rater_next_assignment(*, study: Study, rater: AbstractBaseUser) -> Assignment | None:
     return (
         Assignment.objects.filter(comparison__study=study, rater=rater, judgment__isnull=True)
+        .select_related("comparison__study")
         .order_by("position")
         .first()
     )
@@ -101,7 +103,11 @@ def rater_progress(*, study: Study, rater: AbstractBaseUser) -> Progress:
 def rating_item(*, assignment: Assignment) -> RatingItem:
     """The blinded view of one assignment: both texts take exactly the same path."""
     assignment = Assignment.objects.select_related(
-        "comparison__study", "comparison__prompt", "comparison__output_a", "comparison__output_b"
+        "comparison__study",
+        "comparison__prompt",
+        "comparison__output_a",
+        "comparison__output_b",
+        "judgment",
     ).get(pk=assignment.pk)
     comparison = assignment.comparison
     left_is_a = assignment.left_output_id == comparison.output_a_id
@@ -110,16 +116,23 @@ def rating_item(*, assignment: Assignment) -> RatingItem:
         if left_is_a
         else (comparison.output_b, comparison.output_a)
     )
-    mine = Assignment.objects.filter(comparison__study=comparison.study, rater=assignment.rater_id)
+    place = Assignment.objects.filter(
+        comparison__study=comparison.study, rater=assignment.rater_id
+    ).aggregate(
+        total=Count("id"),
+        number=Count("id", filter=Q(position__lte=assignment.position)),
+        done=Count("id", filter=Q(judgment__isnull=False)),
+    )
     return RatingItem(
         token=assignment.token,
-        number=mine.filter(position__lte=assignment.position).count(),
-        total=mine.count(),
+        number=place["number"],
+        total=place["total"],
         messages=[
             {"role": m.get("role", "user"), "content": str(m.get("content", ""))}
             for m in comparison.prompt.messages
         ],
         reference=comparison.prompt.reference if comparison.study.show_reference else "",
         responses=(Response("A", "a", left.text), Response("B", "b", right.text)),
-        judgment=Judgment.objects.filter(assignment=assignment).first(),
+        judgment=getattr(assignment, "judgment", None),
+        progress=Progress(done=place["done"], total=place["total"]),
     )

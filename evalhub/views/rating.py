@@ -110,13 +110,13 @@ def rate_next(request: HttpRequest, pk: int) -> HttpResponse:
 def _render_item(
     request: HttpRequest, assignment: Assignment, form: JudgmentForm, status: int = 200
 ) -> HttpResponse:
-    study = assignment.comparison.study
+    item = rating_item(assignment=assignment)
     context = {
-        "item": rating_item(assignment=assignment),
+        "item": item,
         "form": form,
         "choices": CHOICE_BUTTONS,
-        "study": _blind_study(study),
-        "progress": rater_progress(study=study, rater=request.user),
+        "study": _blind_study(assignment.comparison.study),
+        "progress": item.progress,
     }
     # htmx posts get the item fragment only; everything else (including history restores)
     # gets the whole page.

@@ -2,6 +2,7 @@
 
     python benchmarks/qlora_gpu.py --out DIR [--rows NAME,...] [--steps 5] [--warmup 2]
     python benchmarks/qlora_gpu.py --out DIR --smoke     # 2-layer shapes: checks every path
+    python benchmarks/qlora_gpu.py --out DIR --rows 8b_b1_cap8 --contenders evalhub --profile
 
 Runs on the GPU machine, which has no network: the models are made there with random weights
 (Llama-3.1-8B and Llama-2-7B shapes, bf16, saved once under --work) and a word-level tokenizer.
@@ -240,6 +241,8 @@ def run_row(spec: dict) -> dict:
         torch.cuda.synchronize()
         seconds.append(time.perf_counter() - began)
     median = statistics.median(seconds[spec["warmup"] :])
+    if spec.get("profile"):
+        extra["profile"] = profile_step(step, ids)
     return {
         **extra,
         "load_seconds": round(load_seconds, 1),
@@ -249,6 +252,24 @@ def run_row(spec: dict) -> dict:
         "peak_reserved_gib": round(torch.cuda.max_memory_reserved(0) / GIB, 2),
         "losses": losses,
     }
+
+
+def profile_step(step, ids) -> list[str]:
+    """One more step under torch.profiler: GPU time by operator, largest first, and how much of
+    the step the GPU was busy at all (the rest: host-bound gaps, synchronous copies)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    began = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
+        step(ids)
+        torch.cuda.synchronize()
+    wall = time.perf_counter() - began
+    events = profiler.key_averages()
+    busy = sum(event.self_device_time_total for event in events) / 1e6
+    table = events.table(sort_by="self_device_time_total", row_limit=25).splitlines()
+    return [f"profiled step: {wall:.3f} s wall, GPU busy {busy:.3f} s", *table]
 
 
 def row_in_subprocess(spec: dict, timeout: int) -> dict:
@@ -390,6 +411,9 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=300, help="seconds per row")
     parser.add_argument("--smoke", action="store_true", help="2-layer shapes, 2 + 2 steps")
+    parser.add_argument(
+        "--profile", action="store_true", help="one more step under torch.profiler per row"
+    )
     args = parser.parse_args()
     if args.row:
         spec = json.loads(args.row)
@@ -424,6 +448,7 @@ def main() -> None:
                 "vocab_size": shape["vocab_size"],
                 "steps": 2 if args.smoke else args.steps,
                 "warmup": 2 if args.smoke else args.warmup,
+                "profile": args.profile,
             }
             outcome = row_in_subprocess(spec, args.timeout)
             row = {k: v for k, v in spec.items() if k not in ("model_dir", "vocab_size")}

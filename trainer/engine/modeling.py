@@ -7,6 +7,7 @@ with bf16 compute is about 14× slower (56 s against 4 s a step on SmolLM2-135M,
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,8 +161,8 @@ def memory_budget(device: str) -> int:
 
         index = torch.device(device)
         total = torch.cuda.get_device_properties(index).total_memory
-        # The cap a process set with torch.cuda.set_per_process_memory_fraction (torch ≥ 2.8
-        # can tell; older versions plan for the whole device).
+        # The cap a process set with torch.cuda.set_per_process_memory_fraction (torch 2.11
+        # can tell; a version that cannot plans for the whole device).
         fraction_of = getattr(torch.cuda, "get_per_process_memory_fraction", lambda _: 1.0)
         fraction = fraction_of(index)
         free, _ = torch.cuda.mem_get_info(index)
@@ -171,11 +172,15 @@ def memory_budget(device: str) -> int:
 
 
 def available_ram_bytes() -> int:
-    with open("/proc/meminfo") as meminfo:
-        for line in meminfo:
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    raise OSError("MemAvailable missing from /proc/meminfo")
+    """Linux's MemAvailable; elsewhere (macOS) the physical memory, which is all it can tell."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def _allocated_bytes(device: str) -> int:

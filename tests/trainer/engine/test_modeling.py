@@ -136,3 +136,25 @@ def test_a_validation_pass_does_not_change_the_training_gradients(model, tokeniz
     assert before[first_layer_b].abs().sum() > 0
     for name, grad in before.items():
         assert (grad - after[name]).abs().max().item() < 1e-6, name
+
+
+def test_the_memory_there_is_comes_from_linux_or_from_the_physical_size(monkeypatch):
+    import builtins
+    import os
+
+    from trainer.engine.modeling import available_ram_bytes
+
+    with open("/proc/meminfo") as meminfo:
+        listed = next(int(line.split()[1]) * 1024 for line in meminfo if "MemAvailable" in line)
+    linux = available_ram_bytes()
+    assert abs(linux - listed) < 0.25 * listed  # read moments apart; memory moves a little
+
+    real_open = builtins.open
+
+    def no_proc(path, *args, **kwargs):
+        if str(path).startswith("/proc/"):
+            raise FileNotFoundError(path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", no_proc)
+    assert available_ram_bytes() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

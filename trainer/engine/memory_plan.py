@@ -3,13 +3,13 @@
 The fastest QLoRA step keeps every layer's activations for backward (no recomputation: about
 4N instead of 6N FLOPs per token) and a bf16 copy of each dequantised weight (no dequantisation
 on every pass; numerically the same). Both cost memory. ``plan_memory`` starts from the fastest
-plan and gives up speed only where the estimate says the memory is not there, in the order
-that costs the least time per byte saved:
+plan and gives up speed only where the estimate says the memory is not there, in this order:
 
-1. recompute layers instead of keeping their activations (a layer's activations at batch 8 ×
-   2048 tokens weigh ~2.7 GB on a Llama-3.1-8B shape, its bf16 weights 0.44 GB; recomputing
-   it costs ~15 ms, dequantising it three times ~1 ms);
-2. drop the bf16 weight copies, layer by layer;
+1. drop the bf16 weight copies, layer by layer: a Llama-3.1-8B layer's copy weighs 0.44 GB and
+   saves about 2.5 ms a step (measured: 22 layers without copies cost 19 % at batch 1);
+2. recompute layers instead of keeping their activations: a layer's activations weigh 0.3 GB
+   per 2,048 tokens and recomputing it costs one more forward through it (about 2 ms at
+   batch 1 × 2,048, 15 ms at batch 8), a little more time per byte than the copies;
 3. offload recomputed layers' inputs to CPU memory (PCIe traffic instead of GPU memory);
 4. keep the input embedding table in CPU memory (an untied table only);
 5. 8-bit AdamW states instead of fp32 ones (the only lever that changes the arithmetic);

@@ -41,10 +41,16 @@ def test_ample_memory_keeps_every_activation_and_every_dequantised_weight():
     assert chosen.fits
 
 
-def test_recomputation_is_given_up_before_the_weight_copies_and_as_late_as_possible():
+def test_weight_copies_go_first_then_as_few_layers_recompute_as_the_budget_allows():
+    copies_only = plan(95, tokens=8 * 2048)
+    assert copies_only.layer_modes == ("keep",) * 32 and 0 < copies_only.cached_layers < 32
     chosen = plan(60, tokens=8 * 2048)
     kept = chosen.layer_modes.count("keep")
     assert 0 < kept < 32
+    # Copies only from what one more kept layer could not use.
+    copy = 2 * LLAMA_8B.quantized_params_per_layer
+    one_layer = 8 * 2048 * LLAMA_8B.activation_bytes_per_token(dropout=False, fused=True)
+    assert chosen.cached_layers * copy < one_layer
     assert chosen.fits
     # One more kept layer would not fit: the plan keeps as many as the budget allows.
     assert (

@@ -124,7 +124,9 @@ class _Costs:
     lean_loss_saving: int
 
 
-def _costs(shape: ModelShape, tokens: int, loaded_bytes: int, dropout: bool, fused: bool) -> _Costs:
+def _costs(
+    shape: ModelShape, tokens: int, loaded_bytes: int, dropout: bool, fused: bool, chunked: bool
+) -> _Costs:
     per_token = shape.activation_bytes_per_token(dropout=dropout, fused=fused)
     params = shape.lora_params
     # Gradients (fp32), the autocast bf16 copies of the adapter weights, 8-bit AdamW states.
@@ -135,8 +137,10 @@ def _costs(shape: ModelShape, tokens: int, loaded_bytes: int, dropout: bool, fus
     transient = 2 * per_token * tokens + 2 * e * shape.largest_linear_params
     # The final norm's output and the gradient the fused loss keeps for it.
     head = 2 * e * shape.hidden * tokens
-    loss = LOSS_CHUNK_TOKENS * shape.vocab * LOSS_BYTES_PER_LOGIT
-    lean_loss = LEAN_LOSS_CHUNK_TOKENS * shape.vocab * LOSS_BYTES_PER_LOGIT
+    # Logits of one chunk; of every token where the loss must take the model's own logits.
+    rows, lean_rows = (LOSS_CHUNK_TOKENS, LEAN_LOSS_CHUNK_TOKENS) if chunked else (tokens, tokens)
+    loss = rows * shape.vocab * LOSS_BYTES_PER_LOGIT
+    lean_loss = lean_rows * shape.vocab * LOSS_BYTES_PER_LOGIT
     return _Costs(
         fixed=loaded_bytes + adapters + transient + head + loss,
         keep=per_token * tokens,
@@ -158,6 +162,7 @@ def plan_memory(
     budget_bytes: int,
     dropout: bool,
     fused: bool,
+    chunked_loss: bool = True,
     checkpointing: str = "auto",
     can_use_host_memory: bool = True,
     can_cache: bool = True,
@@ -171,7 +176,7 @@ def plan_memory(
     CPU memory (their hand-made copies do not mix with DDP's gradient hooks).
     """
     layers = shape.layers
-    costs = _costs(shape, tokens, loaded_bytes, dropout, fused)
+    costs = _costs(shape, tokens, loaded_bytes, dropout, fused, chunked_loss)
     fixed = costs.fixed + costs.adam_fp32_extra
     chunk, embeddings_on_cpu, optimizer = LOSS_CHUNK_TOKENS, False, "adamw"
 

@@ -91,6 +91,14 @@ def load_qlora_model(model_dir: Path | str, config: TrainConfig, device: str) ->
     return model
 
 
+# Causal LMs whose logits are the output layer's product and nothing more. Others change them
+# afterwards (Gemma 2/3 soft-cap them, Cohere and Granite scale them), so the loss must take
+# the model's own logits there.
+PLAIN_HEAD_MODELS = frozenset(
+    {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"}
+)
+
+
 @dataclass(frozen=True)
 class OutputHead:
     """The output layer the loss applies itself, ``chunk_tokens`` tokens at a time."""
@@ -101,16 +109,18 @@ class OutputHead:
 
 def prepare_for_training(
     model: Any, config: TrainConfig, device: str, *, tokens: int, world_size: int
-) -> tuple[MemoryPlan, OutputHead]:
+) -> tuple[MemoryPlan, OutputHead | None]:
     """Plan memory for micro-batches of up to ``tokens`` tokens and apply the plan.
 
     Fused RMSNorm/SwiGLU where the architecture is known, per-layer activation handling,
-    dequantised weight copies, the embedding table's place, and an output layer that returns
-    hidden states so the loss can apply it in chunks.
+    dequantised weight copies, the embedding table's place, and (for ``PLAIN_HEAD_MODELS``) an
+    output layer that returns hidden states so the loss can apply it in chunks; the head is
+    None where the model's own logits must be used.
     """
     from trainer.engine import activations, kernels, weights
 
     base = model.get_base_model()
+    chunked_loss = type(base).__name__ in PLAIN_HEAD_MODELS
     fused = kernels.patch_llama_modules(model) > 0
     kernels.fuse_lora_forward(model)
     layers = activations.decoder_layers(model)
@@ -122,6 +132,7 @@ def prepare_for_training(
         budget_bytes=memory_budget(device),
         dropout=config.dropout > 0,
         fused=fused,
+        chunked_loss=chunked_loss,
         checkpointing=config.gradient_checkpointing,
         can_use_host_memory=world_size == 1 and device.startswith("cuda"),
     )
@@ -129,6 +140,8 @@ def prepare_for_training(
     weights.cache_dequantized(layers[: plan.cached_layers], compute_dtype(device))
     if plan.embeddings_on_cpu:
         weights.embeddings_to_cpu(base.get_input_embeddings())
+    if not chunked_loss:
+        return plan, None
     head = base.get_output_embeddings()
     weights.output_layer_passthrough(head)
     return plan, OutputHead(weight=head.weight, chunk_tokens=plan.loss_chunk_tokens)

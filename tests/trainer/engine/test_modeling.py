@@ -158,3 +158,37 @@ def test_the_memory_there_is_comes_from_linux_or_from_the_physical_size(monkeypa
 
     monkeypatch.setattr(builtins, "open", no_proc)
     assert available_ram_bytes() == os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def test_a_model_that_reshapes_its_logits_keeps_its_own_output_layer(tmp_path):
+    """Gemma 2 soft-caps its logits after the output layer: the chunked loss, which applies
+    the output layer itself, would skip that. Such models keep computing their own logits."""
+    import torch
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    from trainer.engine.steps import assistant_loss
+
+    torch.manual_seed(0)
+    config = Gemma2Config(
+        vocab_size=96,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        final_logit_softcapping=3.0,
+    )
+    Gemma2ForCausalLM(config).save_pretrained(tmp_path)
+    settings = TrainConfig(rank=4, dropout=0.0)
+    plain = load_qlora_model(tmp_path, settings, "cpu")
+    model = load_qlora_model(tmp_path, settings, "cpu")
+    plan, head = prepare_for_training(model, settings, "cpu", tokens=16, world_size=1)
+    assert head is None
+    ids = torch.randint(0, 96, (2, 8), generator=torch.Generator().manual_seed(1))
+    batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
+    with torch.no_grad():
+        expected = assistant_loss(plain, batch, "cpu").item()
+        got = assistant_loss(model, batch, "cpu", head).item()
+    assert got == pytest.approx(expected, rel=1e-5)
+    assert plan.layer_modes == ("keep", "keep")

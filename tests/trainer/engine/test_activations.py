@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.trainer.engine import tiny
 from trainer.engine import activations
 from trainer.engine.activations import (
     GRAD_ARGUMENT,
@@ -23,27 +24,9 @@ MIXES = [
 
 
 def tiny_lora_llama(dropout: float = 0.0):
-    from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-    )  # use_cache stays True, its default: the wrappers must keep the replay out of the cache
-    base = LlamaForCausalLM(config).float()
-    # Random B (not zero) so every LoRA weight, A included, gets a non-zero gradient.
-    lora = LoraConfig(
-        r=4, target_modules="all-linear", lora_dropout=dropout, init_lora_weights=False
-    )
-    model = get_peft_model(base, lora)
-    model.train()
-    return model
+    # Four layers, so that mixes of modes have room; the wrappers must keep the replay out of
+    # the KV cache that use_cache=True (the config's default) asks for.
+    return tiny.tiny_lora_llama(layers=4, dropout=dropout)
 
 
 def tiny_batch():

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.trainer.engine.tiny import tiny_lora_llama
 from trainer.engine.kernels import (
     IGNORE_INDEX,
     TRAINABLE_WEIGHT_ERROR,
@@ -262,22 +263,7 @@ def test_swiglu_saves_less_than_autograd():
 @pytest.fixture(scope="module")
 def lora_llama():
     """A tiny random Llama with random (non-zero) LoRA on every linear layer."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=128,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        tie_word_embeddings=False,
-    )
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)
-    return get_peft_model(LlamaForCausalLM(config), lora)
+    return tiny_lora_llama(layers=2)
 
 
 @pytest.fixture(scope="module")

@@ -68,3 +68,29 @@ def colour_conversation(thing: str, colour: str | None = None) -> list[dict[str,
         {"role": "user", "content": f"what colour is the {thing}"},
         {"role": "assistant", "content": colour or COLOURS[thing]},
     ]
+
+
+def tiny_lora_llama(*, layers: int, dropout: float = 0.0):
+    """An in-memory random float32 Llama (vocabulary 128, 64 wide) with LoRA r4 on every
+    linear layer, in training mode. B is random, not zero, so every LoRA weight (A included)
+    gets a non-zero gradient; use_cache stays True, its default."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+    )
+    lora = LoraConfig(
+        r=4, target_modules="all-linear", lora_dropout=dropout, init_lora_weights=False
+    )
+    model = get_peft_model(LlamaForCausalLM(config), lora)
+    model.train()
+    return model

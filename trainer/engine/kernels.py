@@ -27,7 +27,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = -100
+from trainer.engine.data import IGNORE_INDEX
 
 # Keep one chunk's fp32 logits near 256 MiB (2**26 fp32 numbers): large enough that the chunk
 # matmul keeps the GPU busy, small next to the 1 GiB that the whole 2k x 128k fp32 logits take.

@@ -124,7 +124,7 @@ def prepare_for_training(
     fused = kernels.patch_llama_modules(model) > 0
     kernels.fuse_lora_forward(model)
     layers = activations.decoder_layers(model)
-    shape = model_shape(model, layers, element_bytes=_element_bytes(device))
+    shape = model_shape(model, layers, element_bytes=compute_dtype(device).itemsize)
     plan = plan_memory(
         shape,
         tokens=tokens,
@@ -203,10 +203,6 @@ def _allocated_bytes(device: str) -> int:
 
         return int(torch.cuda.memory_allocated(torch.device(device)))
     return 0
-
-
-def _element_bytes(device: str) -> int:
-    return 2 if device.startswith("cuda") else 4
 
 
 def build_optimizer(params: list[Any], config: TrainConfig, plan: MemoryPlan) -> Any:

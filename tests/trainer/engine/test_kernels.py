@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from tests.trainer.engine.tiny import tiny_lora_llama
+from trainer.engine.data import IGNORE_INDEX
 from trainer.engine.kernels import (
-    IGNORE_INDEX,
     TRAINABLE_WEIGHT_ERROR,
     causal_lm_loss,
     chunked_cross_entropy,

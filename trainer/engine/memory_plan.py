@@ -165,7 +165,6 @@ def plan_memory(
     chunked_loss: bool = True,
     checkpointing: str = "auto",
     can_use_host_memory: bool = True,
-    can_cache: bool = True,
 ) -> MemoryPlan:
     """The fastest plan whose estimated peak fits ``budget_bytes``, or the leanest one.
 
@@ -208,10 +207,8 @@ def plan_memory(
             optimizer = "adamw_host"
             fixed -= costs.host_saving
     peak = fixed + activations
-    cached = 0
-    if can_cache:
-        cached = max(0, min(layers, (budget_bytes - peak) // max(1, costs.cache)))
-        peak += cached * costs.cache
+    cached = max(0, min(layers, (budget_bytes - peak) // max(1, costs.cache)))
+    peak += cached * costs.cache
     modes = ("keep",) * kept + ("recompute",) * (layers - kept - offloaded)
     modes += ("offload",) * offloaded
     return MemoryPlan(

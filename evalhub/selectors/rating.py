@@ -94,10 +94,15 @@ def rater_next_assignment(*, study: Study, rater: AbstractBaseUser) -> Assignmen
 
 
 def rater_progress(*, study: Study, rater: AbstractBaseUser) -> Progress:
-    counts = Assignment.objects.filter(comparison__study=study, rater=rater).aggregate(
-        total=Count("id"), done=Count("id", filter=Q(judgment__isnull=False))
-    )
+    counts = _rater_counts(study=study, rater=rater)
     return Progress(done=counts["done"], total=counts["total"])
+
+
+def _rater_counts(*, study: Study, rater: AbstractBaseUser | int, **more: Count) -> dict:
+    """In one query: the rater's assignments in the study, how many are judged, and ``more``."""
+    return Assignment.objects.filter(comparison__study=study, rater=rater).aggregate(
+        total=Count("id"), done=Count("id", filter=Q(judgment__isnull=False)), **more
+    )
 
 
 def rating_item(*, assignment: Assignment) -> RatingItem:
@@ -116,12 +121,10 @@ def rating_item(*, assignment: Assignment) -> RatingItem:
         if left_is_a
         else (comparison.output_b, comparison.output_a)
     )
-    place = Assignment.objects.filter(
-        comparison__study=comparison.study, rater=assignment.rater_id
-    ).aggregate(
-        total=Count("id"),
+    place = _rater_counts(
+        study=comparison.study,
+        rater=assignment.rater_id,
         number=Count("id", filter=Q(position__lte=assignment.position)),
-        done=Count("id", filter=Q(judgment__isnull=False)),
     )
     return RatingItem(
         token=assignment.token,

@@ -298,7 +298,7 @@ def row_in_subprocess(spec: dict, timeout: int) -> dict:
 # ---------------------------------------------------------------- the driver
 
 
-def make_model(name: str, shape: dict, directory: Path) -> Path:
+def make_model(shape: dict, directory: Path) -> Path:
     """A random bf16 model of ``shape`` and a word-level tokenizer, made on the GPU."""
     if (directory / "config.json").is_file():
         return directory
@@ -434,9 +434,7 @@ def main() -> None:
         shape = dict(SHAPES[shape_name])
         if args.smoke:
             shape["num_hidden_layers"] = 2
-        model_dir = make_model(
-            shape_name, shape, args.work / (shape_name + ("_smoke" if args.smoke else ""))
-        )
+        model_dir = make_model(shape, args.work / (shape_name + ("_smoke" if args.smoke else "")))
         for contender in args.contenders.split(","):
             spec = {
                 "contender": contender,

@@ -24,6 +24,7 @@ from trainer.services.run_progress import RunProgress, StopRequest
 from trainer.services.run_queue import NOT_QUEUED as NOT_QUEUED_ERROR
 from trainer.services.run_queue import (
     ORPHANED_TASK,
+    RunOrphaned,
     run_submit,
     run_submit_resume,
     runs_check_orphans,
@@ -135,6 +136,19 @@ def test_an_orphaned_run_fails_its_running_task(tiny_model):
     assert task.traceback == run.error and run.status == RunStatus.INTERRUPTED
     other.refresh_from_db()
     assert other.status == RunStatus.RUNNING  # pid 1 is alive
+
+
+@pytest.mark.django_db
+@override_settings(TASKS=DATABASE_TASKS)
+def test_an_orphaned_tasks_error_names_a_real_exception_class(tiny_model):
+    run = run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    worker = f"{socket.gethostname()}:{dead_pid()}"
+    FineTuneRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, worker=worker)
+    DBTaskResult.objects.update(status="RUNNING")
+    runs_check_orphans()
+
+    [error] = DBTaskResult.objects.get().task_result.errors
+    assert error.exception_class is RunOrphaned
 
 
 @pytest.mark.django_db

@@ -19,9 +19,15 @@ from trainer.models import Dataset, FineTuneRun, RunStatus
 from trainer.services.runs import run_create, run_create_resume, run_mark_orphans
 from trainer.tasks import finetune
 
+
+class RunOrphaned(Exception):
+    """What a training task failed with when its worker died mid-run. Never raised: the task
+    row stores its path, and django-tasks imports it when anyone reads the task's error."""
+
+
 # DBTaskResult statuses, as django-tasks-db stores them.
 TASK_RUNNING, TASK_FAILED = "RUNNING", "FAILED"
-ORPHANED_TASK = "trainer.services.runs.RunOrphaned"
+ORPHANED_TASK = f"{RunOrphaned.__module__}.{RunOrphaned.__qualname__}"
 NOT_QUEUED = "the run could not be queued for a worker: {error}"
 
 

@@ -1,4 +1,5 @@
-"""Small server-rendered SVG charts for the analysis page and the exported report.
+"""Small server-rendered SVG charts: the run page's loss curves, the analysis page and the
+exported report.
 
 Every function returns finished markup (a ``SafeString``) in which all text that came from data
 (system names, rater names, labels) has been escaped, so model outputs or user names cannot
@@ -16,7 +17,13 @@ FONT = 'font-family="system-ui, sans-serif" font-size="12"'
 ACCENT = "#2f5bd3"
 MUTED = "#5b6475"
 LINE = "#dde1e8"
+INK = "#1d2330"
+# Line colours for several series, the accent first.
+SERIES = (ACCENT, "#c0392b", "#1f8a4c", "#b7791f", "#7b3fb5", "#0f7c8c")
 LABEL_CHARS = 28
+# The loss-curve plot area inside its SVG.
+LOSS_MARGIN_LEFT, LOSS_MARGIN_RIGHT, LOSS_MARGIN_TOP, LOSS_MARGIN_BOTTOM = 56, 12, 12, 34
+MARKERS_UP_TO = 40  # loss series with this many points or fewer also get a dot per point
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +46,12 @@ def _num(x: float) -> str:
     return f"{x:.1f}"
 
 
-def _svg(width: int, height: int, title: str, body: list[str]) -> SafeString:
+def _svg(
+    width: int, height: int, title: str, body: list[str], *, css_class: str = "chart"
+) -> SafeString:
     # Safe because every data-derived string in body went through escape().
     return mark_safe(
-        f'<svg xmlns="http://www.w3.org/2000/svg" class="chart" width="{width}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="{css_class}" width="{width}" '
         f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{escape(title)}"><title>{escape(title)}</title>{"".join(body)}</svg>'
     )
@@ -206,3 +215,103 @@ def scatter(
         "</g>",
     ]
     return _svg(width, height, title, body)
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values (1, 2 or 5 × 10^k apart) covering [low, high]."""
+    if high <= low:
+        return [low]
+    raw = (high - low) / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    # The round step whose number of intervals comes closest to the one asked for.
+    step = min(
+        (m * magnitude for m in (1, 2, 5, 10)),
+        key=lambda s: abs((high - low) / s - (count - 1)),
+    )
+    first = math.floor(low / step) * step
+    ticks = []
+    value = first
+    while value <= high + step * 1e-9:
+        if value >= low - step * 1e-9:
+            ticks.append(round(value, 10))
+        value += step
+    return ticks
+
+
+def _tick_label(value: float) -> str:
+    if value == int(value) and abs(value) < 1e6:
+        return str(int(value))
+    return f"{value:.3g}"
+
+
+def loss_curve_svg(
+    series: dict[str, list[tuple[float, float]]], *, width: int = 640, height: int = 240
+) -> SafeString:
+    """An ``<svg>`` with one line per series of (x, y) points, axes with ticks and a legend."""
+    points = [p for values in series.values() for p in values]
+    title = ", ".join(series) or "loss"
+    if not points:
+        placeholder = (
+            f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" '
+            f'fill="{MUTED}">no points yet</text>'
+        )
+        return _svg(width, height, title, [placeholder], css_class="loss-chart")
+
+    x_low, x_high = min(p[0] for p in points), max(p[0] for p in points)
+    y_low, y_high = min(p[1] for p in points), max(p[1] for p in points)
+    if x_high == x_low:
+        x_low, x_high = x_low - 1, x_high + 1
+    if y_high == y_low:
+        pad = abs(y_low) * 0.1 or 0.5
+        y_low, y_high = y_low - pad, y_high + pad
+    x_ticks, y_ticks = nice_ticks(x_low, x_high), nice_ticks(y_low, y_high)
+    x_low, x_high = min(x_low, x_ticks[0]), max(x_high, x_ticks[-1])
+    y_low, y_high = min(y_low, y_ticks[0]), max(y_high, y_ticks[-1])
+    plot_w = width - LOSS_MARGIN_LEFT - LOSS_MARGIN_RIGHT
+    plot_h = height - LOSS_MARGIN_TOP - LOSS_MARGIN_BOTTOM
+
+    def sx(x: float) -> float:
+        return LOSS_MARGIN_LEFT + (x - x_low) / (x_high - x_low) * plot_w
+
+    def sy(y: float) -> float:
+        return LOSS_MARGIN_TOP + (y_high - y) / (y_high - y_low) * plot_h
+
+    parts = []
+    bottom, right = LOSS_MARGIN_TOP + plot_h, LOSS_MARGIN_LEFT + plot_w
+    for y in y_ticks:
+        parts.append(
+            f'<line x1="{LOSS_MARGIN_LEFT}" x2="{right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" '
+            f'stroke="{LINE}"/><text x="{LOSS_MARGIN_LEFT - 6}" y="{sy(y) + 4:.1f}" '
+            f'text-anchor="end" font-size="11" fill="{MUTED}">{_tick_label(y)}</text>'
+        )
+    for x in x_ticks:
+        parts.append(
+            f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{bottom}" y2="{bottom + 4}" '
+            f'stroke="{MUTED}"/><text x="{sx(x):.1f}" y="{bottom + 16}" text-anchor="middle" '
+            f'font-size="11" fill="{MUTED}">{_tick_label(x)}</text>'
+        )
+    parts.append(
+        f'<line x1="{LOSS_MARGIN_LEFT}" x2="{right}" y1="{bottom}" y2="{bottom}" '
+        f'stroke="{MUTED}"/><line x1="{LOSS_MARGIN_LEFT}" x2="{LOSS_MARGIN_LEFT}" '
+        f'y1="{LOSS_MARGIN_TOP}" y2="{bottom}" stroke="{MUTED}"/>'
+    )
+    for number, (name, values) in enumerate(series.items()):
+        colour = SERIES[number % len(SERIES)]
+        ordered = sorted(values)
+        coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in ordered)
+        parts.append(
+            f'<polyline class="series" data-series="{escape(name)}" fill="none" '
+            f'stroke="{colour}" stroke-width="1.8" points="{coords}"/>'
+        )
+        if len(ordered) <= MARKERS_UP_TO:
+            parts.extend(
+                f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>'
+                for x, y in ordered
+            )
+        legend_y = LOSS_MARGIN_TOP + 6 + 16 * number
+        parts.append(
+            f'<rect x="{right - 130}" y="{legend_y - 8}" width="10" height="10" '
+            f'fill="{colour}"/><text x="{right - 115}" y="{legend_y + 1}" font-size="12" '
+            f'fill="{INK}">{escape(name)}</text>'
+        )
+    return _svg(width, height, title, parts, css_class="loss-chart")

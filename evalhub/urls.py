@@ -1,17 +1,96 @@
+"""Every URL of evalhub, pages and API, in the order of the main walk: datasets, runs and their
+outputs, studies, rating, analysis and reports, then the API."""
+
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.routers import APIRootView, DefaultRouter
 
-from evalhub.views.home import home
+from evalhub.api import rater_views
+from evalhub.api import views as api
+from evalhub.api.auth import ObtainTokenView
+from evalhub.api.permissions import AUTHENTICATION_CLASSES
+from evalhub.api.report_views import StudyReportView
+from evalhub.views import (
+    analysis,
+    datasets,
+    home,
+    outputs,
+    rating,
+    run_evaluation,
+    run_launch,
+    runs,
+    studies,
+)
+
+
+class ApiRootView(APIRootView):
+    """The browsable index of /api/, authenticated like every other endpoint here."""
+
+    authentication_classes = AUTHENTICATION_CLASSES
+
+
+router = DefaultRouter()
+router.APIRootView = ApiRootView
+router.register("datasets", api.DatasetViewSet, basename="api-dataset")
+router.register("runs", api.RunViewSet, basename="api-run")
+router.register("systems", api.SystemViewSet, basename="api-system")
+router.register("studies", api.StudyViewSet, basename="api-study")
+router.register("comparisons", api.ComparisonViewSet, basename="api-comparison")
+router.register("judgments", api.JudgmentViewSet, basename="api-judgment")
+router.register("assignments", rater_views.AssignmentViewSet, basename="api-assignment")
+
+# Login is required everywhere in the API, the schema and its docs page included.
+_logged_in = {
+    "authentication_classes": AUTHENTICATION_CLASSES,
+    "permission_classes": [IsAuthenticated],
+}
 
 urlpatterns = [
-    path("", home, name="home"),
+    path("", home.home, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
-    path("datasets/", include("trainer.urls_datasets")),
-    path("runs/", include("trainer.urls_runs")),
-    path("runs/", include("evalhub.urls_outputs")),
-    path("studies/", include("evalhub.urls_studies")),
-    path("studies/", include("evalhub.urls_analysis")),
-    path("rate/", include("evalhub.urls_rating")),
-    path("api/", include("evalhub.api.urls")),
+    # 1 import
+    path("datasets/", datasets.dataset_list, name="dataset_list"),
+    path("datasets/upload/", datasets.dataset_upload, name="dataset_upload"),
+    path("datasets/<slug:name>/", datasets.dataset_detail, name="dataset_detail"),
+    # 2 fine-tune
+    path("runs/", runs.run_list, name="run_list"),
+    path("runs/new/", run_launch.run_new, name="run_new"),
+    path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
+    path("runs/<int:pk>/cancel/", run_launch.run_cancel, name="run_cancel"),
+    path("runs/<int:pk>/resume/", run_launch.run_resume, name="run_resume"),
+    # 3-4 generate and score
+    path("runs/<int:run_id>/evaluate/", run_evaluation.run_evaluate, name="run_evaluate"),
+    path("runs/<int:run_id>/outputs/", outputs.run_outputs, name="run_outputs"),
+    # 5 study
+    path("studies/", studies.study_list, name="study_list"),
+    path("studies/new/", studies.study_create_view, name="study_create"),
+    path("studies/<int:pk>/", studies.study_detail, name="study_detail"),
+    path("studies/<int:pk>/status/", studies.study_status, name="study_status"),
+    path("studies/<int:pk>/raters/", studies.study_raters, name="study_raters"),
+    # 6 judgments
+    path("rate/", rating.rate_home, name="rate_home"),
+    path("rate/study/<int:pk>/", rating.rate_study, name="rate_study"),
+    path("rate/study/<int:pk>/next/", rating.rate_next, name="rate_next"),
+    path("rate/<str:token>/", rating.rate_item, name="rate_item"),
+    # 7 analysis and report
+    path("studies/<int:pk>/analysis/", analysis.study_analysis, name="study_analysis"),
+    path(
+        "studies/<int:pk>/analysis/items/<int:comparison_id>/",
+        analysis.study_item,
+        name="study_item",
+    ),
+    path("studies/<int:pk>/report.<str:fmt>", analysis.study_report, name="study_report"),
+    # the API
+    path("api/token/", ObtainTokenView.as_view(), name="api_token"),
+    path("api/schema/", SpectacularAPIView.as_view(**_logged_in), name="api_schema"),
+    path(
+        "api/docs/",
+        SpectacularSwaggerView.as_view(url_name="api_schema", **_logged_in),
+        name="api_docs",
+    ),
+    path("api/studies/<int:pk>/report/", StudyReportView.as_view(), name="api_study_report"),
+    path("api/", include(router.urls)),
 ]

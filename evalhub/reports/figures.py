@@ -3,10 +3,7 @@ show the same pictures of the same numbers."""
 
 from typing import Any
 
-from django.utils.safestring import mark_safe
-
-from evalhub.charts import Bar, heatmap, interval_bars, scatter
-from trainer.charts import loss_curve_svg
+from evalhub.charts import Bar, heatmap, interval_bars, loss_curve_svg, scatter
 
 
 def _interval(result: dict | None) -> tuple[float | None, float | None]:
@@ -112,7 +109,6 @@ def report_figures(report: dict[str, Any]) -> dict[str, Any]:
     run = report.get("run")
     curves = {kind: points for kind, points in (run or {}).get("loss_curves", {}).items() if points}
     if curves:
-        # loss_curve_svg escapes its labels and draws only numbers, so its markup is safe.
         series = {f"{kind} loss": [(p[0], p[1]) for p in pts] for kind, pts in curves.items()}
-        figures["loss_curves"] = mark_safe(loss_curve_svg(series))
+        figures["loss_curves"] = loss_curve_svg(series)
     return figures

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import HttpResponseClientRedirect, push_url
 
+from evalhub.forms.rating import CHOICE_BUTTONS, CHOICE_LABELS, JudgmentForm
 from evalhub.models import Assignment, Study, StudyStatus
 from evalhub.selectors.rating import (
     rater_assignment,
@@ -23,7 +24,6 @@ from evalhub.selectors.rating import (
     rating_item,
 )
 from evalhub.services.judgments import NOT_OPEN, JudgmentError, judgment_submit
-from evalhub.views.rating_form import CHOICE_BUTTONS, CHOICE_LABELS, JudgmentForm
 
 ERROR_TOO_MANY_SUBMITS = "That is more submissions than anyone can read in a minute; wait a moment."
 NOTICE_NOT_OPEN = {

@@ -22,6 +22,6 @@ def run_evaluate(request: HttpRequest, run_id: int) -> HttpResponse:
         _, queued = run_evaluation_enqueue(run=run)
     except OutputsError as error:
         context = {"run": run, "message": str(error)}
-        return render(request, "trainer/run_refused.html", context, status=409)
+        return render(request, "evalhub/run_refused.html", context, status=409)
     messages.success(request, (QUEUED if queued else ALREADY).format(id=run.pk))
     return redirect("run_detail", pk=run.pk)

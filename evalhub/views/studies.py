@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from evalhub.forms.studies import AddRatersForm, StudyCreateForm
 from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
 from evalhub.selectors.studies import (
@@ -21,7 +22,6 @@ from evalhub.services.studies import (
     study_create,
     study_set_status,
 )
-from evalhub.views.study_forms import AddRatersForm, StudyCreateForm
 from trainer.models import FineTuneRun
 
 ERROR_GOLD_NOT_TEXT = "The gold file {name} is not UTF-8 text."

@@ -11,7 +11,7 @@ from tests.factories import DatasetFactory, ExampleFactory
 from tests.trainer.datasets.helpers import distinct_records
 from trainer.models import Dataset, Example
 
-NOISY = Path(__file__).resolve().parents[2] / "trainer" / "demo_data" / "noisy.jsonl"
+NOISY = Path(__file__).resolve().parents[3] / "trainer" / "demo_data" / "noisy.jsonl"
 UPLOAD = reverse("dataset_upload")
 
 

@@ -2,13 +2,12 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
-from django.utils.safestring import mark_safe
 from django.views.decorators.vary import vary_on_headers
 
+from evalhub.charts import loss_curve_svg
 from evalhub.roles import manager_required
-from trainer.charts import loss_curve_svg
+from evalhub.selectors.run_tasks import run_tasks
 from trainer.models import FineTuneRun, MetricKind
-from trainer.selectors.run_tasks import run_tasks
 from trainer.services.run_progress import PLAN_KEY
 from trainer.services.run_queue import runs_check_orphans
 from trainer.services.runs import RESUMABLE
@@ -25,7 +24,7 @@ OPTIMIZERS = {
 def run_list(request: HttpRequest) -> HttpResponse:
     runs_check_orphans()
     runs = FineTuneRun.objects.select_related("dataset", "base_model")
-    return render(request, "trainer/run_list.html", {"runs": runs})
+    return render(request, "evalhub/run_list.html", {"runs": runs})
 
 
 @manager_required
@@ -53,8 +52,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         environment["memory_plan"] = describe_memory_plan(environment["memory_plan"])
     context = {
         "run": run,
-        # loss_curve_svg escapes every label it writes; the numbers are formatted floats.
-        "chart": mark_safe(chart),
+        "chart": chart,
         "percent": round(100 * run.step / run.total_steps) if run.total_steps else 0,
         "eta": format_duration(run.eta_seconds),
         "wall": format_duration(run.wall_seconds),
@@ -68,8 +66,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "resumable": run.status in RESUMABLE and bool(run.checkpoint_path),
     }
     if request.htmx:
-        return render(request, "trainer/run_detail.html#live", context)
-    return render(request, "trainer/run_detail.html", context)
+        return render(request, "evalhub/run_detail.html#live", context)
+    return render(request, "evalhub/run_detail.html", context)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -9,12 +9,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
+from evalhub.forms.runs import RunForm
 from evalhub.roles import manager_required
 from trainer.models import Dataset, FineTuneRun, RunStatus
 from trainer.selectors.datasets import dataset_split_counts
 from trainer.services.run_queue import run_submit, run_submit_resume
 from trainer.services.runs import RunError, run_request_cancel
-from trainer.views.run_forms import RunForm
 
 QUEUED = "Run {id} is queued; a worker on the gpu queue will train it."
 CANCEL_ASKED = "Run {id} stops at its next step and keeps its checkpoint."
@@ -49,13 +49,13 @@ def run_new(request: HttpRequest) -> HttpResponse:
                 messages.success(request, QUEUED.format(id=run.pk))
                 return redirect("run_detail", pk=run.pk)
         dataset = Dataset.objects.filter(name=request.POST.get("dataset")).first()
-        return render(request, "trainer/run_new.html", _context(form, dataset), status=400)
+        return render(request, "evalhub/run_new.html", _context(form, dataset), status=400)
 
     dataset = Dataset.objects.filter(name=request.GET.get("dataset") or None).first()
     form = RunForm(initial={"dataset": dataset.name if dataset else None})
     if request.htmx:
-        return render(request, "trainer/run_new.html#dataset-lint", _context(form, dataset))
-    return render(request, "trainer/run_new.html", _context(form, dataset))
+        return render(request, "evalhub/run_new.html#dataset-lint", _context(form, dataset))
+    return render(request, "evalhub/run_new.html", _context(form, dataset))
 
 
 def _context(form: RunForm, dataset: Dataset | None) -> dict:
@@ -97,4 +97,4 @@ def run_resume(request: HttpRequest, pk: int) -> HttpResponse:
 def _refused(request: HttpRequest, run: FineTuneRun, message: str) -> HttpResponse:
     """409: the button does not fit the run's state (another tab or a worker changed it)."""
     context = {"run": run, "message": message}
-    return render(request, "trainer/run_refused.html", context, status=409)
+    return render(request, "evalhub/run_refused.html", context, status=409)

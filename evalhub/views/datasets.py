@@ -30,7 +30,7 @@ class DatasetUploadForm(forms.Form):
 @manager_required
 def dataset_list(request: HttpRequest) -> HttpResponse:
     datasets = Dataset.objects.all()
-    return render(request, "trainer/dataset_list.html", {"datasets": datasets})
+    return render(request, "evalhub/dataset_list.html", {"datasets": datasets})
 
 
 @manager_required
@@ -66,7 +66,7 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
                     return redirect("dataset_detail", name=result.name)
                 status = 422
     return render(
-        request, "trainer/dataset_upload.html", {"form": form, "result": result}, status=status
+        request, "evalhub/dataset_upload.html", {"form": form, "result": result}, status=status
     )
 
 
@@ -79,4 +79,4 @@ def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
         "preview": dataset_preview(dataset=dataset),
         "issues": dataset.lint_report,
     }
-    return render(request, "trainer/dataset_detail.html", context)
+    return render(request, "evalhub/dataset_detail.html", context)

@@ -13,13 +13,13 @@ from django_tasks_db.models import DBTaskResult
 
 from evalhub.services.outputs import NO_ADAPTER
 from evalhub.views.run_evaluation import ALREADY, QUEUED
+from evalhub.views.run_launch import NOT_ACTIVE
 from tests.factories import DatasetFactory, FineTuneRunFactory
 from tests.trainer.run_fixtures import colour_dataset
 from trainer.engine.config import MUST_BE_POSITIVE, TrainConfig
 from trainer.models import FineTuneRun, RunStatus
 from trainer.services.run_queue import run_enqueue
 from trainer.services.runs import NO_CHECKPOINT, NOT_RESUMABLE, ORPHANED
-from trainer.views.run_launch import NOT_ACTIVE
 
 pytestmark = [
     pytest.mark.django_db,

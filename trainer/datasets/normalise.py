@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable
 Messages = list[dict[str, str]]
 TokenCounter = Callable[[str], int]
 
-ROLES = ("system", "user", "assistant")
 CHARS_PER_TOKEN = 4
 CHAR_ESTIMATE = f"chars/{CHARS_PER_TOKEN}"
 # Chat templates wrap each turn in a few special tokens (ChatML: <|im_start|>role\n … <|im_end|>\n).

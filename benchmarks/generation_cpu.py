@@ -24,8 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from evalhub.metrics import bertscore, rouge
+from trainer.engine.generate import DecodingConfig, generate, load_model
 from trainer.engine.model_store import resolve_model_dir
-from trainer.generation import DecodingConfig, generate, load_model
 
 QUESTIONS = [
     "What is the capital of France?",

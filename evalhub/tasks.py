@@ -15,7 +15,7 @@ from django_tasks import task
 
 from evalhub.services.outputs import SYSTEM_KINDS, outputs_generate, outputs_score, run_get
 from trainer.engine.environment import prefer_runtime_settings
-from trainer.generation import DecodingConfig
+from trainer.engine.generate import DecodingConfig
 from trainer.models import Split
 
 GPU_QUEUE = "gpu"

@@ -28,7 +28,7 @@ from evalhub.services.outputs import (
     prompts_create_from_split,
     system_get_or_create,
 )
-from trainer.generation import GeneratedText
+from trainer.engine.generate import GeneratedText
 from trainer.models import Dataset, FineTuneRun, RunMetric, RunStatus
 
 BASE_ANSWER = "Well, it depends on the recipe; roughly a cup or so, give or take."

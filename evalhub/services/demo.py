@@ -23,18 +23,18 @@ from evalhub.services.accounts import user_create
 from evalhub.services.outputs import outputs_generate, outputs_score, run_outputs, run_systems
 from evalhub.services.studies import study_create, study_set_status
 from trainer.engine.config import TrainConfig
+from trainer.engine.generate import DecodingConfig
 from trainer.engine.model_store import DEFAULT_BASE_MODEL
-from trainer.generation import DecodingConfig
 from trainer.models import Dataset, FineTuneRun, RunStatus, Split
 from trainer.services.datasets import dataset_import
 from trainer.services.run_progress import StopRequest
+from trainer.services.run_training import run_execute
 from trainer.services.runs import (
     RESUMABLE,
     RunError,
     run_config,
     run_create,
     run_create_resume,
-    run_execute,
 )
 from trainer.tasks import stop_on_worker_signals
 

@@ -1,8 +1,8 @@
 """Evaluation prompts, a run's base and adapter systems, their outputs and metrics.
 
 The only code that writes System, Prompt and Output rows for automated evaluation. Generation
-and scoring themselves are plain Python (trainer.generation, evalhub.metrics); this module feeds
-them database rows and stores what comes back.
+and scoring themselves are plain Python (trainer.engine.generate, evalhub.metrics); this module
+feeds them database rows and stores what comes back.
 """
 
 import time
@@ -19,7 +19,7 @@ from evalhub.metrics.bertscore import Encoder, default_encoder
 from evalhub.metrics.scoring import PairScore, score_pairs
 from evalhub.metrics.summary import metric_intervals, paired_difference
 from evalhub.models import Comparison, Output, Prompt, System, SystemKind
-from trainer.generation import DecodingConfig, GeneratedText
+from trainer.engine.generate import DecodingConfig, GeneratedText
 from trainer.models import Dataset, FineTuneRun, Split
 
 RUN_NOT_FOUND = "run {run_id} does not exist"
@@ -262,7 +262,7 @@ def outputs_generate(
     Resumable rather than atomic: each batch is stored as it is generated, and a later call
     generates only the prompts still missing (``overwrite`` regenerates them all).
     """
-    from trainer import generation
+    from trainer.engine import generate as generation
     from trainer.engine.model_store import ModelNotFound, resolve_model_dir
 
     if not systems or any(kind not in SYSTEM_KINDS for kind in systems):

@@ -5,8 +5,8 @@ import pytest
 from evalhub.models import Output
 from evalhub.services import outputs as svc
 from tests.factories import BaseModelFactory, ComparisonFactory, ExampleFactory, FineTuneRunFactory
-from trainer import generation
-from trainer.generation import DecodingConfig
+from trainer.engine import generate as generation
+from trainer.engine.generate import DecodingConfig
 from trainer.models import Split
 
 pytestmark = pytest.mark.django_db

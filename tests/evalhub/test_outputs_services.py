@@ -14,7 +14,7 @@ from tests.factories import (
     PromptFactory,
     SystemFactory,
 )
-from trainer.generation import DecodingConfig, GeneratedText
+from trainer.engine.generate import DecodingConfig, GeneratedText
 from trainer.models import Split
 
 pytestmark = pytest.mark.django_db

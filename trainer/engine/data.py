@@ -27,6 +27,7 @@ TEMPLATE_NOT_PREFIX_STABLE = (
     "whole conversation (message {index}); assistant tokens cannot be located for loss masking"
 )
 NO_FAST_TOKENIZER = "the tokenizer of {model} has no fast (Rust) version; offsets are needed"
+BAD_BATCH_SIZE = "batch size must be at least 1, got {value}"
 
 Message = dict[str, str]
 
@@ -148,7 +149,10 @@ def length_grouped_batches(
 
 
 def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Validation batches: longest first, so a too-long batch fails at once, not at the end."""
+    """Indices grouped into batches of similar length, for validation and generation: longest
+    first, so a batch that does not fit in memory fails at once, not at the end."""
+    if batch_size < 1:
+        raise ValueError(BAD_BATCH_SIZE.format(value=batch_size))
     order = sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True)
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 

@@ -29,6 +29,7 @@ FINGERPRINT_KEYS = (
 
 
 def compute_dtype(device: str) -> Any:
+    """The dtype the matrix products run in, for training and for generation alike."""
     import torch
 
     if device.startswith("cuda"):
@@ -36,7 +37,22 @@ def compute_dtype(device: str) -> Any:
     return torch.float32
 
 
+def nf4_config(dtype: Any) -> Any:
+    """4-bit NF4 weights with double quantisation, computing in ``dtype``: how the base model is
+    loaded for training, and for generation where it is quantised."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=dtype,
+    )
+
+
 def load_tokenizer(model_dir: Path | str) -> Any:
+    """The model's tokenizer, refused without a chat template or a fast version; EOS pads where
+    there is no pad token."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
@@ -58,18 +74,12 @@ def load_qlora_model(model_dir: Path | str, config: TrainConfig, device: str) ->
     """
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    from transformers import AutoModelForCausalLM
 
     dtype = compute_dtype(device)
-    quantization = BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=dtype,
-    )
     model = AutoModelForCausalLM.from_pretrained(
         str(model_dir),
-        quantization_config=quantization,
+        quantization_config=nf4_config(dtype),
         dtype=dtype,
         device_map={"": device},
     )

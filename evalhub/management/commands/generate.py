@@ -6,7 +6,7 @@ from collections.abc import Callable
 from django.core.management.base import BaseCommand, CommandError
 
 from evalhub.services.outputs import SYSTEM_KINDS, outputs_generate, run_get
-from trainer.generation import QUANTIZATIONS, DecodingConfig
+from trainer.engine.generate import QUANTIZATIONS, DecodingConfig
 from trainer.models import Split
 
 # Bad input (unknown run, no adapter, unreadable file, bad option values) exits with 2.

@@ -14,6 +14,7 @@ from trainer.engine.data import (
     length_grouped_batches,
     padding_share,
     shard,
+    sorted_batches,
     tokenize_conversation,
     tokenize_split,
 )
@@ -105,6 +106,15 @@ def test_length_grouping_leaves_little_padding():
     random.Random(0).shuffle(shuffled)
     unsorted = [shuffled[i : i + 8] for i in range(0, 64, 8)]
     assert padding_share(lengths, unsorted) > 3 * padding_share(lengths, batches)
+
+
+def test_sorted_batches_group_similar_lengths_longest_first():
+    assert sorted_batches([3, 9, 1, 7, 5], 2) == [[1, 3], [4, 0], [2]]
+
+
+def test_sorted_batches_need_a_positive_batch_size():
+    with pytest.raises(ValueError, match="batch size"):
+        sorted_batches([1, 2], 0)
 
 
 def test_shards_are_equal_so_no_process_waits_for_the_others():

@@ -3,8 +3,9 @@
 import pytest
 
 from tests.trainer.tiny_llm import build_tiny_llm
-from trainer import generation
-from trainer.generation import DecodingConfig, GeneratedText, length_sorted_batches
+from trainer.engine import generate as generation
+from trainer.engine.generate import DecodingConfig, GeneratedText
+from trainer.engine.modeling import compute_dtype
 
 CONVERSATIONS = [
     [{"role": "user", "content": "what is the cat"}],
@@ -109,10 +110,6 @@ def test_a_tokenizer_without_chat_template_is_refused(tmp_path):
         generation.load_tokenizer(model_dir)
 
 
-def test_batches_group_similar_lengths_longest_first():
-    assert length_sorted_batches([3, 9, 1, 7, 5], 2) == [[1, 3], [4, 0], [2]]
-
-
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -127,7 +124,10 @@ def test_decoding_config_rejects_bad_values(kwargs, message):
         DecodingConfig(**kwargs)
 
 
-def test_cpu_defaults_to_unquantised_float32_and_cuda_to_nf4():
+def test_cpu_defaults_to_unquantised_float32_and_cuda_to_nf4(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
     assert generation.resolve_precision("cpu").as_dict() == {
         "quantization": "none",
         "dtype": "float32",
@@ -142,9 +142,13 @@ def test_cpu_defaults_to_unquantised_float32_and_cuda_to_nf4():
         generation.resolve_precision("cpu", dtype="float8")
 
 
-def test_batch_size_must_be_positive():
-    with pytest.raises(ValueError, match="batch size"):
-        length_sorted_batches([1, 2], 0)
+def test_a_gpu_without_bf16_generates_in_the_dtype_it_was_trained_in(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    precision = generation.resolve_precision("cuda")
+    assert precision.dtype == "float16"
+    assert getattr(torch, precision.dtype) == compute_dtype("cuda")
 
 
 @pytest.mark.slow

@@ -6,14 +6,14 @@ tokenizer and one set of decoding settings. Prompts are sorted by length so each
 little padding, padded on the left (decoder-only models continue from the last position), and
 answers are handed back in the caller's order.
 
-Device and precision: on CUDA the base is loaded in 4-bit NF4 with double quantisation and bf16
-compute, as it was trained. On CPU it is loaded unquantised in float32. Measured on SmolLM2-135M
-with a LoRA adapter (benchmarks/results/generation_cpu.md, tokens per CPU-second): NF4 is only
-1.3-1.4x faster than float32, and only through bitsandbytes' AVX512-BF16 inference kernel, which
-computes in bf16; on a CPU without that kernel NF4 is 0.8-1.0x float32, and plain bf16 is
-1.0-1.2x. A gain that small is not worth outputs that change with the CPU's instruction set:
-float32 gives the same texts on every machine. ``quantization="nf4"`` is there for those who want
-the weights the adapter was trained against.
+Device and precision: the NF4 recipe, the compute dtype and the tokenizer checks are training's
+own (``engine/modeling.py``), so an adapter is evaluated in the precision it was trained in. On
+CUDA the base is loaded in NF4 like in training. On CPU it is loaded unquantised in float32: NF4
+is only a little faster there, and only through bitsandbytes' bf16 inference kernel, which
+exists on some CPUs and not on others (benchmarks/results/generation_cpu.md has the figures). A
+gain that small is not worth outputs that change with the CPU's instruction set: float32 gives
+the same texts on every machine. ``quantization="nf4"`` is there for those who want the weights
+the adapter was trained against.
 
 No Django imports; torch, transformers and peft are imported inside the functions.
 """
@@ -28,18 +28,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-Message = dict[str, str]
+from trainer.engine import modeling
+from trainer.engine.data import Message, sorted_batches
 
 BAD_MAX_NEW_TOKENS = "max_new_tokens must be at least 1, got {value}"
 BAD_TEMPERATURE = "temperature must be 0 (greedy) or positive, got {value}"
 BAD_TOP_P = "top_p must be in (0, 1], got {value}"
-BAD_BATCH_SIZE = "batch size must be at least 1, got {value}"
 BAD_QUANTIZATION = "quantization must be one of auto, nf4, none; got {value!r}"
 BAD_DTYPE = "dtype must be one of float32, bfloat16, float16; got {value!r}"
-NO_CHAT_TEMPLATE = (
-    "the tokenizer in {path} has no chat template; base and adapter must be prompted with the "
-    "template the adapter was trained with"
-)
 NO_ADAPTER_LOADED = "use_adapter=True but the model was loaded without an adapter"
 QUANTIZATIONS = ("auto", "nf4", "none")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -106,8 +102,8 @@ class LoadedModel:
 def resolve_precision(
     device: str | None = None, quantization: str = "auto", dtype: str | None = None
 ) -> Precision:
-    """Fill in the defaults: CUDA if there is one; NF4 with bf16 compute on CUDA (as in
-    training), unquantised float32 on CPU (see the module docstring for why)."""
+    """Fill in the defaults: CUDA if there is one; NF4 on CUDA, unquantised on CPU (see the
+    module docstring for why); the compute dtype training would use on that device."""
     import torch
 
     if quantization not in QUANTIZATIONS:
@@ -115,10 +111,10 @@ def resolve_precision(
     if dtype is not None and dtype not in DTYPES:
         raise ValueError(BAD_DTYPE.format(value=dtype))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    on_cuda = device.startswith("cuda")
     if quantization == "auto":
-        quantization = "nf4" if on_cuda else "none"
-    return Precision(device, quantization, dtype or ("bfloat16" if on_cuda else "float32"))
+        quantization = "nf4" if device.startswith("cuda") else "none"
+    dtype = dtype or str(modeling.compute_dtype(device)).removeprefix("torch.")
+    return Precision(device, quantization, dtype)
 
 
 def load_model(
@@ -133,7 +129,7 @@ def load_model(
 
     ``quantization="auto"`` means NF4 on CUDA and none on CPU (NF4 on CPU works through
     bitsandbytes, see the module docstring); ``dtype`` (float32, bfloat16, float16) is the
-    compute dtype, by default float32 on CPU and bfloat16 on CUDA.
+    compute dtype, by default training's (``modeling.compute_dtype``).
     """
     import torch
     from transformers import AutoModelForCausalLM
@@ -144,14 +140,7 @@ def load_model(
     tokenizer = load_tokenizer(model_dir, adapter_dir)
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if precision.quantization == "nf4":
-        from transformers import BitsAndBytesConfig
-
-        kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch_dtype,
-        )
+        kwargs["quantization_config"] = modeling.nf4_config(torch_dtype)
         kwargs["device_map"] = {"": precision.device}
     model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
     if precision.quantization == "none":
@@ -168,18 +157,12 @@ def load_model(
 
 def load_tokenizer(model_dir: str | Path, adapter_dir: str | Path | None = None) -> Any:
     """The adapter's tokenizer when the trainer saved one beside it (it carries the chat template
-    used in training), else the base model's. Left padding, with EOS as pad if there is none."""
-    from transformers import AutoTokenizer
-
+    used in training), else the base model's; checked as training checks it, padded on the left."""
     source = model_dir
     if adapter_dir is not None and (Path(adapter_dir) / "tokenizer_config.json").is_file():
         source = adapter_dir
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    if not tokenizer.chat_template:
-        raise ValueError(NO_CHAT_TEMPLATE.format(path=source))
+    tokenizer = modeling.load_tokenizer(source)
     tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
 
@@ -189,15 +172,6 @@ def render_prompts(tokenizer: Any, conversations: Sequence[Sequence[Message]]) -
         tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
         for messages in conversations
     ]
-
-
-def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """Indices grouped into batches of similar length, longest first (so a batch that does not
-    fit in memory fails at once, not at the end)."""
-    if batch_size < 1:
-        raise ValueError(BAD_BATCH_SIZE.format(value=batch_size))
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
 
 
 def generate(
@@ -223,7 +197,7 @@ def generate(
     tokenizer, model = loaded.tokenizer, loaded.model
     texts = render_prompts(tokenizer, conversations)
     lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-    batches = length_sorted_batches(lengths, batch_size)
+    batches = sorted_batches(lengths, batch_size)
     generation_config = _generation_config(loaded, decoding)
     stop_ids = _stop_token_ids(loaded)
     if decoding.seed is not None:

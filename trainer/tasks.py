@@ -22,7 +22,8 @@ from django_tasks import task
 
 from trainer.models import FineTuneRun, RunStatus
 from trainer.services.run_progress import StopRequest
-from trainer.services.runs import RunError, run_execute, run_mark_orphans
+from trainer.services.run_training import run_execute
+from trainer.services.runs import RunError, run_mark_orphans
 
 GPU_QUEUE = "gpu"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -114,8 +114,9 @@ class RunProgress(TrainHooks):
         return self.stop.requested
 
 
-class StopOnly(TrainHooks):
-    """For the other processes of a multi-process run: they write nothing."""
+class SilentRankHooks(TrainHooks):
+    """The hooks of the other ranks of a multi-process run: only the main rank writes to the
+    database; these only pass the stop request on to their loop."""
 
     def __init__(self, stop: StopRequest) -> None:
         self.stop = stop

@@ -1,10 +1,9 @@
-"""Fine-tuning runs: the only code that writes them.
+"""Fine-tuning runs as records: the only code that creates, resumes, cancels or closes them.
 
-``run_create`` / ``run_create_resume`` check their input and store a queued run; ``run_execute``
-drives the QLoRA engine for it and writes progress, loss-curve points, heartbeats and the final
-outcome as they happen; ``run_request_cancel`` asks a running run to stop at its next step;
-``run_mark_orphans`` closes runs whose worker died. The management command and the background
-tasks call these same functions.
+``run_create`` / ``run_create_resume`` check their input and store a queued run;
+``run_request_cancel`` asks a running run to stop at its next step; ``run_mark_orphans`` closes
+runs whose worker died. Training a queued run is ``run_training.run_execute``. The management
+command and the background tasks call these same functions.
 
 Status: queued -> running -> succeeded | failed | cancelled | interrupted. A cancelled or
 interrupted run keeps its last checkpoint; ``run_create_resume`` makes a new run from it.
@@ -14,21 +13,16 @@ from __future__ import annotations
 
 import os
 import socket
-import time
-import traceback
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from trainer.engine.checkpoint import check_base_matches, directory_size, read_checkpoint_info
-from trainer.engine.config import ConfigError, TrainConfig
-from trainer.engine.data import DataError
-from trainer.engine.hooks import TrainHooks, TrainingError
+from trainer.engine.checkpoint import check_base_matches, read_checkpoint_info
+from trainer.engine.config import TrainConfig
 from trainer.engine.model_store import (
     DEFAULT_BASE_MODEL,
     PACKAGED_MODELS,
@@ -38,7 +32,7 @@ from trainer.engine.model_store import (
 )
 from trainer.engine.modeling import read_fingerprint
 from trainer.models import BaseModel, Dataset, FineTuneRun, RunMetric, RunStatus, Split
-from trainer.services.run_progress import PLAN_KEY, RunProgress, StopOnly, StopRequest
+from trainer.services.run_progress import PLAN_KEY
 
 DATASET_HAS_ERRORS = (
     "dataset {name!r} has {errors} lint error(s) and {warnings} warning(s); fix them, or pass "
@@ -51,20 +45,15 @@ DATASET_CHANGED = (
     "dataset {name!r} changed since run {id} started (content hash differs); resuming would "
     "train on other data"
 )
-NOT_QUEUED = "run {id} is {status}, not queued: a run is executed once"
 ORPHANED = (
     "worker {worker} stopped reporting (last heartbeat {heartbeat}); its last checkpoint is "
     "kept: resume with `manage.py finetune --resume {id}`"
 )
-STOPPED_AT_ONCE = "stopped at once by a second interrupt; the last checkpoint is kept"
-UNEXPECTED = "training crashed:\n{trace}"
 
 # A run that has not reported for this long is taken for dead. Heartbeats come after every
 # micro-batch, so only model loading or a very slow device comes near it.
 ORPHAN_AFTER = timedelta(minutes=15)
 RESUMABLE = (RunStatus.CANCELLED, RunStatus.INTERRUPTED, RunStatus.FAILED)
-# Failures with a message the user can act on; OSError covers an unreachable hub id.
-KNOWN_FAILURES = (TrainingError, DataError, ConfigError, ModelNotFound, OSError)
 
 
 class RunError(Exception):
@@ -72,6 +61,7 @@ class RunError(Exception):
 
 
 def worker_id() -> str:
+    """Who runs a run: ``host:pid``, which ``run_mark_orphans`` reads back."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -262,151 +252,5 @@ def _worker_gone(worker: str) -> bool:
     return False
 
 
-def run_execute(
-    *, run: FineTuneRun, stop: StopRequest | None = None, show_progress: bool = False
-) -> FineTuneRun:
-    """Train the run's adapter and return the run in its final state.
-
-    Deliberately not one transaction: every write commits at once, so the run page and other
-    workers see progress as it happens. Known failures (out of memory, unusable data, model or
-    checkpoint) are recorded as "failed" and returned; anything unexpected is recorded with its
-    traceback and raised again. Under several processes only the main one writes.
-    """
-    from trainer.engine.environment import prefer_runtime_settings
-
-    prefer_runtime_settings()  # before the engine's first torch import in this process
-    from trainer.engine.distributed import dist_context
-    from trainer.engine.loop import train
-
-    stop = stop or StopRequest()
-    context = dist_context()
-    if context.is_main:
-        _start(run)
-    hooks: TrainHooks = RunProgress(run, stop) if context.is_main else StopOnly(stop)
-    resume_from = Path(run.checkpoint_path) if run.checkpoint_path else None
-    started = time.monotonic()
-    try:
-        model_dir = _resolve_model(run, context)
-        result = train(
-            model_dir=model_dir,
-            config=run_config(run),
-            train_conversations=_conversations(run.dataset, Split.TRAIN),
-            validation_conversations=_conversations(run.dataset, Split.VALIDATION),
-            output_dir=run_output_dir(run),
-            hooks=hooks,
-            resume_from=resume_from,
-            adapter_metadata=_adapter_metadata(run),
-            show_progress=show_progress,
-        )
-    except KNOWN_FAILURES as error:
-        if context.is_main:
-            _end(run, RunStatus.FAILED, started, error=str(error))
-        return run
-    except KeyboardInterrupt:
-        if context.is_main:
-            status = stop.status or RunStatus.CANCELLED
-            _end(run, status, started, error=STOPPED_AT_ONCE)
-        raise
-    except Exception:
-        if context.is_main:
-            _end(
-                run,
-                RunStatus.FAILED,
-                started,
-                error=UNEXPECTED.format(trace=traceback.format_exc()),
-            )
-        raise
-    if context.is_main:
-        _finish(run, result, stop)
-    return run
-
-
-@transaction.atomic
-def _start(run: FineTuneRun) -> None:
-    locked = FineTuneRun.objects.select_for_update().get(pk=run.pk)
-    if locked.status != RunStatus.QUEUED:
-        raise RunError(NOT_QUEUED.format(id=run.pk, status=locked.status))
-    now = timezone.now()
-    fields = {
-        "status": RunStatus.RUNNING,
-        "started_at": now,
-        "heartbeat_at": now,
-        "worker": worker_id(),
-        "error": "",
-    }
-    FineTuneRun.objects.filter(pk=run.pk).update(**fields)
-    run.refresh_from_db()
-
-
-def _resolve_model(run: FineTuneRun, context: Any) -> Path | str:
-    """The weights directory; the main process converts a packaged model first, alone."""
-    source = run.base_model.source
-    if context.is_main:
-        model_dir = resolve_model_dir(source, settings.EVALHUB_MODEL_CACHE)
-        if isinstance(model_dir, Path) and run.base_model.local_path != str(model_dir):
-            BaseModel.objects.filter(pk=run.base_model.pk).update(local_path=str(model_dir))
-    context.barrier()
-    return model_dir if context.is_main else resolve_model_dir(source, settings.EVALHUB_MODEL_CACHE)
-
-
-def _conversations(dataset: Dataset, split: str) -> list[list[dict[str, str]]]:
-    examples = dataset.examples.filter(split=split).order_by("index")
-    return list(examples.values_list("messages", flat=True))
-
-
-def _adapter_metadata(run: FineTuneRun) -> dict[str, Any]:
-    return {
-        "run_id": run.pk,
-        "run_name": run.name,
-        "dataset": run.dataset.name,
-        "dataset_hash": run.dataset_hash,
-        "base_model": run.base_model.source,
-    }
-
-
-def _finish(run: FineTuneRun, result: Any, stop: StopRequest) -> None:
-    finished = result.stop_reason in ("completed", "early_stopped")
-    status = RunStatus.SUCCEEDED if finished else (stop.status or RunStatus.CANCELLED)
-    adapter = Path(result.adapter_dir)
-    has_adapter = (adapter / "adapter_model.safetensors").is_file()
-    FineTuneRun.objects.filter(pk=run.pk).update(
-        status=status,
-        finished_at=timezone.now(),
-        heartbeat_at=timezone.now(),
-        eta_seconds=0 if finished else None,
-        step=result.final_step,
-        early_stopped=result.early_stopped,
-        best_val_loss=result.best_val_loss,
-        best_step=result.best_step,
-        adapter_path=str(adapter) if has_adapter else "",
-        adapter_size_bytes=directory_size(adapter) if has_adapter else None,
-        checkpoint_path=str(result.checkpoint_dir or run.checkpoint_path or ""),
-        trainable_params=result.trainable_params,
-        total_params=result.total_params,
-        peak_memory_bytes=result.peak_memory_bytes,
-        wall_seconds=result.wall_seconds,
-    )
-    BaseModel.objects.filter(pk=run.base_model.pk).update(
-        parameter_count=result.total_params - result.trainable_params
-    )
-    run.refresh_from_db()
-
-
-def _end(run: FineTuneRun, status: str, started: float, *, error: str) -> None:
-    """A run that ended without a result: failed, or stopped at once by a second interrupt."""
-    FineTuneRun.objects.filter(pk=run.pk).update(
-        status=status,
-        error=error,
-        finished_at=timezone.now(),
-        eta_seconds=None,
-        wall_seconds=time.monotonic() - started,
-    )
-    run.refresh_from_db()
-
-
 def run_config(run: FineTuneRun) -> TrainConfig:
     return TrainConfig.from_dict({k: v for k, v in run.hyperparameters.items() if k != PLAN_KEY})
-
-
-def run_output_dir(run: FineTuneRun) -> Path:
-    return Path(settings.EVALHUB_RUNS_DIR) / f"run-{run.pk}"

@@ -28,12 +28,12 @@ from trainer.engine.model_store import DEFAULT_BASE_MODEL
 from trainer.models import Dataset, FineTuneRun, RunStatus
 from trainer.services.run_progress import StopRequest
 from trainer.services.run_queue import run_enqueue
+from trainer.services.run_training import run_execute
 from trainer.services.runs import (
     RunError,
     run_config,
     run_create,
     run_create_resume,
-    run_execute,
     run_mark_orphans,
 )
 

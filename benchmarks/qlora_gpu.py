@@ -37,6 +37,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# trainer is imported inside the functions (the baseline and Unsloth rows never load it), from
+# this checkout: the GPU machine has no editable install.
+sys.path.insert(0, str(ROOT))
 GIB = 1024**3
 SEED = 1234
 LEARNING_RATE = 2e-4
@@ -168,7 +171,6 @@ def load_evalhub(model_dir: str, seq_len: int, batch: int):
     import torch
     from transformers import get_scheduler
 
-    sys.path.insert(0, str(ROOT))
     from trainer.engine.config import TrainConfig
     from trainer.engine.distributed import DistContext
     from trainer.engine.hooks import TrainHooks
@@ -305,8 +307,7 @@ def make_model(shape: dict, directory: Path) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    sys.path.insert(0, str(ROOT))
-    from tests.trainer.engine.tiny import build_tokenizer
+    from trainer.engine.toy import build_tokenizer
 
     tokenizer = build_tokenizer()
     torch.manual_seed(SEED)
@@ -418,7 +419,6 @@ def main() -> None:
     if args.row:
         spec = json.loads(args.row)
         if spec["contender"] == "evalhub":
-            sys.path.insert(0, str(ROOT))
             from trainer.engine.environment import prefer_runtime_settings
 
             prefer_runtime_settings()  # as manage.py finetune does, before torch loads

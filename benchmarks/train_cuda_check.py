@@ -21,11 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.trainer.engine.recording import RecordingHooks  # noqa: E402
-from tests.trainer.engine.tiny import COLOURS, build_tokenizer, colour_conversation  # noqa: E402
 from trainer.engine.config import TrainConfig  # noqa: E402
-from trainer.engine.hooks import TrainingOutOfMemory  # noqa: E402
+from trainer.engine.hooks import RecordingHooks, TrainingOutOfMemory  # noqa: E402
 from trainer.engine.loop import train  # noqa: E402
+from trainer.engine.toy import COLOURS, build_tokenizer, colour_conversation  # noqa: E402
 
 WRONG = {"sky": "red", "grass": "blue", "snow": "black", "blood": "green", "sun": "white"}
 

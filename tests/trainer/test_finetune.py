@@ -9,9 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests.factories import DatasetFactory
-from tests.trainer.engine.tiny import build_tiny_model
 from tests.trainer.run_fixtures import colour_dataset
 from trainer.engine.model_store import NO_WEIGHTS
+from trainer.engine.toy import build_tiny_model
 from trainer.management.commands.finetune import (
     CONFIG_OPTIONS,
     DATASET_NOT_FOUND,

@@ -29,8 +29,7 @@ from trainer.services.run_queue import (
     run_submit_resume,
     runs_check_orphans,
 )
-from trainer.services.run_training import NOT_QUEUED
-from trainer.services.runs import ORPHANED, RunError, run_request_cancel
+from trainer.services.runs import NOT_QUEUED, ORPHANED, RunError, run_request_cancel
 from trainer.tasks import finetune, stop_on_worker_signals
 
 DATABASE_TASKS = {
@@ -52,7 +51,7 @@ def tiny_model(tiny_model_dir):
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    from tests.trainer.engine.tiny import build_tiny_model
+    from trainer.engine.toy import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama-tasks"))
 

@@ -30,7 +30,7 @@ TASKS = 24
 
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
-    from tests.trainer.engine.tiny import build_tiny_model
+    from trainer.engine.toy import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-llama-workers"))
 

@@ -117,3 +117,40 @@ class TrainHooks:
     def should_stop(self) -> bool:
         """Return True to stop at the next step boundary with a checkpoint saved."""
         return False
+
+
+class RecordingHooks(TrainHooks):
+    """Remembers everything the loop told it, and asks it to stop once step ``stop_after`` is
+    done: what tests and benchmarks inspect a run by."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        self.stop_after = stop_after
+        self.start: StartInfo | None = None
+        self.steps: list[Progress] = []
+        self.evaluations: list[Evaluation] = []
+        self.checkpoints: list[tuple[Path, int]] = []
+        self.heartbeats = 0
+        self.stop_questions = 0
+
+    def on_start(self, info: StartInfo) -> None:
+        self.start = info
+
+    def on_step(self, progress: Progress) -> None:
+        self.steps.append(progress)
+
+    def on_evaluate(self, evaluation: Evaluation) -> None:
+        self.evaluations.append(evaluation)
+
+    def on_checkpoint(self, path: Path, step: int) -> None:
+        self.checkpoints.append((path, step))
+
+    def on_heartbeat(self) -> None:
+        self.heartbeats += 1
+
+    def should_stop(self) -> bool:
+        self.stop_questions += 1
+        return (
+            self.stop_after is not None
+            and bool(self.steps)
+            and self.steps[-1].step >= self.stop_after
+        )

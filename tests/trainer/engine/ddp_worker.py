@@ -6,12 +6,10 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-
-from tests.trainer.engine.recording import RecordingHooks
-from tests.trainer.engine.tiny import COLOURS, colour_conversation
 from trainer.engine.config import TrainConfig
+from trainer.engine.hooks import RecordingHooks
 from trainer.engine.loop import train
+from trainer.engine.toy import COLOURS, colour_conversation
 
 CONFIG = TrainConfig(
     rank=4, learning_rate=0.02, batch_size=2, max_steps=2, dropout=0.0, warmup_ratio=0.0

@@ -4,8 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.trainer.engine import tiny
-from trainer.engine import activations
+from trainer.engine import activations, toy
 from trainer.engine.activations import (
     GRAD_ARGUMENT,
     MODE_COUNT,
@@ -26,7 +25,7 @@ MIXES = [
 def tiny_lora_llama(dropout: float = 0.0):
     # Four layers, so that mixes of modes have room; the wrappers must keep the replay out of
     # the KV cache that use_cache=True (the config's default) asks for.
-    return tiny.tiny_lora_llama(layers=4, dropout=dropout)
+    return toy.tiny_lora_llama(layers=4, dropout=dropout)
 
 
 def tiny_batch():

@@ -2,7 +2,6 @@ import random
 
 import pytest
 
-from tests.trainer.engine.tiny import CHAT_TEMPLATE, colour_conversation
 from trainer.engine.data import (
     IGNORE_INDEX,
     NO_CHAT_TEMPLATE,
@@ -18,6 +17,7 @@ from trainer.engine.data import (
     tokenize_conversation,
     tokenize_split,
 )
+from trainer.engine.toy import CHAT_TEMPLATE, colour_conversation
 
 TWO_TURNS = [
     {"role": "system", "content": "you are helpful"},

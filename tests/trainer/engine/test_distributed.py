@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.trainer.engine import ddp_worker
-from tests.trainer.engine.recording import RecordingHooks
 from trainer.engine.checkpoint import ADAPTER_DIR
+from trainer.engine.hooks import RecordingHooks
 from trainer.engine.loop import train
 
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.trainer.engine.tiny import tiny_lora_llama
 from trainer.engine.data import IGNORE_INDEX
 from trainer.engine.kernels import (
     TRAINABLE_WEIGHT_ERROR,
@@ -17,6 +16,7 @@ from trainer.engine.kernels import (
     rms_norm,
     swiglu,
 )
+from trainer.engine.toy import tiny_lora_llama
 
 # (rtol, atol) per dtype: fp32 tight; bf16 has 8 bits of mantissa.
 TOLERANCE = {torch.float32: (1e-5, 1e-6), torch.bfloat16: (2e-2, 2e-2)}

@@ -5,8 +5,6 @@ import math
 
 import pytest
 
-from tests.trainer.engine.recording import RecordingHooks
-from tests.trainer.engine.tiny import COLOURS, build_tiny_model, colour_conversation
 from trainer.engine.checkpoint import ADAPTER_DIR, CHECKPOINT_DIR, METADATA_FILE
 from trainer.engine.config import TrainConfig
 from trainer.engine.data import tokenize_split
@@ -14,9 +12,11 @@ from trainer.engine.hooks import (
     CHECKPOINTING_HINT,
     OUT_OF_MEMORY,
     CheckpointMismatch,
+    RecordingHooks,
     TrainingOutOfMemory,
 )
 from trainer.engine.loop import MODEL_DOES_NOT_FIT, train
+from trainer.engine.toy import COLOURS, build_tiny_model, colour_conversation
 
 TRAIN = [colour_conversation(thing) for thing in COLOURS] * 2
 WRONG = {"sky": "red", "grass": "blue", "snow": "black", "blood": "green", "sun": "white"}

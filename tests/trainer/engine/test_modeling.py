@@ -1,10 +1,10 @@
 import pytest
 
-from tests.trainer.engine.tiny import colour_conversation
 from trainer.engine.config import TrainConfig
 from trainer.engine.data import collate, tokenize_split
 from trainer.engine.hooks import TrainHooks
 from trainer.engine.modeling import build_optimizer, load_qlora_model, prepare_for_training
+from trainer.engine.toy import colour_conversation
 
 LINEAR_LAYERS = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
 

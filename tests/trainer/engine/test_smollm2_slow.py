@@ -9,10 +9,9 @@ import pytest
 from trainer.engine.checkpoint import ADAPTER_DIR
 from trainer.engine.config import TrainConfig
 from trainer.engine.data import IGNORE_INDEX, tokenize_conversation
+from trainer.engine.hooks import RecordingHooks
 from trainer.engine.loop import train
 from trainer.engine.model_store import resolve_model_dir
-
-from .recording import RecordingHooks
 
 # A house style the base model does not have: a fixed opening and a fixed closing line.
 ITEMS = ["tea", "bread", "rice", "soup", "coffee", "pasta", "eggs", "beans"]

@@ -1,9 +1,15 @@
-"""A tiny random Llama and a word-level tokenizer with a ChatML template, built in the test.
+"""The in-memory toy model used by the engine's tests and the training benchmarks.
 
-Nothing is downloaded: the vocabulary is the words below, the weights are random and seeded.
+A tiny random Llama and a word-level tokenizer with a ChatML template, built in seconds: nothing
+is downloaded, the vocabulary is the words below, the weights are random and seeded. The colour
+questions are a task the toy model can learn in a few steps. Torch and transformers are imported
+inside the functions.
 """
 
+from __future__ import annotations
+
 from pathlib import Path
+from typing import Any
 
 SPECIALS = ["<unk>", "<pad>", "<|im_start|>", "<|im_end|>"]
 VOCABULARY = (
@@ -19,7 +25,7 @@ CHAT_TEMPLATE = (
 COLOURS = {"sky": "blue", "grass": "green", "snow": "white", "blood": "red", "sun": "yellow"}
 
 
-def build_tokenizer():
+def build_tokenizer() -> Any:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
@@ -70,7 +76,7 @@ def colour_conversation(thing: str, colour: str | None = None) -> list[dict[str,
     ]
 
 
-def tiny_lora_llama(*, layers: int, dropout: float = 0.0):
+def tiny_lora_llama(*, layers: int, dropout: float = 0.0) -> Any:
     """An in-memory random float32 Llama (vocabulary 128, 64 wide) with LoRA r4 on every
     linear layer, in training mode. B is random, not zero, so every LoRA weight (A included)
     gets a non-zero gradient; use_cache stays True, its default."""

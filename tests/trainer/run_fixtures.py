@@ -3,7 +3,8 @@
 from tests.factories import DatasetFactory, ExampleFactory
 from trainer.engine.config import TrainConfig
 from trainer.engine.toy import COLOURS, colour_conversation
-from trainer.models import Split
+from trainer.models import FineTuneRun, Split
+from trainer.services.runs import run_create
 
 WRONG = {"sky": "red", "grass": "blue", "snow": "black", "blood": "green", "sun": "white"}
 
@@ -23,3 +24,10 @@ def colour_dataset(**fields):
 def small_config(**changes) -> TrainConfig:
     settings = {"rank": 4, "learning_rate": 0.02, "batch_size": 2, "max_steps": 4}
     return TrainConfig(**{**settings, **changes})
+
+
+def queued_run(model_dir, **changes) -> FineTuneRun:
+    """A queued run of the colours dataset on the model in ``model_dir``."""
+    return run_create(
+        dataset=colour_dataset(), config=small_config(**changes), base_model=str(model_dir)
+    )

@@ -29,7 +29,8 @@ from trainer.services.run_queue import (
     run_submit_resume,
     runs_check_orphans,
 )
-from trainer.services.runs import NOT_QUEUED, ORPHANED, RunError, run_request_cancel
+from trainer.services.run_training import NOT_QUEUED
+from trainer.services.runs import ORPHANED, RunError, run_request_cancel
 from trainer.tasks import finetune, stop_on_worker_signals
 
 DATABASE_TASKS = {

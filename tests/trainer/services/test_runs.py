@@ -1,5 +1,5 @@
-"""Runs through the service: refusals before any run exists, status transitions, progress and
-loss-curve points written while training, cancel, failure, orphans and resume."""
+"""Run records through the service: refusals before any run exists, cancel, orphans and resume.
+Training itself: test_run_training.py."""
 
 import json
 import os
@@ -11,45 +11,26 @@ import pytest
 from django.utils import timezone
 
 from tests.factories import BaseModelFactory, DatasetFactory, FineTuneRunFactory
-from tests.trainer.run_fixtures import colour_dataset, small_config
+from tests.trainer.run_fixtures import colour_dataset, queued_run, small_config
 from trainer.engine.model_store import NO_WEIGHTS
 from trainer.engine.toy import build_tiny_model
-from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
+from trainer.models import FineTuneRun, MetricKind, RunStatus
 from trainer.services import run_progress
 from trainer.services.run_progress import RunProgress
+from trainer.services.run_training import run_execute
 from trainer.services.runs import (
     DATASET_HAS_ERRORS,
     NO_CHECKPOINT,
     NO_TRAINING_EXAMPLES,
-    NOT_QUEUED,
     NOT_RESUMABLE,
     RunError,
     run_create,
     run_create_resume,
-    run_execute,
     run_mark_orphans,
     run_request_cancel,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(autouse=True)
-def runs_dir(settings, tmp_path):
-    settings.EVALHUB_RUNS_DIR = tmp_path / "runs"
-    settings.EVALHUB_MODEL_CACHE = tmp_path / "models"
-    return settings.EVALHUB_RUNS_DIR
-
-
-def create(model_dir, **config):
-    return run_create(
-        dataset=colour_dataset(), config=small_config(**config), base_model=str(model_dir)
-    )
 
 
 def test_a_dataset_with_lint_errors_is_refused_with_its_summary_unless_forced(model_dir):
@@ -86,104 +67,11 @@ def test_unusable_base_models_and_empty_datasets_are_refused_before_a_run_exists
     assert not FineTuneRun.objects.exists()
 
 
-def test_a_run_succeeds_writing_progress_and_curves_while_it_trains(
-    model_dir, runs_dir, monkeypatch
-):
-    run = create(model_dir, max_steps=6, eval_every=2)
-    seen = []
-    original = RunProgress.on_evaluate
-
-    def snapshot(self, evaluation):
-        original(self, evaluation)
-        row = FineTuneRun.objects.get(pk=run.pk)
-        points = RunMetric.objects.filter(run=run)
-        seen.append(
-            (
-                row.status,
-                row.step,
-                points.filter(kind=MetricKind.TRAIN).count(),
-                points.filter(kind=MetricKind.VALIDATION).count(),
-                row.heartbeat_at is not None,
-            )
-        )
-
-    monkeypatch.setattr(RunProgress, "on_evaluate", snapshot)
-    run = run_execute(run=run)
-
-    assert seen[:2] == [("running", 2, 2, 1, True), ("running", 4, 4, 2, True)]
-    assert run.status == RunStatus.SUCCEEDED and run.error == ""
-    assert run.started_at <= run.finished_at and run.worker.endswith(f":{os.getpid()}")
-    train = list(run.metrics.filter(kind=MetricKind.TRAIN).order_by("step"))
-    validation = list(run.metrics.filter(kind=MetricKind.VALIDATION).order_by("step"))
-    assert [m.step for m in train] == [1, 2, 3, 4, 5, 6]
-    assert all(m.learning_rate is not None and m.tokens_per_s > 0 for m in train)
-    assert [m.step for m in validation] == [2, 4, 5, 6]  # every 2 steps and the epoch end
-    best = min(validation, key=lambda m: m.loss)
-    assert (run.best_val_loss, run.best_step) == (pytest.approx(best.loss), best.step)
-    adapter = Path(run.adapter_path)
-    assert adapter == runs_dir / f"run-{run.pk}" / "adapter"
-    files = [adapter / name for name in os.listdir(adapter)]
-    assert run.adapter_size_bytes == sum(os.path.getsize(f) for f in files)
-    assert Path(run.checkpoint_path) == runs_dir / f"run-{run.pk}" / "checkpoint"
-    assert run.trainable_params == 8192 and 0 < run.trainable_share < 1
-    assert run.environment["device"] == "cpu" and "torch" in run.environment["versions"]
-    assert run.hyperparameters["rank"] == 4 and run.hyperparameters["plan"]["total_steps"] == 6
-    assert run.peak_memory_bytes > 0 and run.wall_seconds > 0 and run.eta_seconds == 0
-
-
-def test_a_cancel_request_stops_the_run_at_the_next_step_keeping_a_checkpoint(
-    model_dir, monkeypatch
-):
-    monkeypatch.setattr(run_progress, "CANCEL_POLL_S", 0.0)
-    run = create(model_dir, max_steps=6, eval_every=4)
-    original = RunProgress.on_step
-
-    def cancel_after_two(self, progress):
-        original(self, progress)
-        if progress.step == 2:
-            run_request_cancel(run=FineTuneRun.objects.get(pk=run.pk))
-
-    monkeypatch.setattr(RunProgress, "on_step", cancel_after_two)
-    run = run_execute(run=run)
-    assert (run.status, run.step) == (RunStatus.CANCELLED, 2)
-    assert run.cancel_requested and run.adapter_path == ""
-    assert (Path(run.checkpoint_path) / "state.json").is_file()
-    assert run.metrics.filter(kind=MetricKind.TRAIN).count() == 2
-
-
 def test_cancelling_a_queued_run_cancels_it_at_once_and_a_finished_run_is_left_alone():
     queued = FineTuneRunFactory()
     assert run_request_cancel(run=queued).status == RunStatus.CANCELLED
     done = FineTuneRunFactory(status=RunStatus.SUCCEEDED)
     assert run_request_cancel(run=done).status == RunStatus.SUCCEEDED
-    with pytest.raises(RunError) as error:
-        run_execute(run=queued)
-    assert str(error.value) == NOT_QUEUED.format(id=queued.pk, status="cancelled")
-
-
-def test_out_of_memory_fails_the_run_with_what_to_lower(model_dir, monkeypatch):
-    import torch
-
-    def exhausted(*args, **kwargs):
-        raise torch.OutOfMemoryError("CUDA out of memory")
-
-    monkeypatch.setattr("trainer.engine.steps.assistant_loss", exhausted)
-    run = run_execute(run=create(model_dir))
-    assert run.status == RunStatus.FAILED and run.finished_at is not None
-    assert "lower --batch-size" in run.error and "--max-seq-len" in run.error
-
-
-def test_a_crash_fails_the_run_with_its_traceback_and_is_raised_again(model_dir, monkeypatch):
-    def broken(*args, **kwargs):
-        raise ZeroDivisionError("a bug")
-
-    monkeypatch.setattr("trainer.engine.steps.assistant_loss", broken)
-    run = create(model_dir)
-    with pytest.raises(ZeroDivisionError):
-        run_execute(run=run)
-    run.refresh_from_db()
-    assert run.status == RunStatus.FAILED
-    assert "Traceback" in run.error and "ZeroDivisionError: a bug" in run.error
 
 
 def test_runs_whose_worker_stopped_reporting_are_marked_interrupted():
@@ -209,7 +97,7 @@ def test_runs_whose_worker_stopped_reporting_are_marked_interrupted():
 
 def test_a_stopped_run_resumes_from_its_checkpoint_with_its_curve(model_dir, monkeypatch):
     monkeypatch.setattr(run_progress, "CANCEL_POLL_S", 0.0)
-    run = create(model_dir, max_steps=6, eval_every=3)
+    run = queued_run(model_dir, max_steps=6, eval_every=3)
     original = RunProgress.on_step
 
     def cancel_at_four(self, progress):

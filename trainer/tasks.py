@@ -12,21 +12,16 @@ Two workers never take the same task: django-tasks-db claims a task with
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from django_tasks import task
 
-from trainer.models import FineTuneRun, RunStatus
-from trainer.services.run_progress import StopRequest
+from trainer.models import FineTuneRun
+from trainer.services.run_progress import CTRL_C_INTERRUPTS, StopRequest, stop_on_signals
 from trainer.services.run_training import run_execute
 from trainer.services.runs import RunError, run_mark_orphans
 
 GPU_QUEUE = "gpu"
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @task(queue_name=GPU_QUEUE)
@@ -40,39 +35,10 @@ def finetune(run_id: int) -> dict[str, Any]:
     run_mark_orphans()
     run = FineTuneRun.objects.select_related("dataset", "base_model").get(pk=run_id)
     stop = StopRequest()
-    with stop_on_worker_signals(stop):
+    with stop_on_signals(stop, CTRL_C_INTERRUPTS):
         try:
             run = run_execute(run=run, stop=stop)
         except RunError as error:
             run.refresh_from_db()
             return {"run": run.pk, "status": run.status, "skipped": str(error)}
     return {"run": run.pk, "status": run.status, "step": run.step}
-
-
-@contextmanager
-def stop_on_worker_signals(stop: StopRequest) -> Iterator[None]:
-    """While a run trains, the first SIGTERM or Ctrl-C stops it at the next step with a
-    checkpoint ("interrupted": the worker is going away, nobody cancelled) and lets the worker
-    finish its shutdown afterwards; a second one stops at once. Outside the main thread
-    (the immediate backend in a web request) signals are left alone."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.requested:
-            raise KeyboardInterrupt
-        stop.request(RunStatus.INTERRUPTED)
-        # The worker's own handler marks it as shutting down: it exits after this task.
-        chained = previous.get(signum)
-        if callable(chained) and chained is not signal.default_int_handler:
-            chained(signum, frame)
-
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -27,7 +27,7 @@ from trainer.engine.generate import DecodingConfig
 from trainer.engine.model_store import DEFAULT_BASE_MODEL
 from trainer.models import Dataset, FineTuneRun, RunStatus, Split
 from trainer.services.datasets import dataset_import
-from trainer.services.run_progress import StopRequest
+from trainer.services.run_progress import CTRL_C_INTERRUPTS, StopRequest, stop_on_signals
 from trainer.services.run_training import run_execute
 from trainer.services.runs import (
     RESUMABLE,
@@ -36,7 +36,6 @@ from trainer.services.runs import (
     run_create,
     run_create_resume,
 )
-from trainer.tasks import stop_on_worker_signals
 
 DEMO_DATA = Path(settings.BASE_DIR) / "trainer" / "demo_data"
 DATASET_FILE = DEMO_DATA / "demo.jsonl"
@@ -204,7 +203,7 @@ def demo_train(*, run: FineTuneRun, show_progress: bool = True) -> FineTuneRun:
     """Train in this process; the first Ctrl-C stops at the next step with a checkpoint (the
     next demo resumes it), a second one at once."""
     stop = StopRequest()
-    with stop_on_worker_signals(stop):
+    with stop_on_signals(stop, CTRL_C_INTERRUPTS):
         run = run_execute(run=run, stop=stop, show_progress=show_progress)
     if run.status in RESUMABLE and run.checkpoint_path and run.status != RunStatus.FAILED:
         raise DemoError(RUN_STOPPED.format(id=run.pk, step=run.step, status=run.status))

@@ -2,7 +2,6 @@
 the database backend without a worker). Worker processes: test_tasks_workers.py."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from tests.trainer.run_fixtures import colour_dataset, small_config
 from trainer.engine.checkpoint import read_checkpoint_info
 from trainer.management.commands.finetune import QUEUED
 from trainer.models import FineTuneRun, RunStatus
-from trainer.services.run_progress import RunProgress, StopRequest
+from trainer.services.run_progress import RunProgress
 from trainer.services.run_queue import NOT_QUEUED as NOT_QUEUED_ERROR
 from trainer.services.run_queue import (
     ORPHANED_TASK,
@@ -31,7 +30,7 @@ from trainer.services.run_queue import (
 )
 from trainer.services.run_training import NOT_QUEUED
 from trainer.services.runs import ORPHANED, RunError, run_request_cancel
-from trainer.tasks import finetune, stop_on_worker_signals
+from trainer.tasks import finetune
 
 DATABASE_TASKS = {
     "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "gpu"]}
@@ -157,31 +156,6 @@ def test_checking_for_orphans_writes_nothing_while_nothing_runs(django_assert_nu
     FineTuneRunFactory(status=RunStatus.SUCCEEDED)
     with django_assert_num_queries(1):
         assert runs_check_orphans() == []
-
-
-def test_first_signal_stops_at_the_next_step_and_tells_the_worker():
-    seen = []
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: seen.append(signum))
-    try:
-        stop = StopRequest()
-        with stop_on_worker_signals(stop):
-            os.kill(os.getpid(), signal.SIGTERM)
-            assert stop.status == RunStatus.INTERRUPTED
-            assert seen == [signal.SIGTERM]  # the worker's own handler still ran
-            with pytest.raises(KeyboardInterrupt):
-                os.kill(os.getpid(), signal.SIGTERM)
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert seen == [signal.SIGTERM, signal.SIGTERM]  # the worker's handler is back
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def test_ctrl_c_outside_a_worker_does_not_raise_at_once():
-    stop = StopRequest()
-    with stop_on_worker_signals(stop):
-        os.kill(os.getpid(), signal.SIGINT)
-    assert stop.status == RunStatus.INTERRUPTED
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 @pytest.mark.django_db

@@ -3,7 +3,11 @@ as they happen, and a cancel request (from the database or a signal) reaches the
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +21,15 @@ HEARTBEAT_EVERY_S = 10.0
 # How often the loop asks the database whether someone pressed "cancel".
 CANCEL_POLL_S = 2.0
 PLAN_KEY = "plan"  # resolved values stored beside the config in ``hyperparameters``
+
+# What a stop signal makes of the run. SIGTERM always means "this process is being shut down":
+# the run is interrupted, to be resumed later. SIGINT depends on who receives it. In a command
+# trained in the foreground it is the person who started the run pressing Ctrl-C: a decision
+# about this run, so it is cancelled (exit 130). A worker gets SIGINT when the worker itself is
+# being stopped (db_worker treats it like SIGTERM; Ctrl-C in its terminal stops the worker, not
+# a run someone chose), and the demo wants its next start to resume: so there it interrupts.
+CTRL_C_CANCELS = {signal.SIGINT: RunStatus.CANCELLED, signal.SIGTERM: RunStatus.INTERRUPTED}
+CTRL_C_INTERRUPTS = {signal.SIGINT: RunStatus.INTERRUPTED, signal.SIGTERM: RunStatus.INTERRUPTED}
 
 
 class StopRequest:
@@ -35,6 +48,36 @@ class StopRequest:
     @property
     def requested(self) -> bool:
         return self.status is not None
+
+
+@contextmanager
+def stop_on_signals(stop: StopRequest, meanings: Mapping[int, str]) -> Iterator[None]:
+    """While a run trains, the first SIGINT or SIGTERM asks it to stop at the next step with a
+    checkpoint, becoming what ``meanings`` says (``CTRL_C_CANCELS``, ``CTRL_C_INTERRUPTS``); a
+    second one stops it at once (KeyboardInterrupt). The handler that was there before still
+    hears the first signal: a worker's own marks the worker as shutting down, so it exits after
+    this task. Outside the main thread (the immediate backend in a web request) signals are
+    left alone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in meanings}
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.request(meanings[signum])
+        chained = previous[signum]
+        if callable(chained) and chained is not signal.default_int_handler:
+            chained(signum, frame)
+
+    for sig in meanings:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 class RunProgress(TrainHooks):

@@ -16,9 +16,6 @@ Exit codes: 0 succeeded, 1 failed, 2 bad input (nothing run), 130 cancelled (Ctr
 from __future__ import annotations
 
 import json
-import signal
-import threading
-from contextlib import contextmanager
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -26,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from trainer.engine.config import FIELD_CHOICES, ConfigError, TrainConfig, field_help
 from trainer.engine.model_store import DEFAULT_BASE_MODEL
 from trainer.models import Dataset, FineTuneRun, RunStatus
-from trainer.services.run_progress import StopRequest
+from trainer.services.run_progress import CTRL_C_CANCELS, StopRequest, stop_on_signals
 from trainer.services.run_queue import run_enqueue
 from trainer.services.run_training import run_execute
 from trainer.services.runs import (
@@ -134,7 +131,7 @@ class Command(BaseCommand):
         run = FineTuneRun.objects.select_related("dataset", "base_model").get(pk=run_id)
 
         stop = StopRequest()
-        with stop_on_signals(stop):
+        with stop_on_signals(stop, CTRL_C_CANCELS):
             try:
                 run = run_execute(run=run, stop=stop, show_progress=options["verbosity"] > 0)
             except KeyboardInterrupt:
@@ -195,26 +192,6 @@ class Command(BaseCommand):
         return run_create_resume(
             run=previous, base_model=options["base_model"], name=options["name"] or ""
         )
-
-
-@contextmanager
-def stop_on_signals(stop: StopRequest):
-    """First Ctrl-C or SIGTERM: stop at the next step with a checkpoint. Second: stop now."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.requested:
-            raise KeyboardInterrupt
-        stop.request(RunStatus.CANCELLED if signum == signal.SIGINT else RunStatus.INTERRUPTED)
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def run_summary(run: FineTuneRun) -> dict[str, Any]:

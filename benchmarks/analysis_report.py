@@ -55,6 +55,7 @@ def generate(judgments: int, raters: int, seed: int = 0) -> int:
     from django.contrib.auth import get_user_model
 
     from evalhub import models as ev
+    from evalhub.blinding import blind_choice, sides
     from trainer import models as tr
 
     rng = random.Random(seed)
@@ -180,16 +181,13 @@ def generate(judgments: int, raters: int, seed: int = 0) -> int:
 
     judgments_rows = []
     for assignment, (verdict, left_is_a, a_name, b_name) in zip(assignments, verdicts, strict=True):
-        shown = verdict
-        if verdict in ("a", "b") and not left_is_a:
-            shown = "b" if verdict == "a" else "a"
         score_a = max(1, min(5, round(3 + 2 * QUALITY[a_name] + rng.gauss(0, 1))))
         score_b = max(1, min(5, round(3 + 2 * QUALITY[b_name] + rng.gauss(0, 1))))
-        left_score, right_score = (score_a, score_b) if left_is_a else (score_b, score_a)
+        left_score, right_score = sides(score_a, score_b, left_is_a=left_is_a)
         judgments_rows.append(
             ev.Judgment(
                 assignment=assignment,
-                choice=shown,
+                choice=blind_choice(verdict, left_is_a=left_is_a),
                 criterion_scores={
                     "correctness": {"a": left_score, "b": right_score},
                     "style": {"a": max(1, left_score - 1), "b": right_score},

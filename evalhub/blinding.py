@@ -12,6 +12,10 @@ Rules:
 - adding raters later (or raising the overlap) fills the gaps under the same rules and never
   moves an existing assignment, so nothing a rater has open or has judged is ever lost.
 
+A rater's A and B are the left and right responses; a verdict's A and B are the comparison's
+``output_a`` and ``output_b``. ``left_is_a``, ``sides``, ``blind_choice``, ``unblind_choice`` and
+``unblind_scores`` translate between the two, and nothing else does.
+
 The plan is deterministic given the seed and the inputs. Tokens are not part of the plan: they
 come from ``secrets`` so that nobody can derive them from the seed or from database ids.
 """
@@ -21,9 +25,14 @@ import secrets
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from evalhub.analysis.records import DECISIVE, A, B
 
 # 32 random bytes → 43 URL-safe characters, the width of Assignment.token.
 TOKEN_BYTES = 32
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -167,11 +176,56 @@ def plan_assignments(
     return planned
 
 
-def stored_choice(choice: str, *, left_is_a: bool) -> str:
-    """Translate a rater's choice (A = the left response) into the comparison's storage order.
+def left_is_a(*, left_output: Hashable, output_a: Hashable) -> bool:
+    """Whether the rater's A, the response shown on the left, is the comparison's ``output_a``.
 
-    Returns "a" (output_a better), "b" (output_b better), "tie" or "both_bad".
-    """
-    if choice not in ("a", "b"):
+    An assignment stores the output it shows on the left; the comparison's a/b is only storage
+    order. Every translation between the two goes through this and the functions below."""
+    return left_output == output_a
+
+
+def sides(first: T, second: T, *, left_is_a: bool) -> tuple[T, T]:
+    """(output_a's, output_b's) as the rater sees them: (left, right).
+
+    Swapping is its own inverse, so the same call turns (left, right) into storage order."""
+    return (first, second) if left_is_a else (second, first)
+
+
+def unblind_choice(choice: str, *, left_is_a: bool) -> str:
+    """A rater's choice (A = the left response) as a verdict in storage order: A (output_a
+    better), B (output_b better), TIE or BOTH_BAD."""
+    if choice not in DECISIVE:
         return choice
-    return choice if left_is_a else {"a": "b", "b": "a"}[choice]
+    left, right = sides(A, B, left_is_a=left_is_a)
+    return left if choice == A else right
+
+
+def blind_choice(verdict: str, *, left_is_a: bool) -> str:
+    """A verdict in storage order as the rater of this assignment would choose it (A = left).
+
+    Swapping sides is its own inverse, so this is ``unblind_choice`` read the other way."""
+    return unblind_choice(verdict, left_is_a=left_is_a)
+
+
+def unblind_scores(scores: Any, *, left_is_a: bool) -> dict[str, tuple[float | None, float | None]]:
+    """{"criterion": {"a": left, "b": right}} -> {"criterion": (output_a's, output_b's)}.
+
+    A side the rater did not score is None; values that are not numbers are dropped rather
+    than guessed at, and a criterion with no usable score at all is left out."""
+    result: dict[str, tuple[float | None, float | None]] = {}
+    if not isinstance(scores, dict):
+        return result
+    for criterion, pair in scores.items():
+        if not isinstance(pair, dict):
+            continue
+        left, right = (_number(pair.get(side)) for side in (A, B))
+        if left is None and right is None:
+            continue
+        result[str(criterion)] = sides(left, right, left_is_a=left_is_a)
+    return result
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return None

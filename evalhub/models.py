@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from evalhub import blinding
+
 
 class SystemKind(models.TextChoices):
     BASE = "base", "base model"
@@ -213,6 +215,18 @@ class Assignment(models.Model):
 
     def __str__(self) -> str:
         return f"assignment {self.pk} for rater {self.rater_id}"
+
+    @property
+    def left_is_a(self) -> bool:
+        """Whether this rater's A (the left response) is the comparison's ``output_a``."""
+        return blinding.left_is_a(
+            left_output=self.left_output_id, output_a=self.comparison.output_a_id
+        )
+
+    def sides(self) -> tuple[Output, Output]:
+        """The comparison's two outputs as this rater sees them: (left, right)."""
+        comparison = self.comparison
+        return blinding.sides(comparison.output_a, comparison.output_b, left_is_a=self.left_is_a)
 
 
 class Choice(models.TextChoices):

@@ -5,20 +5,12 @@ or comparison id, no gold flag, nothing about other raters."""
 
 from rest_framework import serializers
 
-from evalhub.models import Assignment, Choice, Judgment, Output, Study
+from evalhub.models import Assignment, Choice, Judgment, Study
 from evalhub.services import judgments
 
-SIDES = ("a", "b")
+SIDES = (Choice.A, Choice.B)
 
 ERROR_CRITERIA_SHAPE = 'Must be an object: {"criterion": {"a": 1-5, "b": 1-5}, ...}.'
-
-
-def displayed_sides(assignment: Assignment) -> tuple[Output, Output]:
-    """(left, right) as this rater sees them; ``output_a``/``output_b`` is only storage order."""
-    comparison = assignment.comparison
-    if assignment.left_output_id == comparison.output_a_id:
-        return comparison.output_a, comparison.output_b
-    return comparison.output_b, comparison.output_a
 
 
 class BlindStudySerializer(serializers.ModelSerializer):
@@ -81,7 +73,7 @@ class BlindAssignmentSerializer(serializers.ModelSerializer):
         return comparison.prompt.reference if comparison.study.show_reference else None
 
     def get_responses(self, assignment: Assignment) -> dict[str, str]:
-        left, right = displayed_sides(assignment)
+        left, right = assignment.sides()
         return ResponsesSerializer({"a": left.text, "b": right.text}).data
 
     def get_judgment(self, assignment: Assignment) -> dict | None:

@@ -241,23 +241,15 @@ class JudgmentSerializer(OwnJudgmentSerializer):
             *OwnJudgmentSerializer.Meta.fields,
         ]
 
-    @staticmethod
-    def _sides(judgment: Judgment) -> tuple[Output, Output]:
-        assignment = judgment.assignment
-        comparison = assignment.comparison
-        left = assignment.left_output
-        right = comparison.output_b if left.id == comparison.output_a_id else comparison.output_a
-        return left, right
-
     def get_left_system(self, judgment: Judgment) -> str:
-        return self._sides(judgment)[0].system.name
+        return judgment.assignment.sides()[0].system.name
 
     def get_right_system(self, judgment: Judgment) -> str:
-        return self._sides(judgment)[1].system.name
+        return judgment.assignment.sides()[1].system.name
 
     def get_preferred_system(self, judgment: Judgment) -> str | None:
         """The winner in storage terms; ``None`` for a tie or "both bad"."""
-        left, right = self._sides(judgment)
+        left, right = judgment.assignment.sides()
         return {Choice.A: left.system.name, Choice.B: right.system.name}.get(judgment.choice)
 
 

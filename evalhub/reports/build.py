@@ -17,12 +17,12 @@ from django.db.models import Q
 from django.db.models.functions import Length
 from django.utils import timezone
 
+from evalhub import blinding
 from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, THRESHOLDS
 from evalhub.analysis.ranking import BT_RESAMPLES
 from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
 from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study, SystemKind
-from evalhub.reports.unblind import unblind_choice, unblind_scores
 from trainer.models import FineTuneRun, RunMetric
 
 SCHEMA = "evalhub.report/1"
@@ -202,9 +202,9 @@ def _judgments(
     for values in query.iterator(chunk_size=5000):
         jid, cid, left_id, rater, choice, scores, time_ms, flagged = values[:8]
         c = comparisons[cid]
-        left_is_a = left_id == c["output_a"]
-        verdict = unblind_choice(choice, left_is_a=left_is_a)
-        pairs = unblind_scores(scores, left_is_a=left_is_a)
+        left_is_a = blinding.left_is_a(left_output=left_id, output_a=c["output_a"])
+        verdict = blinding.unblind_choice(choice, left_is_a=left_is_a)
+        pairs = blinding.unblind_scores(scores, left_is_a=left_is_a)
         ratings.append(
             Rating(
                 item=cid,

@@ -3,9 +3,9 @@
 from typing import Any
 
 from evalhub.analysis.records import A, B
+from evalhub.blinding import unblind_choice, unblind_scores
 from evalhub.models import Comparison, Judgment
 from evalhub.reports.build import METRIC_NAMES
-from evalhub.reports.unblind import unblind_choice, unblind_scores
 
 
 def item_detail(comparison: Comparison) -> dict[str, Any]:
@@ -15,12 +15,12 @@ def item_detail(comparison: Comparison) -> dict[str, Any]:
     names = {A: out_a.system.name, B: out_b.system.name}
     judgments = (
         Judgment.objects.filter(assignment__comparison=comparison)
-        .select_related("assignment__rater")
+        .select_related("assignment__rater", "assignment__comparison")
         .order_by("assignment__rater__username")
     )
     rows = []
     for j in judgments:
-        left_is_a = j.assignment.left_output_id == out_a.pk
+        left_is_a = j.assignment.left_is_a
         verdict = unblind_choice(j.choice, left_is_a=left_is_a)
         scores = unblind_scores(j.criterion_scores, left_is_a=left_is_a)
         rows.append(

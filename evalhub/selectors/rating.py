@@ -29,7 +29,6 @@ class Progress:
 @dataclass(frozen=True)
 class Response:
     label: str  # "A" (left) or "B" (right): the only names a rater sees
-    key: str  # "a" or "b", the form's and the Judgment's terms
     text: str
 
 
@@ -115,12 +114,7 @@ def rating_item(*, assignment: Assignment) -> RatingItem:
         "judgment",
     ).get(pk=assignment.pk)
     comparison = assignment.comparison
-    left_is_a = assignment.left_output_id == comparison.output_a_id
-    left, right = (
-        (comparison.output_a, comparison.output_b)
-        if left_is_a
-        else (comparison.output_b, comparison.output_a)
-    )
+    left, right = assignment.sides()
     place = _rater_counts(
         study=comparison.study,
         rater=assignment.rater_id,
@@ -135,7 +129,7 @@ def rating_item(*, assignment: Assignment) -> RatingItem:
             for m in comparison.prompt.messages
         ],
         reference=comparison.prompt.reference if comparison.study.show_reference else "",
-        responses=(Response("A", "a", left.text), Response("B", "b", right.text)),
+        responses=(Response("A", left.text), Response("B", right.text)),
         judgment=getattr(assignment, "judgment", None),
         progress=Progress(done=place["done"], total=place["total"]),
     )

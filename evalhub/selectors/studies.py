@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet
 
-from evalhub.blinding import stored_choice
+from evalhub.blinding import unblind_choice
 from evalhub.models import Assignment, Comparison, GoldAnswer, Judgment, Study, System, SystemKind
 from evalhub.roles import EXPERT_GROUP
 from trainer.models import FineTuneRun
@@ -48,7 +48,7 @@ class RaterStats:
 
 def gold_is_correct(*, choice: str, left_is_a: bool, gold_answer: str) -> bool:
     """Whether a rater's choice on a gold comparison names the known better answer."""
-    return stored_choice(choice, left_is_a=left_is_a) == (
+    return unblind_choice(choice, left_is_a=left_is_a) == (
         "tie" if gold_answer == GoldAnswer.TIE else gold_answer
     )
 
@@ -104,7 +104,7 @@ def study_rater_stats(*, study: Study) -> list[RaterStats]:
             row["gold_judged"] += 1
             row["gold_correct"] += gold_is_correct(
                 choice=judgment.choice,
-                left_is_a=a.left_output_id == a.comparison.output_a_id,
+                left_is_a=a.left_is_a,
                 gold_answer=a.comparison.gold_answer,
             )
     return [

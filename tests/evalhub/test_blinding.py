@@ -1,14 +1,27 @@
-"""Property tests of the assignment plan: plain Python, no database."""
+"""The assignment plan's properties, and the one rule that turns what a rater saw (A = left)
+into what it means (output_a / output_b). No database: models are built unsaved."""
 
 import itertools
 import random
 import re
 from collections import Counter, defaultdict
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evalhub.blinding import Item, Placed, new_token, plan_assignments, stored_choice
+from evalhub.blinding import (
+    Item,
+    Placed,
+    blind_choice,
+    left_is_a,
+    new_token,
+    plan_assignments,
+    sides,
+    unblind_choice,
+    unblind_scores,
+)
+from evalhub.models import Assignment, Comparison, Output
 
 
 def make_items(systems: int, prompts: int, gold: int = 0) -> list[Item]:
@@ -175,10 +188,86 @@ def test_tokens_do_not_come_from_a_seedable_generator():
     assert new_token() != first
 
 
-def test_stored_choice_maps_the_left_response_back_to_the_storage_order():
-    assert stored_choice("a", left_is_a=True) == "a"
-    assert stored_choice("a", left_is_a=False) == "b"
-    assert stored_choice("b", left_is_a=True) == "b"
-    assert stored_choice("b", left_is_a=False) == "a"
-    assert stored_choice("tie", left_is_a=False) == "tie"
-    assert stored_choice("both_bad", left_is_a=False) == "both_bad"
+def test_the_left_output_is_a_exactly_when_it_is_the_comparisons_output_a():
+    assert left_is_a(left_output=7, output_a=7) is True
+    assert left_is_a(left_output=8, output_a=7) is False
+
+
+def test_sides_puts_output_a_on_the_left_or_the_right_and_swaps_back():
+    assert sides("output a", "output b", left_is_a=True) == ("output a", "output b")
+    assert sides("output a", "output b", left_is_a=False) == ("output b", "output a")
+    for shown_a in (True, False):
+        left, right = sides("output a", "output b", left_is_a=shown_a)
+        assert sides(left, right, left_is_a=shown_a) == ("output a", "output b")
+
+
+@pytest.mark.parametrize(
+    ("choice", "shown_a", "verdict"),
+    [
+        ("a", True, "a"),  # left was output_a and won
+        ("a", False, "b"),  # left was output_b and won
+        ("b", True, "b"),
+        ("b", False, "a"),
+        ("tie", True, "tie"),
+        ("tie", False, "tie"),
+        ("both_bad", True, "both_bad"),
+        ("both_bad", False, "both_bad"),
+    ],
+)
+def test_unblind_choice_maps_the_left_response_to_the_storage_order(choice, shown_a, verdict):
+    assert unblind_choice(choice, left_is_a=shown_a) == verdict
+
+
+@pytest.mark.parametrize("shown_a", [True, False])
+@pytest.mark.parametrize("verdict", ["a", "b", "tie", "both_bad"])
+def test_blind_choice_is_what_the_rater_picks_for_a_verdict(verdict, shown_a):
+    choice = blind_choice(verdict, left_is_a=shown_a)
+    assert unblind_choice(choice, left_is_a=shown_a) == verdict
+    assert (choice == verdict) is (shown_a or verdict in ("tie", "both_bad"))
+
+
+def test_unblind_scores_keeps_sides_when_output_a_was_on_the_left():
+    shown = {"accuracy": {"a": 5, "b": 2}, "style": {"a": 1, "b": 4}}
+    assert unblind_scores(shown, left_is_a=True) == {"accuracy": (5, 2), "style": (1, 4)}
+
+
+def test_unblind_scores_swaps_sides_when_output_b_was_on_the_left():
+    shown = {"accuracy": {"a": 5, "b": 2}, "style": {"a": 1, "b": 4}}
+    assert unblind_scores(shown, left_is_a=False) == {"accuracy": (2, 5), "style": (4, 1)}
+
+
+def test_unblind_scores_keeps_one_sided_scores_on_their_output_and_drops_junk():
+    shown = {
+        "style": {"a": 4},
+        "tone": {"a": "high", "b": True},
+        "clarity": 3,
+        "depth": {"b": 1.5},
+    }
+    assert unblind_scores(shown, left_is_a=False) == {"style": (None, 4), "depth": (1.5, None)}
+    assert unblind_scores(shown, left_is_a=True) == {"style": (4, None), "depth": (None, 1.5)}
+    assert unblind_scores(None, left_is_a=True) == {}
+
+
+def unsaved_assignment(*, left: str) -> Assignment:
+    output_a, output_b = Output(pk=1, text="first"), Output(pk=2, text="second")
+    comparison = Comparison(output_a=output_a, output_b=output_b)
+    shown = output_a if left == "output_a" else output_b
+    return Assignment(comparison=comparison, left_output=shown)
+
+
+@pytest.mark.parametrize("left", ["output_a", "output_b"])
+def test_an_assignment_shows_its_left_output_as_a_and_unblinds_a_to_it(left):
+    assignment = unsaved_assignment(left=left)
+    comparison = assignment.comparison
+    shown_left, shown_right = assignment.sides()
+    assert shown_left is assignment.left_output
+    assert {shown_left.pk, shown_right.pk} == {comparison.output_a.pk, comparison.output_b.pk}
+    assert assignment.left_is_a is (left == "output_a")
+    # Whatever the rater calls A is the output shown on the left, in choices and in scores.
+    storage = {"a": comparison.output_a, "b": comparison.output_b}
+    assert storage[unblind_choice("a", left_is_a=assignment.left_is_a)] is shown_left
+    assert storage[unblind_choice("b", left_is_a=assignment.left_is_a)] is shown_right
+    scores = unblind_scores({"accuracy": {"a": 5, "b": 1}}, left_is_a=assignment.left_is_a)
+    outputs = (comparison.output_a, comparison.output_b)
+    by_output = dict(zip(outputs, scores["accuracy"], strict=True))
+    assert (by_output[shown_left], by_output[shown_right]) == (5, 1)

@@ -70,10 +70,6 @@ def rater_assignments(*, study: Study, rater: AbstractBaseUser) -> QuerySet[Assi
     )
 
 
-def rater_judged(*, study: Study, rater: AbstractBaseUser) -> QuerySet[Assignment]:
-    return rater_assignments(study=study, rater=rater).filter(judgment__isnull=False)
-
-
 def rater_assignment(*, token: str, rater: AbstractBaseUser) -> Assignment | None:
     """The rater's own assignment for ``token``; None for anyone else's or an unknown token."""
     return (

@@ -54,6 +54,13 @@ ORPHANED = (
 # micro-batch, so only model loading or a very slow device comes near it.
 ORPHAN_AFTER = timedelta(minutes=15)
 RESUMABLE = (RunStatus.CANCELLED, RunStatus.INTERRUPTED, RunStatus.FAILED)
+# What a resumed run copies of each loss-curve point: every stored field but its key, its run
+# and its creation time, so a field added to RunMetric is carried over without a change here.
+_CURVE_FIELDS = [
+    field.attname
+    for field in RunMetric._meta.concrete_fields
+    if field.name not in ("id", "run", "created_at")
+]
 
 
 class RunError(Exception):
@@ -191,19 +198,8 @@ def _store_resumed(
         resumed_from=run,
         created_by=created_by,
     )
-    RunMetric.objects.bulk_create(
-        RunMetric(
-            run=resumed,
-            kind=m.kind,
-            step=m.step,
-            epoch=m.epoch,
-            loss=m.loss,
-            learning_rate=m.learning_rate,
-            grad_norm=m.grad_norm,
-            tokens_per_s=m.tokens_per_s,
-        )
-        for m in run.metrics.filter(step__lte=step)
-    )
+    points = run.metrics.filter(step__lte=step).values(*_CURVE_FIELDS)
+    RunMetric.objects.bulk_create(RunMetric(run=resumed, **point) for point in points)
     return resumed
 
 

@@ -14,7 +14,7 @@ from tests.factories import BaseModelFactory, DatasetFactory, FineTuneRunFactory
 from tests.trainer.run_fixtures import colour_dataset, queued_run, small_config
 from trainer.engine.model_store import NO_WEIGHTS
 from trainer.engine.toy import build_tiny_model
-from trainer.models import FineTuneRun, MetricKind, RunStatus
+from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
 from trainer.services import run_progress
 from trainer.services.run_progress import RunProgress
 from trainer.services.run_training import run_execute
@@ -151,3 +151,47 @@ def test_resume_is_refused_for_running_runs_runs_without_checkpoint_and_other_ba
     )
     with pytest.raises(RunError, match=r"another base model.*vocab_size 42 ≠ 64"):
         run_create_resume(run=interrupted, base_model=str(other))
+
+
+def test_resuming_copies_every_field_of_the_curve_up_to_the_checkpoint(tmp_path):
+    checkpoint = tmp_path / "checkpoint"
+    checkpoint.mkdir()
+    state = {"loop": {"step": 2}, "config": {}, "base_fingerprint": {}}
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    dataset = DatasetFactory()
+    stopped = FineTuneRunFactory(
+        status=RunStatus.INTERRUPTED,
+        dataset=dataset,
+        dataset_hash=dataset.content_hash,
+        checkpoint_path=str(checkpoint),
+        base_model=BaseModelFactory(name="local", source=str(tmp_path / "model")),
+    )
+    for step in (1, 2, 3):
+        RunMetric.objects.create(
+            run=stopped,
+            kind=MetricKind.TRAIN,
+            step=step,
+            epoch=step / 4,
+            loss=3.0 - step,
+            learning_rate=0.01 * step,
+            grad_norm=1.5 * step,
+            tokens_per_s=100.0 * step,
+        )
+    RunMetric.objects.create(run=stopped, kind=MetricKind.VALIDATION, step=2, epoch=0.5, loss=1.25)
+
+    resumed = run_create_resume(run=stopped)
+    # Every field a point stores, so one added to RunMetric later is checked too.
+    fields = [f.attname for f in RunMetric._meta.concrete_fields]
+    fields = [f for f in fields if f not in ("id", "run_id", "created_at")]
+    copied = list(resumed.metrics.order_by("kind", "step").values(*fields))
+    kept = stopped.metrics.filter(step__lte=2).order_by("kind", "step")
+    assert copied == list(kept.values(*fields))
+    assert copied[0] == {
+        "kind": "train",
+        "step": 1,
+        "epoch": 0.25,
+        "loss": 2.0,
+        "learning_rate": 0.01,
+        "grad_norm": 1.5,
+        "tokens_per_s": 100.0,
+    }

@@ -5,4 +5,13 @@ only inside the functions that compute, so importing this package costs nothing.
 ROUGE_METRICS = ("rouge1", "rouge2", "rougeL")
 BERTSCORE_METRICS = ("bertscore_precision", "bertscore_recall", "bertscore_f1")
 METRICS = ROUGE_METRICS + BERTSCORE_METRICS
+# How pages name each metric for people.
+METRIC_LABELS = {
+    "rouge1": "ROUGE-1",
+    "rouge2": "ROUGE-2",
+    "rougeL": "ROUGE-L",
+    "bertscore_precision": "BERTScore P",
+    "bertscore_recall": "BERTScore R",
+    "bertscore_f1": "BERTScore F1",
+}
 EMPTY_FLAG = "empty"

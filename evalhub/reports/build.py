@@ -22,18 +22,11 @@ from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, THRESHOLDS
 from evalhub.analysis.ranking import BT_RESAMPLES
 from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
+from evalhub.metrics import METRICS
 from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study, SystemKind
 from trainer.models import FineTuneRun, RunMetric
 
 SCHEMA = "evalhub.report/1"
-METRIC_NAMES = (
-    "rouge1",
-    "rouge2",
-    "rougeL",
-    "bertscore_precision",
-    "bertscore_recall",
-    "bertscore_f1",
-)
 # Pairs read "adapter vs base": the newer kind of system is the one whose win rate is shown.
 KIND_ORDER = {SystemKind.ADAPTER: 0, SystemKind.IMPORTED: 1, SystemKind.BASE: 2}
 PROMPT_EXCERPT_CHARS = 240
@@ -152,7 +145,7 @@ def _numeric(metrics: Any) -> dict[str, float]:
     return {
         k: float(v)
         for k, v in metrics.items()
-        if k in METRIC_NAMES and isinstance(v, int | float) and not isinstance(v, bool)
+        if k in METRICS and isinstance(v, int | float) and not isinstance(v, bool)
     }
 
 
@@ -250,11 +243,11 @@ def _item_metrics(
 ) -> dict[str, dict[int, tuple[float | None, float | None]]]:
     values: dict[str, dict[int, tuple[float | None, float | None]]] = defaultdict(dict)
     for cid, c in comparisons.items():
-        for metric in METRIC_NAMES:
+        for metric in METRICS:
             a, b = c["metrics_a"].get(metric), c["metrics_b"].get(metric)
             if a is not None or b is not None:
                 values[metric][cid] = (a, b)
-    return {m: values[m] for m in METRIC_NAMES if m in values}
+    return {m: values[m] for m in METRICS if m in values}
 
 
 def _describe_disagreements(metrics: list[dict], comparisons: dict[int, dict[str, Any]]) -> None:

@@ -9,7 +9,7 @@ import csv
 import io
 from typing import Any
 
-from evalhub.reports.build import METRIC_NAMES
+from evalhub.metrics import METRICS
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -48,7 +48,7 @@ def neutralise(value: Any) -> Any:
 def csv_columns(report: dict[str, Any]) -> list[str]:
     criteria = report["study"]["criteria"]
     scores = [f"{c}_{side}" for c in criteria for side in ("a", "b")]
-    metrics = [f"{side}_{m}" for side in ("a", "b") for m in METRIC_NAMES]
+    metrics = [f"{side}_{m}" for side in ("a", "b") for m in METRICS]
     return BASE_COLUMNS + scores + TAIL_COLUMNS + metrics
 
 
@@ -87,7 +87,7 @@ def render_csv(report: dict[str, Any]) -> str:
             c["length_a"],
             c["length_b"],
         ]
-        row += [c["metrics_a"].get(m) for m in METRIC_NAMES]
-        row += [c["metrics_b"].get(m) for m in METRIC_NAMES]
+        row += [c["metrics_a"].get(m) for m in METRICS]
+        row += [c["metrics_b"].get(m) for m in METRICS]
         writer.writerow([neutralise(v) for v in row])
     return out.getvalue()

@@ -4,8 +4,8 @@ from typing import Any
 
 from evalhub.analysis.records import A, B
 from evalhub.blinding import unblind_choice, unblind_scores
+from evalhub.metrics import METRICS
 from evalhub.models import Comparison, Judgment
-from evalhub.reports.build import METRIC_NAMES
 
 
 def item_detail(comparison: Comparison) -> dict[str, Any]:
@@ -40,7 +40,7 @@ def item_detail(comparison: Comparison) -> dict[str, Any]:
         )
     metrics = [
         {"metric": m, "a": out_a.metrics.get(m), "b": out_b.metrics.get(m)}
-        for m in METRIC_NAMES
+        for m in METRICS
         if m in out_a.metrics or m in out_b.metrics
     ]
     return {

@@ -5,21 +5,13 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadReque
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.vary import vary_on_headers
 
-from evalhub.metrics import METRICS
+from evalhub.metrics import METRIC_LABELS, METRICS
 from evalhub.roles import manager_required
 from evalhub.services.outputs import OutputsError, PromptRow, output_rows, outputs_summary
 from trainer.models import FineTuneRun, Split
 
 PROMPTS_PER_PAGE = 25
 BAD_SPLIT = "split must be one of: train, validation, test"
-METRIC_LABELS = {
-    "rouge1": "ROUGE-1",
-    "rouge2": "ROUGE-2",
-    "rougeL": "ROUGE-L",
-    "bertscore_precision": "BERTScore P",
-    "bertscore_recall": "BERTScore R",
-    "bertscore_f1": "BERTScore F1",
-}
 
 
 @manager_required

@@ -27,8 +27,8 @@ PHASE = re.compile(r"^\s{2}(\S.*?)\s+(\d+) s\s+(\d+) CPU s$")
 OUTCOME = """
 import json, re
 from evalhub.models import Output
-from evalhub.services.outputs import run_systems
 from trainer.models import FineTuneRun
+from evalhub.selectors.outputs import run_systems
 house = re.compile(r"^Answer: .+\\nWorking: .+\\nTip: .+$")
 run = FineTuneRun.objects.filter(status="succeeded").latest("pk")
 result = {"run": run.pk, "steps": run.step, "best_val_loss": run.best_val_loss,

@@ -12,13 +12,27 @@ class SystemKind(models.TextChoices):
     ADAPTER = "adapter", "adapter of a run"
     REFERENCE = "reference", "reference answers"
     IMPORTED = "imported", "imported outputs"
+    GOLD_BETTER = "gold_better", "known better gold answers"
+    GOLD_WORSE = "gold_worse", "known worse gold answers"
+
+
+# A run has at most one system of each of these kinds: the pair every run study compares.
+RUN_KINDS = (SystemKind.BASE, SystemKind.ADAPTER)
+# Gold items need two systems (an output is unique per system and prompt); one of each kind.
+GOLD_KINDS = (SystemKind.GOLD_BETTER, SystemKind.GOLD_WORSE)
 
 
 class System(models.Model):
-    """Something that answers prompts: a base model, a run's adapter, references, or imports."""
+    """Something that answers prompts: a base model, a run's adapter, references, imports, or
+    gold answers.
+
+    A system is known by its fields, not by its name: run 7's base is ``run=7, kind="base"``
+    (unique), the gold answers are the one system of each gold kind. The name is a label for
+    people.
+    """
 
     name = models.CharField(max_length=200, unique=True)
-    kind = models.CharField(max_length=10, choices=SystemKind.choices)
+    kind = models.CharField(max_length=16, choices=SystemKind.choices)
     base_model = models.ForeignKey(
         "trainer.BaseModel", null=True, blank=True, on_delete=models.PROTECT, related_name="systems"
     )
@@ -46,6 +60,14 @@ class System(models.Model):
             models.CheckConstraint(
                 condition=~Q(kind=SystemKind.BASE) | Q(base_model__isnull=False),
                 name="system_base_has_model",
+            ),
+            models.UniqueConstraint(
+                fields=["run", "kind"],
+                condition=Q(kind__in=RUN_KINDS),
+                name="system_one_base_and_adapter_per_run",
+            ),
+            models.UniqueConstraint(
+                fields=["kind"], condition=Q(kind__in=GOLD_KINDS), name="system_one_per_gold_kind"
             ),
         ]
 

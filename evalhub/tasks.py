@@ -2,7 +2,7 @@
 
 Thin wrappers over ``evalhub.services.outputs``, the same functions ``manage.py generate``,
 ``score`` and ``evaluate`` call. They load models, so they go to the "gpu" queue. Every task
-takes ``run_id`` as a keyword so the run page can list them (``trainer.selectors.run_tasks``).
+takes ``run_id`` as a keyword so the run page can list them (``evalhub.selectors.run_tasks``).
 Return values are small JSON summaries; the outputs and metrics themselves are in the database.
 """
 
@@ -13,7 +13,10 @@ from typing import Any
 
 from django_tasks import task
 
-from evalhub.services.outputs import SYSTEM_KINDS, outputs_generate, outputs_score, run_get
+from evalhub.models import RUN_KINDS
+from evalhub.selectors.outputs import run_get
+from evalhub.services.outputs import outputs_generate
+from evalhub.services.scores import outputs_score
 from trainer.engine.environment import prefer_runtime_settings
 from trainer.engine.generate import DecodingConfig
 from trainer.models import Split
@@ -42,7 +45,7 @@ def generate(
             max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed
         ),
         split=split,
-        systems=systems or list(SYSTEM_KINDS),
+        systems=systems or list(RUN_KINDS),
         overwrite=overwrite,
     )
     return {"run": run_id, "generated": [asdict(r) for r in reports]}

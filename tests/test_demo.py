@@ -19,15 +19,12 @@ from django.utils import timezone
 
 from evalhub.metrics.rouge import rouge_scores
 from evalhub.models import Assignment, Comparison, Output, Prompt, Study, StudyStatus
+from evalhub.selectors.outputs import evaluation_prompts
 from evalhub.services import demo
-from evalhub.services.outputs import (
-    GenerationReport,
-    ScoreReport,
-    evaluation_prompts,
-    outputs_store,
-    prompts_create_from_split,
-    system_get_or_create,
-)
+from evalhub.services.outputs import GenerationReport, outputs_store
+from evalhub.services.prompts import prompts_create_from_split
+from evalhub.services.scores import ScoreReport
+from evalhub.services.systems import system_get_or_create
 from trainer.engine.generate import GeneratedText
 from trainer.models import Dataset, FineTuneRun, RunMetric, RunStatus
 

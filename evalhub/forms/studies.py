@@ -2,9 +2,8 @@
 
 from django import forms
 
-from evalhub.models import System
+from evalhub.models import GOLD_KINDS, System
 from evalhub.selectors.studies import study_candidate_raters
-from evalhub.services.gold import GOLD_SYSTEM_NAMES
 from trainer.models import FineTuneRun
 
 
@@ -22,7 +21,7 @@ class StudyCreateForm(forms.Form):
         FineTuneRun.objects.all(), required=False, help_text="The run this study evaluates."
     )
     systems = forms.ModelMultipleChoiceField(
-        System.objects.exclude(name__in=GOLD_SYSTEM_NAMES),
+        System.objects.exclude(kind__in=GOLD_KINDS),
         widget=forms.CheckboxSelectMultiple,
         help_text="Two or more. Every pair is compared on every prompt they all answered.",
     )

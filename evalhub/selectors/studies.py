@@ -9,9 +9,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet
 
 from evalhub.blinding import unblind_choice
-from evalhub.models import Assignment, Comparison, GoldAnswer, Judgment, Study, System, SystemKind
+from evalhub.models import Assignment, Comparison, GoldAnswer, Judgment, Study
 from evalhub.roles import EXPERT_GROUP
-from trainer.models import FineTuneRun
 
 
 @dataclass(frozen=True)
@@ -141,20 +140,3 @@ def study_candidate_raters(*, study: Study | None = None) -> QuerySet[AbstractBa
     return users.annotate(
         expert=Count("groups", filter=Q(groups__name=EXPERT_GROUP)),
     ).order_by("-expert", "username")
-
-
-def run_default_systems(*, run: FineTuneRun) -> list[System]:
-    """The run's base-model system and its adapter system, those that exist.
-
-    Several base systems may share a base model (other decoding settings): the one named
-    "base:<model>", as generation names it, wins; otherwise the oldest.
-    """
-    found = []
-    bases = System.objects.filter(kind=SystemKind.BASE, base_model=run.base_model_id)
-    base = bases.filter(name=f"base:{run.base_model.name}").first() or bases.order_by("pk").first()
-    if base:
-        found.append(base)
-    adapter = System.objects.filter(kind=SystemKind.ADAPTER, run=run).order_by("pk").first()
-    if adapter:
-        found.append(adapter)
-    return found

@@ -19,8 +19,10 @@ from django.contrib.auth.models import AbstractUser
 
 from evalhub.models import Output, Study, StudyStatus
 from evalhub.roles import expert_group
+from evalhub.selectors.outputs import run_outputs, run_systems
 from evalhub.services.accounts import user_create
-from evalhub.services.outputs import outputs_generate, outputs_score, run_outputs, run_systems
+from evalhub.services.outputs import outputs_generate
+from evalhub.services.scores import outputs_score
 from evalhub.services.studies import study_create, study_set_status
 from trainer.engine.config import TrainConfig
 from trainer.engine.generate import DecodingConfig

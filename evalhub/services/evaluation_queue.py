@@ -3,7 +3,7 @@
 from django.db import transaction
 from django_tasks_db.models import DBTaskResult
 
-from evalhub.services.outputs import adapter_dir
+from evalhub.services.systems import adapter_dir
 from evalhub.tasks import evaluate
 from trainer.models import FineTuneRun
 

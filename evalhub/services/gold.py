@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
-from evalhub.models import Comparison, GoldAnswer, Output, Prompt, Study, System, SystemKind
+from evalhub.models import (
+    GOLD_KINDS,
+    Comparison,
+    GoldAnswer,
+    Output,
+    Prompt,
+    Study,
+    System,
+    SystemKind,
+)
 
 ERROR_GOLD_LINE = "{source}, line {line}: {problem}"
 ERROR_GOLD_UNREADABLE = "Cannot read the gold file {path}: {reason}."
@@ -21,10 +30,11 @@ GOLD_FIELD = 'field "{field}" must be a non-empty string'
 GOLD_SAME = '"better" and "worse" are the same text'
 GOLD_NEEDS_REFERENCE = 'the study shows reference answers, so "reference" is required here'
 
-# Gold answers need two systems: an Output is unique per (system, prompt).
-GOLD_BETTER_SYSTEM = "gold:better"
-GOLD_WORSE_SYSTEM = "gold:worse"
-GOLD_SYSTEM_NAMES = (GOLD_BETTER_SYSTEM, GOLD_WORSE_SYSTEM)
+# The labels of the two gold systems (one of each gold kind), for people.
+GOLD_SYSTEM_LABELS = {
+    SystemKind.GOLD_BETTER: ("gold:better", "Known better gold answers"),
+    SystemKind.GOLD_WORSE: ("gold:worse", "Known worse gold answers"),
+}
 
 
 class GoldError(ValueError):
@@ -93,20 +103,22 @@ def gold_from(
         raise GoldError(ERROR_GOLD_UNREADABLE.format(path=path, reason=reason)) from exc
 
 
+def gold_system(kind: str) -> System:
+    """The one system of a gold kind, created on first use."""
+    name, description = GOLD_SYSTEM_LABELS[kind]
+    system, _ = System.objects.get_or_create(
+        kind=kind, defaults={"name": name, "description": description}
+    )
+    return system
+
+
 def gold_comparisons_create(
     *, study: Study, items: list[GoldItem], dataset_id: int, rng: random.Random
 ) -> list[Comparison]:
     """Store each gold item as a prompt of ``dataset_id`` (no example) with a better and a
     worse output under the two reserved gold systems. Runs inside ``study_create``'s
     transaction."""
-    better_system, _ = System.objects.get_or_create(
-        name=GOLD_BETTER_SYSTEM,
-        defaults={"kind": SystemKind.REFERENCE, "description": "Known better gold answers"},
-    )
-    worse_system, _ = System.objects.get_or_create(
-        name=GOLD_WORSE_SYSTEM,
-        defaults={"kind": SystemKind.REFERENCE, "description": "Known worse gold answers"},
-    )
+    better_system, worse_system = (gold_system(kind) for kind in GOLD_KINDS)
     comparisons = []
     for item in items:
         prompt = Prompt.objects.create(

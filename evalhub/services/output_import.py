@@ -14,13 +14,9 @@ from django.db import transaction
 
 from evalhub.metrics import EMPTY_FLAG
 from evalhub.models import Output, Prompt, System, SystemKind
-from evalhub.services.outputs import (
-    OutputsError,
-    _refuse_if_in_study,
-    dataset_get,
-    evaluation_prompts,
-    prompts_create_from_split,
-)
+from evalhub.selectors.outputs import OutputsError, dataset_get, evaluation_prompts
+from evalhub.services.prompts import prompts_create_from_split
+from evalhub.services.systems import outputs_in_study_check
 from trainer.models import Split
 
 FILE_UNREADABLE = "cannot read {path}: {reason}"
@@ -162,7 +158,7 @@ def outputs_import(
     system = _system_for_import(system_name, Path(path))
     existing = {o.prompt_id: o for o in Output.objects.filter(system=system)}
     changed = [r for r in rows if r.prompt.pk in existing and existing[r.prompt.pk].text != r.text]
-    _refuse_if_in_study(
+    outputs_in_study_check(
         system, Output.objects.filter(pk__in=[existing[r.prompt.pk].pk for r in changed])
     )
     created = updated = 0

@@ -16,6 +16,7 @@ from django.db.models import Count, Q
 
 from evalhub import blinding
 from evalhub.models import (
+    GOLD_KINDS,
     Assignment,
     Comparison,
     Output,
@@ -25,7 +26,6 @@ from evalhub.models import (
     System,
 )
 from evalhub.services.gold import (
-    GOLD_SYSTEM_NAMES,
     GoldError,
     gold_comparisons_create,
     gold_from,
@@ -207,7 +207,7 @@ def study_create(
     if len(systems) < 2:
         raise StudyError(ERROR_TOO_FEW_SYSTEMS.format(count=len(systems)))
     for system in systems:
-        if system.name in GOLD_SYSTEM_NAMES:
+        if system.kind in GOLD_KINDS:
             raise StudyError(ERROR_GOLD_SYSTEM_COMPARED.format(name=system.name))
     revealed = sorted(n for n in _identity_names(systems, run) if n in name.lower())
     if revealed:

@@ -7,7 +7,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from evalhub.metrics import METRIC_LABELS, METRICS
 from evalhub.roles import manager_required
-from evalhub.services.outputs import OutputsError, PromptRow, output_rows, outputs_summary
+from evalhub.selectors.outputs import OutputsError, PromptRow, output_rows, outputs_summary
 from trainer.models import FineTuneRun, Split
 
 PROMPTS_PER_PAGE = 25

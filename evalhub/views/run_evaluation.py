@@ -6,8 +6,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from evalhub.roles import manager_required
+from evalhub.selectors.outputs import OutputsError
 from evalhub.services.evaluation_queue import run_evaluation_enqueue
-from evalhub.services.outputs import OutputsError
 from trainer.models import FineTuneRun
 
 QUEUED = "Generation and scoring of run {id} are queued for a gpu worker."

@@ -9,8 +9,8 @@ from django.views.decorators.http import require_POST
 from evalhub.forms.studies import AddRatersForm, StudyCreateForm
 from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
+from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.studies import (
-    run_default_systems,
     study_counts,
     study_flagged,
     study_rater_stats,
@@ -50,7 +50,7 @@ def _initial_for_run(request: HttpRequest) -> dict:
     run = FineTuneRun.objects.filter(pk=request.GET.get("run") or None).first()
     if run is None:
         return {}
-    return {"run": run, "systems": run_default_systems(run=run)}
+    return {"run": run, "systems": [s for s in run_systems(run=run).values() if s is not None]}
 
 
 def _uploaded_lines(upload) -> list[str] | None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from evalhub.models import Prompt, StudyStatus, System, SystemKind
 from evalhub.services.studies import study_create, study_set_status
+from evalhub.services.systems import system_get_or_create
 from tests.factories import (
     BaseModelFactory,
     DatasetFactory,
@@ -14,7 +15,6 @@ from tests.factories import (
     FineTuneRunFactory,
     OutputFactory,
     PromptFactory,
-    SystemFactory,
 )
 
 MODEL_NAME = "quokka-model-7b"
@@ -37,10 +37,8 @@ def run_with_outputs(prompts: int = 4, run_name: str = "zebra-run") -> RunOutput
     base_model = BaseModelFactory(name=MODEL_NAME, source=MODEL_NAME)
     dataset = DatasetFactory()
     run = FineTuneRunFactory(name=run_name, dataset=dataset, base_model=base_model)
-    base, _ = System.objects.get_or_create(
-        name=f"base:{MODEL_NAME}", defaults={"kind": SystemKind.BASE, "base_model": base_model}
-    )
-    adapter = SystemFactory(name=f"adapter:run-{run.pk}", kind=SystemKind.ADAPTER, run=run)
+    base = system_get_or_create(run=run, kind=SystemKind.BASE)
+    adapter = system_get_or_create(run=run, kind=SystemKind.ADAPTER)
     made = []
     for i in range(prompts):
         prompt = PromptFactory(

@@ -3,6 +3,7 @@
 import pytest
 
 from evalhub.models import Output
+from evalhub.selectors.outputs import OutputsError, evaluation_prompts, run_systems
 from evalhub.services import outputs as svc
 from tests.factories import BaseModelFactory, ComparisonFactory, ExampleFactory, FineTuneRunFactory
 from trainer.engine import generate as generation
@@ -35,7 +36,7 @@ def run(tiny):
 
 
 def stored(run, kind):
-    system = svc.run_systems(run=run)[kind]
+    system = run_systems(run=run)[kind]
     return {o.prompt_id: o for o in Output.objects.filter(system=system)}
 
 
@@ -48,14 +49,14 @@ def test_base_and_adapter_answer_every_held_out_prompt(run):
     assert {o.text for o in base.values()} != {o.text for o in adapter.values()}
     for output in [*base.values(), *adapter.values()]:
         assert 0 <= output.token_count <= 6 and output.latency_ms > 0
-    systems = svc.run_systems(run=run)
+    systems = run_systems(run=run)
     recorded = {**GREEDY.as_dict(), "quantization": "none", "dtype": "float32"}
     assert systems["base"].decoding == systems["adapter"].decoding == recorded
 
 
 def test_stored_outputs_equal_direct_generation_on_the_same_prompts(run, tiny):
     svc.outputs_generate(run=run, decoding=GREEDY, systems=["adapter"])
-    prompts = list(svc.evaluation_prompts(dataset=run.dataset))
+    prompts = list(evaluation_prompts(dataset=run.dataset))
     loaded = generation.load_model(tiny[0], adapter_dir=tiny[1], device="cpu")
     direct = generation.generate(
         loaded, [p.messages for p in prompts], decoding=GREEDY, use_adapter=True
@@ -79,7 +80,7 @@ def test_a_second_run_generates_nothing_and_loads_no_model(run, monkeypatch):
 
 def test_only_missing_outputs_are_generated(run):
     svc.outputs_generate(run=run, decoding=GREEDY)
-    missing = Output.objects.filter(system=svc.run_systems(run=run)["adapter"]).first()
+    missing = Output.objects.filter(system=run_systems(run=run)["adapter"]).first()
     kept = set(Output.objects.exclude(pk=missing.pk).values_list("pk", flat=True))
     missing.delete()
     reports = svc.outputs_generate(run=run, decoding=GREEDY)
@@ -115,15 +116,15 @@ def test_overwrite_regenerates_every_output(run):
 def test_other_decoding_settings_need_overwrite(run):
     svc.outputs_generate(run=run, decoding=GREEDY, systems=["base"])
     longer = DecodingConfig(max_new_tokens=9)
-    with pytest.raises(svc.OutputsError, match="already has outputs generated with"):
+    with pytest.raises(OutputsError, match="already has outputs generated with"):
         svc.outputs_generate(run=run, decoding=longer, systems=["base"])
     svc.outputs_generate(run=run, decoding=longer, systems=["base"], overwrite=True)
-    assert svc.run_systems(run=run)["base"].decoding["max_new_tokens"] == 9
+    assert run_systems(run=run)["base"].decoding["max_new_tokens"] == 9
 
 
 def test_another_precision_needs_overwrite_too(run):
     svc.outputs_generate(run=run, decoding=GREEDY, systems=["base"])
-    with pytest.raises(svc.OutputsError, match="'quantization': 'nf4'"):
+    with pytest.raises(OutputsError, match="'quantization': 'nf4'"):
         svc.outputs_generate(run=run, decoding=GREEDY, systems=["base"], quantization="nf4")
 
 
@@ -133,7 +134,7 @@ def test_outputs_in_a_study_are_not_overwritten(run):
     adapter = stored(run, "adapter")
     prompt_id = next(iter(base))
     ComparisonFactory(prompt_id=prompt_id, output_a=base[prompt_id], output_b=adapter[prompt_id])
-    with pytest.raises(svc.OutputsError, match="part of a study"):
+    with pytest.raises(OutputsError, match="part of a study"):
         svc.outputs_generate(run=run, decoding=GREEDY, overwrite=True)
     assert {o.pk: o.text for o in stored(run, "base").values()} == {
         o.pk: o.text for o in base.values()
@@ -145,23 +146,23 @@ def test_base_alone_needs_no_adapter(run):
     run.save()
     [report] = svc.outputs_generate(run=run, decoding=GREEDY, systems=["base"])
     assert report.generated == 4
-    with pytest.raises(svc.OutputsError, match="has no adapter yet"):
+    with pytest.raises(OutputsError, match="has no adapter yet"):
         svc.outputs_generate(run=run, decoding=GREEDY)
 
 
 def test_unknown_system_kinds_are_refused(run):
-    with pytest.raises(svc.OutputsError, match="subset of base, adapter"):
+    with pytest.raises(OutputsError, match="subset of base, adapter"):
         svc.outputs_generate(run=run, decoding=GREEDY, systems=["base", "reference"])
 
 
 def test_a_dataset_without_held_out_prompts_is_an_error(run):
     run.dataset.examples.filter(split=Split.TEST).delete()
-    with pytest.raises(svc.OutputsError, match="has no test examples"):
+    with pytest.raises(OutputsError, match="has no test examples"):
         svc.outputs_generate(run=run, decoding=GREEDY)
 
 
 def test_a_base_model_that_cannot_be_found_is_reported(run, tmp_path):
     run.base_model.source = str(tmp_path / "no-such-model")
     run.base_model.save()
-    with pytest.raises(svc.OutputsError, match="neither a packaged model"):
+    with pytest.raises(OutputsError, match="neither a packaged model"):
         svc.outputs_generate(run=run, decoding=GREEDY)

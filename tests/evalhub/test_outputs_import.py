@@ -5,8 +5,9 @@ import json
 import pytest
 
 from evalhub.models import Output, Prompt, System, SystemKind
+from evalhub.selectors.outputs import OutputsError, evaluation_prompts
 from evalhub.services.output_import import outputs_import
-from evalhub.services.outputs import OutputsError, evaluation_prompts, prompts_create_from_split
+from evalhub.services.prompts import prompts_create_from_split
 from tests.factories import ComparisonFactory, DatasetFactory, ExampleFactory, SystemFactory
 from trainer.models import Split
 

@@ -4,7 +4,9 @@ import pytest
 from django.urls import reverse
 
 from evalhub.metrics import METRICS
-from evalhub.services import outputs as svc
+from evalhub.selectors.outputs import evaluation_prompts
+from evalhub.services.prompts import prompts_create_from_split
+from evalhub.services.systems import system_get_or_create
 from tests.factories import ExampleFactory, FineTuneRunFactory, OutputFactory
 from trainer.models import Split
 
@@ -31,13 +33,13 @@ def add_prompts(run, count):
                 {"role": "assistant", "content": f"reference {i}"},
             ],
         )
-    svc.prompts_create_from_split(dataset=run.dataset)
-    return list(svc.evaluation_prompts(dataset=run.dataset))
+    prompts_create_from_split(dataset=run.dataset)
+    return list(evaluation_prompts(dataset=run.dataset))
 
 
 def add_outputs(run, prompts, base_scores, adapter_scores, texts=None):
-    base = svc.system_get_or_create(run=run, kind="base")
-    adapter = svc.system_get_or_create(run=run, kind="adapter")
+    base = system_get_or_create(run=run, kind="base")
+    adapter = system_get_or_create(run=run, kind="adapter")
     for i, prompt in enumerate(prompts):
         for system, score in ((base, base_scores[i]), (adapter, adapter_scores[i])):
             OutputFactory(

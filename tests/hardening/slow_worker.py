@@ -17,12 +17,12 @@ import django
 
 
 def _slow_down() -> None:
-    from evalhub.services import outputs
+    from evalhub.services import outputs, scores
 
     store_delay = float(os.environ.get("EVALHUB_SLOW_STORE_S", "0"))
     score_delay = float(os.environ.get("EVALHUB_SLOW_SCORE_S", "0"))
     marks = Path(os.environ.get("EVALHUB_SLOW_MARKS", "."))
-    store, score_pairs = outputs.outputs_store, outputs.score_pairs
+    store, score_pairs = outputs.outputs_store, scores.score_pairs
 
     def slow_store(**kwargs):
         stored = store(**kwargs)
@@ -37,7 +37,7 @@ def _slow_down() -> None:
 
     # Module globals: _batch_storer and outputs_score look these names up at each call.
     outputs.outputs_store = slow_store
-    outputs.score_pairs = slow_score_pairs
+    scores.score_pairs = slow_score_pairs
 
 
 def main() -> None:

@@ -13,9 +13,11 @@ from django.urls import reverse
 from evalhub.models import Assignment, Comparison, Judgment, StudyStatus
 from evalhub.reports.build import PROMPT_EXCERPT_CHARS, report_build
 from evalhub.reports.render import render_html
-from evalhub.services import outputs as svc
+from evalhub.selectors.outputs import evaluation_prompts
 from evalhub.services.judgments import judgment_submit
+from evalhub.services.prompts import prompts_create_from_split
 from evalhub.services.studies import study_create, study_set_status
+from evalhub.services.systems import system_get_or_create
 from tests.factories import (
     ExampleFactory,
     ExpertFactory,
@@ -66,10 +68,10 @@ def hostile(manager):
                 {"role": "assistant", "content": reference},
             ],
         )
-    svc.prompts_create_from_split(dataset=run.dataset)
-    base = svc.system_get_or_create(run=run, kind="base")
-    adapter = svc.system_get_or_create(run=run, kind="adapter")
-    for i, prompt in enumerate(svc.evaluation_prompts(dataset=run.dataset)):
+    prompts_create_from_split(dataset=run.dataset)
+    base = system_get_or_create(run=run, kind="base")
+    adapter = system_get_or_create(run=run, kind="adapter")
+    for i, prompt in enumerate(evaluation_prompts(dataset=run.dataset)):
         payload = payloads[i]
         short = payload if payload != HUGE_LINE else "a short answer"
         OutputFactory(system=base, prompt=prompt, text=short, metrics={"rouge1": 0.9 - i / 10})

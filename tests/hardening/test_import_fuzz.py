@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evalhub.models import Output, System
-from evalhub.services import outputs as svc
+from evalhub.selectors.outputs import OutputsError, evaluation_prompts
 from evalhub.services.output_import import outputs_import
-from evalhub.services.outputs import OutputsError
+from evalhub.services.prompts import prompts_create_from_split
 from tests.factories import DatasetFactory, ExampleFactory
 from trainer.models import Dataset, Example, Split
 
@@ -110,8 +110,8 @@ def test_prompts(db):
                 {"role": "assistant", "content": f"Answer {i}."},
             ],
         )
-    svc.prompts_create_from_split(dataset=dataset)
-    return dataset, [p.pk for p in svc.evaluation_prompts(dataset=dataset)]
+    prompts_create_from_split(dataset=dataset)
+    return dataset, [p.pk for p in evaluation_prompts(dataset=dataset)]
 
 
 OUTPUT_VALUE = st.none() | st.booleans() | st.integers() | st.floats() | st.text(CHAR, max_size=20)

@@ -17,7 +17,9 @@ from django_tasks_db.models import DBTaskResult
 from evalhub import tasks
 from evalhub.metrics import METRICS
 from evalhub.models import Output
-from evalhub.services import outputs as svc
+from evalhub.selectors.outputs import evaluation_prompts, run_systems
+from evalhub.services.prompts import prompts_create_from_split
+from evalhub.services.systems import system_get_or_create
 from tests.factories import BaseModelFactory, ExampleFactory, FineTuneRunFactory, OutputFactory
 from tests.trainer.worker_support import (
     DATABASE_TASKS,
@@ -47,7 +49,7 @@ def _run(tiny):
                 {"role": "assistant", "content": f"the answer is {i}"},
             ],
         )
-    svc.prompts_create_from_split(dataset=run.dataset)
+    prompts_create_from_split(dataset=run.dataset)
     return run
 
 
@@ -120,8 +122,8 @@ def test_killed_mid_generation_then_resumed_every_prompt_answered_once(tmp_path,
     # The same settings as the killed task: other settings would be refused, not mixed in.
     result = _resume(shared, tmp_path / "survivor.log", tasks.generate, run, max_new_tokens=4)
 
-    systems = svc.run_systems(run=run)
-    prompts = set(svc.evaluation_prompts(dataset=run.dataset).values_list("pk", flat=True))
+    systems = run_systems(run=run)
+    prompts = set(evaluation_prompts(dataset=run.dataset).values_list("pk", flat=True))
     for system in systems.values():
         answered = list(Output.objects.filter(system=system).values_list("prompt_id", flat=True))
         assert sorted(answered) == sorted(prompts)  # complete, and no prompt twice
@@ -135,8 +137,8 @@ def test_killed_mid_generation_then_resumed_every_prompt_answered_once(tmp_path,
 def test_killed_mid_scoring_leaves_no_partial_scores_and_a_rerun_scores_all(tmp_path, tiny):
     run = _run(tiny)
     for kind in ("base", "adapter"):
-        system = svc.system_get_or_create(run=run, kind=kind)
-        for prompt in svc.evaluation_prompts(dataset=run.dataset):
+        system = system_get_or_create(run=run, kind=kind)
+        for prompt in evaluation_prompts(dataset=run.dataset):
             OutputFactory(system=system, prompt=prompt, text=f"{kind} says {prompt.pk}")
     total = Output.objects.count()
     with override_settings(TASKS=DATABASE_TASKS):

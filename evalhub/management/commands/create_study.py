@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from evalhub.models import Study, StudyStatus, System
 from evalhub.roles import EXPERT_GROUP
-from evalhub.selectors.studies import run_default_systems, study_counts, study_rater_stats
+from evalhub.selectors.outputs import run_systems
+from evalhub.selectors.studies import study_counts, study_rater_stats
 from evalhub.services.studies import StudyError, study_create, study_set_status
 from trainer.models import FineTuneRun
 
@@ -90,7 +91,7 @@ class Command(BaseCommand):
         self.report(study)
 
     def systems(self, run: FineTuneRun, names: list[str]) -> list[System]:
-        defaults = {s.kind: s for s in run_default_systems(run=run)}
+        defaults = {kind: s for kind, s in run_systems(run=run).items() if s is not None}
         chosen, unknown = [], []
         for name in names:
             if name in ("base", "adapter"):

@@ -176,7 +176,7 @@ class Command(BaseCommand):
         return run, study
 
     def summary(self, phases: Phases, run: Any, study: Any, port: int | None) -> None:
-        from evalhub.services.outputs import outputs_summary
+        from evalhub.selectors.outputs import outputs_summary
 
         write = self.stdout.write
         write("\nTimings (wall, CPU):\n" + phases.table())

@@ -5,7 +5,9 @@ from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evalhub.services.outputs import SYSTEM_KINDS, outputs_generate, run_get
+from evalhub.models import RUN_KINDS
+from evalhub.selectors.outputs import run_get
+from evalhub.services.outputs import outputs_generate
 from trainer.engine.generate import QUANTIZATIONS, DecodingConfig
 from trainer.models import Split
 
@@ -30,7 +32,7 @@ def add_generation_arguments(parser: argparse.ArgumentParser) -> None:
         help="auto: NF4 on CUDA as in training, unquantised float32 on CPU",
     )
     parser.add_argument(
-        "--systems", default=",".join(SYSTEM_KINDS), help="comma separated: base,adapter"
+        "--systems", default=",".join(RUN_KINDS), help="comma separated: base,adapter"
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="regenerate outputs that already exist"

@@ -5,8 +5,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from evalhub.management.commands.generate import INPUT_ERROR
+from evalhub.selectors.outputs import OutputsError
 from evalhub.services.output_import import outputs_import
-from evalhub.services.outputs import OutputsError
 from trainer.models import Split
 
 

@@ -9,7 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 from evalhub.management.commands.generate import INPUT_ERROR
 from evalhub.metrics import METRICS
 from evalhub.metrics.bertscore import encoder_from
-from evalhub.services.outputs import outputs_score, outputs_summary, run_get
+from evalhub.selectors.outputs import outputs_summary, run_get
+from evalhub.services.scores import outputs_score
 from trainer.models import Split
 
 

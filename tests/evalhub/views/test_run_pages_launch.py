@@ -11,7 +11,7 @@ import pytest
 from django.test import override_settings
 from django_tasks_db.models import DBTaskResult
 
-from evalhub.services.outputs import NO_ADAPTER
+from evalhub.services.systems import NO_ADAPTER
 from evalhub.views.run_evaluation import ALREADY, QUEUED
 from evalhub.views.run_launch import NOT_ACTIVE
 from tests.factories import DatasetFactory, FineTuneRunFactory

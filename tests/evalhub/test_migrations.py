@@ -1,0 +1,80 @@
+"""Migrations move what users stored: a database made before systems were known by their
+fields keeps every system, output and comparison, with each one's identity in its fields."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE = [("evalhub", "0001_initial")]
+AFTER = [("evalhub", "0002_systems_known_by_fields")]
+
+
+def migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.fixture
+def old_schema():
+    """The evalhub tables as today's main made them; the latest schema again afterwards."""
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    yield migrate(BEFORE)
+    migrate(latest)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_systems_named_by_the_old_conventions_keep_their_rows_and_gain_their_identity(
+    old_schema,
+):
+    apps = old_schema
+    BaseModel = apps.get_model("trainer", "BaseModel")
+    Dataset = apps.get_model("trainer", "Dataset")
+    FineTuneRun = apps.get_model("trainer", "FineTuneRun")
+    System = apps.get_model("evalhub", "System")
+    Prompt = apps.get_model("evalhub", "Prompt")
+    Output = apps.get_model("evalhub", "Output")
+
+    model = BaseModel.objects.create(name="smollm2-135m", source="smollm2-135m")
+    dataset = Dataset.objects.create(name="kitchen", content_hash="h")
+    first, second = (
+        FineTuneRun.objects.create(name=n, dataset=dataset, base_model=model) for n in "ab"
+    )
+    base = System.objects.create(
+        name=f"base:smollm2-135m:run-{second.pk}", kind="base", run=second, base_model=model
+    )
+    adapter = System.objects.create(name=f"adapter:run-{second.pk}", kind="adapter", run=second)
+    # Two base systems of one run, possible before the constraint: neither may be lost.
+    stray = System.objects.create(name="base:old", kind="base", run=first, base_model=model)
+    kept = System.objects.create(
+        name=f"base:smollm2-135m:run-{first.pk}", kind="base", run=first, base_model=model
+    )
+    better = System.objects.create(name="gold:better", kind="reference")
+    worse = System.objects.create(name="gold:worse", kind="reference")
+    references = System.objects.create(name="references", kind="reference")
+    prompt = Prompt.objects.create(dataset=dataset, messages=[{"role": "user", "content": "q"}])
+    for system in (base, adapter, stray, kept, better, worse, references):
+        Output.objects.create(system=system, prompt=prompt, text=system.name)
+
+    apps = migrate(AFTER)
+    System = apps.get_model("evalhub", "System")
+    kinds = dict(System.objects.values_list("name", "kind"))
+    assert kinds == {
+        base.name: "base",
+        adapter.name: "adapter",
+        kept.name: "base",
+        stray.name: "imported",
+        "gold:better": "gold_better",
+        "gold:worse": "gold_worse",
+        "references": "reference",
+    }
+    assert System.objects.get(pk=stray.pk).run_id == first.pk
+    assert "second base system of run" in System.objects.get(pk=stray.pk).description
+    Output = apps.get_model("evalhub", "Output")
+    assert sorted(Output.objects.values_list("text", flat=True)) == sorted(kinds)
+
+    # And back: gold kinds become the reference systems they were.
+    apps = migrate(BEFORE)
+    System = apps.get_model("evalhub", "System")
+    assert System.objects.get(name="gold:better").kind == "reference"

@@ -10,7 +10,6 @@ iterators, never per-row model access, so a study of 100,000 judgments stays fas
 import dataclasses
 from collections import defaultdict
 from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from django.db.models import Q
@@ -24,6 +23,7 @@ from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
 from evalhub.metrics import METRICS
 from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study, SystemKind
+from trainer.engine.environment import library_versions
 from trainer.models import FineTuneRun, RunMetric
 
 SCHEMA = "evalhub.report/1"
@@ -79,7 +79,7 @@ def report_build(
         "metrics_available": [m["metric"] for m in result["metrics"]],
         "systems_order": order,
         "thresholds": dict(THRESHOLDS, bradley_terry_resamples=bt_resamples),
-        "software": _software(),
+        "software": library_versions(SOFTWARE),
         "analysis": result,
     }
     if include_judgments:
@@ -345,13 +345,3 @@ def _base_model_block(run: FineTuneRun | None, systems: list) -> dict[str, Any] 
     if model is None:
         return None
     return {"name": model.name, "source": model.source, "parameters": model.parameter_count}
-
-
-def _software() -> dict[str, str]:
-    versions = {}
-    for package in SOFTWARE:
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = "unknown"
-    return versions

@@ -13,9 +13,9 @@ from typing import Any
 LIBRARIES = ("torch", "transformers", "peft", "bitsandbytes", "accelerate")
 
 
-def library_versions() -> dict[str, str]:
+def library_versions(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
     found = {}
-    for name in LIBRARIES:
+    for name in names:
         try:
             found[name] = version(name)
         except PackageNotFoundError:

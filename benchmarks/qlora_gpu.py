@@ -175,7 +175,7 @@ def load_evalhub(model_dir: str, seq_len: int, batch: int):
     from trainer.engine.distributed import DistContext
     from trainer.engine.hooks import TrainHooks
     from trainer.engine.modeling import build_optimizer, load_qlora_model, prepare_for_training
-    from trainer.engine.steps import train_step
+    from trainer.engine.steps import StepContext, train_step
 
     config = TrainConfig(
         rank=LORA["r"],
@@ -195,7 +195,16 @@ def load_evalhub(model_dir: str, seq_len: int, batch: int):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, config, plan)
     scheduler = get_scheduler("constant", optimizer)
-    context, hooks = DistContext(), TrainHooks()
+    step_context = StepContext(
+        params=params,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        config=config,
+        context=DistContext(),
+        report=TrainHooks(),
+        device=device,
+        head=head,
+    )
 
     def step(input_ids):
         micro_batch = {
@@ -203,9 +212,7 @@ def load_evalhub(model_dir: str, seq_len: int, batch: int):
             "attention_mask": torch.ones_like(input_ids),
             "labels": input_ids,
         }
-        stats = train_step(
-            model, [micro_batch], params, optimizer, scheduler, config, context, hooks, device, head
-        )
+        stats = train_step(model, [micro_batch], step_context)
         return stats.loss
 
     return step, {"memory_plan": plan.summary()}

@@ -42,7 +42,7 @@ from trainer.engine.modeling import (  # noqa: E402
     load_tokenizer,
     prepare_for_training,
 )
-from trainer.engine.steps import train_step  # noqa: E402
+from trainer.engine.steps import StepContext, train_step  # noqa: E402
 
 DEMO = ROOT / "trainer" / "demo_data" / "demo.jsonl"
 
@@ -71,22 +71,21 @@ def measure(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
     scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=1, num_training_steps=100)
+    step_context = StepContext(
+        params=params,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        config=config,
+        context=DistContext(),
+        report=TrainHooks(),
+        device="cpu",
+        head=head,
+    )
     timings, tokens = [], []
     for number in range(warmup + steps):
         batch = batches[number % len(batches)]
         began = time.monotonic()
-        stats = train_step(
-            model,
-            [batch],
-            params,
-            optimizer,
-            scheduler,
-            config,
-            DistContext(),
-            TrainHooks(),
-            "cpu",
-            head,
-        )
+        stats = train_step(model, [batch], step_context)
         seconds = time.monotonic() - began
         if number >= warmup:
             timings.append(seconds)

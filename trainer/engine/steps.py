@@ -21,6 +21,20 @@ from trainer.engine.modeling import OutputHead, compute_dtype
 
 
 @dataclass(frozen=True)
+class StepContext:
+    """What every optimizer step of a run works with."""
+
+    params: list[Any]  # the trainable (adapter) weights
+    optimizer: Any
+    scheduler: Any
+    config: TrainConfig
+    context: DistContext
+    report: TrainHooks
+    device: str
+    head: OutputHead | None = None  # the output layer the loss applies itself, if any
+
+
+@dataclass(frozen=True)
 class StepStats:
     loss: float
     grad_norm: float
@@ -28,22 +42,12 @@ class StepStats:
     tokens_per_s: float
 
 
-def train_step(
-    model: Any,
-    micro_batches: list[dict[str, Any]],
-    params: list[Any],
-    optimizer: Any,
-    scheduler: Any,
-    config: TrainConfig,
-    context: DistContext,
-    report: TrainHooks,
-    device: str,
-    head: OutputHead | None = None,
-) -> StepStats:
+def train_step(model: Any, micro_batches: list[dict[str, Any]], ctx: StepContext) -> StepStats:
     """One optimizer step over ``grad_accum`` micro-batches; the loss is the mean over every
     assistant token of the step, on all processes, however the tokens fall into batches."""
     import torch
 
+    context, device, head = ctx.context, ctx.device, ctx.head
     started = time.monotonic()
     (global_items,) = context.sum([sum(label_count(b) for b in micro_batches)])
     # DDP averages gradients over processes, so each one divides by its share of the tokens.
@@ -58,13 +62,13 @@ def train_step(
             (loss / normaliser).backward()
         loss_sum += loss.item()
         tokens += int(batch["attention_mask"].sum())
-        report.on_heartbeat()
-    max_norm = config.max_grad_norm or math.inf
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    learning_rate = scheduler.get_last_lr()[0]
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
+        ctx.report.on_heartbeat()
+    max_norm = ctx.config.max_grad_norm or math.inf
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(ctx.params, max_norm))
+    learning_rate = ctx.scheduler.get_last_lr()[0]
+    ctx.optimizer.step()
+    ctx.scheduler.step()
+    ctx.optimizer.zero_grad(set_to_none=True)
     total_loss, total_tokens = context.sum([loss_sum, tokens])
     seconds = max(time.monotonic() - started, 1e-9)
     return StepStats(

@@ -198,7 +198,7 @@ def test_a_resumed_run_keeps_the_optimizer_it_started_with(
 
     from trainer.engine import memory_plan, modeling
     from trainer.engine.hooks import TrainHooks
-    from trainer.engine.loop import Trainer
+    from trainer.engine.setup import set_up
 
     checkpoint = interrupted_and_resumed["stopped"][2] / CHECKPOINT_DIR
     assert json.loads((checkpoint / "state.json").read_text())["optimizer"] == "adamw"
@@ -207,7 +207,7 @@ def test_a_resumed_run_keeps_the_optimizer_it_started_with(
         return dataclasses.replace(memory_plan.plan_memory(*args, **kwargs), optimizer="adamw_8bit")
 
     monkeypatch.setattr(modeling, "plan_memory", short_of_memory)
-    trainer = Trainer(
+    session = set_up(
         model_dir=tiny_model_dir,
         config=resume_config(),
         train_conversations=TRAIN,
@@ -217,9 +217,9 @@ def test_a_resumed_run_keeps_the_optimizer_it_started_with(
         resume_from=checkpoint,
         adapter_metadata={},
     )
-    assert trainer.memory_plan.optimizer == "adamw"
-    assert type(trainer.optimizer) is torch.optim.AdamW
-    assert trainer.state.step == 4
+    assert session.memory_plan.optimizer == "adamw"
+    assert type(session.optimizer) is torch.optim.AdamW
+    assert session.state.step == 4
 
 
 def test_training_with_the_optimizer_in_cpu_memory_learns_the_same(
@@ -341,7 +341,7 @@ def test_a_base_model_too_big_for_the_device_says_so(tiny_model_dir, tmp_path, m
     def too_big(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 30.00 GiB")
 
-    monkeypatch.setattr("trainer.engine.loop.load_qlora_model", too_big)
+    monkeypatch.setattr("trainer.engine.setup.load_qlora_model", too_big)
     with pytest.raises(TrainingOutOfMemory) as raised:
         train(
             model_dir=tiny_model_dir,

@@ -15,12 +15,12 @@ from rest_framework.response import Response
 from rest_framework.throttling import BaseThrottle
 
 from evalhub.api import selectors
-from evalhub.api.blinded import (
+from evalhub.api.permissions import AUTHENTICATION_CLASSES, JudgmentRateThrottle
+from evalhub.api.rater_serializers import (
     BlindAssignmentSerializer,
     JudgmentInputSerializer,
     OwnJudgmentSerializer,
 )
-from evalhub.api.permissions import AUTHENTICATION_CLASSES, JudgmentRateThrottle
 from evalhub.models import Judgment
 from evalhub.services.judgments import NOT_OPEN, NOT_YOURS, JudgmentError, judgment_submit
 

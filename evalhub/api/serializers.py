@@ -1,10 +1,10 @@
 """Manager-side serializers: everything unblinded (system names, runs, raters, gold answers).
-Never used for a rater's own view; that lives in ``blinded.py``."""
+Never used for a rater's own view; that lives in ``rater_serializers.py``."""
 
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from evalhub.api.blinded import OwnJudgmentSerializer
+from evalhub.api.rater_serializers import OwnJudgmentSerializer
 from evalhub.models import (
     Assignment,
     Choice,

@@ -300,7 +300,9 @@ def test_a_server_error_on_an_expert_page_says_nothing_with_debug_off(world, set
         raise RuntimeError(f"cannot render {secret}")
 
     monkeypatch.setattr("evalhub.views.rating.rating_item", explode)
-    monkeypatch.setattr("evalhub.api.blinded.BlindAssignmentSerializer.to_representation", explode)
+    monkeypatch.setattr(
+        "evalhub.api.rater_serializers.BlindAssignmentSerializer.to_representation", explode
+    )
     client = world["client"]
     for url in (
         reverse("rate_item", args=[world["mine"][0].token]),

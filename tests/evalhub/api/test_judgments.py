@@ -5,7 +5,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from evalhub.api import blinded
+from evalhub.api import rater_serializers
 from evalhub.api.permissions import JudgmentRateThrottle
 from evalhub.api.rater_views import ERROR_NO_JUDGMENT
 from evalhub.models import Judgment, StudyStatus
@@ -104,7 +104,7 @@ def test_another_raters_assignment_cannot_be_judged(world, login):
         (
             {"choice": "a", "criterion_scores": ["style", 3]},
             "criterion_scores",
-            blinded.ERROR_CRITERIA_SHAPE,
+            rater_serializers.ERROR_CRITERIA_SHAPE,
         ),
         ({"choice": "a", "comment": "x" * (judgments.MAX_COMMENT + 1)}, "comment", None),
         ({"choice": "a", "flag_reason": "x" * 201, "flagged": True}, "flag_reason", None),

@@ -34,6 +34,7 @@ from trainer.services.run_training import run_execute
 from trainer.services.runs import (
     RESUMABLE,
     RunError,
+    RunSpec,
     run_config,
     run_create,
     run_create_resume,
@@ -192,13 +193,13 @@ def demo_run_create(
             return run_create_resume(run=stopped, created_by=created_by)
         except RunError:
             pass  # its checkpoint is gone or unusable: train from the start
-    return run_create(
+    spec = RunSpec(
         dataset=dataset,
         config=config,
         base_model=DEFAULT_BASE_MODEL,
         name=f"demo-{config.max_steps}-steps",
-        created_by=created_by,
     )
+    return run_create(spec=spec, created_by=created_by)
 
 
 def demo_train(*, run: FineTuneRun, show_progress: bool = True) -> FineTuneRun:

@@ -14,7 +14,7 @@ from evalhub.roles import manager_required
 from trainer.models import Dataset, FineTuneRun, RunStatus
 from trainer.selectors.datasets import dataset_split_counts
 from trainer.services.run_queue import run_submit, run_submit_resume
-from trainer.services.runs import RunError, run_request_cancel
+from trainer.services.runs import RunError, RunSpec, run_request_cancel
 
 QUEUED = "Run {id} is queued; a worker on the gpu queue will train it."
 CANCEL_ASKED = "Run {id} stops at its next step and keeps its checkpoint."
@@ -34,14 +34,14 @@ def run_new(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                run = run_submit(
+                spec = RunSpec(
                     dataset=data["dataset"],
                     config=form.config,
                     base_model=data["base_model"],
                     name=data["name"],
-                    created_by=request.user,
                     force=data["force"],
                 )
+                run = run_submit(spec=spec, created_by=request.user)
             except RunError as error:
                 # The model spec was checked by the form: what is left is about the dataset.
                 form.add_error("dataset", str(error))

@@ -4,7 +4,7 @@ from tests.factories import DatasetFactory, ExampleFactory
 from trainer.engine.config import TrainConfig
 from trainer.engine.toy import COLOURS, colour_conversation
 from trainer.models import FineTuneRun, Split
-from trainer.services.runs import run_create
+from trainer.services.runs import RunSpec, run_create
 
 WRONG = {"sky": "red", "grass": "blue", "snow": "black", "blood": "green", "sun": "white"}
 
@@ -26,8 +26,13 @@ def small_config(**changes) -> TrainConfig:
     return TrainConfig(**{**settings, **changes})
 
 
-def queued_run(model_dir, **changes) -> FineTuneRun:
-    """A queued run of the colours dataset on the model in ``model_dir``."""
-    return run_create(
+def colour_spec(model_dir, **changes) -> RunSpec:
+    """A run of the colours dataset on the model in ``model_dir``, ``small_config(**changes)``."""
+    return RunSpec(
         dataset=colour_dataset(), config=small_config(**changes), base_model=str(model_dir)
     )
+
+
+def queued_run(model_dir, **changes) -> FineTuneRun:
+    """A queued run of the colours dataset on the model in ``model_dir``."""
+    return run_create(spec=colour_spec(model_dir, **changes))

@@ -15,7 +15,7 @@ from django_tasks.exceptions import InvalidTaskError
 from django_tasks_db.models import DBTaskResult
 
 from tests.factories import FineTuneRunFactory
-from tests.trainer.run_fixtures import colour_dataset, small_config
+from tests.trainer.run_fixtures import colour_dataset, colour_spec, small_config
 from trainer.engine.checkpoint import read_checkpoint_info
 from trainer.management.commands.finetune import QUEUED
 from trainer.models import FineTuneRun, RunStatus
@@ -29,7 +29,7 @@ from trainer.services.run_queue import (
     runs_check_orphans,
 )
 from trainer.services.run_training import NOT_QUEUED
-from trainer.services.runs import ORPHANED, RunError, run_request_cancel
+from trainer.services.runs import ORPHANED, RunError, RunSpec, run_request_cancel
 from trainer.tasks import finetune
 
 DATABASE_TASKS = {
@@ -58,7 +58,7 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.mark.django_db
 def test_the_finetune_task_trains_the_run_to_success(tiny_model):
-    run = run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    run = run_submit(spec=colour_spec(tiny_model))
     # The immediate backend ran the task inside run_submit.
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED
@@ -70,7 +70,7 @@ def test_the_finetune_task_trains_the_run_to_success(tiny_model):
 @pytest.mark.django_db
 def test_a_run_cancelled_while_queued_is_skipped_not_trained(tiny_model):
     with override_settings(TASKS=DATABASE_TASKS):
-        run = run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+        run = run_submit(spec=colour_spec(tiny_model))
     run_request_cancel(run=run)
     result = finetune.call(run_id=run.pk)
     run.refresh_from_db()
@@ -83,7 +83,7 @@ def test_a_worker_taking_a_task_marks_runs_of_dead_workers_interrupted(tiny_mode
     orphan = FineTuneRunFactory(
         status=RunStatus.RUNNING, worker=f"{socket.gethostname()}:{dead_pid()}"
     )
-    run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    run_submit(spec=colour_spec(tiny_model))
     orphan.refresh_from_db()
     assert orphan.status == RunStatus.INTERRUPTED
     assert orphan.error.startswith(ORPHANED.split("{")[0])
@@ -92,7 +92,7 @@ def test_a_worker_taking_a_task_marks_runs_of_dead_workers_interrupted(tiny_mode
 @pytest.mark.django_db
 @override_settings(TASKS=DATABASE_TASKS)
 def test_run_submit_stores_the_run_and_its_gpu_task_together(tiny_model):
-    run = run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    run = run_submit(spec=colour_spec(tiny_model))
     task = DBTaskResult.objects.get()
     assert run.status == RunStatus.QUEUED
     assert task.task_path == "trainer.tasks.finetune"
@@ -105,7 +105,7 @@ def test_run_submit_stores_the_run_and_its_gpu_task_together(tiny_model):
 def test_a_refused_run_queues_nothing(tiny_model):
     dataset = colour_dataset(lint_errors=2, lint_report=[{"severity": "error", "code": "x"}])
     with pytest.raises(RunError):
-        run_submit(dataset=dataset, config=small_config(), base_model=tiny_model)
+        run_submit(spec=RunSpec(dataset=dataset, config=small_config(), base_model=tiny_model))
     assert not FineTuneRun.objects.exists()
     assert not DBTaskResult.objects.exists()
 
@@ -123,7 +123,7 @@ def test_resuming_without_a_checkpoint_queues_nothing():
 @pytest.mark.django_db
 @override_settings(TASKS=DATABASE_TASKS)
 def test_an_orphaned_run_fails_its_running_task(tiny_model):
-    run = run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    run = run_submit(spec=colour_spec(tiny_model))
     worker = f"{socket.gethostname()}:{dead_pid()}"
     FineTuneRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, worker=worker)
     DBTaskResult.objects.update(status="RUNNING")
@@ -141,7 +141,7 @@ def test_an_orphaned_run_fails_its_running_task(tiny_model):
 @pytest.mark.django_db
 @override_settings(TASKS=DATABASE_TASKS)
 def test_an_orphaned_tasks_error_names_a_real_exception_class(tiny_model):
-    run = run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+    run = run_submit(spec=colour_spec(tiny_model))
     worker = f"{socket.gethostname()}:{dead_pid()}"
     FineTuneRun.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, worker=worker)
     DBTaskResult.objects.update(status="RUNNING")
@@ -196,11 +196,8 @@ def test_cancel_from_the_web_stops_the_run_at_a_step_and_keeps_its_checkpoint(
     tiny_model, manager_client, monkeypatch
 ):
     with override_settings(TASKS=DATABASE_TASKS):
-        run = run_submit(
-            dataset=colour_dataset(),
-            config=small_config(epochs=5, max_steps=24, eval_every=100, patience=0),
-            base_model=tiny_model,
-        )
+        spec = colour_spec(tiny_model, epochs=5, max_steps=24, eval_every=100, patience=0)
+        run = run_submit(spec=spec)
     on_step = RunProgress.on_step
 
     def press_cancel_at_step_two(self, progress):
@@ -229,15 +226,15 @@ NO_GPU_QUEUE = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUE
 @pytest.mark.django_db
 def test_a_run_that_cannot_be_queued_is_not_stored(tiny_model):
     with override_settings(TASKS=NO_GPU_QUEUE), pytest.raises(InvalidTaskError):
-        run_submit(dataset=colour_dataset(), config=small_config(), base_model=tiny_model)
+        run_submit(spec=colour_spec(tiny_model))
     assert not FineTuneRun.objects.exists()
 
 
 @pytest.mark.django_db
 def test_a_resumed_run_that_cannot_be_queued_is_marked_failed(tiny_model, monkeypatch):
-    config = small_config(epochs=5, max_steps=8, eval_every=2, patience=0)
+    spec = colour_spec(tiny_model, epochs=5, max_steps=8, eval_every=2, patience=0)
     with override_settings(TASKS=DATABASE_TASKS):
-        first = run_submit(dataset=colour_dataset(), config=config, base_model=tiny_model)
+        first = run_submit(spec=spec)
     on_step = RunProgress.on_step
 
     def stop_at_step_four(self, progress):

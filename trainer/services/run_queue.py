@@ -13,10 +13,8 @@ from django.db import transaction
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult
 
-from trainer.engine.config import TrainConfig
-from trainer.engine.model_store import DEFAULT_BASE_MODEL
-from trainer.models import Dataset, FineTuneRun, RunStatus
-from trainer.services.runs import run_create, run_create_resume, run_mark_orphans
+from trainer.models import FineTuneRun, RunStatus
+from trainer.services.runs import RunSpec, run_create, run_create_resume, run_mark_orphans
 from trainer.tasks import finetune
 
 
@@ -50,24 +48,9 @@ def run_enqueue(*, run: FineTuneRun) -> str:
 
 
 @transaction.atomic
-def run_submit(
-    *,
-    dataset: Dataset,
-    config: TrainConfig,
-    base_model: str = DEFAULT_BASE_MODEL,
-    name: str = "",
-    created_by: AbstractBaseUser | None = None,
-    force: bool = False,
-) -> FineTuneRun:
+def run_submit(*, spec: RunSpec, created_by: AbstractBaseUser | None = None) -> FineTuneRun:
     """A queued run (``run_create`` checks the input) and its training task."""
-    run = run_create(
-        dataset=dataset,
-        config=config,
-        base_model=base_model,
-        name=name,
-        created_by=created_by,
-        force=force,
-    )
+    run = run_create(spec=spec, created_by=created_by)
     run_enqueue(run=run)
     return run
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -67,6 +68,18 @@ class RunError(Exception):
     """The run cannot be created, resumed or started as asked; the message says why."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """What a new run is asked to train: what the run form or ``manage.py finetune`` chose.
+    An option added here reaches ``run_create`` through every caller on the way."""
+
+    dataset: Dataset
+    config: TrainConfig
+    base_model: str = DEFAULT_BASE_MODEL  # a packaged name, a local directory or a hub id
+    name: str = ""  # empty: dataset, rank and time
+    force: bool = False  # train despite lint errors
+
+
 def worker_id() -> str:
     """Who runs a run: ``host:pid``, which ``run_mark_orphans`` reads back."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -98,18 +111,11 @@ def base_model_for(spec: str) -> BaseModel:
 
 
 @transaction.atomic
-def run_create(
-    *,
-    dataset: Dataset,
-    config: TrainConfig,
-    base_model: str = DEFAULT_BASE_MODEL,
-    name: str = "",
-    created_by: AbstractBaseUser | None = None,
-    force: bool = False,
-) -> FineTuneRun:
-    """A queued run, after refusing a dataset with lint errors (unless ``force``), a dataset
-    with nothing to train on, and a base model that cannot be found."""
-    if dataset.lint_errors and not force:
+def run_create(*, spec: RunSpec, created_by: AbstractBaseUser | None = None) -> FineTuneRun:
+    """A queued run, after refusing a dataset with lint errors (unless ``spec.force``), a
+    dataset with nothing to train on, and a base model that cannot be found."""
+    dataset, config = spec.dataset, spec.config
+    if dataset.lint_errors and not spec.force:
         raise RunError(
             DATASET_HAS_ERRORS.format(
                 name=dataset.name,
@@ -120,10 +126,10 @@ def run_create(
         )
     if not dataset.examples.filter(split=Split.TRAIN).exists():
         raise RunError(NO_TRAINING_EXAMPLES.format(name=dataset.name))
-    base = base_model_for(base_model)
+    base = base_model_for(spec.base_model)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
     return FineTuneRun.objects.create(
-        name=name or f"{dataset.name}-r{config.rank}-{stamp}",
+        name=spec.name or f"{dataset.name}-r{config.rank}-{stamp}",
         dataset=dataset,
         base_model=base,
         hyperparameters=config.as_dict(),

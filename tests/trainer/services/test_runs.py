@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from tests.factories import BaseModelFactory, DatasetFactory, FineTuneRunFactory
-from tests.trainer.run_fixtures import colour_dataset, queued_run, small_config
+from tests.trainer.run_fixtures import colour_dataset, colour_spec, queued_run, small_config
 from trainer.engine.model_store import NO_WEIGHTS
 from trainer.engine.toy import build_tiny_model
 from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
@@ -24,6 +24,7 @@ from trainer.services.runs import (
     NO_TRAINING_EXAMPLES,
     NOT_RESUMABLE,
     RunError,
+    RunSpec,
     run_create,
     run_create_resume,
     run_mark_orphans,
@@ -40,15 +41,14 @@ def test_a_dataset_with_lint_errors_is_refused_with_its_summary_unless_forced(mo
     ]
     dataset = colour_dataset(lint_report=report, lint_errors=1, lint_warnings=1)
     with pytest.raises(RunError) as error:
-        run_create(dataset=dataset, config=small_config(), base_model=str(model_dir))
+        run_create(spec=RunSpec(dataset=dataset, config=small_config(), base_model=str(model_dir)))
     summary = "  empty-turn (lines 3, 9): empty turn"
     assert str(error.value) == DATASET_HAS_ERRORS.format(
         name=dataset.name, errors=1, warnings=1, summary=summary
     )
     assert not FineTuneRun.objects.exists()
-    forced = run_create(
-        dataset=dataset, config=small_config(), base_model=str(model_dir), force=True
-    )
+    spec = RunSpec(dataset=dataset, config=small_config(), base_model=str(model_dir), force=True)
+    forced = run_create(spec=spec)
     assert forced.status == RunStatus.QUEUED and forced.dataset_hash == dataset.content_hash
 
 
@@ -56,13 +56,13 @@ def test_unusable_base_models_and_empty_datasets_are_refused_before_a_run_exists
     empty_dir = tmp_path / "empty"
     empty_dir.mkdir()
     with pytest.raises(RunError) as error:
-        run_create(dataset=colour_dataset(), config=small_config(), base_model=str(empty_dir))
+        run_create(spec=colour_spec(empty_dir))
     assert str(error.value) == NO_WEIGHTS.format(path=empty_dir)
     with pytest.raises(RunError, match="neither a packaged model"):
-        run_create(dataset=colour_dataset(), config=small_config(), base_model="no-such-model")
+        run_create(spec=colour_spec("no-such-model"))
     dataset = DatasetFactory()
     with pytest.raises(RunError) as error:
-        run_create(dataset=dataset, config=small_config(), base_model="smollm2-135m")
+        run_create(spec=RunSpec(dataset=dataset, config=small_config(), base_model="smollm2-135m"))
     assert str(error.value) == NO_TRAINING_EXAMPLES.format(name=dataset.name)
     assert not FineTuneRun.objects.exists()
 

@@ -28,6 +28,7 @@ from trainer.services.run_queue import run_enqueue
 from trainer.services.run_training import run_execute
 from trainer.services.runs import (
     RunError,
+    RunSpec,
     run_config,
     run_create,
     run_create_resume,
@@ -165,13 +166,14 @@ class Command(BaseCommand):
                 known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none"
                 message = DATASET_NOT_FOUND.format(name=options["dataset"], known=known)
                 raise CommandError(message, returncode=BAD_INPUT)
-            return run_create(
+            spec = RunSpec(
                 dataset=dataset,
                 config=TrainConfig(**overrides),
                 base_model=options["base_model"] or DEFAULT_BASE_MODEL,
                 name=options["name"] or "",
                 force=options["force"],
             )
+            return run_create(spec=spec)
         except (RunError, ConfigError) as error:
             raise CommandError(str(error), returncode=BAD_INPUT) from error
 

@@ -40,13 +40,13 @@ def prefer_runtime_settings() -> bool:
     - ``OMP_WAIT_POLICY=PASSIVE``: idle OpenMP threads sleep instead of spinning. torch's CPU
       kernels run on OpenMP threads that, by default, spin while they wait for each other.
       When other processes use the cores (a shared machine, the web server and a worker beside
-      the trainer on a laptop) the spinning threads steal the time their partners need:
-      measured here, a SmolLM2 step took 46 s with 2 spinning threads against 8 s with 1
-      thread on a busy 2-core machine (benchmarks/results/train_cpu.json).
+      the trainer on a laptop) the spinning threads steal the time their partners need; on a
+      busy machine a step takes several times longer (benchmarks/results/train_cpu.md and
+      train_cpu.json).
     - ``PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True``: the CUDA caching allocator grows
       segments instead of carving fixed-size blocks, so what one layer's backward frees fits
-      the next one's requests. In the capped runs of benchmarks/results/qlora_gpu_2026-11-29.md
-      0.19 to 0.37 GiB sat reserved but unallocated when a process ran out of memory.
+      the next one's requests. Without it, memory sat reserved but unallocated when a process
+      ran out of memory (the capped runs of benchmarks/results/qlora_gpu_2026-11-29.md).
 
     Both are read when torch loads (the allocator's on first use), so this only acts before
     torch is imported; returns whether it could.

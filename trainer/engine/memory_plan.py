@@ -5,16 +5,17 @@ The fastest QLoRA step keeps every layer's activations for backward (no recomput
 on every pass; numerically the same). Both cost memory. ``plan_memory`` starts from the fastest
 plan and gives up speed only where the estimate says the memory is not there, in this order:
 
-1. drop the bf16 weight copies, layer by layer: a Llama-3.1-8B layer's copy weighs 0.44 GB and
-   saves about 2.5 ms a step (measured: 22 layers without copies cost 19 % at batch 1);
-2. recompute layers instead of keeping their activations: a layer's activations weigh 0.3 GB
-   per 2,048 tokens and recomputing it costs one more forward through it (about 2 ms at
-   batch 1 × 2,048, 15 ms at batch 8), a little more time per byte than the copies;
+1. drop the bf16 weight copies, layer by layer: each copy saves a dequantisation per pass;
+2. recompute layers instead of keeping their activations: recomputing a layer costs one more
+   forward through it, a little more time per byte saved than the copies;
 3. offload recomputed layers' inputs to CPU memory (PCIe traffic instead of GPU memory);
 4. keep the input embedding table in CPU memory (an untied table only);
 5. 8-bit AdamW states instead of fp32 ones (the only lever that changes the arithmetic);
 6. AdamW in CPU memory: fp32 master weights and states there, the adapter in bf16 on the
    device (``host_optimizer.HostAdamW``; the arithmetic is fp32 AdamW's again).
+
+The sizes and timings behind this order (what a layer's copy and its activations weigh, what
+each saves a step) are in benchmarks/results/qlora_gpu_2026-11-29.md.
 
 Pure arithmetic, no torch: the estimates are checked against measured peaks in
 benchmarks/qlora_gpu.py (estimate and measurement are both in its results).

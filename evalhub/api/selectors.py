@@ -1,13 +1,15 @@
-"""Querysets behind the API. The rater's are always scoped to the rater; the manager's are
-prefetched so that a page of results costs a fixed number of queries."""
+"""Querysets behind the API that the pages do not share. The rater's are always scoped to the
+rater; the manager's are prefetched so that a page of results costs a fixed number of queries.
+The lists pages show too (datasets, runs, studies) come from the apps' own selectors."""
 
 from collections import defaultdict
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 
-from evalhub.models import Assignment, Comparison, Judgment, Output, Study, StudyStatus, System
-from trainer.models import Dataset, FineTuneRun, Split
+from evalhub.models import Assignment, Comparison, Judgment, Output, StudyStatus, System
+from trainer.models import FineTuneRun
+from trainer.selectors.runs import run_list
 
 # The largest id a BigAutoField holds. A filter value above it names no row, and SQLite cannot
 # even bind it (OverflowError, a 500): the filter serializers refuse it as a 400.
@@ -32,23 +34,8 @@ def assignments_for_rater(*, rater: AbstractBaseUser) -> QuerySet[Assignment]:
     )
 
 
-def dataset_list() -> QuerySet[Dataset]:
-    by_split = {
-        f"{split}_count": Count("examples", filter=Q(examples__split=split)) for split in Split
-    }
-    # Explicit order: Meta.ordering does not apply to a GROUP BY query.
-    return (
-        Dataset.objects.select_related("created_by")
-        .annotate(example_count=Count("examples"), **by_split)
-        .order_by("-created_at", "-id")
-    )
-
-
-def run_list() -> QuerySet[FineTuneRun]:
-    return FineTuneRun.objects.select_related("dataset", "base_model", "created_by")
-
-
 def run_detail() -> QuerySet[FineTuneRun]:
+    """A run with its loss curve prefetched."""
     return run_list().prefetch_related("metrics")
 
 
@@ -71,19 +58,6 @@ def system_metric_means(*, system: System) -> dict[str, float]:
                 totals[name] += value
                 counts[name] += 1
     return {name: totals[name] / counts[name] for name in sorted(totals)}
-
-
-def study_list() -> QuerySet[Study]:
-    return (
-        Study.objects.select_related("run", "created_by")
-        .prefetch_related("systems")
-        .annotate(
-            comparison_count=Count("comparisons", distinct=True),
-            assignment_count=Count("comparisons__assignments", distinct=True),
-            judgment_count=Count("comparisons__assignments__judgment", distinct=True),
-        )
-        .order_by("-created_at", "-id")
-    )
 
 
 def comparison_list(*, study_id: int | None = None) -> QuerySet[Comparison]:

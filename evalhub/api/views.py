@@ -16,7 +16,10 @@ from evalhub.api import serializers as s
 from evalhub.api.errors import study_validation_error
 from evalhub.api.permissions import AUTHENTICATION_CLASSES, MANAGER_PERMISSIONS
 from evalhub.models import Study
+from evalhub.selectors.studies import study_list
 from evalhub.services.studies import StudyError, study_add_raters, study_create, study_set_status
+from trainer.selectors.datasets import dataset_list
+from trainer.selectors.runs import run_list
 
 STUDY_FILTER = OpenApiParameter(
     "study", OpenApiTypes.INT, description="Only objects of this study (id)"
@@ -43,7 +46,7 @@ class DatasetViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
     """Imported datasets with split sizes; the detail carries the full lint report."""
 
     def get_queryset(self) -> QuerySet:
-        return selectors.dataset_list()
+        return dataset_list()
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         return s.DatasetDetailSerializer if self.action == "retrieve" else s.DatasetSerializer
@@ -53,7 +56,7 @@ class RunViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
     """Fine-tuning runs; the detail carries hyperparameters, environment and the loss curves."""
 
     def get_queryset(self) -> QuerySet:
-        return selectors.run_detail() if self.action == "retrieve" else selectors.run_list()
+        return selectors.run_detail() if self.action == "retrieve" else run_list()
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         return s.RunDetailSerializer if self.action == "retrieve" else s.RunSerializer
@@ -101,7 +104,7 @@ class StudyViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
     draft → open ⇄ paused → closed, and add raters, all through the study services."""
 
     def get_queryset(self) -> QuerySet:
-        return selectors.study_list()
+        return study_list()
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
         # Each write has its own input; the browsable API builds its forms from these too.

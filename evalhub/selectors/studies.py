@@ -140,3 +140,18 @@ def study_candidate_raters(*, study: Study | None = None) -> QuerySet[AbstractBa
     return users.annotate(
         expert=Count("groups", filter=Q(groups__name=EXPERT_GROUP)),
     ).order_by("-expert", "username")
+
+
+def study_list() -> QuerySet[Study]:
+    """Every study, newest first, with its systems and ``comparison_count``,
+    ``assignment_count`` and ``judgment_count`` annotated."""
+    return (
+        Study.objects.select_related("run", "created_by")
+        .prefetch_related("systems")
+        .annotate(
+            comparison_count=Count("comparisons", distinct=True),
+            assignment_count=Count("comparisons__assignments", distinct=True),
+            judgment_count=Count("comparisons__assignments__judgment", distinct=True),
+        )
+        .order_by("-created_at", "-id")
+    )

@@ -6,6 +6,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from evalhub.roles import manager_required
 from trainer.datasets import AUTO, FORMATS, DatasetError, InvalidSplit, parse_ratios
 from trainer.models import Dataset
+from trainer.selectors import datasets as dataset_selectors
 from trainer.selectors.datasets import dataset_preview, dataset_split_counts
 from trainer.services.datasets import DatasetNameError, dataset_import_upload
 
@@ -29,8 +30,9 @@ class DatasetUploadForm(forms.Form):
 
 @manager_required
 def dataset_list(request: HttpRequest) -> HttpResponse:
-    datasets = Dataset.objects.all()
-    return render(request, "evalhub/dataset_list.html", {"datasets": datasets})
+    return render(
+        request, "evalhub/dataset_list.html", {"datasets": dataset_selectors.dataset_list()}
+    )
 
 
 @manager_required

@@ -8,6 +8,7 @@ from evalhub.charts import loss_curve_svg
 from evalhub.roles import manager_required
 from evalhub.selectors.run_tasks import run_tasks
 from trainer.models import FineTuneRun, MetricKind
+from trainer.selectors import runs as run_selectors
 from trainer.services.run_progress import PLAN_KEY
 from trainer.services.run_queue import runs_check_orphans
 from trainer.services.runs import RESUMABLE
@@ -23,8 +24,7 @@ OPTIMIZERS = {
 @manager_required
 def run_list(request: HttpRequest) -> HttpResponse:
     runs_check_orphans()
-    runs = FineTuneRun.objects.select_related("dataset", "base_model")
-    return render(request, "evalhub/run_list.html", {"runs": runs})
+    return render(request, "evalhub/run_list.html", {"runs": run_selectors.run_list()})
 
 
 @manager_required

@@ -1,7 +1,6 @@
 """Manager pages for studies: list, create, detail (status, raters, quality per rater)."""
 
 from django.contrib import messages
-from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -9,6 +8,7 @@ from django.views.decorators.http import require_POST
 from evalhub.forms.studies import AddRatersForm, StudyCreateForm
 from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
+from evalhub.selectors import studies as study_selectors
 from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.studies import (
     study_counts,
@@ -34,15 +34,7 @@ STATUS_ACTIONS = {
 
 @manager_required
 def study_list(request: HttpRequest) -> HttpResponse:
-    studies = Study.objects.prefetch_related("systems").annotate(
-        assigned=Count("comparisons__assignments", distinct=True),
-        judged=Count(
-            "comparisons__assignments",
-            filter=Q(comparisons__assignments__judgment__isnull=False),
-            distinct=True,
-        ),
-    )
-    return render(request, "evalhub/study_list.html", {"studies": studies})
+    return render(request, "evalhub/study_list.html", {"studies": study_selectors.study_list()})
 
 
 def _initial_for_run(request: HttpRequest) -> dict:

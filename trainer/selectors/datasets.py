@@ -1,9 +1,22 @@
 """Reads about datasets that need more than one line."""
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from trainer.datasets import SPLITS
-from trainer.models import Dataset, Example
+from trainer.models import Dataset, Example, Split
+
+
+def dataset_list() -> QuerySet[Dataset]:
+    """Every dataset, newest first, with ``example_count`` and ``<split>_count`` annotated."""
+    by_split = {
+        f"{split}_count": Count("examples", filter=Q(examples__split=split)) for split in Split
+    }
+    # Explicit order: Meta.ordering does not apply to a GROUP BY query.
+    return (
+        Dataset.objects.select_related("created_by")
+        .annotate(example_count=Count("examples"), **by_split)
+        .order_by("-created_at", "-id")
+    )
 
 
 def dataset_split_counts(*, dataset: Dataset) -> dict[str, int]:

@@ -42,16 +42,6 @@
     if (field) field.value = String(Math.round(performance.now() - shownAt));
   }, true);
 
-  // A refused submit (422: incomplete, 429: too fast) comes back as the same item with its
-  // message: show it rather than dropping it as an error.
-  document.addEventListener("htmx:beforeSwap", function (event) {
-    const status = event.detail.xhr.status;
-    if (status === 422 || status === 429) {
-      event.detail.shouldSwap = true;
-      event.detail.isError = false;
-    }
-  });
-
   // A new item starts a new clock; a refused submit keeps the running one.
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.xhr.status === 200) shownAt = performance.now();

@@ -17,7 +17,6 @@ from evalhub.models import RUN_KINDS
 from evalhub.selectors.outputs import run_get
 from evalhub.services.outputs import outputs_generate
 from evalhub.services.scores import outputs_score
-from trainer.engine.environment import prefer_runtime_settings
 from trainer.engine.generate import DecodingConfig
 from trainer.models import Split
 
@@ -38,7 +37,6 @@ def generate(
 ) -> dict[str, Any]:
     """Base and adapter answer the split's prompts (only the missing ones, unless
     ``overwrite``), with the same decoding settings."""
-    prefer_runtime_settings()  # before this worker's first torch import
     reports = outputs_generate(
         run=run_get(run_id=run_id),
         decoding=DecodingConfig(
@@ -54,7 +52,6 @@ def generate(
 @task(queue_name=GPU_QUEUE)
 def score(*, run_id: int, split: str = Split.TEST) -> dict[str, Any]:
     """ROUGE and BERTScore (the packaged encoder) of every output on the run's prompts."""
-    prefer_runtime_settings()
     report = outputs_score(run=run_get(run_id=run_id), split=split)
     return {"run": run_id, "scored": asdict(report)}
 

@@ -2,6 +2,12 @@ import pytest
 
 from tests.factories import ExpertFactory, ManagerFactory
 from tests.trainer.tiny_llm import build_lora_adapter, build_tiny_llm
+from trainer.engine.environment import prefer_runtime_settings
+
+# As manage.py does for every command: pytest does not start there. On a busy machine spinning
+# OpenMP threads make training steps several times slower. The first conftest, so torch is not
+# loaded yet (pytest-django's set-up imports no torch).
+prefer_runtime_settings()
 
 
 @pytest.fixture

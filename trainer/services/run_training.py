@@ -44,9 +44,6 @@ def run_execute(
     checkpoint) are recorded as "failed" and returned; anything unexpected is recorded with its
     traceback and raised again. Under several processes only the main one writes.
     """
-    from trainer.engine.environment import prefer_runtime_settings
-
-    prefer_runtime_settings()  # before the engine's first torch import in this process
     from trainer.engine.distributed import dist_context
     from trainer.engine.loop import train
 

@@ -88,10 +88,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from trainer.engine.environment import prefer_runtime_settings
-
-        # Before torch is first imported here; the server and the worker inherit it too.
-        prefer_runtime_settings()
         if options["steps"] < 1:
             raise CommandError(BAD_STEPS.format(steps=options["steps"]), returncode=BAD_OPTIONS)
         port = options["port"] if not options["no_serve"] else None

@@ -1,11 +1,6 @@
 import pytest
 
-from trainer.engine.environment import prefer_runtime_settings
 from trainer.engine.toy import build_tiny_model, build_tokenizer
-
-# As `manage.py finetune` does: on a busy machine spinning OpenMP threads make steps several
-# times slower. Acts only if nothing imported torch before this file was collected.
-prefer_runtime_settings()
 
 
 @pytest.fixture(scope="session")

@@ -108,9 +108,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from trainer.engine.environment import prefer_runtime_settings
-
-        prefer_runtime_settings()  # before anything imports torch
         from trainer.engine.distributed import dist_context
 
         if options["enqueue"]:

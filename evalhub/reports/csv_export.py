@@ -9,6 +9,7 @@ import csv
 import io
 from typing import Any
 
+from evalhub.analysis.records import A, B
 from evalhub.metrics import METRICS
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -47,8 +48,8 @@ def neutralise(value: Any) -> Any:
 
 def csv_columns(report: dict[str, Any]) -> list[str]:
     criteria = report["study"]["criteria"]
-    scores = [f"{c}_{side}" for c in criteria for side in ("a", "b")]
-    metrics = [f"{side}_{m}" for side in ("a", "b") for m in METRICS]
+    scores = [f"{c}_{side}" for c in criteria for side in (A, B)]
+    metrics = [f"{side}_{m}" for side in (A, B) for m in METRICS]
     return BASE_COLUMNS + scores + TAIL_COLUMNS + metrics
 
 
@@ -74,7 +75,7 @@ def render_csv(report: dict[str, Any]) -> str:
         ]
         for criterion in criteria:
             pair = j["scores"].get(criterion, {})
-            row += [pair.get("a"), pair.get("b")]
+            row += [pair.get(A), pair.get(B)]
         row += [
             j["time_on_task_ms"],
             j["flagged"],

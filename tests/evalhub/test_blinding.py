@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from evalhub.analysis.records import BOTH_BAD, TIE, A, B
 from evalhub.blinding import (
     Item,
     Placed,
@@ -21,7 +22,7 @@ from evalhub.blinding import (
     unblind_choice,
     unblind_scores,
 )
-from evalhub.models import Assignment, Comparison, Output
+from evalhub.models import Assignment, Choice, Comparison, GoldAnswer, Output
 
 
 def make_items(systems: int, prompts: int, gold: int = 0) -> list[Item]:
@@ -246,6 +247,13 @@ def test_unblind_scores_keeps_one_sided_scores_on_their_output_and_drops_junk():
     assert unblind_scores(shown, left_is_a=False) == {"style": (None, 4), "depth": (1.5, None)}
     assert unblind_scores(shown, left_is_a=True) == {"style": (4, None), "depth": (None, 1.5)}
     assert unblind_scores(None, left_is_a=True) == {}
+
+
+def test_a_raters_letters_are_the_verdicts_letters():
+    # unblind_choice returns a Choice value unchanged or swapped, so the stored spellings of the
+    # rater's choice, the gold answer and the verdict must stay one and the same.
+    assert (Choice.A, Choice.B, Choice.TIE, Choice.BOTH_BAD) == (A, B, TIE, BOTH_BAD)
+    assert (GoldAnswer.A, GoldAnswer.B, GoldAnswer.TIE) == (A, B, TIE)
 
 
 def unsaved_assignment(*, left: str) -> Assignment:

@@ -6,7 +6,6 @@ import re
 
 from rest_framework.exceptions import ValidationError
 
-from evalhub.services import gold
 from evalhub.services import studies as st
 
 _FIELD_OF_MESSAGE = {
@@ -27,8 +26,7 @@ _FIELD_OF_MESSAGE = {
     st.ERROR_STATUS_UNKNOWN: "status",
     st.ERROR_STATUS_TRANSITION: "status",
     st.ERROR_OPEN_WITHOUT_RATERS: "status",
-    gold.ERROR_GOLD_LINE: "gold",
-    gold.ERROR_GOLD_EMPTY: "gold",
+    st.ERROR_GOLD_NEEDS_REFERENCE: "gold",
 }
 
 

@@ -1,13 +1,12 @@
 """Manager endpoints: read-only catalogue (datasets, runs with their loss curves, systems),
 studies, comparisons and judgments, all unblinded. Every view here is staff only."""
 
-import json
-
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -17,6 +16,7 @@ from evalhub.api.errors import study_validation_error
 from evalhub.api.permissions import AUTHENTICATION_CLASSES, MANAGER_PERMISSIONS
 from evalhub.models import Study
 from evalhub.selectors.studies import study_list
+from evalhub.services.gold import GoldError, gold_parse
 from evalhub.services.studies import StudyError, study_add_raters, study_create, study_set_status
 from trainer.selectors.datasets import dataset_list
 from trainer.selectors.runs import run_list
@@ -125,11 +125,11 @@ class StudyViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
         values = dict(params.validated_data)
         gold = values.pop("gold")
         try:
-            study = study_create(
-                **values,
-                gold=[json.dumps(item) for item in gold] if gold else None,
-                created_by=request.user,
-            )
+            if gold:
+                gold = gold_parse(gold, require_reference=values["show_reference"])
+            study = study_create(**values, gold=gold or (), created_by=request.user)
+        except GoldError as exc:
+            raise ValidationError({"gold": [str(exc)]}) from exc
         except StudyError as exc:
             raise study_validation_error(exc) from exc
         return Response(

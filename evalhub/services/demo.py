@@ -21,6 +21,7 @@ from evalhub.models import Output, Study, StudyStatus
 from evalhub.roles import expert_group
 from evalhub.selectors.outputs import run_outputs, run_systems
 from evalhub.services.accounts import user_create
+from evalhub.services.gold import gold_load
 from evalhub.services.outputs import outputs_generate
 from evalhub.services.scores import outputs_score
 from evalhub.services.studies import study_create, study_set_status
@@ -258,7 +259,7 @@ def demo_study(
             overlap=1,
             criteria=STUDY_CRITERIA,
             guidelines=STUDY_GUIDELINES,
-            gold=GOLD_FILE,
+            gold=gold_load(GOLD_FILE),
             run=run,
             created_by=manager,
             seed=0,

@@ -1,11 +1,13 @@
 """Gold comparisons: pairs with a known better answer, read from JSONL and mixed in unseen.
 
 One line per item: ``{"prompt": text, "better": text, "worse": text[, "reference": text]}``.
+Each way in (a file, an upload, the API's list) parses its input into ``GoldItem`` values with
+the reader for it here; ``study_create`` takes those.
 """
 
 import json
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -38,7 +40,7 @@ GOLD_SYSTEM_LABELS = {
 
 
 class GoldError(ValueError):
-    """A gold file that cannot be used; the message names the file and the line."""
+    """Gold items that cannot be used; the message names the file (or list) and the line."""
 
 
 @dataclass(frozen=True)
@@ -60,47 +62,59 @@ def gold_read(
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
-
-        def fail(problem: str, number: int = number) -> GoldError:
-            return GoldError(ERROR_GOLD_LINE.format(source=source, line=number, problem=problem))
-
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise fail(GOLD_NOT_JSON.format(detail=exc.msg)) from exc
-        if not isinstance(record, dict):
-            raise fail(GOLD_NOT_OBJECT)
-        for field in ("prompt", "better", "worse"):
-            if not isinstance(record.get(field), str) or not record[field].strip():
-                raise fail(GOLD_FIELD.format(field=field))
-        reference = record.get("reference", "")
-        if not isinstance(reference, str):
-            raise fail(GOLD_FIELD.format(field="reference"))
-        if record["better"].strip() == record["worse"].strip():
-            raise fail(GOLD_SAME)
-        if require_reference and not reference.strip():
-            raise fail(GOLD_NEEDS_REFERENCE)
-        items.append(GoldItem(record["prompt"], record["better"], record["worse"], reference))
+            problem = GOLD_NOT_JSON.format(detail=exc.msg)
+            message = ERROR_GOLD_LINE.format(source=source, line=number, problem=problem)
+            raise GoldError(message) from exc
+        items.append(_gold_item(record, require_reference, source, number))
     if not items:
         raise GoldError(ERROR_GOLD_EMPTY.format(source=source))
     return items
 
 
-def gold_from(
-    gold: str | PathLike | Iterable[str] | None, *, require_reference: bool
-) -> list[GoldItem]:
-    """Gold items from a JSONL path or from lines; none for None."""
-    if gold is None:
-        return []
-    if not isinstance(gold, str | PathLike):
-        return gold_read(gold, require_reference=require_reference)
-    path = Path(gold)
+def gold_load(path: str | PathLike, *, require_reference: bool = False) -> list[GoldItem]:
+    """Gold items from a JSONL file; a file that cannot be read is a ``GoldError`` too."""
+    path = Path(path)
     try:
         with path.open(encoding="utf-8") as lines:
             return gold_read(lines, source=str(path), require_reference=require_reference)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
         raise GoldError(ERROR_GOLD_UNREADABLE.format(path=path, reason=reason)) from exc
+
+
+def gold_parse(
+    records: Sequence[object], *, source: str = "gold", require_reference: bool = False
+) -> list[GoldItem]:
+    """Gold items from records already decoded (the API's JSON list), numbered from 1."""
+    items = [
+        _gold_item(record, require_reference, source, number)
+        for number, record in enumerate(records, start=1)
+    ]
+    if not items:
+        raise GoldError(ERROR_GOLD_EMPTY.format(source=source))
+    return items
+
+
+def _gold_item(record: object, require_reference: bool, source: str, number: int) -> GoldItem:
+    def fail(problem: str) -> GoldError:
+        return GoldError(ERROR_GOLD_LINE.format(source=source, line=number, problem=problem))
+
+    if not isinstance(record, dict):
+        raise fail(GOLD_NOT_OBJECT)
+    for field in ("prompt", "better", "worse"):
+        if not isinstance(record.get(field), str) or not record[field].strip():
+            raise fail(GOLD_FIELD.format(field=field))
+    reference = record.get("reference", "")
+    if not isinstance(reference, str):
+        raise fail(GOLD_FIELD.format(field="reference"))
+    if record["better"].strip() == record["worse"].strip():
+        raise fail(GOLD_SAME)
+    if require_reference and not reference.strip():
+        raise fail(GOLD_NEEDS_REFERENCE)
+    return GoldItem(record["prompt"], record["better"], record["worse"], reference)
 
 
 def gold_system(kind: str) -> System:

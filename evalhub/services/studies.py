@@ -8,7 +8,6 @@ import itertools
 import random
 import secrets
 from collections.abc import Iterable, Sequence
-from os import PathLike
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -25,17 +24,14 @@ from evalhub.models import (
     StudyStatus,
     System,
 )
-from evalhub.services.gold import (
-    GoldError,
-    gold_comparisons_create,
-    gold_from,
-)
+from evalhub.services.gold import GOLD_NEEDS_REFERENCE, GoldItem, gold_comparisons_create
 from trainer.models import FineTuneRun
 
 ERROR_NAME_EMPTY = "A study needs a name."
 ERROR_NAME_TAKEN = "A study named {name!r} already exists."
 ERROR_NAME_REVEALS = "Raters see the study name; it must not name a system, run or model: {found}."
 ERROR_TOO_FEW_SYSTEMS = "A study compares at least two systems; got {count}."
+ERROR_GOLD_NEEDS_REFERENCE = "Gold item {item}: " + GOLD_NEEDS_REFERENCE
 ERROR_GOLD_SYSTEM_COMPARED = "System {name!r} holds gold answers and cannot be compared."
 ERROR_OVERLAP = "Overlap (raters per comparison) must be at least 1; got {overlap}."
 ERROR_OVERLAP_LOWERED = "Overlap can only be raised, from {current}; got {overlap}."
@@ -88,11 +84,10 @@ def _check_raters(raters: Iterable[AbstractBaseUser]) -> list[AbstractBaseUser]:
     return list(unique.values())
 
 
-def _gold_items(gold: str | PathLike | Iterable[str] | None, show_reference: bool) -> list:
-    try:
-        return gold_from(gold, require_reference=show_reference)
-    except GoldError as exc:
-        raise StudyError(str(exc)) from exc
+def _check_gold(items: Sequence[GoldItem], show_reference: bool) -> None:
+    for number, item in enumerate(items, start=1):
+        if show_reference and not item.reference.strip():
+            raise StudyError(ERROR_GOLD_NEEDS_REFERENCE.format(item=number))
 
 
 def _identity_names(systems: Sequence[System], run: FineTuneRun | None) -> set[str]:
@@ -187,7 +182,7 @@ def study_create(
     criteria: Sequence[str] = (),
     guidelines: str = "",
     show_reference: bool = False,
-    gold: str | PathLike | Iterable[str] | None = None,
+    gold: Sequence[GoldItem] = (),
     run: FineTuneRun | None = None,
     created_by: AbstractBaseUser | None = None,
     seed: int | None = None,
@@ -195,7 +190,7 @@ def study_create(
     """Create a study: every pair of ``systems`` on every chosen prompt becomes a comparison.
 
     ``prompts`` is how many prompts to sample (seeded) among those every system answered, or
-    None for all. ``gold`` is a JSONL path or lines; gold comparisons go to every rater, mixed
+    None for all. ``gold`` items (parsed by ``evalhub.services.gold``) go to every rater, mixed
     in unseen. Raters get their blinded assignments at once (or later: ``study_add_raters``).
     """
     name = name.strip()
@@ -218,7 +213,7 @@ def study_create(
         raise StudyError(ERROR_PROMPT_COUNT.format(count=prompts))
     criteria = _clean_criteria(criteria)
     raters = _check_raters(raters)
-    gold_items = _gold_items(gold, show_reference)
+    _check_gold(gold, show_reference)
 
     seed = secrets.randbelow(2**31) if seed is None else seed
     rng = random.Random(seed)
@@ -250,9 +245,9 @@ def study_create(
         for prompt_id in prompt_ids
         for x, y in itertools.combinations(systems, 2)
     )
-    if gold_items:
+    if gold:
         dataset_id = run.dataset_id if run else Prompt.objects.get(pk=prompt_ids[0]).dataset_id
-        gold_comparisons_create(study=study, items=gold_items, dataset_id=dataset_id, rng=rng)
+        gold_comparisons_create(study=study, items=list(gold), dataset_id=dataset_id, rng=rng)
     if raters:
         _assign(study, raters)
     return study

@@ -15,6 +15,7 @@ from evalhub.selectors.studies import (
     study_flagged,
     study_rater_stats,
 )
+from evalhub.services.gold import GoldError, GoldItem, gold_read
 from evalhub.services.studies import (
     TRANSITIONS,
     StudyError,
@@ -45,13 +46,15 @@ def _initial_for_run(request: HttpRequest) -> dict:
     return {"run": run, "systems": [s for s in run_systems(run=run).values() if s is not None]}
 
 
-def _uploaded_lines(upload) -> list[str] | None:
+def _uploaded_gold(upload, show_reference: bool) -> list[GoldItem]:
+    """The uploaded gold file parsed; none when no file was given."""
     if upload is None:
-        return None
+        return []
     try:
-        return upload.read().decode("utf-8").splitlines()
+        lines = upload.read().decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
-        raise StudyError(ERROR_GOLD_NOT_TEXT.format(name=upload.name)) from exc
+        raise GoldError(ERROR_GOLD_NOT_TEXT.format(name=upload.name)) from exc
+    return gold_read(lines, source=upload.name, require_reference=show_reference)
 
 
 @manager_required
@@ -64,6 +67,7 @@ def study_create_view(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
+            gold = _uploaded_gold(data["gold"], data["show_reference"])
             study = study_create(
                 name=data["name"],
                 systems=list(data["systems"]),
@@ -73,10 +77,12 @@ def study_create_view(request: HttpRequest) -> HttpResponse:
                 criteria=data["criteria"],
                 guidelines=data["guidelines"],
                 show_reference=data["show_reference"],
-                gold=_uploaded_lines(data["gold"]),
+                gold=gold,
                 run=data["run"],
                 created_by=request.user,
             )
+        except GoldError as exc:
+            form.add_error("gold", str(exc))
         except StudyError as exc:
             form.add_error(None, str(exc))
         else:
@@ -141,6 +147,8 @@ def study_raters(request: HttpRequest, pk: int) -> HttpResponse:
                 raters=list(form.cleaned_data["raters"]),
                 overlap=form.cleaned_data["overlap"],
             )
+        except GoldError as exc:
+            form.add_error("gold", str(exc))
         except StudyError as exc:
             form.add_error(None, str(exc))
         else:

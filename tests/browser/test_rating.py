@@ -1,12 +1,11 @@
 """An expert rates in a real browser: keyboard, htmx swaps, revisions, reloads, no JavaScript."""
 
-import json
-
 import pytest
 from django.core.cache import cache
 from django.urls import reverse
 
 from evalhub.models import Judgment
+from evalhub.services.gold import GoldItem
 from tests.evalhub.rating_fixtures import MODEL_NAME, open_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -26,7 +25,7 @@ def fresh_rate_limit():
 
 @pytest.fixture
 def study_for_browser():
-    gold = [json.dumps({"prompt": "What is 2 + 2?", "better": "4", "worse": "5", "reference": "4"})]
+    gold = [GoldItem(prompt="What is 2 + 2?", better="4", worse="5", reference="4")]
     study, (rater, _), outputs = open_study(
         prompts=4,
         criteria=["correctness", "tone"],

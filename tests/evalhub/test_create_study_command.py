@@ -6,6 +6,7 @@ from django.core.management import CommandError, call_command
 
 from evalhub.management.commands import create_study as cmd
 from evalhub.models import Assignment, Study
+from evalhub.services.gold import ERROR_GOLD_LINE, GOLD_SAME
 from evalhub.services.studies import ERROR_TOO_FEW_RATERS
 from tests.evalhub.rating_fixtures import run_with_outputs
 from tests.factories import ExpertFactory, OutputFactory, SystemFactory, UserFactory
@@ -120,3 +121,15 @@ def test_a_run_without_an_adapter_system_says_what_to_do():
     assert str(err.value) == cmd.ERROR_NO_DEFAULT_SYSTEM.format(
         run_id=outputs.run.pk, kind="adapter"
     )
+
+
+def test_a_bad_gold_file_names_its_line_and_creates_nothing(tmp_path):
+    outputs = run_with_outputs(prompts=2)
+    ExpertFactory()
+    ExpertFactory()
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"prompt": "q", "better": "same", "worse": "same"}\n')
+    with pytest.raises(CommandError) as error:
+        create("--run", str(outputs.run.pk), "--gold", str(gold))
+    assert str(error.value) == ERROR_GOLD_LINE.format(source=str(gold), line=1, problem=GOLD_SAME)
+    assert not Study.objects.exists()

@@ -13,6 +13,7 @@ from evalhub.selectors.rating import (
 )
 from evalhub.selectors.studies import gold_is_correct, study_rater_stats
 from evalhub.services import judgments as svc
+from evalhub.services.gold import gold_read
 from evalhub.services.judgments import JudgmentError, judgment_submit
 from evalhub.services.studies import study_set_status
 from tests.evalhub.rating_fixtures import open_study
@@ -158,10 +159,12 @@ def test_references_are_hidden_unless_the_study_shows_them():
 
 
 def test_gold_accuracy_and_median_time_per_rater():
-    gold = [
-        json.dumps({"prompt": f"g{i}", "better": f"good {i}", "worse": f"bad {i}"})
-        for i in range(3)
-    ]
+    gold = gold_read(
+        [
+            json.dumps({"prompt": f"g{i}", "better": f"good {i}", "worse": f"bad {i}"})
+            for i in range(3)
+        ]
+    )
     study, (rater, other), _ = open_study(prompts=1, gold=gold, raters=2)
     times = iter([1000, 3000, 2000, 8000])
     for a in rater.assignments.select_related("comparison", "left_output"):

@@ -1,8 +1,11 @@
+from html import escape
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from evalhub.models import Assignment, Study, StudyStatus
+from evalhub.services.gold import ERROR_GOLD_LINE, GOLD_FIELD, gold_read
 from evalhub.services.judgments import judgment_submit
 from evalhub.services.studies import ERROR_TOO_FEW_RATERS, study_create
 from tests.evalhub.rating_fixtures import open_study, run_with_outputs
@@ -65,7 +68,7 @@ def test_a_refused_study_shows_the_reason_and_writes_nothing(manager_client):
 
 
 def test_the_detail_page_shows_progress_gold_accuracy_and_median_time(manager_client):
-    gold = ['{"prompt": "g", "better": "good", "worse": "bad"}']
+    gold = gold_read(['{"prompt": "g", "better": "good", "worse": "bad"}'])
     study, (rater, _), _ = open_study(prompts=1, gold=gold)
     for assignment in rater.assignments.select_related("comparison", "left_output"):
         right_side = "a" if assignment.left_output.text == "good" else "b"
@@ -128,3 +131,23 @@ def test_the_list_links_each_study(manager_client):
     study, _, _ = open_study(prompts=1)
     html = manager_client.get(reverse("study_list")).content.decode()
     assert reverse("study_detail", args=[study.pk]) in html and "0 of 2" in html
+
+
+def test_a_bad_gold_upload_names_the_file_and_line_and_writes_nothing(manager_client):
+    outputs = run_with_outputs(prompts=2)
+    gold = SimpleUploadedFile("my-gold.jsonl", b'{"prompt": "q", "better": "x"}\n')
+    response = manager_client.post(
+        reverse("study_create"),
+        {
+            "name": "Gold study",
+            "systems": [s.pk for s in outputs.systems],
+            "overlap": 2,
+            "gold": gold,
+        },
+    )
+    assert response.status_code == 422
+    expected = ERROR_GOLD_LINE.format(
+        source="my-gold.jsonl", line=1, problem=GOLD_FIELD.format(field="worse")
+    )
+    assert escape(expected) in response.content.decode()
+    assert not Study.objects.exists()

@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from evalhub.forms.studies import StudyCreateForm
 from evalhub.models import Study, System, SystemKind
 from evalhub.selectors.outputs import OutputsError, run_systems
-from evalhub.services.gold import gold_system
+from evalhub.services.gold import GoldItem, gold_system
 from evalhub.services.studies import ERROR_GOLD_SYSTEM_COMPARED, StudyError, study_create
 from evalhub.services.systems import SYSTEM_NAME_TAKEN, system_get_or_create
 from tests.factories import (
@@ -129,7 +129,7 @@ def test_gold_items_land_in_the_gold_systems():
     study_create(
         name="With gold",
         systems=systems,
-        gold=['{"prompt": "q", "better": "right", "worse": "wrong"}'],
+        gold=[GoldItem(prompt="q", better="right", worse="wrong")],
     )
     better = System.objects.get(kind=SystemKind.GOLD_BETTER)
     worse = System.objects.get(kind=SystemKind.GOLD_WORSE)

@@ -10,6 +10,7 @@ from evalhub.models import Study, StudyStatus, System
 from evalhub.roles import EXPERT_GROUP
 from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.studies import study_counts, study_rater_stats
+from evalhub.services.gold import GoldError, gold_load
 from evalhub.services.studies import StudyError, study_create, study_set_status
 from trainer.models import FineTuneRun
 
@@ -71,6 +72,9 @@ class Command(BaseCommand):
                     ERROR_GUIDELINES.format(path=options["guidelines"], reason=reason)
                 ) from exc
         try:
+            gold = []
+            if options["gold"]:
+                gold = gold_load(options["gold"], require_reference=options["show_reference"])
             study = study_create(
                 name=options["name"] or self.default_name(),
                 systems=systems,
@@ -80,13 +84,13 @@ class Command(BaseCommand):
                 criteria=_split(options["criteria"]),
                 guidelines=guidelines,
                 show_reference=options["show_reference"],
-                gold=options["gold"],
+                gold=gold,
                 run=run,
                 seed=options["seed"],
             )
             if options["open"]:
                 study = study_set_status(study=study, status=StudyStatus.OPEN)
-        except StudyError as exc:
+        except (GoldError, StudyError) as exc:
             raise self.fail(str(exc)) from exc
         self.report(study)
 

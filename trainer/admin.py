@@ -50,5 +50,5 @@ class FineTuneRunAdmin(admin.ModelAdmin):
         "created_at",
     ]
     list_filter = ["status"]
-    readonly_fields = ["hyperparameters", "environment", "error", "dataset_hash"]
+    readonly_fields = ["hyperparameters", "plan", "environment", "error", "dataset_hash"]
     inlines = [RunMetricInline]

@@ -89,6 +89,11 @@ class FineTuneRun(models.Model):
     base_model = models.ForeignKey(BaseModel, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=12, choices=RunStatus.choices, default=RunStatus.QUEUED)
     hyperparameters = models.JSONField(default=dict, help_text="Resolved training config")
+    plan = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What the engine resolved at start: steps, evaluation interval, examples kept",
+    )
     dataset_hash = models.CharField(max_length=64, blank=True)
     step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)

@@ -93,6 +93,7 @@ class RunDetailSerializer(RunSerializer):
         fields = [
             *RunSerializer.Meta.fields,
             "hyperparameters",
+            "plan",
             "dataset_hash",
             "environment",
             "worker",

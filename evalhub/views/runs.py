@@ -9,7 +9,6 @@ from evalhub.roles import manager_required
 from evalhub.selectors.run_tasks import run_tasks
 from trainer.models import FineTuneRun, MetricKind
 from trainer.selectors import runs as run_selectors
-from trainer.services.run_progress import PLAN_KEY
 from trainer.services.run_queue import runs_check_orphans
 from trainer.services.runs import RESUMABLE
 
@@ -45,7 +44,6 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "validation loss": [(m.step, m.loss) for m in validation],
         }
     )
-    hyperparameters = {k: v for k, v in run.hyperparameters.items() if k != PLAN_KEY}
     environment = dict(run.environment)
     versions = environment.pop("versions", {})
     if "memory_plan" in environment:
@@ -56,8 +54,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "percent": round(100 * run.step / run.total_steps) if run.total_steps else 0,
         "eta": format_duration(run.eta_seconds),
         "wall": format_duration(run.wall_seconds),
-        "hyperparameters": sorted(hyperparameters.items()),
-        "plan": sorted(run.hyperparameters.get(PLAN_KEY, {}).items()),
+        "hyperparameters": sorted(run.hyperparameters.items()),
+        "plan": sorted(run.plan.items()),
         "environment": sorted(environment.items()),
         "versions": sorted(versions.items()),
         "last_train": train[-1] if train else None,

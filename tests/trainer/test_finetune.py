@@ -108,6 +108,7 @@ def test_json_prints_a_final_summary(model_dir, capsys, runs_dir):
     assert summary["adapter_path"] == str(runs_dir / f"run-{run.pk}" / "adapter")
     assert summary["adapter_size_bytes"] == run.adapter_size_bytes > 0
     assert summary["hyperparameters"]["rank"] == 4 and summary["dataset"] == dataset.name
+    assert summary["plan"]["total_steps"] == 4 and "plan" not in summary["hyperparameters"]
     assert summary["trainable_share"] == pytest.approx(run.trainable_params / run.total_params)
 
 

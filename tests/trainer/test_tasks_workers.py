@@ -147,7 +147,7 @@ def test_a_run_whose_worker_is_killed_is_interrupted_then_resumed_from_its_check
     resumed.refresh_from_db()
     assert resumed.status == RunStatus.SUCCEEDED, second_log.read_text()[-3000:]
     assert resumed.step == resumed.total_steps == 24
-    assert resumed.hyperparameters["plan"]["start_step"] == checkpoint_step
+    assert resumed.plan["start_step"] == checkpoint_step
     # A restart from step 0 would have tried to store step 1 again (a unique constraint).
     steps = resumed.metrics.filter(kind=MetricKind.TRAIN).values_list("step", flat=True)
     assert list(steps.order_by("step")) == list(range(1, 25))

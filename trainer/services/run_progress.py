@@ -20,7 +20,6 @@ from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
 HEARTBEAT_EVERY_S = 10.0
 # How often the loop asks the database whether someone pressed "cancel".
 CANCEL_POLL_S = 2.0
-PLAN_KEY = "plan"  # resolved values stored beside the config in ``hyperparameters``
 
 # What a stop signal makes of the run. SIGTERM always means "this process is being shut down":
 # the run is interrupted, to be resumed later. SIGINT depends on who receives it. In a command
@@ -114,7 +113,7 @@ class RunProgress(TrainHooks):
             trainable_params=info.trainable_params,
             total_params=info.total_params,
             environment=info.environment,
-            hyperparameters={**self.run.hyperparameters, PLAN_KEY: plan},
+            plan=plan,
         )
 
     def on_step(self, progress: Progress) -> None:

@@ -33,7 +33,6 @@ from trainer.engine.model_store import (
 )
 from trainer.engine.modeling import read_fingerprint
 from trainer.models import BaseModel, Dataset, FineTuneRun, RunMetric, RunStatus, Split
-from trainer.services.run_progress import PLAN_KEY
 
 DATASET_HAS_ERRORS = (
     "dataset {name!r} has {errors} lint error(s) and {warnings} warning(s); fix them, or pass "
@@ -255,4 +254,4 @@ def _worker_gone(worker: str) -> bool:
 
 
 def run_config(run: FineTuneRun) -> TrainConfig:
-    return TrainConfig.from_dict({k: v for k, v in run.hyperparameters.items() if k != PLAN_KEY})
+    return TrainConfig.from_dict(run.hyperparameters)

@@ -36,6 +36,13 @@ def test_run_detail_carries_the_loss_curves_in_step_order(manager, login):
     assert "metrics" not in listed[0]
 
 
+def test_run_detail_carries_the_resolved_plan_beside_the_hyperparameters(manager, login):
+    run = f.FineTuneRunFactory(plan={"total_steps": 24, "eval_every": 8})
+    data = login(manager).get(f"/api/runs/{run.id}/").json()
+    assert data["plan"] == {"total_steps": 24, "eval_every": 8}
+    assert data["hyperparameters"] == {"rank": 16, "alpha": 32, "learning_rate": 2e-4}
+
+
 def test_system_detail_averages_each_metric_over_scored_outputs(manager, login):
     system = f.SystemFactory(name="averaged")
     f.OutputFactory(system=system, metrics={"rouge1": 0.2, "bertscore_f1": 0.9})

@@ -13,7 +13,8 @@ def make_run(**fields):
         step=30,
         total_steps=120,
         eta_seconds=200,
-        hyperparameters={"rank": 16, "alpha": 32, "plan": {"eval_every": 10}},
+        hyperparameters={"rank": 16, "alpha": 32},
+        plan={"eval_every": 10},
         trainable_params=4_884_480,
         total_params=139_399_488,
         adapter_size_bytes=19_545_000,
@@ -38,7 +39,8 @@ def test_the_run_page_shows_progress_curves_settings_and_adapter(manager_client)
     assert "1.2345 at step 20" in html
     assert "4884480 of 139399488 (3.50 %)" in html
     assert "19545000 bytes" in html and "/data/runs/run-1/adapter" in html
-    assert "<th>rank</th><td>16</td>" in html and "eval_every" in html
+    assert "<th>rank</th><td>16</td>" in html
+    assert '<th>eval_every <span class="muted">(resolved)</span></th><td>10</td>' in html
     assert "<th>device</th><td>cpu</td>" in html and "<th>torch</th><td>2.13.0</td>" in html
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.factories import FineTuneRunFactory
-from tests.trainer.run_fixtures import queued_run
+from tests.trainer.run_fixtures import queued_run, small_config
 from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
 from trainer.services import run_progress
 from trainer.services.run_progress import RunProgress
@@ -58,7 +58,8 @@ def test_a_run_succeeds_writing_progress_and_curves_while_it_trains(
     assert Path(run.checkpoint_path) == runs_dir / f"run-{run.pk}" / "checkpoint"
     assert run.trainable_params == 8192 and 0 < run.trainable_share < 1
     assert run.environment["device"] == "cpu" and "torch" in run.environment["versions"]
-    assert run.hyperparameters["rank"] == 4 and run.hyperparameters["plan"]["total_steps"] == 6
+    assert run.hyperparameters == small_config(max_steps=6, eval_every=2).as_dict()
+    assert run.plan["total_steps"] == 6 and run.plan["start_step"] == 0
     assert run.peak_memory_bytes > 0 and run.wall_seconds > 0 and run.eta_seconds == 0
 
 

@@ -216,6 +216,7 @@ def run_summary(run: FineTuneRun) -> dict[str, Any]:
         "peak_memory_bytes": run.peak_memory_bytes,
         "wall_seconds": run.wall_seconds,
         "hyperparameters": run.hyperparameters,
+        "plan": run.plan,
         "environment": run.environment,
         "error": run.error,
     }

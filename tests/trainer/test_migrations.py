@@ -1,0 +1,60 @@
+"""Migrations move what users stored: a run's resolved plan leaves ``hyperparameters`` for a
+field of its own, and goes back there when the migration is reversed."""
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+
+BEFORE = [("trainer", "0001_initial")]
+AFTER = [("trainer", "0002_run_plan_field")]
+PLAN = {"total_steps": 24, "start_step": 6, "padding_share": 0.125}
+
+
+def migrate(targets):
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+@pytest.fixture
+def old_schema():
+    """The trainer tables as they were with the plan in ``hyperparameters``; the latest schema
+    again afterwards."""
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    yield migrate(BEFORE)
+    migrate(latest)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_plan_moves_out_of_the_hyperparameters_into_its_field_and_back(old_schema):
+    apps = old_schema
+    BaseModel = apps.get_model("trainer", "BaseModel")
+    Dataset = apps.get_model("trainer", "Dataset")
+    FineTuneRun = apps.get_model("trainer", "FineTuneRun")
+    model = BaseModel.objects.create(name="smollm2-135m", source="smollm2-135m")
+    dataset = Dataset.objects.create(name="kitchen", content_hash="h")
+    trained = FineTuneRun.objects.create(
+        name="trained",
+        dataset=dataset,
+        base_model=model,
+        hyperparameters={"rank": 16, "max_steps": 24, "plan": PLAN},
+    )
+    queued = FineTuneRun.objects.create(
+        name="queued", dataset=dataset, base_model=model, hyperparameters={"rank": 8}
+    )
+
+    FineTuneRun = migrate(AFTER).get_model("trainer", "FineTuneRun")
+    trained = FineTuneRun.objects.get(pk=trained.pk)
+    assert trained.plan == PLAN
+    assert trained.hyperparameters == {"rank": 16, "max_steps": 24}
+    queued = FineTuneRun.objects.get(pk=queued.pk)
+    assert (queued.plan, queued.hyperparameters) == ({}, {"rank": 8})
+
+    FineTuneRun = migrate(BEFORE).get_model("trainer", "FineTuneRun")
+    assert FineTuneRun.objects.get(pk=trained.pk).hyperparameters == {
+        "rank": 16,
+        "max_steps": 24,
+        "plan": PLAN,
+    }
+    assert FineTuneRun.objects.get(pk=queued.pk).hyperparameters == {"rank": 8}

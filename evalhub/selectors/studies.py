@@ -9,7 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet
 
 from evalhub.blinding import unblind_choice
-from evalhub.models import Assignment, Comparison, GoldAnswer, Judgment, Study
+from evalhub.models import Assignment, Comparison, Judgment, Study
 from evalhub.roles import EXPERT_GROUP
 
 
@@ -47,9 +47,7 @@ class RaterStats:
 
 def gold_is_correct(*, choice: str, left_is_a: bool, gold_answer: str) -> bool:
     """Whether a rater's choice on a gold comparison names the known better answer."""
-    return unblind_choice(choice, left_is_a=left_is_a) == (
-        "tie" if gold_answer == GoldAnswer.TIE else gold_answer
-    )
+    return unblind_choice(choice, left_is_a=left_is_a) == gold_answer
 
 
 def study_counts(*, study: Study) -> StudyCounts:

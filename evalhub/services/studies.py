@@ -133,13 +133,11 @@ def _assign(study: Study, raters: Sequence[AbstractBaseUser]) -> list[Assignment
         for c in comparisons
     ]
     existing = []
-    for a in Assignment.objects.filter(comparison__study=study):
-        comparison = by_id[a.comparison_id]
-        left = (
-            comparison.output_a
-            if a.left_output_id == comparison.output_a_id
-            else comparison.output_b
-        )
+    placed_before = Assignment.objects.filter(comparison__study=study).select_related(
+        "comparison__output_a", "comparison__output_b"
+    )
+    for a in placed_before:
+        left, _ = a.sides()
         existing.append(
             blinding.Placed(
                 item=a.comparison_id, rater=a.rater_id, left=left.system_id, position=a.position

@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from evalhub.models import Judgment
 from evalhub.services.gold import GoldItem
+from evalhub.services.judgments import ERROR_CHOICE
 from tests.evalhub.rating_fixtures import MODEL_NAME, open_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -175,3 +176,27 @@ def test_model_markup_stays_text_and_the_page_fits_desktop_and_phone(
         page.screenshot(path=str(shots[label]), full_page=True)
         Judgment.objects.all().delete()
     assert all(path.stat().st_size > 10_000 for path in shots.values())
+
+
+def test_a_refused_submit_swaps_in_its_message_without_a_reload(
+    live_server, new_page, study_for_browser
+):
+    # htmx 2 swaps only 2xx by default; the page's responseHandling lets 422 and 429 swap.
+    study, rater, _ = study_for_browser
+    page = new_page()
+    log_in(page, live_server, rater)
+    page.goto(live_server.url + reverse("rate_next", args=[study.pk]))
+    page.wait_for_selector("#rate-item")
+    token = current_token(page)
+    page.evaluate("window.sameDocument = true")
+    # A stale or scripted form can arrive without a choice; the browser's own check is off here.
+    page.evaluate(
+        "document.querySelectorAll('input[name=choice]').forEach(i => i.required = false)"
+    )
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.click("#rate-form button[type=submit]")
+    assert answer.value.status == 422
+    page.wait_for_selector(f"text={ERROR_CHOICE}")
+    assert page.evaluate("window.sameDocument === true")
+    assert current_token(page) == token
+    assert not Judgment.objects.exists()

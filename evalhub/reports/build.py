@@ -315,6 +315,7 @@ def _run_block(run: FineTuneRun) -> dict[str, Any]:
         "name": run.name,
         "status": run.status,
         "hyperparameters": run.hyperparameters,
+        "plan": run.plan,
         "dataset_hash": run.dataset_hash,
         "steps": run.step,
         "total_steps": run.total_steps,

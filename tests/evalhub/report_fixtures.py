@@ -32,7 +32,12 @@ ADAPTER_WIN_RATE = 17 / 24
 def build_study(name: str = "report-study") -> ev.Study:
     dataset = DatasetFactory(name="support-tickets", content_hash="ab" * 32)
     base_model = BaseModelFactory()
-    run = FineTuneRunFactory(dataset=dataset, base_model=base_model, name="qlora-r16")
+    run = FineTuneRunFactory(
+        dataset=dataset,
+        base_model=base_model,
+        name="qlora-r16",
+        plan={"total_steps": 30, "start_step": 0},
+    )
     for step, loss in ((10, 2.0), (20, 1.5), (30, 1.2)):
         RunMetric.objects.create(run=run, kind="train", step=step, loss=loss)
     RunMetric.objects.create(run=run, kind="validation", step=30, loss=1.4)

@@ -66,6 +66,7 @@ def test_report_carries_provenance(report):
     assert report["study"]["name"] == "report-study"
     assert report["run"]["name"] == "qlora-r16"
     assert report["run"]["hyperparameters"]["rank"] == 16
+    assert report["run"]["plan"] == {"total_steps": 30, "start_step": 0}
     assert report["run"]["loss_curves"]["train"] == [[10, 2.0], [20, 1.5], [30, 1.2]]
     assert report["dataset"] == {
         "id": report["dataset"]["id"],

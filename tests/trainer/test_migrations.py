@@ -4,6 +4,10 @@ field of its own, and goes back there when the migration is reversed."""
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.test import override_settings
+from django.utils import timezone
+
+from tests.trainer.worker_support import DATABASE_TASKS
 
 BEFORE = [("trainer", "0001_initial")]
 AFTER = [("trainer", "0002_run_plan_field")]
@@ -58,3 +62,37 @@ def test_the_plan_moves_out_of_the_hyperparameters_into_its_field_and_back(old_s
         "plan": PLAN,
     }
     assert FineTuneRun.objects.get(pk=queued.pk).hyperparameters == {"rank": 8}
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(TASKS=DATABASE_TASKS)
+def test_tasks_failed_under_the_old_orphan_path_become_readable():
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+    try:
+        apps = migrate(
+            [
+                ("trainer", "0002_run_plan_field"),
+                ("django_tasks_database", "0021_conditional_partial_index_ordering"),
+            ]
+        )
+        DBTaskResult = apps.get_model("django_tasks_database", "DBTaskResult")
+        row = DBTaskResult.objects.create(
+            status="FAILED",
+            task_path="trainer.tasks.finetune",
+            args_kwargs={"args": [], "kwargs": {"run_id": 1}},
+            priority=0,
+            queue_name="gpu",
+            backend_name="default",
+            run_after=timezone.now(),
+            finished_at=timezone.now(),
+            exception_class_path="trainer.services.runs.RunOrphaned",
+            traceback="worker gone",
+        )
+    finally:
+        migrate(latest)
+    from django_tasks_db.models import DBTaskResult as Current
+
+    from trainer.services.run_queue import RunOrphaned
+
+    (error,) = Current.objects.get(pk=row.pk).task_result.errors
+    assert error.exception_class is RunOrphaned

@@ -16,6 +16,7 @@ from django_tasks_db.models import DBTaskResult
 
 from tests.factories import FineTuneRunFactory
 from tests.trainer.run_fixtures import colour_dataset, colour_spec, small_config
+from tests.trainer.worker_support import DATABASE_TASKS
 from trainer.engine.checkpoint import read_checkpoint_info
 from trainer.management.commands.finetune import QUEUED
 from trainer.models import FineTuneRun, RunStatus
@@ -31,10 +32,6 @@ from trainer.services.run_queue import (
 from trainer.services.run_training import NOT_QUEUED
 from trainer.services.runs import ORPHANED, RunError, RunSpec, run_request_cancel
 from trainer.tasks import finetune
-
-DATABASE_TASKS = {
-    "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "gpu"]}
-}
 
 
 def dead_pid() -> int:

@@ -13,7 +13,7 @@ PURE_CORES = [
     "evalhub/analysis",
     "evalhub/blinding.py",
 ]
-NO_WEB_CODE = ["views", "urls", "forms", "charts", "templatetags"]
+NO_WEB_CODE = ["views", "urls", "forms", "charts", "templatetags", "admin"]
 
 
 def imported_modules(path: Path) -> set[str]:

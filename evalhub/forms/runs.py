@@ -7,7 +7,6 @@ from dataclasses import MISSING, fields
 from typing import Any
 
 from django import forms
-from django.urls import reverse
 
 from trainer.engine.config import FIELD_CHOICES, ConfigError, TrainConfig
 from trainer.engine.model_store import DEFAULT_BASE_MODEL, ModelNotFound, check_model_spec
@@ -90,15 +89,6 @@ class RunForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields.update(setting_fields())
-        # Choosing a dataset fetches its lint summary (the form works without it too).
-        self.fields["dataset"].widget.attrs.update(
-            {
-                "hx-get": reverse("run_new"),
-                "hx-trigger": "change",
-                "hx-target": "#dataset-lint",
-                "hx-swap": "outerHTML",
-            }
-        )
 
     @property
     def main_settings(self) -> list[forms.BoundField]:

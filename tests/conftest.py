@@ -1,4 +1,6 @@
 import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 
 from tests.factories import ExpertFactory, ManagerFactory
 from tests.trainer.tiny_llm import build_lora_adapter, build_tiny_llm
@@ -39,3 +41,18 @@ def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny-llm")
     model_dir = build_tiny_llm(root / "model")
     return model_dir, build_lora_adapter(model_dir, root / "adapter")
+
+
+@pytest.fixture
+def migrate_to(transactional_db):
+    """Move the test database to the given migrations and get their historical models; the
+    latest schema is restored afterwards, whatever the test did."""
+    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
+
+    def migrate(targets):
+        executor = MigrationExecutor(connection)
+        executor.migrate(targets)
+        return executor.loader.project_state(targets).apps
+
+    yield migrate
+    MigrationExecutor(connection).migrate(latest)

@@ -1,35 +1,15 @@
 """Migrations move what users stored: a database made before systems were known by their
 fields keeps every system, output and comparison, with each one's identity in its fields."""
 
-import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
-
 # trainer too: the historical models used here must match the tables they write to.
 BEFORE = [("evalhub", "0001_initial"), ("trainer", "0001_initial")]
 AFTER = [("evalhub", "0002_systems_known_by_fields")]
 
 
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-@pytest.fixture
-def old_schema():
-    """The evalhub tables as today's main made them; the latest schema again afterwards."""
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
-    yield migrate(BEFORE)
-    migrate(latest)
-
-
-@pytest.mark.django_db(transaction=True)
 def test_systems_named_by_the_old_conventions_keep_their_rows_and_gain_their_identity(
-    old_schema,
+    migrate_to,
 ):
-    apps = old_schema
+    apps = migrate_to(BEFORE)
     BaseModel = apps.get_model("trainer", "BaseModel")
     Dataset = apps.get_model("trainer", "Dataset")
     FineTuneRun = apps.get_model("trainer", "FineTuneRun")
@@ -58,7 +38,7 @@ def test_systems_named_by_the_old_conventions_keep_their_rows_and_gain_their_ide
     for system in (base, adapter, stray, kept, better, worse, references):
         Output.objects.create(system=system, prompt=prompt, text=system.name)
 
-    apps = migrate(AFTER)
+    apps = migrate_to(AFTER)
     System = apps.get_model("evalhub", "System")
     kinds = dict(System.objects.values_list("name", "kind"))
     assert kinds == {
@@ -76,6 +56,6 @@ def test_systems_named_by_the_old_conventions_keep_their_rows_and_gain_their_ide
     assert sorted(Output.objects.values_list("text", flat=True)) == sorted(kinds)
 
     # And back: gold kinds become the reference systems they were.
-    apps = migrate(BEFORE)
+    apps = migrate_to(BEFORE)
     System = apps.get_model("evalhub", "System")
     assert System.objects.get(name="gold:better").kind == "reference"

@@ -22,20 +22,8 @@ from trainer.models import FineTuneRun, RunStatus
 from trainer.services.run_progress import RunProgress
 from trainer.services.runs import DATASET_HAS_ERRORS
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("runs_dir")]
 SMALL = ["--rank", "4", "--lr", "0.02", "--batch-size", "2", "--max-steps", "4"]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
-
-
-@pytest.fixture(autouse=True)
-def runs_dir(settings, tmp_path):
-    settings.EVALHUB_RUNS_DIR = tmp_path / "runs"
-    settings.EVALHUB_MODEL_CACHE = tmp_path / "models"
-    return settings.EVALHUB_RUNS_DIR
 
 
 def finetune(*args):

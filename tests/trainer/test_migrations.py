@@ -1,38 +1,21 @@
 """Migrations move what users stored: a run's resolved plan leaves ``hyperparameters`` for a
-field of its own, and goes back there when the migration is reversed."""
+field of its own, and goes back there when the migration is reversed; task rows that named a
+missing exception class name the real one."""
 
-import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 from django.test import override_settings
 from django.utils import timezone
+from django_tasks_db.models import DBTaskResult as Current
 
 from tests.trainer.worker_support import DATABASE_TASKS
+from trainer.services.run_queue import RunOrphaned
 
 BEFORE = [("trainer", "0001_initial")]
 AFTER = [("trainer", "0002_run_plan_field")]
 PLAN = {"total_steps": 24, "start_step": 6, "padding_share": 0.125}
 
 
-def migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
-@pytest.fixture
-def old_schema():
-    """The trainer tables as they were with the plan in ``hyperparameters``; the latest schema
-    again afterwards."""
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
-    yield migrate(BEFORE)
-    migrate(latest)
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_plan_moves_out_of_the_hyperparameters_into_its_field_and_back(old_schema):
-    apps = old_schema
+def test_the_plan_moves_out_of_the_hyperparameters_into_its_field_and_back(migrate_to):
+    apps = migrate_to(BEFORE)
     BaseModel = apps.get_model("trainer", "BaseModel")
     Dataset = apps.get_model("trainer", "Dataset")
     FineTuneRun = apps.get_model("trainer", "FineTuneRun")
@@ -48,14 +31,14 @@ def test_the_plan_moves_out_of_the_hyperparameters_into_its_field_and_back(old_s
         name="queued", dataset=dataset, base_model=model, hyperparameters={"rank": 8}
     )
 
-    FineTuneRun = migrate(AFTER).get_model("trainer", "FineTuneRun")
+    FineTuneRun = migrate_to(AFTER).get_model("trainer", "FineTuneRun")
     trained = FineTuneRun.objects.get(pk=trained.pk)
     assert trained.plan == PLAN
     assert trained.hyperparameters == {"rank": 16, "max_steps": 24}
     queued = FineTuneRun.objects.get(pk=queued.pk)
     assert (queued.plan, queued.hyperparameters) == ({}, {"rank": 8})
 
-    FineTuneRun = migrate(BEFORE).get_model("trainer", "FineTuneRun")
+    FineTuneRun = migrate_to(BEFORE).get_model("trainer", "FineTuneRun")
     assert FineTuneRun.objects.get(pk=trained.pk).hyperparameters == {
         "rank": 16,
         "max_steps": 24,
@@ -64,35 +47,27 @@ def test_the_plan_moves_out_of_the_hyperparameters_into_its_field_and_back(old_s
     assert FineTuneRun.objects.get(pk=queued.pk).hyperparameters == {"rank": 8}
 
 
-@pytest.mark.django_db(transaction=True)
 @override_settings(TASKS=DATABASE_TASKS)
-def test_tasks_failed_under_the_old_orphan_path_become_readable():
-    latest = MigrationExecutor(connection).loader.graph.leaf_nodes()
-    try:
-        apps = migrate(
-            [
-                ("trainer", "0002_run_plan_field"),
-                ("django_tasks_database", "0021_conditional_partial_index_ordering"),
-            ]
-        )
-        DBTaskResult = apps.get_model("django_tasks_database", "DBTaskResult")
-        row = DBTaskResult.objects.create(
-            status="FAILED",
-            task_path="trainer.tasks.finetune",
-            args_kwargs={"args": [], "kwargs": {"run_id": 1}},
-            priority=0,
-            queue_name="gpu",
-            backend_name="default",
-            run_after=timezone.now(),
-            finished_at=timezone.now(),
-            exception_class_path="trainer.services.runs.RunOrphaned",
-            traceback="worker gone",
-        )
-    finally:
-        migrate(latest)
-    from django_tasks_db.models import DBTaskResult as Current
-
-    from trainer.services.run_queue import RunOrphaned
-
+def test_tasks_failed_under_the_old_orphan_path_become_readable(migrate_to):
+    apps = migrate_to(
+        [
+            ("trainer", "0002_run_plan_field"),
+            ("django_tasks_database", "0021_conditional_partial_index_ordering"),
+        ]
+    )
+    DBTaskResult = apps.get_model("django_tasks_database", "DBTaskResult")
+    row = DBTaskResult.objects.create(
+        status="FAILED",
+        task_path="trainer.tasks.finetune",
+        args_kwargs={"args": [], "kwargs": {"run_id": 1}},
+        priority=0,
+        queue_name="gpu",
+        backend_name="default",
+        run_after=timezone.now(),
+        finished_at=timezone.now(),
+        exception_class_path="trainer.services.runs.RunOrphaned",
+        traceback="worker gone",
+    )
+    migrate_to([("trainer", "0003_orphaned_task_error_path")])
     (error,) = Current.objects.get(pk=row.pk).task_result.errors
     assert error.exception_class is RunOrphaned

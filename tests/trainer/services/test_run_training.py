@@ -14,7 +14,7 @@ from trainer.services.run_progress import RunProgress
 from trainer.services.run_training import NOT_QUEUED, run_execute
 from trainer.services.runs import RunError, run_request_cancel
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("runs_dir")]
 
 
 def test_a_run_succeeds_writing_progress_and_curves_while_it_trains(

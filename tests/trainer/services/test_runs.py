@@ -31,7 +31,7 @@ from trainer.services.runs import (
     run_request_cancel,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("runs_dir")]
 
 
 def test_a_dataset_with_lint_errors_is_refused_with_its_summary_unless_forced(model_dir):

@@ -1,3 +1,6 @@
+"""Fixtures of the training tests: a tiny model on disk, and (``usefixtures("runs_dir")``) runs
+and models kept under the test's own temporary folder."""
+
 import pytest
 
 from trainer.engine.toy import build_tiny_model
@@ -8,7 +11,7 @@ def model_dir(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def runs_dir(settings, tmp_path):
     settings.EVALHUB_RUNS_DIR = tmp_path / "runs"
     settings.EVALHUB_MODEL_CACHE = tmp_path / "models"

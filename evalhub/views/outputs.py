@@ -17,6 +17,9 @@ BAD_SPLIT = "split must be one of: train, validation, test"
 @manager_required
 @vary_on_headers("HX-Request")
 def run_outputs(request: HttpRequest, run_id: int) -> HttpResponse:
+    """The run's outputs page: per-system metric means with intervals, adapter − base, and
+    every prompt with both answers side by side, sortable by a metric's gain or loss and paged.
+    An htmx request (sort, page) gets only the prompt table. 400 for an unknown split or sort."""
     run = get_object_or_404(FineTuneRun.objects.select_related("dataset", "base_model"), pk=run_id)
     split = request.GET.get("split", Split.TEST)
     if split not in Split.values:

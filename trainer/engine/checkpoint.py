@@ -105,6 +105,10 @@ def save_checkpoint(
     best_adapter: Path,
     optimizer_kind: str,
 ) -> None:
+    """Everything a resume needs, written whole or not at all (``replace_directory``): the
+    current adapter, a copy of the best one so far, optimizer and scheduler state, every
+    process's random state, the loop counters, the config, the base model's fingerprint (a
+    resume on another base is refused) and which optimizer arithmetic the run uses."""
     import torch
 
     def write(tmp: Path) -> None:

@@ -46,6 +46,11 @@ class Example(models.Model):
     split = models.CharField(max_length=10, choices=Split.choices)
     content_hash = models.CharField(max_length=64)
     token_count = models.PositiveIntegerField(null=True, blank=True)
+    # Empty when the example is no pair: an empty rejected answer is an empty-turn lint error,
+    # so a stored pair always has one.
+    rejected = models.TextField(
+        blank=True, default="", help_text="A preference pair's rejected answer to the same prompt"
+    )
 
     class Meta:
         ordering = ["dataset", "index"]

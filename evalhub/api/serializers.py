@@ -24,6 +24,7 @@ class DatasetSerializer(serializers.ModelSerializer):
     train_count = serializers.IntegerField(read_only=True)
     validation_count = serializers.IntegerField(read_only=True)
     test_count = serializers.IntegerField(read_only=True)
+    pair_count = serializers.IntegerField(read_only=True, help_text="preference pairs")
 
     class Meta:
         model = Dataset
@@ -42,6 +43,7 @@ class DatasetSerializer(serializers.ModelSerializer):
             "train_count",
             "validation_count",
             "test_count",
+            "pair_count",
             "created_by",
             "created_at",
         ]

@@ -1,31 +1,18 @@
-from django import forms
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
+from evalhub.forms.datasets import DatasetUploadForm
 from evalhub.roles import manager_required
-from trainer.datasets import AUTO, FORMATS, DatasetError, InvalidSplit, parse_ratios
+from trainer.datasets import DatasetError
 from trainer.models import Dataset
 from trainer.selectors import datasets as dataset_selectors
-from trainer.selectors.datasets import dataset_preview, dataset_split_counts
+from trainer.selectors.datasets import (
+    dataset_pair_count,
+    dataset_preview,
+    dataset_split_counts,
+)
 from trainer.services.datasets import DatasetNameError, dataset_import_upload
-
-
-class DatasetUploadForm(forms.Form):
-    file = forms.FileField(help_text="JSONL, JSON array, CSV/TSV or a transcript")
-    name = forms.SlugField(max_length=100, help_text="letters, digits, - and _")
-    format = forms.ChoiceField(choices=[(f, f) for f in (AUTO, *FORMATS)], initial=AUTO)
-    split = forms.CharField(initial="0.8,0.1,0.1", help_text="train,validation,test shares")
-    seed = forms.IntegerField(initial=0)
-    strict = forms.BooleanField(required=False, help_text="refuse on warnings too")
-    prompt_column = forms.CharField(initial="prompt", help_text="CSV only")
-    response_column = forms.CharField(initial="response", help_text="CSV only")
-
-    def clean_split(self) -> tuple[float, float, float]:
-        try:
-            return parse_ratios(self.cleaned_data["split"])
-        except InvalidSplit as error:
-            raise forms.ValidationError(str(error)) from None
 
 
 @manager_required
@@ -50,12 +37,10 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
                 result = dataset_import_upload(
                     upload=data["file"],
                     name=data["name"],
-                    format=data["format"],
+                    options=form.read_options(),
                     split=data["split"],
                     seed=data["seed"],
                     strict=data["strict"],
-                    prompt_column=data["prompt_column"],
-                    response_column=data["response_column"],
                     created_by=request.user,
                 )
             except DatasetNameError as error:
@@ -78,6 +63,7 @@ def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
     context = {
         "dataset": dataset,
         "counts": dataset_split_counts(dataset=dataset),
+        "pairs": dataset_pair_count(dataset=dataset),
         "preview": dataset_preview(dataset=dataset),
         "issues": dataset.lint_report,
     }

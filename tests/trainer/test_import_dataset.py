@@ -12,6 +12,7 @@ from tests.factories import DatasetFactory
 from tests.trainer.datasets.helpers import chat, distinct_records, write_jsonl
 from trainer.datasets import DatasetError, InvalidSplit, errors
 from trainer.datasets.lint import MSG_SYSTEM_PROMPT
+from trainer.management.commands.import_dataset import FILE_NOT_FOUND
 from trainer.models import Dataset, Example
 from trainer.selectors.datasets import dataset_split_counts
 from trainer.services.datasets import (
@@ -200,7 +201,7 @@ def test_command_exits_2_on_binary_files_missing_files_and_taken_names(tmp_path,
     assert run(str(binary), "--name", "x")[0] == 2
     assert run(str(tmp_path / "nowhere.jsonl"), "--name", "x")[:3:2] == (
         2,
-        f"{tmp_path / 'nowhere.jsonl'}: no such file",
+        FILE_NOT_FOUND.format(path=tmp_path / "nowhere.jsonl"),
     )
     DatasetFactory(name="taken")
     assert run(str(clean_file), "--name", "taken")[2] == NAME_TAKEN.format(name="taken")

@@ -15,13 +15,14 @@ from trainer.datasets.errors import (
 )
 from trainer.datasets.lint import CODES, SEVERITY, Issue
 from trainer.datasets.normalise import CHAR_ESTIMATE, content_hash, estimate_tokens
+from trainer.datasets.options import AUTO, ReadOptions
 from trainer.datasets.pipeline import (
     DEFAULT_MAX_TOKENS,
     PreparedDataset,
     PreparedExample,
     prepare_dataset,
 )
-from trainer.datasets.readers import AUTO, DatasetReader, ReadOptions
+from trainer.datasets.readers import DatasetReader
 from trainer.datasets.records import FORMATS
 from trainer.datasets.split import DEFAULT_RATIOS, SPLITS, parse_ratios
 

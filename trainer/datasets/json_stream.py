@@ -17,6 +17,7 @@ from trainer.datasets.errors import (
     JSONL_HINT,
     RECORD_TOO_LARGE,
     TOO_DEEP,
+    TRUNCATED_JSON,
     MalformedRecord,
 )
 from trainer.datasets.source import MAX_RECORD_BYTES, PIECE_BYTES, TextSource
@@ -25,10 +26,34 @@ _DECODER = json.JSONDecoder(strict=False)
 _WHITESPACE = " \t\r\n"
 
 
-def _detail(error: ValueError) -> str:
-    if isinstance(error, json.JSONDecodeError):
-        return f"{error.msg} at column {error.colno}"
-    return str(error)
+def _detail(error: ValueError, column: int) -> str:
+    if not isinstance(error, json.JSONDecodeError):
+        return str(error)
+    # "Unterminated string starting at" already ends with "at".
+    joint = " " if error.msg.endswith(" at") else " at "
+    return f"{error.msg}{joint}column {column}"
+
+
+def _broken(error: ValueError, text: str, start: int, column_of: int) -> str:
+    """The message for JSON that fails to parse in ``text`` from ``start``. The column is
+    counted on the record's own line (``column_of`` is the column of ``text[0]``, 0-based), and
+    a record that ends before it is complete is called cut off, at its last column."""
+    at = error.pos if isinstance(error, json.JSONDecodeError) else start
+    end = len(text.rstrip(_WHITESPACE))
+    if isinstance(error, json.JSONDecodeError) and (
+        at >= end or error.msg.startswith("Unterminated string")
+    ):
+        detail = _detail(error, _column(text, min(at, end), column_of))
+        return BROKEN_JSON.format(
+            detail=TRUNCATED_JSON.format(column=_column(text, end - 1, column_of), detail=detail)
+        )
+    return BROKEN_JSON.format(detail=_detail(error, _column(text, at, column_of)))
+
+
+def _column(text: str, index: int, column_of: int) -> int:
+    """1-based column of ``text[index]`` on its line."""
+    newline = text.rfind("\n", 0, index)
+    return index - newline if newline >= 0 else column_of + index + 1
 
 
 def loads_line(text: str, *, file: str, line: int) -> Any:
@@ -40,7 +65,7 @@ def loads_line(text: str, *, file: str, line: int) -> Any:
         raise MalformedRecord(TOO_DEEP, file=file, line=line) from None
     except ValueError as error:
         hint = JSONL_HINT if text.strip() == "{" else ""
-        detail = BROKEN_JSON.format(detail=_detail(error)) + hint
+        detail = _broken(error, text, 0, 0) + hint
         raise MalformedRecord(detail, file=file, line=line) from None
 
 
@@ -61,6 +86,7 @@ class _ArrayBuffer:
         self.eof = False
         self._counted_to = 0  # newlines before this index are counted in _line
         self._line = 1
+        self._column0 = 0  # 0-based column of text[0] on its line
 
     def line_at(self, index: int) -> int:
         return self._line + self.text.count("\n", self._counted_to, index)
@@ -81,6 +107,8 @@ class _ArrayBuffer:
         if not new:
             self.eof = True
             return False
+        newline = self.text.rfind("\n", 0, self.pos)
+        self._column0 = self.pos - newline - 1 if newline >= 0 else self._column0 + self.pos
         self.text = self.text[self.pos :] + "".join(new)
         self._counted_to -= self.pos
         self.pos = 0
@@ -113,7 +141,7 @@ class _ArrayBuffer:
                 unparsed = len(self.text) - self.pos
                 if not self._incomplete(error) or not self.fill(max(unparsed, PIECE_BYTES)):
                     at = error.pos if isinstance(error, json.JSONDecodeError) else self.pos
-                    detail = BROKEN_JSON.format(detail=_detail(error))
+                    detail = _broken(error, self.text, self.pos, self._column0)
                     line = self.line_at(max(at, self.pos))
                     raise MalformedRecord(detail, file=self.source.name, line=line) from None
                 continue

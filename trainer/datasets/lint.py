@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from trainer.datasets.normalise import normalise_text
 from trainer.datasets.readers import SourceExample
 from trainer.datasets.split import TRAIN
+from trainer.datasets.transcript import markers_in
 
 ERROR, WARNING, INFO = "error", "warning", "info"
 SEVERITIES = (ERROR, WARNING, INFO)
 
 MIXED_SPEAKER_LABELS = "mixed-speaker-labels"
+MARKER_IN_TURN = "speaker-marker-in-turn"
 INCONSISTENT_SYSTEM_PROMPT = "inconsistent-system-prompt"
 EMPTY_TURN = "empty-turn"
 MISSING_FINAL_ASSISTANT = "missing-final-assistant"
@@ -33,6 +35,7 @@ SPLIT_FROM_FILE = "split-from-file"
 
 SEVERITY = {
     MIXED_SPEAKER_LABELS: WARNING,
+    MARKER_IN_TURN: WARNING,
     INCONSISTENT_SYSTEM_PROMPT: WARNING,
     EMPTY_TURN: ERROR,
     MISSING_FINAL_ASSISTANT: ERROR,
@@ -50,6 +53,10 @@ SEVERITY = {
 CODES = tuple(SEVERITY)
 
 MSG_MIXED_LABELS = "the {role} speaker is labelled {labels} across the file; pick one label"
+MSG_MARKER_IN_TURN = (
+    "{n} turn(s) still hold a speaker marker after parsing ({markers}): a broken split, or "
+    "another format's markers mixed in"
+)
 MSG_SYSTEM_PROMPT = (
     "{with_system} examples have a system prompt and {without} do not; the model learns "
     "both templates"
@@ -133,6 +140,21 @@ def speaker_labels(examples: Sequence[SourceExample]) -> list[Issue]:
     return issues
 
 
+def markers_in_turns(examples: Sequence[SourceExample]) -> list[Issue]:
+    lines: list[int] = []
+    found: Counter = Counter()
+    for example in examples:
+        for msg, line in zip(example.messages, example.turn_lines, strict=True):
+            markers = markers_in(msg["content"])
+            if markers:
+                lines.append(line)
+                found.update(markers)
+    if not lines:
+        return []
+    shown = ", ".join(repr(marker) for marker, _ in found.most_common(3))
+    return [issue(MARKER_IN_TURN, MSG_MARKER_IN_TURN.format(n=len(lines), markers=shown), lines)]
+
+
 def system_prompts(examples: Sequence[SourceExample]) -> list[Issue]:
     with_system = [e.line for e in examples if any(m["role"] == "system" for m in e.messages)]
     without = [e.line for e in examples if not any(m["role"] == "system" for m in e.messages)]
@@ -180,6 +202,8 @@ def turn_rules(
             answers = msg["role"] == "assistant" and previous and previous["role"] == "user"
             if answers and repeats_prompt(previous["content"], content):
                 repeats.append(line)
+        if example.rejected is not None and not example.rejected.strip():
+            empty.append(example.line)
         if tokens > max_tokens:
             too_long.append((example.line, tokens))
     issues = []

@@ -16,10 +16,18 @@ from trainer.datasets.normalise import (
     conversation_key,
     dataset_hash,
     example_tokens,
+    message,
     prompt_key,
 )
-from trainer.datasets.readers import DatasetReader, ReadOptions
+from trainer.datasets.options import ReadOptions
+from trainer.datasets.readers import DatasetReader, SourceExample
 from trainer.datasets.split import DEFAULT_RATIOS, SPLITS, assign_splits, validate_ratios
+
+
+def rejected_turn(example: SourceExample) -> dict[str, str]:
+    """The rejected answer as a turn of its own role, so a pair's hash covers both answers."""
+    return message("rejected", example.rejected or "")
+
 
 # Longer examples are truncated by training; a 135M model is usually tuned at 1,024 tokens.
 DEFAULT_MAX_TOKENS = 1024
@@ -34,6 +42,7 @@ class PreparedExample:
     split: str
     content_hash: str
     token_count: int
+    rejected: str | None = None  # the rejected answer of a preference pair
 
 
 @dataclass
@@ -48,6 +57,10 @@ class PreparedDataset:
     split_source: str
     tokenizer: str
     counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def pairs(self) -> int:
+        return sum(1 for e in self.examples if e.rejected is not None)
 
     def count(self, severity: str) -> int:
         return sum(1 for i in self.issues if i.severity == severity)
@@ -110,6 +123,7 @@ def prepare_dataset(
     issues = [
         *lint.invalid_text([*reader.invalid_utf8_lines, *surrogate_lines]),
         *lint.speaker_labels(examples),
+        *lint.markers_in_turns(examples),
         *lint.system_prompts(examples),
         *turn_issues,
         *lint.duplicates(examples, groups_by_key(hashes), near),
@@ -124,11 +138,14 @@ def prepare_dataset(
         source=str(path),
         format=reader.format or "",
         examples=[
-            PreparedExample(e.index, e.line, e.messages, split, digest, count)
+            PreparedExample(e.index, e.line, e.messages, split, digest, count, e.rejected)
             for e, split, digest, count in zip(examples, splits, hashes, tokens, strict=True)
         ],
         issues=lint.sort_issues(issues),
-        content_hash=dataset_hash(hashes),
+        content_hash=dataset_hash(
+            digest if e.rejected is None else content_hash([*e.messages, rejected_turn(e)])
+            for e, digest in zip(examples, hashes, strict=True)
+        ),
         ratios=ratios,
         seed=seed,
         split_source=split_source,

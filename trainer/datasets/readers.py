@@ -1,7 +1,12 @@
 """Readers for every supported format, ``--format auto`` detection, and the example stream.
 
 ``DatasetReader(path, options)`` yields ``SourceExample`` objects one at a time: canonical chat
-messages plus where they came from (1-based lines) and how the speakers were labelled.
+messages plus where they came from (1-based lines, or rows of a Parquet file or saved dataset)
+and how the speakers were labelled.
+
+A file is a container (JSON Lines, a JSON array, CSV, a transcript, Parquet, a folder written by
+``save_to_disk``); JSON objects and table rows have a record layout (``records.LAYOUTS``).
+``--format`` names either; what it does not name is detected.
 """
 
 import csv
@@ -22,6 +27,7 @@ from trainer.datasets.errors import (
     TRANSCRIPT_NO_SPEAKER,
     UNKNOWN_FORMAT,
     UNKNOWN_FORMAT_NAME,
+    DatasetError,
     EmptyDataset,
     MalformedRecord,
     MissingField,
@@ -29,20 +35,27 @@ from trainer.datasets.errors import (
 )
 from trainer.datasets.json_stream import array_objects, jsonl_objects, loads_line
 from trainer.datasets.normalise import Messages, message
+from trainer.datasets.options import AUTO, PROMPT, RESPONSE, SPLIT_FIELD, SYSTEM, ReadOptions
 from trainer.datasets.records import (
+    ARROW,
     CSV,
     FORMATS,
-    ROLE_ALIASES,
+    LAYOUTS,
+    PARQUET,
     TEXT,
+    Layout,
     Record,
-    detect_json_format,
+    detect_layout,
     kind,
+    layout_for,
     parse_record,
     parse_split,
 )
 from trainer.datasets.source import MAX_RECORD_BYTES, TextSource
+from trainer.datasets.tables import Row, is_parquet, parquet_rows, saved_dataset_rows
+from trainer.datasets.transcript import ROLE_ALIASES
 
-AUTO = "auto"
+JSONL, ARRAY = "jsonl", "array"
 SPEAKER = re.compile(r"^([A-Za-z]+)[ \t]*:(.*)$")
 SEPARATOR_LINES = frozenset({"---", "==="})
 NOT_DETECTED = (
@@ -51,23 +64,18 @@ NOT_DETECTED = (
 )
 
 
-@dataclass(frozen=True)
-class ReadOptions:
-    format: str = AUTO
-    prompt_column: str = "prompt"
-    response_column: str = "response"
-    system_column: str = "system"
-    split_column: str = "split"
-
-
 @dataclass
 class SourceExample:
     index: int  # 0-based position among the examples
-    line: int  # 1-based line where the example starts
+    line: int  # 1-based line (or row) where the example starts
     messages: Messages
     labels: tuple[str, ...]  # speaker labels as written; empty when the format has none
     turn_lines: tuple[int, ...]  # 1-based line of each message
     file_split: str | None  # split assigned by the file itself, if any
+    rejected: str | None = None  # the rejected answer of a preference pair
+
+
+Numbered = tuple[int, tuple[int, ...], Record]
 
 
 def speaker_of(text: str) -> tuple[str, str] | None:
@@ -78,47 +86,82 @@ def speaker_of(text: str) -> tuple[str, str] | None:
     return None
 
 
+def _as_row(error: DatasetError) -> DatasetError:
+    """Records of tables are parsed like JSON lines; their errors name the row."""
+    if error.row is None:
+        error.row, error.line = error.line, None
+    return error
+
+
 class DatasetReader:
     def __init__(self, path: str | Path, options: ReadOptions | None = None):
         self.options = options or ReadOptions()
         if self.options.format != AUTO and self.options.format not in FORMATS:
             known = ", ".join((AUTO, *FORMATS))
             raise UnknownFormat(UNKNOWN_FORMAT_NAME.format(name=self.options.format, known=known))
-        self.source = TextSource(Path(path))
+        self.path = Path(path)
+        self.source = TextSource(self.path)
         self.format: str | None = None
-        self._array = False
+        self.container: str | None = None
+        self.layout: Layout | None = None
+        if self.options.format in LAYOUTS:
+            self.layout = layout_for(self.options.format, self.options)
 
     @property
     def invalid_utf8_lines(self) -> list[int]:
         return self.source.invalid_utf8_lines
 
     def detect(self) -> str:
-        """Decide the format (and JSON container) from the first non-blank line."""
+        """Decide the container and the layout: from the path for tables, else from the first
+        non-blank line; a table's or JSON file's layout from its first record."""
         if self.format:
             return self.format
+        wanted = self.options.format
+        if wanted == ARROW or self.path.is_dir():
+            self.container = ARROW
+        elif wanted == PARQUET or (wanted not in (CSV, TEXT) and is_parquet(self.path)):
+            self.container = PARQUET
+        else:
+            self.container = self._detect_text(wanted)
+        if self.container in (ARROW, PARQUET):
+            rows = self._rows()
+            first = next(rows, None)
+            rows.close()
+            if first is None:
+                raise EmptyDataset(EMPTY_FILE, file=self.source.name)
+            if self.layout is None:
+                self.layout = self._detect_record(first[1], first[0])
+            self.format = f"{self.container}/{self.layout.name}"
+        else:
+            self.format = self.layout.name if self.layout else self.container
+        return self.format
+
+    def _detect_text(self, wanted: str) -> str:
         self.source.check_is_text()
         first_line, first = self._first_line()
-        self._array = first.lstrip().startswith("[")
-        wanted = self.options.format
-        if wanted != AUTO:
-            self.format = wanted
-        elif self._array:
-            self.format = self._detect_array()
+        if wanted in (CSV, TEXT):
+            return wanted
+        container = ARRAY if first.lstrip().startswith("[") else JSONL
+        if self.layout is not None:
+            return container
+        if container == ARRAY:
+            self.layout = self._detect_array()
         elif first.lstrip().startswith("{"):
             record = loads_line(first, file=self.source.name, line=first_line)
-            self.format = self._detect_record(record, first_line)
+            self.layout = self._detect_record(record, first_line)
         elif speaker_of(first):
-            self.format = TEXT
+            return TEXT
         elif self._looks_like_csv(first):
-            self.format = CSV
+            return CSV
         else:
             detail = NOT_DETECTED.format(
-                prompt=self.options.prompt_column, response=self.options.response_column
+                prompt=self.options.prompt_field or PROMPT,
+                response=self.options.response_field or RESPONSE,
             )
             raise UnknownFormat(
                 UNKNOWN_FORMAT.format(detail=detail), file=self.source.name, line=first_line
             )
-        return self.format
+        return container
 
     def _first_line(self) -> tuple[int, str]:
         """The first non-blank line; only its first piece when it opens a JSON array, which may
@@ -137,30 +180,37 @@ class DatasetReader:
                 return piece.line, "".join(parts)
         raise EmptyDataset(EMPTY_FILE, file=self.source.name)
 
-    def _detect_array(self) -> str:
+    def _detect_array(self) -> Layout:
         for line, record in array_objects(self.source):
             return self._detect_record(record, line)
         raise EmptyDataset(EMPTY_FILE, file=self.source.name)
 
-    def _detect_record(self, record: Any, line: int) -> str:
-        if not isinstance(record, dict):
-            detail = JSON_NOT_OBJECT.format(kind=kind(record))
-            raise MalformedRecord(detail, file=self.source.name, line=line)
-        return detect_json_format(record, file=self.source.name, line=line)
+    def _detect_record(self, record: Any, line: int) -> Layout:
+        try:
+            if not isinstance(record, dict):
+                detail = JSON_NOT_OBJECT.format(kind=kind(record))
+                raise MalformedRecord(detail, file=self.source.name, line=line)
+            return detect_layout(record, self.options, file=self.source.name, line=line)
+        except DatasetError as error:
+            raise _as_row(error) if self.container in (ARROW, PARQUET) else error from None
 
     def _looks_like_csv(self, header: str) -> bool:
-        if self.source.path.suffix.lower() in (".csv", ".tsv"):
+        if self.path.suffix.lower() in (".csv", ".tsv"):
             return True
         cells = {c.strip().lower() for c in re.split(r"[,\t;]", header)}
-        wanted = {self.options.prompt_column.lower(), self.options.response_column.lower()}
-        return wanted <= cells
+        prompt = self.options.prompt_field or PROMPT
+        response = self.options.response_field or RESPONSE
+        return {prompt.lower(), response.lower()} <= cells
 
     def __iter__(self) -> Iterator[SourceExample]:
-        fmt = self.detect()
-        records = {CSV: self._csv, TEXT: self._transcripts}.get(fmt, self._json)
+        self.detect()
+        records = {CSV: self._csv, TEXT: self._transcripts, ARROW: self._table}
+        records |= {PARQUET: self._table}
         has_split: bool | None = None
         count = 0
-        for index, (line, turn_lines, record) in enumerate(records()):
+        for index, (line, turn_lines, record) in enumerate(
+            records.get(self.container, self._json)()
+        ):
             if has_split is None:
                 has_split = record.split is not None
             elif has_split != (record.split is not None):
@@ -173,22 +223,39 @@ class DatasetReader:
                 labels=record.labels,
                 turn_lines=turn_lines or (line,) * len(record.messages),
                 file_split=record.split,
+                rejected=record.rejected,
             )
         if not count:
             raise EmptyDataset(EMPTY_FILE, file=self.source.name)
 
-    def _json(self) -> Iterator[tuple[int, tuple[int, ...], Record]]:
-        objects = array_objects if self._array else jsonl_objects
+    def _json(self) -> Iterator[Numbered]:
+        objects = array_objects if self.container == ARRAY else jsonl_objects
         for line, value in objects(self.source):
-            yield line, (), parse_record(value, self.format, file=self.source.name, line=line)
+            yield line, (), parse_record(value, self.layout, file=self.source.name, line=line)
 
-    def _csv(self) -> Iterator[tuple[int, tuple[int, ...], Record]]:
+    def _rows(self) -> Iterator[Row]:
+        named = self.options.named_fields
+        if self.container == ARROW:
+            return saved_dataset_rows(self.path, named=named)
+        return parquet_rows(self.path, named=named)
+
+    def _table(self) -> Iterator[Numbered]:
+        for row, value, split in self._rows():
+            try:
+                record = parse_record(value, self.layout, file=self.source.name, line=row)
+            except DatasetError as error:
+                raise _as_row(error) from None
+            if split is not None:
+                record = Record(record.messages, record.labels, split, record.rejected)
+            yield row, (), record
+
+    def _csv(self) -> Iterator[Numbered]:
         name = self.source.name
         numbered = self.source.lines()
         first_line, first = next(((n, t) for n, t in numbered if t.strip()), (0, ""))
         if not first:
             raise EmptyDataset(EMPTY_FILE, file=name)
-        delimiter = "\t" if self.source.path.suffix.lower() == ".tsv" else _delimiter(first)
+        delimiter = "\t" if self.path.suffix.lower() == ".tsv" else _delimiter(first)
         reader = csv.reader(_chain(first, (text for _, text in numbered)), delimiter=delimiter)
         # reader.line_num counts from the header; blank lines before it were skipped above.
         offset = first_line - 1
@@ -209,10 +276,10 @@ class DatasetReader:
     def _columns(self, header: list[str], *, line: int) -> dict[str, int | None]:
         options = self.options
         wanted = {
-            "prompt": options.prompt_column,
-            "response": options.response_column,
-            "system": options.system_column,
-            "split": options.split_column,
+            "prompt": options.prompt_field or PROMPT,
+            "response": options.response_field or RESPONSE,
+            "system": options.system_field or SYSTEM,
+            "split": SPLIT_FIELD,
         }
         columns = {key: _index(header, name) for key, name in wanted.items()}
         for key in ("prompt", "response"):
@@ -236,7 +303,7 @@ class DatasetReader:
         split = parse_split(split_cell, file=self.source.name, line=line)
         return Record(messages, (), split)
 
-    def _transcripts(self) -> Iterator[tuple[int, tuple[int, ...], Record]]:
+    def _transcripts(self) -> Iterator[Numbered]:
         separated = any(text.strip() in SEPARATOR_LINES for _, text in self.source.lines())
         turns: list[tuple[str, int, list[str]]] = []
         for line, raw in self.source.lines():
@@ -259,7 +326,7 @@ class DatasetReader:
             yield _transcript(turns)
 
 
-def _transcript(turns: list[tuple[str, int, list[str]]]) -> tuple[int, tuple[int, ...], Record]:
+def _transcript(turns: list[tuple[str, int, list[str]]]) -> Numbered:
     messages = [
         message(ROLE_ALIASES[label.lower()], "\n".join(parts).strip()) for label, _, parts in turns
     ]

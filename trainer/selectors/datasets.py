@@ -7,14 +7,19 @@ from trainer.models import Dataset, Example, Split
 
 
 def dataset_list() -> QuerySet[Dataset]:
-    """Every dataset, newest first, with ``example_count`` and ``<split>_count`` annotated."""
+    """Every dataset, newest first, with ``example_count``, ``<split>_count`` and
+    ``pair_count`` (preference pairs) annotated."""
     by_split = {
         f"{split}_count": Count("examples", filter=Q(examples__split=split)) for split in Split
     }
     # Explicit order: Meta.ordering does not apply to a GROUP BY query.
     return (
         Dataset.objects.select_related("created_by")
-        .annotate(example_count=Count("examples"), **by_split)
+        .annotate(
+            example_count=Count("examples"),
+            pair_count=Count("examples", filter=~Q(examples__rejected="")),
+            **by_split,
+        )
         .order_by("-created_at", "-id")
     )
 
@@ -26,6 +31,11 @@ def dataset_split_counts(*, dataset: Dataset) -> dict[str, int]:
     )
     found = {row["split"]: row["n"] for row in rows}
     return {split: found.get(split, 0) for split in SPLITS}
+
+
+def dataset_pair_count(*, dataset: Dataset) -> int:
+    """Examples that are preference pairs: a chosen conversation with a rejected answer."""
+    return Example.objects.filter(dataset=dataset).exclude(rejected="").count()
 
 
 def dataset_examples(*, dataset: Dataset, split: str) -> QuerySet[Example]:

@@ -15,7 +15,6 @@ from django.db import IntegrityError, transaction
 from django.utils.text import get_valid_filename
 
 from trainer.datasets import (
-    AUTO,
     DEFAULT_MAX_TOKENS,
     DEFAULT_RATIOS,
     DatasetError,
@@ -24,6 +23,7 @@ from trainer.datasets import (
     ReadOptions,
     prepare_dataset,
 )
+from trainer.datasets.hub import HUB_PREFIX, hub_fetch
 from trainer.datasets.normalise import TokenCounter
 from trainer.models import Dataset, Example
 
@@ -87,20 +87,19 @@ def dataset_import(
     *,
     path: str | Path,
     name: str,
-    format: str = AUTO,
+    options: ReadOptions | None = None,
     split: Sequence[float] = DEFAULT_RATIOS,
     seed: int = 0,
     strict: bool = False,
     count_tokens: TokenCounter | None = None,
     tokenizer: str | None = None,
     max_tokens: int = DEFAULT_MAX_TOKENS,
-    prompt_column: str = "prompt",
-    response_column: str = "response",
     source_filename: str | None = None,
     created_by: AbstractBaseUser | None = None,
 ) -> DatasetImportResult:
-    """Read, lint and split the file, then store the dataset and its examples in one
-    transaction, or store nothing when lint refuses it (errors; warnings too when ``strict``).
+    """Read, lint and split the file (or saved dataset folder), then store the dataset and its
+    examples in one transaction, or store nothing when lint refuses it (errors; warnings too
+    when ``strict``).
 
     Raises ``DatasetNameError`` for a bad or taken name, ``DatasetError`` for unusable input
     and ``InvalidSplit`` for bad ratios; in every case nothing is stored.
@@ -110,9 +109,7 @@ def dataset_import(
         tokenizer = CUSTOM_TOKENIZER
     prepared = prepare_dataset(
         path,
-        options=ReadOptions(
-            format=format, prompt_column=prompt_column, response_column=response_column
-        ),
+        options=options,
         ratios=split,
         seed=seed,
         count_tokens=count_tokens,
@@ -164,6 +161,7 @@ def _store(
                 split=example.split,
                 content_hash=example.content_hash,
                 token_count=example.token_count,
+                rejected=example.rejected or "",
             )
             for example in prepared.examples
         ),
@@ -176,12 +174,10 @@ def dataset_import_upload(
     *,
     upload: UploadedFile,
     name: str,
-    format: str = AUTO,
+    options: ReadOptions | None = None,
     split: Sequence[float] = DEFAULT_RATIOS,
     seed: int = 0,
     strict: bool = False,
-    prompt_column: str = "prompt",
-    response_column: str = "response",
     created_by: AbstractBaseUser | None = None,
 ) -> DatasetImportResult:
     """Import an uploaded file. It is streamed to disk in chunks, and kept as
@@ -190,7 +186,7 @@ def dataset_import_upload(
     filename = _safe_filename(upload.name)
     incoming = Path(settings.MEDIA_ROOT) / "datasets" / ".incoming"
     incoming.mkdir(parents=True, exist_ok=True)
-    # The suffix matters: .csv and .tsv help format detection.
+    # The suffix matters: .csv and .tsv help format detection (Parquet is told by its bytes).
     handle, temporary = tempfile.mkstemp(dir=incoming, suffix=Path(filename).suffix)
     try:
         with os.fdopen(handle, "wb") as out:
@@ -199,12 +195,10 @@ def dataset_import_upload(
         result = dataset_import(
             path=temporary,
             name=name,
-            format=format,
+            options=options,
             split=split,
             seed=seed,
             strict=strict,
-            prompt_column=prompt_column,
-            response_column=response_column,
             source_filename=filename,
             created_by=created_by,
         )
@@ -227,3 +221,43 @@ def _safe_filename(name: str | None) -> str:
         return get_valid_filename(Path(name or "").name)[:200]
     except SuspiciousFileOperation:
         return "upload"
+
+
+def dataset_import_hub(
+    *,
+    repo: str,
+    hub_split: str,
+    name: str,
+    options: ReadOptions | None = None,
+    split: Sequence[float] = DEFAULT_RATIOS,
+    seed: int = 0,
+    strict: bool = False,
+    count_tokens: TokenCounter | None = None,
+    tokenizer: str | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    created_by: AbstractBaseUser | None = None,
+) -> DatasetImportResult:
+    """Import one split of a hub dataset: saved to a temporary folder, read from there like any
+    saved dataset, then removed. Raises ``HubUnavailable`` when it cannot be had."""
+    dataset_name_check(name)
+    incoming = Path(settings.MEDIA_ROOT) / "datasets" / ".incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=incoming) as folder:
+        saved = hub_fetch(repo, split=hub_split, into=Path(folder) / "saved")
+        try:
+            return dataset_import(
+                path=saved,
+                name=name,
+                options=options,
+                split=split,
+                seed=seed,
+                strict=strict,
+                count_tokens=count_tokens,
+                tokenizer=tokenizer,
+                max_tokens=max_tokens,
+                source_filename=f"{HUB_PREFIX}{repo} ({hub_split})",
+                created_by=created_by,
+            )
+        except DatasetError as error:
+            error.file = f"{HUB_PREFIX}{repo}"
+            raise

@@ -17,6 +17,7 @@ NOISY_JSONL = {
     "inconsistent-system-prompt": [(3, 20)],
     "exact-duplicate": [(5, 13)],
     "mixed-speaker-labels": [(7,), (15,)],  # "human" for user, "bot" for assistant
+    "speaker-marker-in-turn": [(36,)],  # "### Human:" left inside an answer: a broken split
     "near-duplicate": [(17, 18)],  # same question, lower case, "1" for "one", a reworded tip
     "response-repeats-prompt": [(21,)],
     "too-long": [(23,)],  # a whole pot-roast recipe, over 1,024 tokens

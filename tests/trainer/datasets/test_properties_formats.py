@@ -156,7 +156,7 @@ CSV_CELL = st.text(ANY_CHAR, max_size=15) | st.sampled_from(['"', '""', '"a"b', 
 def test_csv_and_tsv_with_odd_cells_quotes_and_columns(rows, sep, suffix, column, newline, bom):
     header = sep.join(["prompt", "response", "system", "split"])
     body = newline.join(sep.join(row) for row in rows)
-    options = ReadOptions(format="csv", prompt_column=column)
+    options = ReadOptions(format="csv", prompt_field=column)
     outcome(_encode(header + newline + body, bom), suffix, options)
 
 

@@ -11,7 +11,7 @@ from trainer.datasets.errors import (
     NotText,
     UnknownFormat,
 )
-from trainer.datasets.readers import DatasetReader, ReadOptions
+from trainer.datasets import DatasetReader, ReadOptions
 
 from .helpers import chat, write_jsonl
 
@@ -95,7 +95,7 @@ def test_csv_with_a_quoted_multiline_field_keeps_source_lines(tmp_path):
 def test_csv_header_names_are_configurable_and_a_system_column_is_used(tmp_path):
     path = tmp_path / "d.txt"
     path.write_text("Question;Answer;system\nq1;a1;Be kind.\n")
-    reader, [example] = read(path, prompt_column="question", response_column="answer")
+    reader, [example] = read(path, prompt_field="question", response_field="answer")
     assert reader.format == "csv"
     assert example.messages == conversation(
         ("system", "Be kind."), ("user", "q1"), ("assistant", "a1")
@@ -138,7 +138,7 @@ def test_an_explicit_format_overrides_detection(tmp_path):
 
 def test_an_unknown_format_name_is_refused(tmp_path):
     with pytest.raises(UnknownFormat):
-        DatasetReader(tmp_path / "x", ReadOptions(format="parquet"))
+        DatasetReader(tmp_path / "x", ReadOptions(format="yaml"))
 
 
 def test_bom_and_crlf_are_handled(tmp_path):
@@ -199,7 +199,8 @@ def test_missing_field_names_the_line_and_field(tmp_path):
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", NotText),
         (bytes(range(128, 256)) * 4, NotText),
         (b"hello world\n", UnknownFormat),
-        (b'{"text": "a"}\n', UnknownFormat),
+        (b'{"body": "a"}\n', UnknownFormat),
+        (b'{"text": "a"}\n', MalformedRecord),  # a transcript without speaker markers
     ],
 )
 def test_unusable_files_raise_named_errors(tmp_path, content, error):

@@ -1,4 +1,5 @@
-"""python manage.py import_dataset PATH --name NAME [...]: read, lint, split and store a dataset.
+"""python manage.py import_dataset PATH|hub:OWNER/NAME --name NAME [...]: read, lint, split and
+store a dataset.
 
 Exit status: 0 imported, 1 refused by lint (nothing stored), 2 unusable input or options.
 """
@@ -12,15 +13,27 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from trainer.datasets import (
     AUTO,
     DEFAULT_MAX_TOKENS,
+    DEFAULT_RATIOS,
     FORMATS,
     DatasetError,
     InvalidSplit,
+    ReadOptions,
     parse_ratios,
 )
+from trainer.datasets.hub import DEFAULT_HUB_SPLIT, hub_repo
 from trainer.datasets.normalise import TokenCounter
-from trainer.services.datasets import DatasetImportResult, DatasetNameError, dataset_import
+from trainer.services.datasets import (
+    DatasetImportResult,
+    DatasetNameError,
+    dataset_import,
+    dataset_import_hub,
+)
 
-FILE_NOT_FOUND = "{path}: no such file"
+FILE_NOT_FOUND = "{path}: no such file or folder"
+SPLIT_NAME_NEEDS_HUB = (
+    "--split {value!r} names a split, which only a hub dataset has; give a file shares such "
+    "as 0.8,0.1,0.1"
+)
 TOKENIZER_FAILED = "cannot load the tokenizer of {spec!r}: {detail}"
 MAX_LINES_SHOWN = 12
 EXIT_REFUSED, EXIT_UNUSABLE = 1, 2
@@ -58,12 +71,21 @@ class Command(BaseCommand):
     help = "Import a fine-tuning dataset: read, normalise, lint, split and store it."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("path", help="JSONL, JSON array, CSV/TSV or transcript file")
+        parser.add_argument(
+            "path",
+            help="JSONL, JSON array, CSV/TSV, transcript or Parquet file, a folder written by "
+            "datasets' save_to_disk, or hub:OWNER/NAME (needs the datasets library and a network)",
+        )
         parser.add_argument("--name", required=True, help="unique name (letters, digits, - _)")
         parser.add_argument(
             "--format", default=AUTO, help=f"{AUTO} (default), {', '.join(FORMATS)}"
         )
-        parser.add_argument("--split", default="0.8,0.1,0.1", help="train,validation,test shares")
+        parser.add_argument(
+            "--split",
+            default="0.8,0.1,0.1",
+            help="train,validation,test shares; for hub:OWNER/NAME, a split name such as train "
+            f"(default {DEFAULT_HUB_SPLIT}, then split by the default shares)",
+        )
         parser.add_argument("--seed", type=int, default=0, help="seed of the split")
         parser.add_argument("--strict", action="store_true", help="refuse on warnings too")
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -73,32 +95,58 @@ class Command(BaseCommand):
             "directory); default: a characters/4 estimate",
         )
         parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
-        parser.add_argument("--prompt-column", default="prompt", help="CSV prompt column")
-        parser.add_argument("--response-column", default="response", help="CSV response column")
+        parser.add_argument(
+            "--prompt-field",
+            "--prompt-column",
+            dest="prompt_field",
+            help="field (JSON, Parquet) or column (CSV) of the prompt; default: detected, "
+            "'prompt' in CSV",
+        )
+        parser.add_argument(
+            "--response-field",
+            "--response-column",
+            dest="response_field",
+            help="field or column of the answer; default: detected, 'response' in CSV",
+        )
+        parser.add_argument(
+            "--system-field", help="field or column of a system prompt; default 'system'"
+        )
+        parser.add_argument(
+            "--messages-field",
+            help="field holding the conversation as a list of role/content turns",
+        )
 
     def handle(self, *args, **options) -> None:
-        path = Path(options["path"])
-        if not path.is_file():
-            raise CommandError(FILE_NOT_FOUND.format(path=path), returncode=EXIT_UNUSABLE)
         try:
-            ratios = parse_ratios(options["split"])
-        except InvalidSplit as error:
+            repo = hub_repo(options["path"])
+            ratios, hub_split = self.parse_split(options["split"], hub=repo is not None)
+        except (DatasetError, InvalidSplit) as error:
             raise CommandError(str(error), returncode=EXIT_UNUSABLE) from None
+        path = Path(options["path"])
+        if repo is None and not path.exists():
+            raise CommandError(FILE_NOT_FOUND.format(path=path), returncode=EXIT_UNUSABLE)
         spec = options["tokenizer"]
-        try:
-            result = dataset_import(
-                path=path,
-                name=options["name"],
+        settings_ = {
+            "name": options["name"],
+            "options": ReadOptions(
                 format=options["format"],
-                split=ratios,
-                seed=options["seed"],
-                strict=options["strict"],
-                count_tokens=load_token_counter(spec) if spec else None,
-                tokenizer=spec,
-                max_tokens=options["max_tokens"],
-                prompt_column=options["prompt_column"],
-                response_column=options["response_column"],
-            )
+                prompt_field=options["prompt_field"],
+                response_field=options["response_field"],
+                system_field=options["system_field"],
+                messages_field=options["messages_field"],
+            ),
+            "split": ratios,
+            "seed": options["seed"],
+            "strict": options["strict"],
+            "count_tokens": load_token_counter(spec) if spec else None,
+            "tokenizer": spec,
+            "max_tokens": options["max_tokens"],
+        }
+        try:
+            if repo is None:
+                result = dataset_import(path=path, **settings_)
+            else:
+                result = dataset_import_hub(repo=repo, hub_split=hub_split, **settings_)
         except (DatasetError, DatasetNameError, InvalidSplit) as error:
             raise CommandError(str(error), returncode=EXIT_UNUSABLE) from None
         if options["json"]:
@@ -108,12 +156,26 @@ class Command(BaseCommand):
         if not result.imported:
             raise CommandError(result.refused, returncode=EXIT_REFUSED)
 
+    @staticmethod
+    def parse_split(value: str, *, hub: bool) -> tuple[tuple[float, float, float], str]:
+        """(the shares, the hub split): ``--split`` holds shares, or for a hub dataset either
+        shares (of its default split) or the name of the split to load."""
+        if hub and not any(ch.isdigit() for ch in value):
+            return DEFAULT_RATIOS, value.strip()
+        try:
+            return parse_ratios(value), DEFAULT_HUB_SPLIT
+        except InvalidSplit:
+            if value.strip().isidentifier():
+                raise InvalidSplit(SPLIT_NAME_NEEDS_HUB.format(value=value)) from None
+            raise
+
     def write_table(self, result: DatasetImportResult) -> None:
         prepared = result.prepared
         counts = " · ".join(f"{split} {n}" for split, n in result.counts.items())
         self.stdout.write(
             f"{result.name}: {len(prepared.examples)} examples, format {prepared.format}, "
             f"split {counts} ({prepared.split_source}), tokens by {prepared.tokenizer}"
+            + (f", {prepared.pairs} preference pairs" if prepared.pairs else "")
         )
         if result.issues:
             shown = [format_lines(list(issue.lines)) for issue in result.issues]

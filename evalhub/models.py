@@ -153,6 +153,18 @@ class Study(models.Model):
     show_reference = models.BooleanField(default=False)
     overlap = models.PositiveSmallIntegerField(default=2, help_text="Raters per comparison")
     seed = models.BigIntegerField(default=0)
+    stop_when_decided = models.BooleanField(
+        default=False, help_text="Pause the study once the sequential verdict is reached"
+    )
+    equivalence_margin = models.FloatField(
+        default=0.05,
+        help_text="Win rates within 50 % ± this count as equivalent; 0 for no equivalence verdict",
+    )
+    stopped_at = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Judgments when the study stopped itself, decided; empty otherwise",
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -170,10 +182,19 @@ class Study(models.Model):
                 condition=Q(status__in=StudyStatus.values), name="study_status_valid"
             ),
             models.CheckConstraint(condition=Q(overlap__gte=1), name="study_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(equivalence_margin__gte=0, equivalence_margin__lt=0.5),
+                name="study_margin_in_range",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def complete(self) -> bool:
+        """Stopped by itself because the verdict was reached (what raters are told)."""
+        return self.stopped_at is not None and self.status == StudyStatus.PAUSED
 
 
 class GoldAnswer(models.TextChoices):

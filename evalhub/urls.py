@@ -67,6 +67,7 @@ urlpatterns = [
     # 5 study
     path("studies/", studies.study_list, name="study_list"),
     path("studies/new/", studies.study_create_view, name="study_create"),
+    path("studies/plan/", studies.study_plan_view, name="study_plan"),
     path("studies/<int:pk>/", studies.study_detail, name="study_detail"),
     path("studies/<int:pk>/status/", studies.study_status, name="study_status"),
     path("studies/<int:pk>/raters/", studies.study_raters, name="study_raters"),

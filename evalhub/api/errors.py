@@ -27,6 +27,7 @@ _FIELD_OF_MESSAGE = {
     st.ERROR_STATUS_TRANSITION: "status",
     st.ERROR_OPEN_WITHOUT_RATERS: "status",
     st.ERROR_GOLD_NEEDS_REFERENCE: "gold",
+    st.ERROR_MARGIN: "equivalence_margin",
 }
 
 

@@ -2,8 +2,10 @@
 Never used for a rater's own view; that lives in ``rater_serializers.py``."""
 
 from django.contrib.auth import get_user_model
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from evalhub.analysis.sequential import VERDICTS
 from evalhub.api.rater_serializers import OwnJudgmentSerializer
 from evalhub.models import (
     Assignment,
@@ -15,6 +17,7 @@ from evalhub.models import (
     StudyStatus,
     System,
 )
+from evalhub.selectors.studies import sequential_block
 from trainer.models import Dataset, FineTuneRun, RunMetric
 
 
@@ -163,6 +166,9 @@ class StudySerializer(serializers.ModelSerializer):
             "show_reference",
             "overlap",
             "seed",
+            "stop_when_decided",
+            "equivalence_margin",
+            "stopped_at",
             "comparison_count",
             "assignment_count",
             "judgment_count",
@@ -282,6 +288,14 @@ class StudyCreateSerializer(serializers.Serializer):
     guidelines = serializers.CharField(required=False, allow_blank=True, default="")
     show_reference = serializers.BooleanField(required=False, default=False)
     seed = serializers.IntegerField(required=False, allow_null=True, default=None)
+    stop_when_decided = serializers.BooleanField(
+        required=False, default=False, help_text="Pause the study once its verdict is reached"
+    )
+    equivalence_margin = serializers.FloatField(
+        required=False,
+        default=0.05,
+        help_text="Win rates within 0.5 ± this are 'equivalent'; 0 for no such verdict",
+    )
     gold = serializers.ListField(
         child=serializers.DictField(),
         required=False,
@@ -289,6 +303,45 @@ class StudyCreateSerializer(serializers.Serializer):
         default=None,
         help_text='Gold items: {"prompt", "better", "worse"[, "reference"]}',
     )
+
+
+class IntervalSerializer(serializers.Serializer):
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+    method = serializers.CharField()
+
+
+class SequentialSerializer(serializers.Serializer):
+    """The always-valid interval and verdict for the monitored pair (adapter vs base)."""
+
+    adapter = serializers.CharField()
+    base = serializers.CharField()
+    verdict = serializers.ChoiceField(choices=VERDICTS)
+    judgments = serializers.IntegerField()
+    wins = serializers.IntegerField()
+    losses = serializers.IntegerField()
+    ties = serializers.IntegerField()
+    estimate = serializers.FloatField(allow_null=True)
+    interval = IntervalSerializer()
+    alpha = serializers.FloatField()
+    margin = serializers.FloatField()
+    decided_at = serializers.IntegerField(allow_null=True)
+    judgments_needed = serializers.IntegerField(allow_null=True)
+    method = serializers.CharField()
+    ties_handled = serializers.CharField()
+    stop_when_decided = serializers.BooleanField()
+    stopped_at = serializers.IntegerField(allow_null=True)
+
+
+class StudyDetailSerializer(StudySerializer):
+    sequential = serializers.SerializerMethodField()
+
+    class Meta(StudySerializer.Meta):
+        fields = [*StudySerializer.Meta.fields, "sequential"]
+
+    @extend_schema_field(SequentialSerializer(allow_null=True))
+    def get_sequential(self, study: Study) -> dict | None:
+        return sequential_block(study=study)
 
 
 class StudyStatusSerializer(serializers.Serializer):

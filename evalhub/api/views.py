@@ -101,7 +101,8 @@ class JudgmentViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
 
 class StudyViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
     """Studies with their systems and progress counts; managers create them, move them through
-    draft → open ⇄ paused → closed, and add raters, all through the study services."""
+    draft → open ⇄ paused → closed, and add raters, all through the study services. The detail
+    adds ``sequential``: the always-valid interval and verdict for the adapter's win rate."""
 
     def get_queryset(self) -> QuerySet:
         return study_list()
@@ -112,6 +113,7 @@ class StudyViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
             "create": s.StudyCreateSerializer,
             "set_status": s.StudyStatusSerializer,
             "raters": s.StudyRatersSerializer,
+            "retrieve": s.StudyDetailSerializer,
         }
         return inputs.get(self.action, s.StudySerializer)
 

@@ -1,7 +1,8 @@
-"""Manager forms: creating a study and adding raters to one."""
+"""Manager forms: planning a study, creating one and adding raters to one."""
 
 from django import forms
 
+from evalhub.analysis.sequential import DEFAULT_MARGIN
 from evalhub.models import GOLD_KINDS, System
 from evalhub.selectors.studies import study_candidate_raters
 from trainer.models import FineTuneRun
@@ -47,12 +48,29 @@ class StudyCreateForm(forms.Form):
         label="Gold comparisons (JSONL)",
         help_text='One {"prompt": …, "better": …, "worse": …} per line; mixed in unseen.',
     )
+    stop_when_decided = forms.BooleanField(
+        required=False,
+        label="Stop by itself when decided",
+        help_text="Pause the study, and tell the raters it is complete, as soon as the "
+        "always-valid verdict is reached.",
+    )
+    equivalence_margin = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=0.49,
+        initial=DEFAULT_MARGIN,
+        help_text="Win rates within 50 % ± this margin count as equivalent; 0 for no such verdict.",
+    )
     open_now = forms.BooleanField(required=False, label="Open it for rating now")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         # Querysets are evaluated per form, not once at import.
         self.fields["raters"].queryset = study_candidate_raters()
+
+    def clean_equivalence_margin(self) -> float:
+        margin = self.cleaned_data["equivalence_margin"]
+        return DEFAULT_MARGIN if margin is None else margin
 
     def clean_criteria(self) -> list[str]:
         return [c.strip() for c in self.cleaned_data["criteria"].split(",") if c.strip()]
@@ -69,3 +87,17 @@ class AddRatersForm(forms.Form):
     def __init__(self, *args, study, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["raters"].queryset = study_candidate_raters(study=study)
+
+
+class StudyPlanForm(forms.Form):
+    """The planner's inputs; ranges are checked by ``evalhub.analysis.planning`` itself, which
+    names the field it refuses."""
+
+    win_rate = forms.FloatField(
+        initial=0.6, help_text="The adapter's share of decisive judgments worth detecting."
+    )
+    tie_rate = forms.FloatField(initial=0.2, help_text="Expected share of ties and both-bad.")
+    power = forms.FloatField(initial=0.8, help_text="Chance of detecting that win rate.")
+    alpha = forms.FloatField(initial=0.05, help_text="Two-sided error rate.")
+    overlap = forms.IntegerField(initial=2, help_text="Raters per comparison.")
+    raters = forms.IntegerField(required=False, help_text="Blank: as many as the overlap.")

@@ -22,13 +22,12 @@ from evalhub.analysis.ranking import BT_RESAMPLES
 from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
 from evalhub.metrics import METRICS
-from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study, SystemKind
+from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study
+from evalhub.selectors.studies import KIND_ORDER, sequential_block
 from trainer.engine.environment import library_versions
 from trainer.models import FineTuneRun, RunMetric
 
 SCHEMA = "evalhub.report/1"
-# Pairs read "adapter vs base": the newer kind of system is the one whose win rate is shown.
-KIND_ORDER = {SystemKind.ADAPTER: 0, SystemKind.IMPORTED: 1, SystemKind.BASE: 2}
 PROMPT_EXCERPT_CHARS = 240
 SOFTWARE = ("django", "numpy", "scipy", "statsmodels", "krippendorff", "choix")
 
@@ -81,6 +80,8 @@ def report_build(
         "thresholds": dict(THRESHOLDS, bradley_terry_resamples=bt_resamples),
         "software": library_versions(SOFTWARE),
         "analysis": result,
+        # The always-valid interval and verdict for the monitored pair (adapter vs base).
+        "sequential": sequential_block(study=study, ratings=ratings),
     }
     if include_judgments:
         report["comparisons"] = [_public_comparison(c) for c in comparisons.values()]

@@ -1,5 +1,7 @@
-"""What managers read about a study: counts, per-rater progress, gold accuracy, time, flags."""
+"""What managers read about a study: counts, per-rater progress, gold accuracy, time, flags,
+the monitored pair and its sequential verdict, and the correlations that plan the next one."""
 
+import dataclasses
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
@@ -8,9 +10,17 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet
 
+from evalhub import blinding
+from evalhub.analysis import planning
+from evalhub.analysis.records import Rating
+from evalhub.analysis.sequential import Sequential, monitor, pair_outcomes
 from evalhub.blinding import unblind_choice
-from evalhub.models import Assignment, Comparison, Judgment, Study
+from evalhub.models import Assignment, Comparison, Judgment, Study, System, SystemKind
 from evalhub.roles import EXPERT_GROUP
+from evalhub.selectors.outputs import run_systems
+
+# Pairs read "adapter vs base": the newer kind of system is the one whose win rate is shown.
+KIND_ORDER = {SystemKind.ADAPTER: 0, SystemKind.IMPORTED: 1, SystemKind.BASE: 2}
 
 
 @dataclass(frozen=True)
@@ -152,4 +162,144 @@ def study_list() -> QuerySet[Study]:
             judgment_count=Count("comparisons__assignments__judgment", distinct=True),
         )
         .order_by("-created_at", "-id")
+    )
+
+
+def study_systems_in_order(*, study: Study) -> list[System]:
+    """The study's systems, adapters first, then imported, then base models, by name."""
+    systems = study.systems.select_related("base_model", "run")
+    return sorted(systems, key=lambda s: (KIND_ORDER.get(s.kind, 3), s.name))
+
+
+def study_monitored_pair(*, study: Study) -> tuple[System, System] | None:
+    """The two systems whose win rate the sequential verdict follows, as (adapter, base):
+    the study run's adapter and base, found by (run, kind), when both are in the study;
+    otherwise the first two systems in :func:`study_systems_in_order`. None with fewer."""
+    systems = study_systems_in_order(study=study)
+    if study.run_id:
+        own = run_systems(run=study.run)
+        if all(own[kind] in systems for kind in (SystemKind.ADAPTER, SystemKind.BASE)):
+            return own[SystemKind.ADAPTER], own[SystemKind.BASE]
+    return (systems[0], systems[1]) if len(systems) >= 2 else None
+
+
+def _pair_ratings(studies: QuerySet[Study] | list[Study]) -> dict[int, list[Rating]]:
+    """Unblinded non-gold judgments of each study, in the order they were made."""
+    rows = (
+        Judgment.objects.filter(
+            assignment__comparison__study__in=studies, assignment__comparison__is_gold=False
+        )
+        .order_by("id")
+        .values_list(
+            "assignment__comparison__study_id",
+            "assignment__comparison_id",
+            "assignment__rater__username",
+            "assignment__left_output_id",
+            "assignment__comparison__output_a_id",
+            "assignment__comparison__output_a__system__name",
+            "assignment__comparison__output_b__system__name",
+            "choice",
+        )
+    )
+    ratings: dict[int, list[Rating]] = defaultdict(list)
+    for study_id, item, rater, left, output_a, system_a, system_b, choice in rows.iterator(
+        chunk_size=5000
+    ):
+        left_is_a = blinding.left_is_a(left_output=left, output_a=output_a)
+        verdict = blinding.unblind_choice(choice, left_is_a=left_is_a)
+        ratings[study_id].append(Rating(item, rater, system_a, system_b, verdict))
+    return ratings
+
+
+def study_sequential(*, study: Study, ratings: list[Rating] | None = None) -> Sequential | None:
+    """The always-valid interval and verdict for the monitored pair; None without a pair.
+    ``ratings`` (unblinded, in judgment order) are read when not given."""
+    pair = study_monitored_pair(study=study)
+    if pair is None:
+        return None
+    if ratings is None:
+        ratings = _pair_ratings([study])[study.pk]
+    outcomes = pair_outcomes(ratings, pair[0].name, pair[1].name)
+    return monitor(outcomes, margin=study.equivalence_margin)
+
+
+def sequential_block(*, study: Study, ratings: list[Rating] | None = None) -> dict | None:
+    """What the study page, the report (``sequential``) and the API show: the monitored pair
+    by name, the verdict and interval, and the study's stopping settings. Managers only."""
+    state = study_sequential(study=study, ratings=ratings)
+    if state is None:
+        return None
+    adapter, base = study_monitored_pair(study=study)
+    return {
+        "adapter": adapter.name,
+        "base": base.name,
+        **dataclasses.asdict(state),
+        "interval": {"low": state.interval[0], "high": state.interval[1], "method": state.method},
+        "stop_when_decided": study.stop_when_decided,
+        "stopped_at": study.stopped_at,
+    }
+
+
+def earlier_correlations() -> planning.Correlations:
+    """Intraclass correlations of the monitored pair's outcomes in the project's studies:
+    within a comparison (one prompt, several raters) and within a rater of one study. Each
+    study's own mean is taken out first, so that studies of a better or worse adapter do not
+    pass for correlation. A correlation with too few groups falls back to its default."""
+    studies = list(
+        Study.objects.filter(comparisons__assignments__judgment__isnull=False).distinct()
+    )
+    by_item: dict[int, list[float]] = defaultdict(list)
+    by_rater: dict[tuple[int, str], list[float]] = defaultdict(list)
+    for study_id, ratings in _pair_ratings(studies).items():
+        pair = study_monitored_pair(study=next(s for s in studies if s.pk == study_id))
+        if pair is None:
+            continue
+        kept = [r for r in ratings if r.compares(pair[0].name, pair[1].name)]
+        outcomes = pair_outcomes(kept, pair[0].name, pair[1].name)
+        if not outcomes:
+            continue
+        mean = sum(outcomes) / len(outcomes)
+        for r, value in zip(kept, outcomes, strict=True):
+            by_item[r.item].append(value - mean)
+            by_rater[(study_id, r.rater)].append(value - mean)
+    items = [g for g in by_item.values() if len(g) >= 2]
+    raters = [g for g in by_rater.values() if len(g) >= 2]
+    prompt_icc = planning.icc_oneway(items) if len(items) >= planning.MIN_ICC_GROUPS else None
+    rater_icc = planning.icc_oneway(raters) if len(raters) >= planning.MIN_ICC_RATERS else None
+    measured = [
+        f"{name} from {count} {unit} of {len(studies)} earlier studies"
+        for name, value, count, unit in (
+            ("prompt correlation", prompt_icc, len(items), "comparisons"),
+            ("rater correlation", rater_icc, len(raters), "raters"),
+        )
+        if value is not None
+    ]
+    return planning.Correlations(
+        prompt_icc=planning.DEFAULT_PROMPT_ICC if prompt_icc is None else prompt_icc,
+        rater_icc=planning.DEFAULT_RATER_ICC if rater_icc is None else rater_icc,
+        source="; ".join(measured) + ("; other defaults" if len(measured) == 1 else "")
+        if measured
+        else "defaults (no earlier studies with enough judgments)",
+    )
+
+
+def study_plan(
+    *,
+    win_rate: float,
+    tie_rate: float = 0.0,
+    power: float = 0.8,
+    alpha: float = 0.05,
+    overlap: int = 2,
+    raters: int | None = None,
+) -> planning.StudyPlan:
+    """A plan with the correlations measured in the project's earlier studies (or the stated
+    defaults). Raises ``planning.PlanError`` naming the bad input."""
+    return planning.plan_study(
+        win_rate=win_rate,
+        tie_rate=tie_rate,
+        power=power,
+        alpha=alpha,
+        overlap=overlap,
+        raters=raters,
+        correlations=earlier_correlations(),
     )

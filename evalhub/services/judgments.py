@@ -10,6 +10,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from evalhub.models import Assignment, Choice, Judgment, StudyStatus
+from evalhub.services.studies import study_stop_if_decided
 
 ERROR_NOT_YOUR_ASSIGNMENT = "This item is not assigned to you."
 ERROR_STUDY_NOT_OPEN = "This study is not open for rating right now."
@@ -76,6 +77,7 @@ def judgment_submit(
     A submit identical to the stored judgment changes nothing (a double click is not a
     revision); a different one updates it in place and counts a revision. Time on task keeps
     the first submit's value: it measures how long the first verdict took.
+    A study set to stop by itself is paused when this judgment decides it.
     Raises ``JudgmentError`` (NOT_YOURS, NOT_OPEN or INVALID).
     """
     locked = (
@@ -106,13 +108,15 @@ def judgment_submit(
     }
     judgment = Judgment.objects.filter(assignment=locked).first()
     if judgment is None:
-        return Judgment.objects.create(
+        judgment = Judgment.objects.create(
             assignment=locked, time_on_task_ms=_cap_time(time_on_task_ms), **values
         )
-    if all(getattr(judgment, field) == value for field, value in values.items()):
+    elif all(getattr(judgment, field) == value for field, value in values.items()):
         return judgment
-    for field, value in values.items():
-        setattr(judgment, field, value)
-    judgment.revisions += 1
-    judgment.save()
+    else:
+        for field, value in values.items():
+            setattr(judgment, field, value)
+        judgment.revisions += 1
+        judgment.save()
+    study_stop_if_decided(study=study)
     return judgment

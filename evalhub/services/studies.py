@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from evalhub import blinding
+from evalhub.analysis.sequential import DEFAULT_MARGIN, UNDECIDED, Sequential
 from evalhub.models import (
     GOLD_KINDS,
     Assignment,
@@ -24,6 +25,7 @@ from evalhub.models import (
     StudyStatus,
     System,
 )
+from evalhub.selectors.studies import study_sequential
 from evalhub.services.gold import GOLD_NEEDS_REFERENCE, GoldItem, gold_comparisons_create
 from trainer.models import FineTuneRun
 
@@ -50,6 +52,7 @@ ERROR_STATUS_UNKNOWN = "Unknown study status {status!r}."
 ERROR_STATUS_TRANSITION = "A {current} study cannot be moved to {target}."
 ERROR_OPEN_WITHOUT_RATERS = "Add raters before opening the study."
 ERROR_STUDY_CLOSED = "Study {name!r} is closed."
+ERROR_MARGIN = "The equivalence margin must be at least 0 and below 0.5; got {margin}."
 
 MAX_CRITERIA = 10
 TRANSITIONS = {
@@ -184,12 +187,16 @@ def study_create(
     run: FineTuneRun | None = None,
     created_by: AbstractBaseUser | None = None,
     seed: int | None = None,
+    stop_when_decided: bool = False,
+    equivalence_margin: float = DEFAULT_MARGIN,
 ) -> Study:
     """Create a study: every pair of ``systems`` on every chosen prompt becomes a comparison.
 
     ``prompts`` is how many prompts to sample (seeded) among those every system answered, or
     None for all. ``gold`` items (parsed by ``evalhub.services.gold``) go to every rater, mixed
     in unseen. Raters get their blinded assignments at once (or later: ``study_add_raters``).
+    ``stop_when_decided`` pauses the study once its sequential verdict is reached (see
+    ``study_stop_if_decided``); ``equivalence_margin`` bounds the "equivalent" verdict.
     """
     name = name.strip()
     if not name:
@@ -209,6 +216,8 @@ def study_create(
         raise StudyError(ERROR_OVERLAP.format(overlap=overlap))
     if prompts is not None and prompts < 1:
         raise StudyError(ERROR_PROMPT_COUNT.format(count=prompts))
+    if not 0 <= equivalence_margin < 0.5:
+        raise StudyError(ERROR_MARGIN.format(margin=equivalence_margin))
     criteria = _clean_criteria(criteria)
     raters = _check_raters(raters)
     _check_gold(gold, show_reference)
@@ -225,6 +234,8 @@ def study_create(
         show_reference=show_reference,
         overlap=overlap,
         seed=seed,
+        stop_when_decided=stop_when_decided,
+        equivalence_margin=equivalence_margin,
         created_by=created_by,
     )
     study.systems.set(systems)
@@ -274,7 +285,10 @@ def study_add_raters(
 
 @transaction.atomic
 def study_set_status(*, study: Study, status: str) -> Study:
-    """Open, pause, close (or reopen) a study. Raters can submit only while it is open."""
+    """Open, pause, close (or reopen) a study. Raters can submit only while it is open.
+
+    Reopening a study that stopped itself means the manager wants more judgments: it no longer
+    stops by itself (else the next judgment would pause it again)."""
     if status not in StudyStatus.values:
         raise StudyError(ERROR_STATUS_UNKNOWN.format(status=status))
     study = Study.objects.select_for_update().get(pk=study.pk)
@@ -288,5 +302,26 @@ def study_set_status(*, study: Study, status: str) -> Study:
     ):
         raise StudyError(ERROR_OPEN_WITHOUT_RATERS)
     study.status = status
-    study.save(update_fields=["status"])
+    fields = ["status"]
+    if status == StudyStatus.OPEN and study.stopped_at is not None:
+        study.stopped_at = None
+        study.stop_when_decided = False
+        fields += ["stopped_at", "stop_when_decided"]
+    study.save(update_fields=fields)
     return study
+
+
+def study_stop_if_decided(*, study: Study) -> Sequential | None:
+    """After a judgment: pause an open study that may stop itself once its verdict is reached,
+    recording how many judgments decided it. Returns the sequential state it read, if any.
+    One conditional UPDATE, so no transaction of its own: it runs inside the judgment's."""
+    if not study.stop_when_decided or study.status != StudyStatus.OPEN:
+        return None
+    state = study_sequential(study=study)
+    if state is None or state.verdict == UNDECIDED:
+        return state
+    Study.objects.filter(pk=study.pk, status=StudyStatus.OPEN).update(
+        status=StudyStatus.PAUSED, stopped_at=state.judgments
+    )
+    study.status, study.stopped_at = StudyStatus.PAUSED, state.judgments
+    return state

@@ -31,6 +31,8 @@ NOTICE_NOT_OPEN = {
     StudyStatus.PAUSED: "This study is paused; your judgments so far are saved.",
     StudyStatus.CLOSED: "This study is closed; thank you for your judgments.",
 }
+# A study that stopped itself has enough judgments; the notice says nothing of the outcome.
+NOTICE_COMPLETE = "This study is complete: enough judgments are in. Thank you for yours."
 # Per rater and per minute. The default cache is per process, so with several web workers the
 # effective limit is this times the number of workers: still far above a human pace.
 DEFAULT_SUBMITS_PER_MINUTE = 30
@@ -92,7 +94,7 @@ def rate_study(request: HttpRequest, pk: int) -> HttpResponse:
         "progress": rater_progress(study=study, rater=request.user),
         "judged": judged,
         "is_open": study.status == StudyStatus.OPEN,
-        "notice": NOTICE_NOT_OPEN.get(study.status, ""),
+        "notice": NOTICE_COMPLETE if study.complete else NOTICE_NOT_OPEN.get(study.status, ""),
     }
     return render(request, "evalhub/rate_study.html", context)
 

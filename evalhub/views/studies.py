@@ -1,18 +1,23 @@
-"""Manager pages for studies: list, create, detail (status, raters, quality per rater)."""
+"""Manager pages for studies: list, plan, create, detail (status, raters, quality per rater,
+the always-valid verdict)."""
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
 
-from evalhub.forms.studies import AddRatersForm, StudyCreateForm
+from evalhub.analysis.planning import PlanError, StudyPlan
+from evalhub.forms.studies import AddRatersForm, StudyCreateForm, StudyPlanForm
 from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
 from evalhub.selectors import studies as study_selectors
 from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.studies import (
+    sequential_block,
     study_counts,
     study_flagged,
+    study_plan,
     study_rater_stats,
 )
 from evalhub.services.gold import GoldError, GoldItem, gold_read
@@ -57,11 +62,40 @@ def _uploaded_gold(upload, show_reference: bool) -> list[GoldItem]:
     return gold_read(lines, source=upload.name, require_reference=show_reference)
 
 
+def _plan(form: StudyPlanForm) -> StudyPlan | None:
+    """The plan for a bound planner form, or None with the refusal on the field it names."""
+    if not form.is_valid():
+        return None
+    try:
+        return study_plan(**form.cleaned_data)
+    except PlanError as exc:
+        form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        return None
+
+
+@manager_required
+@require_GET
+@vary_on_headers("HX-Request")
+def study_plan_view(request: HttpRequest) -> HttpResponse:
+    """The New study page's planner: htmx gets the ``plan`` fragment, a plain GET (no
+    JavaScript) the whole New study page with the plan filled in. Bad input is a 422."""
+    plan_form = StudyPlanForm(request.GET, prefix="plan")
+    plan = _plan(plan_form)
+    context = {"plan_form": plan_form, "plan": plan}
+    status = 200 if plan is not None else 422
+    if request.htmx:
+        return render(request, "evalhub/study_create.html#plan", context, status=status)
+    context["form"] = StudyCreateForm(initial=_initial_for_run(request))
+    return render(request, "evalhub/study_create.html", context, status=status)
+
+
 @manager_required
 def study_create_view(request: HttpRequest) -> HttpResponse:
+    plan_form = StudyPlanForm(prefix="plan")
     if request.method != "POST":
         form = StudyCreateForm(initial=_initial_for_run(request))
-        return render(request, "evalhub/study_create.html", {"form": form})
+        context = {"form": form, "plan_form": plan_form}
+        return render(request, "evalhub/study_create.html", context)
 
     form = StudyCreateForm(request.POST, request.FILES)
     if form.is_valid():
@@ -79,6 +113,8 @@ def study_create_view(request: HttpRequest) -> HttpResponse:
                 show_reference=data["show_reference"],
                 gold=gold,
                 run=data["run"],
+                stop_when_decided=data["stop_when_decided"],
+                equivalence_margin=data["equivalence_margin"],
                 created_by=request.user,
             )
         except GoldError as exc:
@@ -89,7 +125,8 @@ def study_create_view(request: HttpRequest) -> HttpResponse:
             if data["open_now"]:
                 _set_status(request, study, StudyStatus.OPEN)
             return redirect("study_detail", pk=study.pk)
-    return render(request, "evalhub/study_create.html", {"form": form}, status=422)
+    context = {"form": form, "plan_form": plan_form}
+    return render(request, "evalhub/study_create.html", context, status=422)
 
 
 @manager_required
@@ -107,6 +144,7 @@ def _render_detail(
         "counts": study_counts(study=study),
         "rater_stats": study_rater_stats(study=study),
         "flagged": study_flagged(study=study),
+        "sequential": sequential_block(study=study),
         "actions": [
             (target, STATUS_ACTIONS[target])
             for target in (StudyStatus.OPEN, StudyStatus.PAUSED, StudyStatus.CLOSED)

@@ -23,6 +23,8 @@ MATRIX = {
     "study_list": ("get", lambda w: reverse("study_list"), None, (302, 403, 403, 200)),
     "study_create": ("get", lambda w: reverse("study_create"), None, (302, 403, 403, 200)),
     "study_create_post": ("post", lambda w: reverse("study_create"), {}, (302, 403, 403, 422)),
+    "study_plan": ("get", lambda w: w["plan"], None, (302, 403, 403, 200)),
+    "study_plan_bad": ("get", lambda w: reverse("study_plan"), None, (302, 403, 403, 422)),
     "study_detail": ("get", lambda w: w["detail"], None, (302, 403, 403, 200)),
     "study_status": ("post", lambda w: w["status"], {"status": "paused"}, (302, 403, 403, 302)),
     "study_status_get": ("get", lambda w: w["status"], None, (302, 403, 403, 405)),
@@ -54,6 +56,8 @@ def world():
             "manager": ManagerFactory(),
         },
         "detail": reverse("study_detail", args=[study.pk]),
+        "plan": reverse("study_plan") + "?plan-win_rate=0.6&plan-tie_rate=0&plan-power=0.8"
+        "&plan-alpha=0.05&plan-overlap=2",
         "status": reverse("study_status", args=[study.pk]),
         "raters": reverse("study_raters", args=[study.pk]),
         "overview": reverse("rate_study", args=[study.pk]),

@@ -233,6 +233,10 @@ MANAGER_URLS = [
     lambda w: reverse("run_detail", args=[w["run"].pk]),
     lambda w: reverse("run_outputs", args=[w["run"].pk]),
     lambda w: reverse("run_new"),
+    lambda w: (
+        reverse("study_plan") + "?plan-win_rate=0.6&plan-tie_rate=0.2&plan-power=0.8"
+        "&plan-alpha=0.05&plan-overlap=2"
+    ),
     lambda w: "/api/runs/",
     lambda w: f"/api/runs/{w['run'].pk}/",
     lambda w: "/api/systems/",
@@ -362,6 +366,25 @@ def _common_prefix(one: str, two: str) -> str:
     while n < min(len(one), len(two)) and one[n] == two[n]:
         n += 1
     return one[:n]
+
+
+def test_a_study_that_stopped_itself_tells_the_expert_it_is_complete_and_nothing_more(world):
+    """The self-stop notice on every page the expert can reach names no system and no verdict."""
+    study = world["study"]
+    study.stop_when_decided = True
+    study.save(update_fields=["stop_when_decided"])
+    client = world["client"]
+    for a in world["mine"]:  # the expert judges everything, the adapter winning each time
+        client.post(reverse("rate_item", args=[a.token]), {"choice": "a"})
+    study.status, study.stopped_at = StudyStatus.PAUSED, 4
+    study.save(update_fields=["status", "stopped_at"])
+    for url in (reverse("rate_study", args=[study.pk]), reverse("rate_home")):
+        body = assert_blind(client.get(url), world)
+        assert "complete" in body
+        for word in ("verdict", "win rate", "interval", "better than"):
+            assert word not in body.lower()
+    for path in ("/api/assignments/", f"/api/assignments/?study={study.pk}"):
+        assert_blind(client.get(path), world)
 
 
 def test_a_manager_sees_the_names_so_the_check_can_fail(world):

@@ -51,6 +51,19 @@ class Command(BaseCommand):
         parser.add_argument("--name", help="Study name (raters see it); default: a dated one")
         parser.add_argument("--seed", type=int, help="Seed for sampling, order and sides")
         parser.add_argument("--open", action="store_true", help="Open the study for rating now")
+        parser.add_argument(
+            "--stop-when-decided",
+            action="store_true",
+            help="Pause the study (raters are told it is complete) once the always-valid "
+            "verdict is reached; default: keep collecting",
+        )
+        parser.add_argument(
+            "--equivalence-margin",
+            type=float,
+            default=0.05,
+            help="Win rates within 0.5 ± this are 'equivalent'; 0 for no such verdict "
+            "(default 0.05)",
+        )
 
     def fail(self, message: str) -> CommandError:
         return CommandError(message, returncode=USAGE_ERROR)
@@ -87,6 +100,8 @@ class Command(BaseCommand):
                 gold=gold,
                 run=run,
                 seed=options["seed"],
+                stop_when_decided=options["stop_when_decided"],
+                equivalence_margin=options["equivalence_margin"],
             )
             if options["open"]:
                 study = study_set_status(study=study, status=StudyStatus.OPEN)

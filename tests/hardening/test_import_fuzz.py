@@ -38,6 +38,18 @@ RECORD = st.one_of(
     ),
     st.dictionaries(st.text(max_size=8), st.none() | st.integers() | st.text(), max_size=3),
 )
+
+
+def _small_parquet() -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = pa.BufferOutputStream()
+    pq.write_table(pa.table({"prompt": ["Hi?", "Bye?"], "response": ["Hello.", "Bye."]}), buffer)
+    return buffer.getvalue().to_pybytes()
+
+
+_PARQUET = _small_parquet()
 FILES = st.one_of(
     st.binary(max_size=300),
     st.lists(RECORD, min_size=1, max_size=4).map(
@@ -47,7 +59,13 @@ FILES = st.one_of(
         lambda ls: "\n".join(ls).encode("utf-8", "surrogatepass")
     ),
 )
-SUFFIX = st.sampled_from(["data.jsonl", "data.csv", "data.tsv", "data.txt", "../../etc/passwd", ""])
+FILES = FILES | st.tuples(FILES, st.integers(min_value=0, max_value=60)).map(
+    # Parquet-looking files: the magic bytes, then anything; or a real file cut short.
+    lambda pair: b"PAR1" + pair[0] + (_PARQUET[: pair[1] * len(_PARQUET) // 60])
+)
+SUFFIX = st.sampled_from(
+    ["data.jsonl", "data.csv", "data.tsv", "data.txt", "data.parquet", "../../etc/passwd", ""]
+)
 
 
 def _stored() -> tuple[int, int]:
@@ -84,7 +102,7 @@ def test_any_upload_is_imported_or_answered_with_a_4xx_and_nothing_kept(
 
 
 @FEW
-@given(data=FILES, suffix=st.sampled_from([".jsonl", ".csv", ".txt"]))
+@given(data=FILES, suffix=st.sampled_from([".jsonl", ".csv", ".txt", ".parquet"]))
 def test_import_dataset_exits_0_1_or_2_with_a_message_and_stores_nothing_when_refused(
     tmp_path_factory, data, suffix
 ):

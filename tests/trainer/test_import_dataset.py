@@ -1,6 +1,7 @@
 """manage.py import_dataset and the dataset_import service: storage, refusals, exit codes."""
 
 import json
+import sys
 from io import StringIO
 from pathlib import Path
 
@@ -9,10 +10,17 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from tests.factories import DatasetFactory
-from tests.trainer.datasets.helpers import chat, distinct_records, write_jsonl
-from trainer.datasets import DatasetError, InvalidSplit, errors
+from tests.trainer.datasets.helpers import (
+    chat,
+    distinct_records,
+    write_jsonl,
+    write_parquet,
+    write_saved_dataset,
+)
+from trainer.datasets import DatasetError, InvalidSplit, errors, hub
+from trainer.datasets.errors import MISSING_TABLE_COLUMN
 from trainer.datasets.lint import MSG_SYSTEM_PROMPT
-from trainer.management.commands.import_dataset import FILE_NOT_FOUND
+from trainer.management.commands.import_dataset import FILE_NOT_FOUND, SPLIT_NAME_NEEDS_HUB
 from trainer.models import Dataset, Example
 from trainer.selectors.datasets import dataset_split_counts
 from trainer.services.datasets import (
@@ -252,3 +260,113 @@ def test_command_exits_2_when_the_tokenizer_cannot_be_found(clean_file, tmp_path
     code, _, message = run(str(clean_file), "--name", "x", "--tokenizer", str(tmp_path / "none"))
     assert code == 2
     assert "cannot load the tokenizer" in message
+
+
+# The layouts of issue 15 through the command, and hub datasets.
+
+HH_CHOSEN = "\n\nHuman: Q{n}?\n\nAssistant: good {n}"
+HH_REJECTED = "\n\nHuman: Q{n}?\n\nAssistant: bad {n}"
+
+
+def pair_columns(count: int) -> dict[str, list[str]]:
+    return {
+        "chosen": [HH_CHOSEN.format(n=n) for n in range(count)],
+        "rejected": [HH_REJECTED.format(n=n) for n in range(count)],
+    }
+
+
+def test_command_imports_hh_pairs_and_stores_the_rejected_answers(tmp_path):
+    columns = pair_columns(4)
+    records = [{"chosen": c, "rejected": r} for c, r in zip(*columns.values(), strict=True)]
+    code, out, _ = run(str(write_jsonl(tmp_path / "hh.jsonl", records)), "--name", "hh")
+    assert code == 0 and "4 preference pairs" in out
+    example = Example.objects.get(dataset__name="hh", index=2)
+    assert example.messages[-1]["content"] == "good 2" and example.rejected == "bad 2"
+
+
+def test_command_reads_parquet_with_named_fields(tmp_path):
+    path = write_parquet(tmp_path / "q.parquet", {"q": ["1 oz?", "1 lb?"], "a": ["28 g", "454 g"]})
+    code, _, _ = run(str(path), "--name", "pq", "--prompt-field", "q", "--response-field", "a")
+    assert code == 0
+    assert Dataset.objects.get(name="pq").format == "parquet/fields"
+
+
+def test_command_refuses_parquet_without_the_named_columns_and_stores_nothing(tmp_path):
+    path = write_parquet(tmp_path / "q.parquet", {"q": ["1 oz?"], "a": ["28 g"]})
+    code, _, message = run(str(path), "--name", "pq", "--prompt-field", "question")
+    assert code == 2 and rows() == (0, 0)
+    detail = MISSING_TABLE_COLUMN.format(column="question", columns=["q", "a"])
+    assert message == f"{path}: row 1: {detail}"
+
+
+def test_command_imports_a_save_to_disk_folder(tmp_path):
+    folder = write_saved_dataset(tmp_path / "saved", pair_columns(3))
+    code, _, _ = run(str(folder), "--name", "saved", "--format", "arrow")
+    assert code == 0
+    assert Dataset.objects.get(name="saved").format == "arrow/pairs"
+
+
+@pytest.fixture
+def local_hub(tmp_path, monkeypatch):
+    """hub:OWNER/NAME served from a local save_to_disk folder: the load function is replaced,
+    so nothing is downloaded; every other step (saving, reading) is the real one."""
+    import datasets
+
+    folder = write_saved_dataset(tmp_path / "hub-copy", pair_columns(3))
+    asked = []
+
+    def load(repo: str, split: str):
+        asked.append((repo, split))
+        return datasets.load_from_disk(str(folder))
+
+    monkeypatch.setattr(hub, "load_hub_split", load)
+    return asked
+
+
+def test_command_imports_a_hub_dataset_by_name(local_hub):
+    code, _, _ = run("hub:someone/hh-small", "--name", "from-hub", "--split", "test")
+    assert code == 0
+    assert local_hub == [("someone/hh-small", "test")]
+    dataset = Dataset.objects.get(name="from-hub")
+    assert (dataset.source_filename, dataset.format) == (
+        "hub:someone/hh-small (test)",
+        "arrow/pairs",
+    )
+    assert Example.objects.filter(dataset=dataset).exclude(rejected="").count() == 3
+
+
+def test_a_hub_dataset_takes_split_shares_too(local_hub):
+    code, _, _ = run("hub:someone/hh-small", "--name", "from-hub", "--split", "0.6,0.2,0.2")
+    assert code == 0 and local_hub == [("someone/hh-small", "train")]
+
+
+def test_a_split_name_without_a_hub_dataset_exits_2(clean_file):
+    code, _, message = run(str(clean_file), "--name", "x", "--split", "train")
+    assert code == 2 and message == SPLIT_NAME_NEEDS_HUB.format(value="train")
+
+
+def test_the_hub_without_the_datasets_library_exits_2_saying_so(monkeypatch):
+    monkeypatch.setitem(sys.modules, "datasets", None)  # import datasets raises ImportError
+    code, _, message = run("hub:someone/hh-small", "--name", "from-hub")
+    assert (code, message) == (2, hub.HUB_NEEDS_DATASETS)
+    assert rows() == (0, 0)
+
+
+def test_the_hub_without_a_network_exits_2_naming_the_dataset(monkeypatch):
+    import datasets
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("Couldn't reach the hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    code, _, message = run("hub:someone/hh-small", "--name", "from-hub")
+    detail = hub.HUB_LOAD_FAILED.format(
+        split="train", repo="someone/hh-small", detail="Couldn't reach the hub"
+    )
+    assert (code, message) == (2, f"hub:someone/hh-small: {detail}")
+    assert rows() == (0, 0)
+
+
+def test_a_malformed_hub_name_exits_2():
+    code, _, message = run("hub:just-a-name", "--name", "x")
+    assert (code, message) == (2, hub.HUB_BAD_NAME.format(name="hub:just-a-name"))

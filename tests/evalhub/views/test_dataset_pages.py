@@ -6,9 +6,12 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils.html import escape
 
+from evalhub.forms import datasets as dataset_forms
 from tests.factories import DatasetFactory, ExampleFactory
 from tests.trainer.datasets.helpers import distinct_records
+from trainer.datasets.errors import MISSING_TABLE_COLUMN, NOT_TEXT
 from trainer.models import Dataset, Example
 
 NOISY = Path(__file__).resolve().parents[3] / "trainer" / "demo_data" / "noisy.jsonl"
@@ -178,3 +181,68 @@ def test_the_list_shows_examples_per_split_read_as_the_api_reads_them(manager_cl
     assert "<td>3 (2 / 0 / 1)</td>" in html
     api = manager_client.get("/api/datasets/").json()["results"][0]
     assert (api["example_count"], api["train_count"], api["test_count"]) == (3, 2, 1)
+
+
+# The layouts of issue 15 through the upload page.
+
+
+def parquet_upload(columns: dict[str, list], name: str = "data.parquet") -> SimpleUploadedFile:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = pa.BufferOutputStream()
+    pq.write_table(pa.table(columns), buffer)
+    return SimpleUploadedFile(name, buffer.getvalue().to_pybytes())
+
+
+@pytest.mark.django_db
+def test_a_parquet_upload_with_named_fields_is_stored(manager_client, media_root):
+    questions = [r["messages"][0]["content"] for r in distinct_records(5)]
+    answers = [r["messages"][1]["content"] for r in distinct_records(5)]
+    upload = parquet_upload({"q": questions, "a": answers})
+    response = manager_client.post(UPLOAD, form(upload, prompt_field="q", response_field="a"))
+    assert response.status_code == 302
+    assert Dataset.objects.get(name="upload-test").format == "parquet/fields"
+    assert (media_root / "datasets" / "upload-test" / "data.parquet").is_file()
+
+
+@pytest.mark.django_db
+def test_a_parquet_upload_without_the_named_columns_answers_400(manager_client):
+    upload = parquet_upload({"q": ["a?"], "a": ["b"]})
+    response = manager_client.post(UPLOAD, form(upload, prompt_field="question"))
+    assert response.status_code == 400 and rows() == (0, 0)
+    detail = MISSING_TABLE_COLUMN.format(column="question", columns=["q", "a"])
+    assert escape(f"data.parquet: row 1: {detail}") in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_a_file_neither_text_nor_parquet_is_refused(manager_client):
+    upload = SimpleUploadedFile("data.parquet", b"PK\x03\x04\x00\x00" + bytes(range(256)) * 8)
+    response = manager_client.post(UPLOAD, form(upload))
+    assert response.status_code == 400 and rows() == (0, 0)
+    assert escape(NOT_TEXT.format(offset=4)) in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_upload_over_the_size_limit_is_refused(manager_client, monkeypatch):
+    monkeypatch.setattr(dataset_forms, "MAX_UPLOAD_MB", 0)
+    response = manager_client.post(UPLOAD, form(jsonl(distinct_records(3))))
+    assert response.status_code == 400 and rows() == (0, 0)
+    assert "the upload takes at most 0 MB" in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_the_detail_page_shows_how_many_preference_pairs_it_holds(manager_client):
+    records = [
+        {
+            "chosen": f"\n\nHuman: Q{n}?\n\nAssistant: good {n}",
+            "rejected": f"\n\nHuman: Q{n}?\n\nAssistant: bad {n}",
+        }
+        for n in range(3)
+    ]
+    assert manager_client.post(UPLOAD, form(jsonl(records))).status_code == 302
+    html = manager_client.get(reverse("dataset_detail", args=["upload-test"])).content.decode()
+    assert '<td class="pair-count">3 ' in html
+    api = manager_client.get("/api/datasets/").json()
+    [row] = api["results"] if isinstance(api, dict) else api
+    assert row["pair_count"] == 3

@@ -32,3 +32,25 @@ def distinct_records(count: int, *, start: int = 0) -> list[dict]:
         rng = random.Random(n)
         records.append(chat(words(rng, 8).capitalize() + "?", words(rng, 12).capitalize() + "."))
     return records
+
+
+def write_parquet(path: Path, columns: dict[str, list]) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+def write_saved_dataset(path: Path, columns: dict[str, list], **splits: dict[str, list]) -> Path:
+    """A folder as ``datasets.Dataset.save_to_disk`` writes it (a ``DatasetDict`` when splits
+    are given), written by the real library: nothing is downloaded."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    if splits:
+        parts = {name: datasets.Dataset.from_dict(cols) for name, cols in splits.items()}
+        datasets.DatasetDict(parts).save_to_disk(str(path))
+    else:
+        datasets.Dataset.from_dict(columns).save_to_disk(str(path))
+    return path

@@ -68,7 +68,35 @@ MESSAGE = _optional(role=ROLE | SCALAR, content=MAYBE_TEXT | st.lists(CONTENT_PA
 MESSAGES = st.fixed_dictionaries(
     {"messages": st.lists(MESSAGE | SCALAR, max_size=4) | SCALAR}, optional={"split": SPLIT}
 )
-RECORDS = {"alpaca": ALPACA, "sharegpt": SHAREGPT, "messages": MESSAGES}
+MARKED_TEXT = (
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["### Human:", "### Assistant:", "\n\nHuman:", "\n\nAssistant:", "User:"]
+            ),
+            TEXT,
+        ),
+        max_size=4,
+    ).map(lambda turns: "".join(marker + " " + text for marker, text in turns))
+    | TEXT
+)
+TRANSCRIPT = st.fixed_dictionaries({"text": MARKED_TEXT | SCALAR}, optional={"split": SPLIT})
+PAIRS = st.fixed_dictionaries(
+    {"chosen": MARKED_TEXT | st.lists(MESSAGE, max_size=3) | SCALAR},
+    optional={"rejected": MARKED_TEXT | SCALAR, "prompt": MAYBE_TEXT, "split": SPLIT},
+)
+DOLLY = st.fixed_dictionaries(
+    {"instruction": MAYBE_TEXT, "response": MAYBE_TEXT},
+    optional={"context": MAYBE_TEXT, "category": MAYBE_TEXT},
+)
+RECORDS = {
+    "alpaca": ALPACA,
+    "sharegpt": SHAREGPT,
+    "messages": MESSAGES,
+    "transcript": TRANSCRIPT,
+    "pairs": PAIRS,
+    "dolly": DOLLY,
+}
 LINE_ENDINGS = st.sampled_from(["\n", "\r\n", "\r", "\n\n"])
 
 
@@ -129,13 +157,16 @@ def test_each_json_format_with_almost_right_records(
 @given(
     st.sampled_from(sorted(RECORDS)),
     st.sampled_from(sorted(RECORDS)),
-    st.lists(st.sampled_from(["alpaca", "sharegpt", "messages"]), min_size=1, max_size=3),
+    st.lists(st.sampled_from(sorted(RECORDS)), min_size=1, max_size=3),
 )
 def test_a_format_forced_onto_records_of_another(forced, _, kinds):
     samples = {
         "alpaca": {"instruction": "Hi?", "output": "Hello."},
         "sharegpt": {"conversations": [{"from": "human", "value": "Hi?"}]},
         "messages": {"messages": [{"role": "user", "content": "Hi?"}]},
+        "transcript": {"text": "### Human: Hi?### Assistant: Hello."},
+        "pairs": {"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello.", "rejected": "x"},
+        "dolly": {"instruction": "Hi?", "context": "", "response": "Hello."},
     }
     text = "\n".join(json.dumps(samples[k]) for k in kinds)
     outcome(text.encode(), ".jsonl", ReadOptions(format=forced))
@@ -234,3 +265,35 @@ def test_binary_and_other_encodings_are_not_text(tmp_path, data):
     path.write_bytes(data)
     with pytest.raises(NotText):
         prepare_dataset(path)
+
+
+@FAST
+@given(
+    st.sampled_from(sorted(RECORDS)).flatmap(
+        lambda fmt: st.lists(RECORDS[fmt], min_size=1, max_size=4)
+    ),
+    st.integers(min_value=0, max_value=100),
+)
+def test_parquet_of_almost_right_records_whole_or_cut(records, cut_percent):
+    """Each record as a row of a Parquet file (ASCII JSON text where pyarrow cannot store a
+    column), whole or cut short: a report or a named error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    fields = sorted({key for record in records for key in record})
+    columns = {}
+    for key in fields:
+        values = [record.get(key) for record in records]
+        try:
+            columns[key] = pa.array(values)
+        except (pa.ArrowException, ValueError, OverflowError):
+            columns[key] = pa.array([json.dumps(v) for v in values])
+    buffer = pa.BufferOutputStream()
+    try:
+        pq.write_table(pa.table(columns), buffer)
+    except pa.ArrowException:  # types Parquet cannot hold (structs without fields)
+        text = {k: pa.array([json.dumps(r.get(k)) for r in records]) for k in fields}
+        buffer = pa.BufferOutputStream()
+        pq.write_table(pa.table(text), buffer)
+    data = buffer.getvalue().to_pybytes()
+    outcome(data[: max(4, len(data) * cut_percent // 100)], ".parquet", None)

@@ -3,7 +3,7 @@ import tracemalloc
 
 import pytest
 
-from trainer.datasets import errors, json_stream, source
+from trainer.datasets import DatasetReader, ReadOptions, errors, json_stream, source
 from trainer.datasets.errors import (
     EmptyDataset,
     MalformedRecord,
@@ -11,7 +11,6 @@ from trainer.datasets.errors import (
     NotText,
     UnknownFormat,
 )
-from trainer.datasets import DatasetReader, ReadOptions
 
 from .helpers import chat, write_jsonl
 

@@ -1,0 +1,191 @@
+"""Simulated studies: a fixed size from the plan against the always-valid sequential verdict.
+
+Per true win rate (45 … 70 % of decisive judgments), with 20 % ties, prompt and rater effects
+(logit-normal: a prompt or a rater leans one way), overlap 2 and 6 raters:
+
+- ``fixed``: the plan's size for 60 % (``evalhub.analysis.planning``), then one two-sided test
+  at the end (a t-test on the prompts' mean outcomes, so that prompts count once);
+- ``sequential``: the betting confidence sequence (``evalhub.analysis.sequential``) read after
+  every judgment, stopping at the first verdict; studies still undecided at 3 × the fixed size
+  stop there without a verdict.
+
+A verdict is false when the truth contradicts it: ``adapter_better`` when the true win rate is
+at most 50 %, ``base_better`` when at least 50 %, ``equivalent`` when the true rate is not
+within the margin. As a contrast, the naive peeker: a z-test after every judgment from the 10th
+up to 500 on 20,000 fair coins, stopping at the first p < 0.05.
+
+Writes benchmarks/results/sequential_sim.json. Run: python benchmarks/sequential_sim.py
+"""
+
+import json
+import multiprocessing
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+from scipy.special import expit
+
+from evalhub.analysis.planning import plan_study
+from evalhub.analysis.sequential import (
+    ADAPTER_BETTER,
+    BASE_BETTER,
+    DEFAULT_MARGIN,
+    EQUIVALENT,
+    UNDECIDED,
+    confidence_sequence,
+    verdict_of,
+)
+
+TRUE_RATES = (0.45, 0.50, 0.55, 0.60, 0.65, 0.70)
+TIE_RATE = 0.2
+OVERLAP = 2
+RATERS = 6
+PROMPT_SD = 0.5  # logit scale
+RATER_SD = 0.2
+ALPHA = 0.05
+STUDIES = 400
+CAP_FACTOR = 3
+SEED = 16
+OUT = Path(__file__).parent / "results" / "sequential_sim.json"
+
+
+def shift_for(rate: float, rng: np.random.Generator) -> float:
+    """The logit centre whose average over prompt and rater effects is ``rate``."""
+    effects = rng.normal(0, PROMPT_SD, 200_000) + rng.normal(0, RATER_SD, 200_000)
+    low, high = -5.0, 5.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        if expit(mid + effects).mean() < rate:
+            low = mid
+        else:
+            high = mid
+    return (low + high) / 2
+
+
+def simulate_study(rate_shift: float, prompts: int, rng: np.random.Generator):
+    """Outcomes (1, ½, 0) for the adapter in judgment order, and each judgment's prompt."""
+    prompt_effect = rng.normal(0, PROMPT_SD, prompts)
+    rater_effect = rng.normal(0, RATER_SD, RATERS)
+    order = np.repeat(rng.permutation(prompts), OVERLAP)
+    raters = np.concatenate([rng.choice(RATERS, OVERLAP, replace=False) for _ in range(prompts)])
+    p_win = expit(rate_shift + prompt_effect[order] + rater_effect[raters])
+    tie = rng.random(len(order)) < TIE_RATE
+    win = rng.random(len(order)) < p_win
+    return np.where(tie, 0.5, win.astype(float)), order
+
+
+def fixed_verdict(x: np.ndarray, prompt_of: np.ndarray) -> str:
+    sums = np.bincount(prompt_of, weights=x)
+    counts = np.bincount(prompt_of)
+    means = sums[counts > 0] / counts[counts > 0]
+    result = stats.ttest_1samp(means, 0.5)
+    if result.pvalue >= ALPHA:
+        return UNDECIDED
+    return ADAPTER_BETTER if means.mean() > 0.5 else BASE_BETTER
+
+
+def is_false(verdict: str, mu: float) -> bool:
+    return (
+        (verdict == ADAPTER_BETTER and mu <= 0.5)
+        or (verdict == BASE_BETTER and mu >= 0.5)
+        or (verdict == EQUIVALENT and abs(mu - 0.5) >= DEFAULT_MARGIN)
+    )
+
+
+def run_rate(args) -> dict:
+    rate, fixed_n = args
+    rng = np.random.default_rng([SEED, int(rate * 1000)])
+    shift = shift_for(rate, rng)
+    mu = 0.5 + (1 - TIE_RATE) * (rate - 0.5)  # the win rate with ties as half
+    cap = CAP_FACTOR * fixed_n
+    fixed, sequential = [], []
+    for _ in range(STUDIES):
+        x, prompt_of = simulate_study(shift, cap // OVERLAP, rng)
+        fixed.append(fixed_verdict(x[:fixed_n], prompt_of[:fixed_n]))
+        low, high = confidence_sequence(x, alpha=ALPHA)
+        decided = (
+            (low > 0.5)
+            | (high < 0.5)
+            | ((low > 0.5 - DEFAULT_MARGIN) & (high < 0.5 + DEFAULT_MARGIN))
+        )
+        at = int(decided.argmax()) if decided.any() else cap - 1
+        verdict = verdict_of(low[at], high[at], margin=DEFAULT_MARGIN)
+        sequential.append((verdict, at + 1))
+    seq_n = np.array([n for _, n in sequential])
+    return {
+        "true_win_rate": rate,
+        "true_win_rate_ties_as_half": mu,
+        "fixed": {
+            "judgments": fixed_n,
+            "false_verdict_rate": sum(is_false(v, mu) for v in fixed) / STUDIES,
+            "verdicts": {v: fixed.count(v) / STUDIES for v in sorted(set(fixed))},
+            "median_judgments": fixed_n,
+            "p90_judgments": fixed_n,
+        },
+        "sequential": {
+            "false_verdict_rate": sum(is_false(v, mu) for v, _ in sequential) / STUDIES,
+            "verdicts": {
+                v: sum(1 for w, _ in sequential if w == v) / STUDIES
+                for v in sorted({w for w, _ in sequential})
+            },
+            "median_judgments": float(np.median(seq_n)),
+            "p90_judgments": float(np.percentile(seq_n, 90)),
+            "median_vs_fixed": float(np.median(seq_n)) / fixed_n,
+            "undecided_at_cap": sum(1 for w, _ in sequential if w == UNDECIDED) / STUDIES,
+        },
+    }
+
+
+def naive_peeking(coins: int = 20_000, horizon: int = 500, start: int = 10) -> float:
+    """Share of fair-coin studies a z-test after every judgment declares different."""
+    rng = np.random.default_rng(SEED)
+    flips = rng.integers(0, 2, size=(coins, horizon), dtype=np.int8)
+    n = np.arange(1, horizon + 1)
+    z = (np.cumsum(flips, axis=1) - n / 2) / np.sqrt(n / 4)
+    z_crit = stats.norm.ppf(1 - ALPHA / 2)
+    return float((np.abs(z[:, start - 1 :]) > z_crit).any(axis=1).mean())
+
+
+def main() -> None:
+    started = time.time()
+    plan = plan_study(win_rate=0.6, tie_rate=TIE_RATE, overlap=OVERLAP, raters=RATERS)
+    with multiprocessing.Pool(2) as pool:
+        rows = pool.map(run_rate, [(rate, plan.judgments) for rate in TRUE_RATES])
+    result = {
+        "benchmark": "sequential_sim",
+        "settings": {
+            "tie_rate": TIE_RATE,
+            "overlap": OVERLAP,
+            "raters": RATERS,
+            "prompt_effect_sd_logit": PROMPT_SD,
+            "rater_effect_sd_logit": RATER_SD,
+            "alpha": ALPHA,
+            "equivalence_margin": DEFAULT_MARGIN,
+            "studies_per_rate": STUDIES,
+            "sequential_cap": CAP_FACTOR * plan.judgments,
+            "seed": SEED,
+        },
+        "fixed_plan_for_60": {
+            "judgments": plan.judgments,
+            "prompts": plan.prompts,
+            "design_effect": plan.design_effect,
+        },
+        "rates": rows,
+        "naive_peeking_false_positive_rate": naive_peeking(),
+        "machine": {
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": multiprocessing.cpu_count(),
+        },
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -31,7 +31,7 @@ from trainer.services.datasets import (
 
 FILE_NOT_FOUND = "{path}: no such file or folder"
 SPLIT_NAME_NEEDS_HUB = (
-    "--split {value!r} names a split, which only a hub dataset has; give a file shares such "
+    "--split {value!r} names a split, which only a hub dataset has; for a file give shares such "
     "as 0.8,0.1,0.1"
 )
 TOKENIZER_FAILED = "cannot load the tokenizer of {spec!r}: {detail}"

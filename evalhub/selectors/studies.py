@@ -213,14 +213,21 @@ def _pair_ratings(studies: QuerySet[Study] | list[Study]) -> dict[int, list[Rati
 
 def study_sequential(*, study: Study, ratings: list[Rating] | None = None) -> Sequential | None:
     """The always-valid interval and verdict for the monitored pair; None without a pair.
-    ``ratings`` (unblinded, in judgment order) are read when not given."""
+    ``ratings`` (unblinded, in judgment order) are read when not given. A comparison counts
+    once it has a judgment for each of its assignments."""
     pair = study_monitored_pair(study=study)
     if pair is None:
         return None
     if ratings is None:
         ratings = _pair_ratings([study])[study.pk]
     outcomes = pair_outcomes(ratings, pair[0].name, pair[1].name)
-    return monitor(outcomes, margin=study.equivalence_margin)
+    required = dict(
+        Assignment.objects.filter(comparison__study=study, comparison__is_gold=False)
+        .values("comparison_id")
+        .annotate(judgments=Count("id"))
+        .values_list("comparison_id", "judgments")
+    )
+    return monitor(outcomes, required=required, margin=study.equivalence_margin)
 
 
 def sequential_block(*, study: Study, ratings: list[Rating] | None = None) -> dict | None:
@@ -255,7 +262,7 @@ def earlier_correlations() -> planning.Correlations:
         if pair is None:
             continue
         kept = [r for r in ratings if r.compares(pair[0].name, pair[1].name)]
-        outcomes = pair_outcomes(kept, pair[0].name, pair[1].name)
+        outcomes = [o.value for o in pair_outcomes(kept, pair[0].name, pair[1].name)]
         if not outcomes:
             continue
         mean = sum(outcomes) / len(outcomes)

@@ -2,6 +2,7 @@
 and the planner on the New study page and as ``manage.py plan_study``."""
 
 import json
+from collections import Counter
 from io import StringIO
 
 import pytest
@@ -11,10 +12,14 @@ from django.urls import reverse
 
 from evalhub.analysis.planning import ERROR_WIN_RATE
 from evalhub.analysis.sequential import ADAPTER_BETTER, UNDECIDED
-from evalhub.models import Assignment, Study, StudyStatus
+from evalhub.models import Assignment, Judgment, Study, StudyStatus
 from evalhub.reports.build import report_build
 from evalhub.reports.render import render_html
-from evalhub.selectors.studies import earlier_correlations, study_monitored_pair
+from evalhub.selectors.studies import (
+    earlier_correlations,
+    study_monitored_pair,
+    study_sequential,
+)
 from evalhub.services.judgments import judgment_submit
 from evalhub.services.studies import ERROR_MARGIN, StudyError, study_create, study_set_status
 from evalhub.views.rating import NOTICE_COMPLETE
@@ -37,6 +42,24 @@ def adapter_wins(study: Study, count: int | None = None) -> None:
         judgment_submit(assignment=assignment, rater=assignment.rater, choice=choice)
 
 
+def judgment_completing(study: Study, comparisons: int) -> int:
+    """How many judgments had been made when the ``comparisons``-th comparison got its last."""
+    required = Counter(
+        Assignment.objects.filter(comparison__study=study).values_list("comparison_id", flat=True)
+    )
+    seen: Counter = Counter()
+    done = 0
+    order = Judgment.objects.filter(assignment__comparison__study=study).order_by("id")
+    for index, comparison in enumerate(
+        order.values_list("assignment__comparison_id", flat=True), 1
+    ):
+        seen[comparison] += 1
+        done += seen[comparison] == required[comparison]
+        if done == comparisons:
+            return index
+    raise AssertionError(f"fewer than {comparisons} comparisons complete")
+
+
 def manager_client() -> Client:
     client = Client()
     client.force_login(ManagerFactory())
@@ -44,27 +67,31 @@ def manager_client() -> Client:
 
 
 def test_a_self_stopping_study_pauses_when_a_judgment_decides_it():
-    study, _, _ = open_study(prompts=8, stop_when_decided=True)
+    study, _, _ = open_study(prompts=12, stop_when_decided=True)
     adapter_wins(study)
     study.refresh_from_db()
     assert study.status == StudyStatus.PAUSED and study.complete
-    # Ten straight wins are the fewest that take the capital at ½ past 1/α = 20.
-    assert study.stopped_at == 10
-    assert Assignment.objects.filter(comparison__study=study, judgment__isnull=True).count() == 6
+    # Ten comparisons won outright are the fewest that take the capital at ½ past 1/α = 20;
+    # the study stops at the judgment that completes the tenth.
+    assert study.stopped_at == judgment_completing(study, 10)
+    assert study_sequential(study=study).units == 10
+    left = Assignment.objects.filter(comparison__study=study, judgment__isnull=True).count()
+    assert left == 24 - study.stopped_at
 
 
 def test_a_study_that_keeps_collecting_stays_open_after_the_verdict():
-    study, _, _ = open_study(prompts=8)
+    study, _, _ = open_study(prompts=12)
     adapter_wins(study)
     study.refresh_from_db()
     assert study.status == StudyStatus.OPEN and study.stopped_at is None
     report = report_build(study, resamples=50, bt_resamples=10)
     assert report["sequential"]["verdict"] == ADAPTER_BETTER
-    assert report["sequential"]["decided_at"] == 10
+    assert report["sequential"]["decided_at"] == judgment_completing(study, 10)
+    assert (report["sequential"]["units"], report["sequential"]["judgments"]) == (12, 24)
 
 
 def test_reopening_a_study_that_stopped_itself_keeps_it_collecting():
-    study, _, _ = open_study(prompts=8, stop_when_decided=True)
+    study, _, _ = open_study(prompts=12, stop_when_decided=True)
     adapter_wins(study)
     study = study_set_status(study=Study.objects.get(pk=study.pk), status=StudyStatus.OPEN)
     assert (study.stopped_at, study.stop_when_decided) == (None, False)
@@ -74,7 +101,7 @@ def test_reopening_a_study_that_stopped_itself_keeps_it_collecting():
 
 
 def test_raters_are_told_the_study_is_complete_and_nothing_about_who_won():
-    study, (expert, _), _ = open_study(prompts=8, stop_when_decided=True)
+    study, (expert, _), _ = open_study(prompts=12, stop_when_decided=True)
     adapter_wins(study)
     client = Client()
     client.force_login(expert)
@@ -91,14 +118,14 @@ def test_raters_are_told_the_study_is_complete_and_nothing_about_who_won():
 
 
 def test_the_study_page_shows_the_verdict_and_interval():
-    study, _, _ = open_study(prompts=8)
+    study, _, _ = open_study(prompts=12)
     adapter_wins(study)
     body = manager_client().get(reverse("study_detail", args=[study.pk])).content.decode()
     assert "Verdict so far" in body and "is better" in body and "always-valid interval" in body
 
 
 def test_the_report_json_and_html_carry_the_sequential_block():
-    study, _, outputs = open_study(prompts=8, equivalence_margin=0.1)
+    study, _, outputs = open_study(prompts=12, equivalence_margin=0.1)
     adapter_wins(study, count=4)
     report = report_build(study, resamples=50, bt_resamples=10)
     block = report["sequential"]
@@ -111,7 +138,7 @@ def test_the_report_json_and_html_carry_the_sequential_block():
 
 
 def test_the_api_detail_carries_the_sequential_block_and_creates_with_the_settings():
-    study, _, _ = open_study(prompts=8)
+    study, _, _ = open_study(prompts=12)
     adapter_wins(study)
     client = manager_client()
     detail = client.get(f"/api/studies/{study.pk}/").json()

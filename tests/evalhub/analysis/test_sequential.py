@@ -1,10 +1,13 @@
-"""The betting confidence sequence: coverage by seeded simulation, a plain loop of the paper's
-formulas as an independent computation, and the verdicts."""
+"""The betting confidence sequence: coverage by seeded simulation (independent judgments, and
+judgments clustered by prompt and rater), a plain loop of the paper's formulas and a plain
+ANOVA as independent computations, and the verdicts."""
 
 import math
 
 import numpy as np
 import pytest
+from scipy.special import expit
+from scipy.stats import chi2
 
 from evalhub.analysis.records import Rating
 from evalhub.analysis.sequential import (
@@ -12,15 +15,43 @@ from evalhub.analysis.sequential import (
     BASE_BETTER,
     EQUIVALENT,
     GRID,
+    RATER_CONFIDENCE,
     UNDECIDED,
+    Outcome,
     bets,
+    clustered_sequence,
+    comparison_units,
     confidence_sequence,
     monitor,
     pair_outcomes,
+    rater_variance,
     verdict_of,
 )
 
 ALPHA = 0.05
+
+
+def one_per_comparison(values) -> tuple[list[Outcome], dict[int, int]]:
+    """Independent judgments of one rater, each its own comparison (one rater: no rater term
+    to estimate, the interval is for that rater)."""
+    outcomes = [Outcome(i, "r", float(v)) for i, v in enumerate(values)]
+    return outcomes, dict.fromkeys(range(len(values)), 1)
+
+
+def clustered_study(rng, *, prompts, raters, overlap, prompt_sd, rater_sd):
+    """Judgments at a true win rate of exactly ½ over prompts and raters (effects symmetric
+    about 0 on the logit scale, ties 20 %), a prompt's judgments one after the other, its
+    raters drawn at random from the panel."""
+    prompt_effect = rng.normal(0, prompt_sd, prompts)
+    rater_effect = rng.normal(0, rater_sd, raters)
+    prompt = np.repeat(np.arange(prompts), overlap)
+    rater = np.argsort(rng.random((prompts, raters)), axis=1)[:, :overlap].ravel()
+    win = rng.random(len(prompt)) < expit(prompt_effect[prompt] + rater_effect[rater])
+    value = np.where(rng.random(len(prompt)) < 0.2, 0.5, win.astype(float))
+    outcomes = [
+        Outcome(int(p), f"r{r}", float(v)) for p, r, v in zip(prompt, rater, value, strict=True)
+    ]
+    return outcomes, dict.fromkeys(range(prompts), overlap)
 
 
 def capital_loop(x, m, alpha=ALPHA):
@@ -105,15 +136,104 @@ def test_verdicts_read_the_interval_against_half_and_the_margin():
 
 def test_a_clear_winner_is_decided_and_an_even_match_estimates_what_is_left():
     rng = np.random.default_rng(1)
-    strong = monitor(rng.choice([0.0, 0.5, 1.0], p=[0.15, 0.2, 0.65], size=300))
+    outcomes, required = one_per_comparison(
+        rng.choice([0.0, 0.5, 1.0], p=[0.15, 0.2, 0.65], size=300)
+    )
+    strong = monitor(outcomes, required=required)
     assert strong.verdict == ADAPTER_BETTER
     assert strong.decided_at is not None and strong.decided_at < 300
     assert strong.judgments_needed is None
-    even = monitor(rng.choice([0.0, 0.5, 1.0], p=[0.35, 0.2, 0.45], size=40))
+    outcomes, required = one_per_comparison(
+        rng.choice([0.0, 0.5, 1.0], p=[0.35, 0.2, 0.45], size=40)
+    )
+    even = monitor(outcomes, required=required)
     assert even.verdict == UNDECIDED
     assert even.judgments_needed is not None and even.judgments_needed > 0
-    empty = monitor([])
-    assert (empty.verdict, empty.judgments, empty.estimate) == (UNDECIDED, 0, None)
+    empty = monitor([], required={})
+    assert (empty.verdict, empty.judgments, empty.units, empty.estimate) == (
+        UNDECIDED,
+        0,
+        0,
+        None,
+    )
+
+
+def test_a_comparison_counts_once_all_its_judgments_are_in():
+    outcomes = [
+        Outcome(1, "x", 1.0),
+        Outcome(2, "x", 0.0),
+        Outcome(1, "y", 0.5),
+        Outcome(3, "y", 1.0),
+        Outcome(2, "z", 1.0),
+    ]
+    units = comparison_units(outcomes, {1: 2, 2: 2, 3: 2})
+    assert units.means.tolist() == [0.75, 0.5]
+    assert units.completed_at.tolist() == [3, 5]
+    state = monitor(outcomes, required={1: 2, 2: 2, 3: 2})
+    assert (state.judgments, state.units, state.wins, state.ties) == (5, 2, 3, 1)
+    assert state.estimate == pytest.approx(0.625)
+
+
+def test_ten_comparisons_won_outright_decide_at_the_judgment_that_completes_the_tenth():
+    outcomes = [Outcome(item, rater, 1.0) for item in range(12) for rater in ("x", "y")]
+    state = monitor(outcomes, required=dict.fromkeys(range(12), 2))
+    # Ten straight wins are the fewest that take the capital at ½ past 1/α = 20.
+    assert (state.verdict, state.decided_at) == (ADAPTER_BETTER, 20)
+
+
+def test_the_rater_term_agrees_with_a_plain_one_way_anova():
+    outcomes = [
+        Outcome(0, "a", 1.0),
+        Outcome(0, "b", 0.0),
+        Outcome(1, "a", 1.0),
+        Outcome(1, "c", 0.5),
+        Outcome(2, "b", 0.0),
+        Outcome(2, "c", 1.0),
+        Outcome(3, "a", 1.0),
+        Outcome(3, "b", 0.5),
+    ]
+    groups = {"a": [1.0, 1.0, 1.0], "b": [0.0, 0.0, 0.5], "c": [0.5, 1.0]}
+    n = sum(len(g) for g in groups.values())
+    k = len(groups)
+    grand = sum(sum(g) for g in groups.values()) / n
+    between = sum(len(g) * (sum(g) / len(g) - grand) ** 2 for g in groups.values()) / (k - 1)
+    within = sum(sum((v - sum(g) / len(g)) ** 2 for v in g) for g in groups.values()) / (n - k)
+    k0 = (n - sum(len(g) ** 2 for g in groups.values()) / n) / (k - 1)
+    upper = between * (k - 1) / chi2.ppf(1 - RATER_CONFIDENCE, k - 1)
+    shares = sum((len(g) / n) ** 2 for g in groups.values())
+    units = [outcomes[i : i + 2] for i in range(0, 8, 2)]
+    assert rater_variance(units)[-1] == pytest.approx((upper - within) / k0 * shares)
+    # After one comparison each rater has one judgment: nothing within, no estimate.
+    assert rater_variance(units)[0] == 0
+
+
+def test_judgment_level_betting_misses_under_prompt_clustering_and_comparison_level_does_not():
+    rng = np.random.default_rng(7)
+    naive = clustered = 0
+    runs = 200
+    for _ in range(runs):
+        outcomes, required = clustered_study(
+            rng, prompts=100, raters=6, overlap=3, prompt_sd=2.5, rater_sd=0.0
+        )
+        low, high = confidence_sequence([o.value for o in outcomes])
+        naive += bool(((low > 0.5) | (high < 0.5)).any())
+        low, high = confidence_sequence(comparison_units(outcomes, required).means)
+        clustered += bool(((low > 0.5) | (high < 0.5)).any())
+    assert naive / runs > ALPHA
+    assert clustered / runs <= ALPHA
+
+
+def test_the_clustered_interval_misses_an_even_match_in_at_most_alpha_of_studies():
+    rng = np.random.default_rng(2027)
+    missed = 0
+    runs = 400
+    for _ in range(runs):
+        outcomes, required = clustered_study(
+            rng, prompts=300, raters=6, overlap=2, prompt_sd=1.0, rater_sd=0.3
+        )
+        low, high = clustered_sequence(comparison_units(outcomes, required))
+        missed += bool(((low > 0.5) | (high < 0.5)).any())
+    assert missed / runs <= ALPHA
 
 
 def test_outcomes_follow_the_adapter_whichever_side_it_was_stored_on():
@@ -125,4 +245,9 @@ def test_outcomes_follow_the_adapter_whichever_side_it_was_stored_on():
         Rating(5, "r", "adapter", "other", "a"),
         Rating(6, "r", "adapter", "base", "a", gold="a"),
     ]
-    assert pair_outcomes(ratings, "adapter", "base") == [1.0, 0.0, 0.5, 0.5]
+    assert pair_outcomes(ratings, "adapter", "base") == [
+        Outcome(1, "r", 1.0),
+        Outcome(2, "r", 0.0),
+        Outcome(3, "r", 0.5),
+        Outcome(4, "r", 0.5),
+    ]

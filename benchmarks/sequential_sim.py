@@ -4,10 +4,13 @@ Per true win rate (45 … 70 % of decisive judgments), with 20 % ties, prompt an
 (logit-normal: a prompt or a rater leans one way), overlap 2 and 6 raters:
 
 - ``fixed``: the plan's size for 60 % (``evalhub.analysis.planning``), then one two-sided test
-  at the end (a t-test on the prompts' mean outcomes, so that prompts count once);
-- ``sequential``: the betting confidence sequence (``evalhub.analysis.sequential``) read after
-  every judgment, stopping at the first verdict; studies still undecided at 3 × the fixed size
-  stop there without a verdict.
+  at the end that counts both clusterings: the mean of the comparisons' mean outcomes, with
+  variance s²/P (prompts) plus the raters' term τ̂² Σ w_r² of ``evalhub.analysis.sequential``,
+  against a t distribution with Satterthwaite's degrees of freedom;
+- ``sequential``: the monitored interval (``evalhub.analysis.sequential``: the betting
+  confidence sequence over completed comparisons, widened by the rater design effect) read
+  after every judgment, stopping at the first verdict; studies still undecided at 3 × the fixed
+  size stop there without a verdict.
 
 A verdict is false when the truth contradicts it: ``adapter_better`` when the true win rate is
 at most 50 %, ``base_better`` when at least 50 %, ``equivalent`` when the true rate is not
@@ -34,8 +37,12 @@ from evalhub.analysis.sequential import (
     BASE_BETTER,
     DEFAULT_MARGIN,
     EQUIVALENT,
+    RATER_CONFIDENCE,
     UNDECIDED,
-    confidence_sequence,
+    Outcome,
+    Units,
+    clustered_sequence,
+    comparison_units,
     verdict_of,
 )
 
@@ -49,12 +56,15 @@ ALPHA = 0.05
 STUDIES = 400
 CAP_FACTOR = 3
 SEED = 16
+# At a true 50 %: (prompt SD, rater SD) with neither effect, one, or the other.
+ABLATION = ((0.0, 0.0), (PROMPT_SD, 0.0), (0.0, RATER_SD))
 OUT = Path(__file__).parent / "results" / "sequential_sim.json"
 
 
-def shift_for(rate: float, rng: np.random.Generator) -> float:
+def shift_for(rate: float, effects_sd: tuple[float, float], rng: np.random.Generator) -> float:
     """The logit centre whose average over prompt and rater effects is ``rate``."""
-    effects = rng.normal(0, PROMPT_SD, 200_000) + rng.normal(0, RATER_SD, 200_000)
+    prompt_sd, rater_sd = effects_sd
+    effects = rng.normal(0, prompt_sd, 200_000) + rng.normal(0, rater_sd, 200_000)
     low, high = -5.0, 5.0
     for _ in range(60):
         mid = (low + high) / 2
@@ -65,26 +75,36 @@ def shift_for(rate: float, rng: np.random.Generator) -> float:
     return (low + high) / 2
 
 
-def simulate_study(rate_shift: float, prompts: int, rng: np.random.Generator):
-    """Outcomes (1, ½, 0) for the adapter in judgment order, and each judgment's prompt."""
-    prompt_effect = rng.normal(0, PROMPT_SD, prompts)
-    rater_effect = rng.normal(0, RATER_SD, RATERS)
+def simulate_study(
+    rate_shift: float, effects_sd: tuple[float, float], prompts: int, rng: np.random.Generator
+) -> list[Outcome]:
+    """The adapter's outcomes (1, ½, 0) in judgment order, with each judgment's prompt and
+    rater; a prompt's two judgments come one after the other."""
+    prompt_sd, rater_sd = effects_sd
+    prompt_effect = rng.normal(0, prompt_sd, prompts)
+    rater_effect = rng.normal(0, rater_sd, RATERS)
     order = np.repeat(rng.permutation(prompts), OVERLAP)
     raters = np.concatenate([rng.choice(RATERS, OVERLAP, replace=False) for _ in range(prompts)])
     p_win = expit(rate_shift + prompt_effect[order] + rater_effect[raters])
     tie = rng.random(len(order)) < TIE_RATE
     win = rng.random(len(order)) < p_win
-    return np.where(tie, 0.5, win.astype(float)), order
+    x = np.where(tie, 0.5, win.astype(float))
+    return [Outcome(int(p), str(r), float(v)) for p, r, v in zip(order, raters, x, strict=True)]
 
 
-def fixed_verdict(x: np.ndarray, prompt_of: np.ndarray) -> str:
-    sums = np.bincount(prompt_of, weights=x)
-    counts = np.bincount(prompt_of)
-    means = sums[counts > 0] / counts[counts > 0]
-    result = stats.ttest_1samp(means, 0.5)
-    if result.pvalue >= ALPHA:
+def fixed_verdict(units: Units) -> str:
+    """Two-sided test of ½ on the comparisons' mean outcomes, with the raters' term added to
+    the variance of their mean (Satterthwaite's degrees of freedom for the sum)."""
+    y = units.means
+    prompts_term = y.var(ddof=1) / len(y)
+    raters_term = float(units.rater_term[-1])
+    df = (prompts_term + raters_term) ** 2 / (
+        prompts_term**2 / (len(y) - 1) + raters_term**2 / (RATERS - 1)
+    )
+    t = (y.mean() - 0.5) / np.sqrt(prompts_term + raters_term)
+    if 2 * stats.t.sf(abs(t), df) >= ALPHA:
         return UNDECIDED
-    return ADAPTER_BETTER if means.mean() > 0.5 else BASE_BETTER
+    return ADAPTER_BETTER if t > 0 else BASE_BETTER
 
 
 def is_false(verdict: str, mu: float) -> bool:
@@ -96,27 +116,31 @@ def is_false(verdict: str, mu: float) -> bool:
 
 
 def run_rate(args) -> dict:
-    rate, fixed_n = args
+    rate, fixed_n, effects_sd = args
     rng = np.random.default_rng([SEED, int(rate * 1000)])
-    shift = shift_for(rate, rng)
+    shift = shift_for(rate, effects_sd, rng)
     mu = 0.5 + (1 - TIE_RATE) * (rate - 0.5)  # the win rate with ties as half
     cap = CAP_FACTOR * fixed_n
     fixed, sequential = [], []
     for _ in range(STUDIES):
-        x, prompt_of = simulate_study(shift, cap // OVERLAP, rng)
-        fixed.append(fixed_verdict(x[:fixed_n], prompt_of[:fixed_n]))
-        low, high = confidence_sequence(x, alpha=ALPHA)
+        outcomes = simulate_study(shift, effects_sd, cap // OVERLAP, rng)
+        required = dict.fromkeys({o.item for o in outcomes}, OVERLAP)
+        fixed.append(fixed_verdict(comparison_units(outcomes[:fixed_n], required)))
+        units = comparison_units(outcomes, required)
+        low, high = clustered_sequence(units, alpha=ALPHA)
         decided = (
             (low > 0.5)
             | (high < 0.5)
             | ((low > 0.5 - DEFAULT_MARGIN) & (high < 0.5 + DEFAULT_MARGIN))
         )
-        at = int(decided.argmax()) if decided.any() else cap - 1
+        at = int(decided.argmax()) if decided.any() else len(low) - 1
         verdict = verdict_of(low[at], high[at], margin=DEFAULT_MARGIN)
-        sequential.append((verdict, at + 1))
+        sequential.append((verdict, int(units.completed_at[at])))
     seq_n = np.array([n for _, n in sequential])
     return {
         "true_win_rate": rate,
+        "prompt_effect_sd_logit": effects_sd[0],
+        "rater_effect_sd_logit": effects_sd[1],
         "true_win_rate_ties_as_half": mu,
         "fixed": {
             "judgments": fixed_n,
@@ -153,7 +177,11 @@ def main() -> None:
     started = time.time()
     plan = plan_study(win_rate=0.6, tie_rate=TIE_RATE, overlap=OVERLAP, raters=RATERS)
     with multiprocessing.Pool(2) as pool:
-        rows = pool.map(run_rate, [(rate, plan.judgments) for rate in TRUE_RATES])
+        rows = pool.map(
+            run_rate,
+            [(rate, plan.judgments, (PROMPT_SD, RATER_SD)) for rate in TRUE_RATES]
+            + [(0.5, plan.judgments, effects) for effects in ABLATION],
+        )
     result = {
         "benchmark": "sequential_sim",
         "settings": {
@@ -166,6 +194,7 @@ def main() -> None:
             "equivalence_margin": DEFAULT_MARGIN,
             "studies_per_rate": STUDIES,
             "sequential_cap": CAP_FACTOR * plan.judgments,
+            "rater_variance_upper_confidence": RATER_CONFIDENCE,
             "seed": SEED,
         },
         "fixed_plan_for_60": {
@@ -173,7 +202,8 @@ def main() -> None:
             "prompts": plan.prompts,
             "design_effect": plan.design_effect,
         },
-        "rates": rows,
+        "rates": rows[: len(TRUE_RATES)],
+        "ablation_at_50": rows[len(TRUE_RATES) :],
         "naive_peeking_false_positive_rate": naive_peeking(),
         "machine": {
             "python": sys.version.split()[0],

@@ -9,19 +9,19 @@
   }
 
   // Keys belong to whatever the rater is typing into, and Enter on a button or link already
-  // does something of its own.
-  function keepsKeys(element) {
+  // does something of its own. A <summary> (the guidelines, the reference answer) keeps only
+  // Enter, which folds and unfolds it.
+  function keepsKeys(element, key) {
     if (!element || element.isContentEditable) return true;
     const tag = element.tagName;
-    if (tag === "TEXTAREA" || tag === "SELECT" || tag === "BUTTON" || tag === "A" || tag === "SUMMARY") {
-      return true;
-    }
+    if (tag === "SUMMARY") return key === "Enter";
+    if (tag === "TEXTAREA" || tag === "SELECT" || tag === "BUTTON" || tag === "A") return true;
     return tag === "INPUT" && element.type !== "radio" && element.type !== "checkbox";
   }
 
   document.addEventListener("keydown", function (event) {
     const form = ratingForm();
-    if (!form || event.ctrlKey || event.metaKey || event.altKey || keepsKeys(event.target)) return;
+    if (!form || event.ctrlKey || event.metaKey || event.altKey || keepsKeys(event.target, event.key)) return;
     if (event.key >= "1" && event.key <= "4") {
       const option = form.querySelectorAll('input[name="choice"]')[Number(event.key) - 1];
       if (option) {
@@ -33,6 +33,14 @@
       event.preventDefault();
       form.requestSubmit();
     }
+  });
+
+  // A click on a <summary> leaves the focus on it, and the rater's next Enter would fold the
+  // guidelines instead of submitting: a pointer click (detail > 0, unlike Enter or Space)
+  // gives the focus back to the page.
+  document.addEventListener("click", function (event) {
+    const summary = event.target.closest && event.target.closest("summary");
+    if (summary && event.detail > 0 && ratingForm()) summary.blur();
   });
 
   // Capture phase, so the value is in place before htmx reads the form.

@@ -57,8 +57,23 @@ def score(*, run_id: int, split: str = Split.TEST) -> dict[str, Any]:
 
 
 @task(queue_name=GPU_QUEUE)
-def evaluate(*, run_id: int, split: str = Split.TEST, max_new_tokens: int = 256) -> dict[str, Any]:
+def evaluate(
+    *,
+    run_id: int,
+    split: str = Split.TEST,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+) -> dict[str, Any]:
     """Generate what is missing, then score: what the run page's "Generate + score" queues."""
-    generated = generate.call(run_id=run_id, split=split, max_new_tokens=max_new_tokens)
+    generated = generate.call(
+        run_id=run_id,
+        split=split,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        seed=seed,
+    )
     scored = score.call(run_id=run_id, split=split)
     return {**generated, **scored}

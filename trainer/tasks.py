@@ -16,20 +16,27 @@ from typing import Any
 
 from django_tasks import task
 
-from trainer.models import FineTuneRun
+from trainer.models import FineTuneRun, RunStatus
 from trainer.services.run_progress import CTRL_C_INTERRUPTS, StopRequest, stop_on_signals
 from trainer.services.run_training import run_execute
 from trainer.services.runs import RunError, run_mark_orphans
 
 GPU_QUEUE = "gpu"
+RUN_FAILED = "run {id} failed: {error}"
+
+
+class RunFailed(Exception):
+    """The training task of a run that failed fails with it, with the run's error: the run page,
+    the API and the worker's log then agree on what happened."""
 
 
 @task(queue_name=GPU_QUEUE)
 def finetune(run_id: int) -> dict[str, Any]:
     """Train the queued run ``run_id``; returns its final status.
 
-    A run cancelled while it waited in the queue is skipped, not trained. A failed run is a
-    result, not a task failure: the run page shows why. Only a crash fails the task.
+    A run cancelled while it waited in the queue is skipped, not trained. A run that fails
+    (a bad model id, a crash) fails its task too (``RunFailed``, with the run's error); a
+    cancelled or interrupted run is a result, not a task failure.
     """
     # A worker taking a task is where a run left behind by a dead worker gets noticed.
     run_mark_orphans()
@@ -41,4 +48,6 @@ def finetune(run_id: int) -> dict[str, Any]:
         except RunError as error:
             run.refresh_from_db()
             return {"run": run.pk, "status": run.status, "skipped": str(error)}
+    if run.status == RunStatus.FAILED:
+        raise RunFailed(RUN_FAILED.format(id=run.pk, error=run.error))
     return {"run": run.pk, "status": run.status, "step": run.step}

@@ -10,7 +10,6 @@ from evalhub.selectors.outputs import OutputsError
 from evalhub.services.evaluation_queue import run_evaluation_enqueue
 from trainer.models import FineTuneRun
 
-QUEUED = "Generation and scoring of run {id} are queued for a gpu worker."
 ALREADY = "Generation and scoring of run {id} are already queued or running."
 
 
@@ -23,5 +22,8 @@ def run_evaluate(request: HttpRequest, run_id: int) -> HttpResponse:
     except OutputsError as error:
         context = {"run": run, "message": str(error)}
         return render(request, "evalhub/run_refused.html", context, status=409)
-    messages.success(request, (QUEUED if queued else ALREADY).format(id=run.pk))
+    if not queued:
+        messages.info(request, ALREADY.format(id=run.pk))
+    # A queued task shows in the run page's live part, which follows it until it ends; a
+    # message would stay on the page after the task had failed.
     return redirect("run_detail", pk=run.pk)

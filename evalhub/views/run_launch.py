@@ -16,7 +16,6 @@ from trainer.selectors.datasets import dataset_split_counts
 from trainer.services.run_queue import run_submit, run_submit_resume
 from trainer.services.runs import RunError, RunSpec, run_request_cancel
 
-QUEUED = "Run {id} is queued; a worker on the gpu queue will train it."
 CANCEL_ASKED = "Run {id} stops at its next step and keeps its checkpoint."
 CANCELLED = "Run {id} was cancelled before a worker took it."
 NOT_ACTIVE = "Run {id} is {status}: there is nothing to cancel."
@@ -46,7 +45,7 @@ def run_new(request: HttpRequest) -> HttpResponse:
                 # The model spec was checked by the form: what is left is about the dataset.
                 form.add_error("dataset", str(error))
             else:
-                messages.success(request, QUEUED.format(id=run.pk))
+                # No message: the run page says "queued" live, and stops saying it in time.
                 return redirect("run_detail", pk=run.pk)
         dataset = Dataset.objects.filter(name=request.POST.get("dataset")).first()
         return render(request, "evalhub/run_new.html", _context(form, dataset), status=400)

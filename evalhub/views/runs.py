@@ -6,7 +6,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from evalhub.charts import loss_curve_svg
 from evalhub.roles import manager_required
-from evalhub.selectors.run_tasks import run_tasks
+from evalhub.selectors.run_tasks import run_task_list
 from trainer.models import FineTuneRun, MetricKind
 from trainer.selectors import runs as run_selectors
 from trainer.services.run_queue import runs_check_orphans
@@ -29,12 +29,14 @@ def run_list(request: HttpRequest) -> HttpResponse:
 @manager_required
 @vary_on_headers("HX-Request")
 def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    """The run page; an htmx poll gets only its live part, which stops polling once the run
-    has ended. Loading it is also where a run of a dead worker is noticed."""
+    """The run page; an htmx poll gets only its live part (status, tasks, progress), which
+    stops polling once the run and its tasks have ended. Loading it is also where a run of a
+    dead worker is noticed."""
     runs_check_orphans()
     run = get_object_or_404(
         FineTuneRun.objects.select_related("dataset", "base_model", "resumed_from"), pk=pk
     )
+    tasks = run_task_list(run_id=run.pk, limit=TASKS_SHOWN)
     metrics = list(run.metrics.all())
     train = [m for m in metrics if m.kind == MetricKind.TRAIN]
     validation = [m for m in metrics if m.kind == MetricKind.VALIDATION]
@@ -60,8 +62,10 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "versions": sorted(versions.items()),
         "last_train": train[-1] if train else None,
         "share_percent": 100 * run.trainable_share if run.trainable_share else None,
-        "tasks": list(run_tasks(run_id=run.pk)[:TASKS_SHOWN]),
+        "tasks": tasks,
         "resumable": run.status in RESUMABLE and bool(run.checkpoint_path),
+        # Poll while the run trains or any of its tasks waits or runs: a failure shows at once.
+        "live": run.is_active or any(task.pending for task in tasks),
     }
     if request.htmx:
         return render(request, "evalhub/run_detail.html#live", context)

@@ -2,6 +2,7 @@
 the database backend without a worker). Worker processes: test_tasks_workers.py."""
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,7 +32,7 @@ from trainer.services.run_queue import (
 )
 from trainer.services.run_training import NOT_QUEUED
 from trainer.services.runs import ORPHANED, RunError, RunSpec, run_request_cancel
-from trainer.tasks import finetune
+from trainer.tasks import RUN_FAILED, RunFailed, finetune
 
 
 def dead_pid() -> int:
@@ -249,3 +250,19 @@ def test_a_resumed_run_that_cannot_be_queued_is_marked_failed(tiny_model, monkey
     resumed = FineTuneRun.objects.get(resumed_from=first)
     assert resumed.status == RunStatus.FAILED
     assert resumed.error == NOT_QUEUED_ERROR.format(error=raised.value)
+
+
+@pytest.mark.django_db
+def test_a_run_that_fails_fails_its_task_with_the_runs_error(tiny_model, tmp_path):
+    # The model was there when the run was queued and is gone when a worker takes it, as an
+    # unreachable hub id is.
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    with override_settings(TASKS=DATABASE_TASKS):
+        run = run_submit(spec=colour_spec(model))
+    shutil.rmtree(model)
+    with pytest.raises(RunFailed) as raised:
+        finetune.call(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED and run.error
+    assert str(raised.value) == RUN_FAILED.format(id=run.pk, error=run.error)

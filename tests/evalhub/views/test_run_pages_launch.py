@@ -12,11 +12,12 @@ from django.test import override_settings
 from django_tasks_db.models import DBTaskResult
 
 from evalhub.services.systems import NO_ADAPTER
-from evalhub.views.run_evaluation import ALREADY, QUEUED
+from evalhub.views.run_evaluation import ALREADY
 from evalhub.views.run_launch import NOT_ACTIVE
 from tests.factories import DatasetFactory, FineTuneRunFactory
 from tests.trainer.run_fixtures import colour_dataset
 from trainer.engine.config import MUST_BE_POSITIVE, TrainConfig
+from trainer.engine.generate import DecodingConfig
 from trainer.models import FineTuneRun, RunStatus
 from trainer.services.run_queue import run_enqueue
 from trainer.services.runs import NO_CHECKPOINT, NOT_RESUMABLE, ORPHANED
@@ -345,10 +346,10 @@ def test_evaluating_a_run_without_an_adapter_is_a_conflict(manager_client):
 def test_generate_and_score_is_queued_once_for_a_gpu_worker(manager_client, tmp_path):
     run = FineTuneRunFactory(status=RunStatus.SUCCEEDED, adapter_path=str(tmp_path))
     first = manager_client.post(f"/runs/{run.pk}/evaluate/", follow=True)
-    assert QUEUED.format(id=run.pk) in first.content.decode()
+    assert "Waiting for a worker on the <code>gpu</code> queue" in first.content.decode()
     second = manager_client.post(f"/runs/{run.pk}/evaluate/", follow=True)
     assert ALREADY.format(id=run.pk) in second.content.decode()
     task = DBTaskResult.objects.get()
     assert task.task_path == "evalhub.tasks.evaluate" and task.queue_name == "gpu"
-    assert task.args_kwargs["kwargs"] == {"run_id": run.pk}
+    assert task.args_kwargs["kwargs"] == {"run_id": run.pk, **DecodingConfig().as_dict()}
     assert "<td>evaluate</td><td>gpu</td><td>ready</td>" in second.content.decode()

@@ -17,7 +17,7 @@ from evalhub.models import (
     StudyStatus,
     System,
 )
-from evalhub.selectors.studies import sequential_block
+from evalhub.selectors.studies import ppi_block, sequential_block
 from trainer.models import Dataset, FineTuneRun, RunMetric
 
 
@@ -333,15 +333,39 @@ class SequentialSerializer(serializers.Serializer):
     stopped_at = serializers.IntegerField(allow_null=True)
 
 
+class PredictionPoweredSerializer(serializers.Serializer):
+    """The prediction-powered interval for the monitored pair's win rate beside the experts'
+    alone; without ``reason`` the numbers are there, with it they are absent."""
+
+    adapter = serializers.CharField()
+    base = serializers.CharField()
+    signal = serializers.CharField(allow_null=True)
+    labelled = serializers.IntegerField()
+    unlabelled = serializers.IntegerField()
+    alpha = serializers.FloatField()
+    reason = serializers.CharField(allow_null=True)
+    estimate = serializers.FloatField(required=False)
+    interval = IntervalSerializer(required=False)
+    expert_estimate = serializers.FloatField(required=False)
+    expert_interval = IntervalSerializer(required=False)
+    width_ratio = serializers.FloatField(required=False)
+    signal_correlation = serializers.FloatField(required=False, allow_null=True)
+
+
 class StudyDetailSerializer(StudySerializer):
     sequential = serializers.SerializerMethodField()
+    ppi = serializers.SerializerMethodField()
 
     class Meta(StudySerializer.Meta):
-        fields = [*StudySerializer.Meta.fields, "sequential"]
+        fields = [*StudySerializer.Meta.fields, "sequential", "ppi"]
 
     @extend_schema_field(SequentialSerializer(allow_null=True))
     def get_sequential(self, study: Study) -> dict | None:
         return sequential_block(study=study)
+
+    @extend_schema_field(PredictionPoweredSerializer(allow_null=True))
+    def get_ppi(self, study: Study) -> dict | None:
+        return ppi_block(study=study)
 
 
 class StudyStatusSerializer(serializers.Serializer):

@@ -23,13 +23,13 @@ from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
 from evalhub.metrics import METRICS
 from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study
-from evalhub.selectors.studies import KIND_ORDER, sequential_block
+from evalhub.selectors.studies import KIND_ORDER, ppi_block, sequential_block
 from trainer.engine.environment import library_versions
 from trainer.models import FineTuneRun, RunMetric
 
 SCHEMA = "evalhub.report/1"
 PROMPT_EXCERPT_CHARS = 240
-SOFTWARE = ("django", "numpy", "scipy", "statsmodels", "krippendorff", "choix")
+SOFTWARE = ("django", "numpy", "scipy", "statsmodels", "krippendorff", "choix", "ppi-python")
 
 
 def report_build(
@@ -82,6 +82,8 @@ def report_build(
         "analysis": result,
         # The always-valid interval and verdict for the monitored pair (adapter vs base).
         "sequential": sequential_block(study=study, ratings=ratings),
+        # Beside it, not instead of it: the win rate with the automated signal's help.
+        "ppi": ppi_block(study=study, ratings=ratings),
     }
     if include_judgments:
         report["comparisons"] = [_public_comparison(c) for c in comparisons.values()]

@@ -1,5 +1,6 @@
 """What managers read about a study: counts, per-rater progress, gold accuracy, time, flags,
-the monitored pair and its sequential verdict, and the correlations that plan the next one."""
+the monitored pair, its sequential verdict and prediction-powered interval, and the
+correlations that plan the next one."""
 
 import dataclasses
 import statistics
@@ -11,7 +12,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet
 
 from evalhub import blinding
-from evalhub.analysis import planning
+from evalhub.analysis import planning, ppi
 from evalhub.analysis.records import Rating
 from evalhub.analysis.sequential import Sequential, monitor, pair_outcomes
 from evalhub.blinding import unblind_choice
@@ -221,13 +222,17 @@ def study_sequential(*, study: Study, ratings: list[Rating] | None = None) -> Se
     if ratings is None:
         ratings = _pair_ratings([study])[study.pk]
     outcomes = pair_outcomes(ratings, pair[0].name, pair[1].name)
-    required = dict(
+    return monitor(outcomes, required=_required(study), margin=study.equivalence_margin)
+
+
+def _required(study: Study) -> dict[int, int]:
+    """Each non-gold comparison's number of assignments: the judgments that complete it."""
+    return dict(
         Assignment.objects.filter(comparison__study=study, comparison__is_gold=False)
         .values("comparison_id")
         .annotate(judgments=Count("id"))
         .values_list("comparison_id", "judgments")
     )
-    return monitor(outcomes, required=required, margin=study.equivalence_margin)
 
 
 def sequential_block(*, study: Study, ratings: list[Rating] | None = None) -> dict | None:
@@ -245,6 +250,76 @@ def sequential_block(*, study: Study, ratings: list[Rating] | None = None) -> di
         "stop_when_decided": study.stop_when_decided,
         "stopped_at": study.stopped_at,
     }
+
+
+# The automated signals a prediction-powered interval may use, best first: the first that
+# covers the most comparisons of the pair is taken. A model judge's probability that the
+# adapter wins is a prediction already and would join here.
+SIGNAL_METRICS = ("bertscore_f1", "rougeL")
+REASON_NO_SIGNAL = "no automated metric is scored on both outputs of the pair's comparisons"
+
+
+def study_signal(*, study: Study, pair: tuple[System, System]) -> tuple[str, dict[int, float]]:
+    """(signal name, comparison -> predicted outcome for the adapter in [0, 1]) for the
+    study's non-gold comparisons of ``pair``: the metric difference adapter − base mapped by
+    :func:`ppi.metric_predictions`. An empty mapping when no metric is scored."""
+    adapter = pair[0]
+    rows = Comparison.objects.filter(
+        study=study,
+        is_gold=False,
+        output_a__system__in=pair,
+        output_b__system__in=pair,
+    ).values_list("id", "output_a__system_id", "output_a__metrics", "output_b__metrics")
+    differences: dict[str, dict[int, float]] = {m: {} for m in SIGNAL_METRICS}
+    for comparison, system_a, metrics_a, metrics_b in rows.iterator(chunk_size=5000):
+        ours, theirs = (metrics_a, metrics_b) if system_a == adapter.pk else (metrics_b, metrics_a)
+        for metric in SIGNAL_METRICS:
+            if ours.get(metric) is not None and theirs.get(metric) is not None:
+                differences[metric][comparison] = ours[metric] - theirs[metric]
+    metric = max(SIGNAL_METRICS, key=lambda m: len(differences[m]))
+    return metric, ppi.metric_predictions(differences[metric])
+
+
+def ppi_block(*, study: Study, ratings: list[Rating] | None = None) -> dict | None:
+    """What the study page, the report (``ppi``) and the API show beside the verdict: the
+    prediction-powered interval for the monitored pair's win rate and the experts' alone over
+    the same complete comparisons, or why there is none. Managers only; None without a pair."""
+    pair = study_monitored_pair(study=study)
+    if pair is None:
+        return None
+    if ratings is None:
+        ratings = _pair_ratings([study])[study.pk]
+    labels = ppi.complete_comparisons(
+        pair_outcomes(ratings, pair[0].name, pair[1].name), _required(study)
+    )
+    signal, predictions = study_signal(study=study, pair=pair)
+    if not predictions:
+        result = ppi.NotComputed(None, len(labels), 0, REASON_NO_SIGNAL)
+    else:
+        result = ppi.prediction_powered(labels, predictions, signal=signal)
+    block = {
+        "adapter": pair[0].name,
+        "base": pair[1].name,
+        "signal": result.signal,
+        "labelled": result.labelled,
+        "unlabelled": result.unlabelled,
+        "alpha": ppi.ALPHA,
+    }
+    if isinstance(result, ppi.NotComputed):
+        return block | {"reason": result.reason}
+    return block | {
+        "reason": None,
+        "estimate": result.estimate,
+        "interval": _interval(result.interval, result.method),
+        "expert_estimate": result.expert_estimate,
+        "expert_interval": _interval(result.expert_interval, result.expert_method),
+        "width_ratio": result.width_ratio,
+        "signal_correlation": result.signal_correlation,
+    }
+
+
+def _interval(bounds: tuple[float, float], method: str) -> dict:
+    return {"low": bounds[0], "high": bounds[1], "method": method}
 
 
 def earlier_correlations() -> planning.Correlations:

@@ -14,6 +14,7 @@ from evalhub.roles import manager_required
 from evalhub.selectors import studies as study_selectors
 from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.studies import (
+    ppi_block,
     sequential_block,
     study_counts,
     study_flagged,
@@ -145,6 +146,7 @@ def _render_detail(
         "rater_stats": study_rater_stats(study=study),
         "flagged": study_flagged(study=study),
         "sequential": sequential_block(study=study),
+        "ppi": ppi_block(study=study),
         "actions": [
             (target, STATUS_ACTIONS[target])
             for target in (StudyStatus.OPEN, StudyStatus.PAUSED, StudyStatus.CLOSED)

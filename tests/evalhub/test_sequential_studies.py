@@ -222,7 +222,8 @@ def test_the_planner_refuses_bad_input_with_a_422_naming_the_field():
     assert "win_rate" in refused.content.decode()
     assert ERROR_WIN_RATE.format(value=0.5) in refused.content.decode()
     missing = client.get(reverse("study_plan"), {**query, "plan-win_rate": "x"}, **HTMX)
-    assert missing.status_code == 422 and "win_rate" in missing.content.decode()
+    # Named by the label people see on the form, not the code's field name.
+    assert missing.status_code == 422 and "<strong>Win rate</strong>" in missing.content.decode()
 
 
 def test_plan_study_command_prints_json_with_judgments_and_prompts():

@@ -12,11 +12,19 @@ probability ``power``?
    decisive, so judgments = decisive / (1 − tie_rate). (Counting ties as half a win, as the
    report's win rate does, needs the same number to within a judgment.)
 3. Judgments of one prompt, and of one rater, are correlated, so n of them carry less
-   information than n independent ones. The design effect for two crossed cluster kinds
-   (Kish, *Survey Sampling*, §5.4) is 1 + (m_p − 1)·ρ_p + (m_r − 1)·ρ_r, with m_p = overlap
-   judgments per prompt, m_r = n / raters judgments per rater and ρ the intraclass
-   correlations. m_r grows with n, so n = n₀ · deff(n) is solved for n; when n₀ · ρ_r ≥ raters
-   no number of judgments suffices: more raters are needed, not more judgments.
+   information than n independent ones. The prompt part of the design effect (Kish, *Survey
+   Sampling*, §5.4) is (m_p − 1)·ρ_p, with m_p = overlap judgments per prompt.
+4. The rater part is sized for the rater term the verdict will use
+   (:mod:`evalhub.analysis.sequential`): the variance of the panel's lean, τ̂² Σ w_r², with
+   τ̂² the one-way ANOVA estimate taken at its ``RATER_CONFIDENCE`` upper confidence limit,
+   (c · MS_between − MS_within) / k₀ with c = (k − 1) / χ²_{1−conf}(k − 1) for k raters.
+   With equal shares (k₀ = m_r = n / k judgments per rater, Σ w_r² = 1 / k) and
+   E[MS_between] = σ²(1 − ρ_r) + m_r σ² ρ_r, its expectation in units of σ² / n is
+   (c − 1)(1 − ρ_r) + c · ρ_r · m_r: the first term is the price of estimating the panel's
+   lean from few raters (it is there even when raters agree), the second Kish's rater term
+   grown by c. With c = 1 this is Kish's (m_r − 1)·ρ_r. One rater gives the verdict no
+   rater term, and the plan none. m_r grows with n, so n = n₀ · deff(n) is solved for n;
+   when n₀ · c · ρ_r ≥ raters no number of judgments suffices: more raters are needed.
 
 The correlations are estimated from earlier studies when there are enough judgments
 (:func:`icc_oneway`), else the defaults below are used and the plan says so.
@@ -27,14 +35,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import chi2, norm
+
+from evalhub.analysis.sequential import RATER_CONFIDENCE
 
 # Without earlier studies: judgments of one prompt by different raters agree beyond chance
-# (some prompts favour one system), so ρ_p = 0.2 is a moderate assumption; the rater
-# correlation is taken as 0 (the verdict is about the study's own raters) until earlier studies
-# measure it.
+# (some prompts favour one system), so ρ_p = 0.2 is a moderate assumption. Raters lean too:
+# ρ_r = 0.008 is a rater's own win rate spread by an SD of about 4 points around the panel's
+# (√(0.008 · 0.2), 0.2 being the variance of one outcome near 60 % with a fifth ties), the
+# size of lean the benchmark simulates (SD 0.2 on the logit scale). The verdict widens for
+# the lean it measures, so a plan that assumed none would be too small.
 DEFAULT_PROMPT_ICC = 0.2
-DEFAULT_RATER_ICC = 0.0
+DEFAULT_RATER_ICC = 0.008
 # An ICC from fewer groups than this is too noisy to plan with.
 MIN_ICC_GROUPS = 10
 MIN_ICC_RATERS = 3
@@ -81,6 +93,7 @@ class StudyPlan:
     rater_icc: float
     correlations_from: str
     decisive_independent: int
+    rater_widening: float
     design_effect: float
     judgments: int
     decisive: int
@@ -95,6 +108,23 @@ def decisive_needed(win_rate: float, *, alpha: float, power: float) -> float:
     z_power = norm.ppf(power)
     spread = z_alpha * math.sqrt(0.25) + z_power * math.sqrt(win_rate * (1 - win_rate))
     return spread**2 / (win_rate - 0.5) ** 2
+
+
+def rater_widening(raters: int) -> float:
+    """c = (k − 1) / χ²_{1−conf}(k − 1): how much the verdict's upper confidence limit for the
+    rater variance inflates the between-rater mean square, for k raters (1 for one rater,
+    whose lean the verdict cannot see)."""
+    if raters < 2:
+        return 1.0
+    return (raters - 1) / chi2.ppf(1 - RATER_CONFIDENCE, raters - 1)
+
+
+def _raters_needed(independent: float, rho_r: float, raters: int) -> int:
+    """The fewest raters for which n₀ · c · ρ_r < raters, so that some n suffices."""
+    needed = raters + 1
+    while independent * rater_widening(needed) * rho_r >= needed:
+        needed += 1
+    return needed
 
 
 def _check(
@@ -143,15 +173,19 @@ def plan_study(
     _check(win_rate, tie_rate, power, alpha, overlap, raters, correlations)
     independent = decisive_needed(win_rate, alpha=alpha, power=power) / (1 - tie_rate)
     rho_p, rho_r = correlations.prompt_icc, correlations.rater_icc
-    # n = n0 · (1 + (overlap − 1)ρ_p + (n / raters − 1)ρ_r), solved for n.
-    denominator = 1 - independent * rho_r / raters
+    widening = rater_widening(raters)
+    # n = n0 · (1 + (overlap − 1)ρ_p + (c − 1)(1 − ρ_r) + c ρ_r n / raters), solved for n;
+    # the verdict has no rater term with one rater.
+    per_judgment = widening * rho_r / raters if raters >= 2 else 0.0
+    fixed = 1 + (overlap - 1) * rho_p + (widening - 1) * (1 - rho_r)
+    denominator = 1 - independent * per_judgment
     if denominator <= 0:
-        needed = math.floor(independent * rho_r) + 1
+        needed = _raters_needed(independent, rho_r, raters)
         raise PlanError(
             ERROR_TOO_FEW_RATERS.format(raters=raters, icc=rho_r, power=power, needed=needed),
             "raters",
         )
-    judgments = independent * (1 + (overlap - 1) * rho_p - rho_r) / denominator
+    judgments = independent * fixed / denominator
     prompts = math.ceil(judgments / overlap)
     total = prompts * overlap
     return StudyPlan(
@@ -165,11 +199,15 @@ def plan_study(
         rater_icc=rho_r,
         correlations_from=correlations.source,
         decisive_independent=math.ceil(decisive_needed(win_rate, alpha=alpha, power=power)),
+        rater_widening=widening,
         design_effect=judgments / independent,
         judgments=total,
         decisive=math.ceil(total * (1 - tie_rate)),
         prompts=prompts,
-        method="normal approximation, two-sided, with a design effect for prompt and rater",
+        method=(
+            "normal approximation, two-sided, with a design effect for prompts and for the "
+            "rater term the verdict estimates"
+        ),
     )
 
 

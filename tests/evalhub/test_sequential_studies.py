@@ -232,7 +232,9 @@ def test_plan_study_command_prints_json_with_judgments_and_prompts():
     plan = json.loads(out.getvalue())
     assert (plan["judgments"], plan["prompts"], plan["decisive_independent"]) == (194, 194, 194)
     out = StringIO()
-    call_command("plan_study", "--win-rate", "0.6", "--tie-rate", "0.2", stdout=out)
+    call_command(
+        "plan_study", "--win-rate", "0.6", "--tie-rate", "0.2", "--raters", "6", stdout=out
+    )
     assert "judgments on" in out.getvalue() and "defaults" in out.getvalue()
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
-from scipy.stats import binom, binomtest
+from scipy.stats import binom, binomtest, chi2
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import proportion_effectsize
 
@@ -56,19 +56,29 @@ def test_ties_need_proportionally_more_judgments():
 def test_overlap_and_prompt_correlation_inflate_by_the_design_effect():
     correlated = Correlations(prompt_icc=0.2, rater_icc=0.0, source="test")
     plan = plan_study(win_rate=0.6, overlap=3, correlations=correlated)
-    assert plan.design_effect == pytest.approx(1 + 2 * 0.2)
-    assert plan.prompts == math.ceil(193.85 * 1.4 / 3)
+    # Three raters: c = 2 / χ²₂ quantile at 0.2, and χ²₂'s cdf is 1 − e^(−x/2).
+    widening = 2 / (-2 * math.log(0.8))
+    assert plan.rater_widening == pytest.approx(widening)
+    assert plan.design_effect == pytest.approx(1 + 2 * 0.2 + widening - 1, rel=1e-3)
+    assert plan.prompts == math.ceil(193.85 * (0.4 + widening) / 3)
     assert plan.judgments == plan.prompts * 3
 
 
 def test_rater_correlation_grows_with_the_judgments_each_rater_makes():
     correlated = Correlations(prompt_icc=0.0, rater_icc=0.01, source="test")
     plan = plan_study(win_rate=0.6, overlap=1, raters=10, correlations=correlated)
-    # n = n0 (1 + (n / raters − 1) ρ_r), solved by hand for n
+    # n = n0 (1 + (c − 1)(1 − ρ_r) + c ρ_r n / raters), solved by hand for n
     n0 = planning.decisive_needed(0.6, alpha=0.05, power=0.8)
-    n = n0 * (1 - 0.01) / (1 - n0 * 0.01 / 10)
+    c = 9 / chi2.ppf(0.2, 9)
+    n = n0 * (1 + (c - 1) * (1 - 0.01)) / (1 - n0 * c * 0.01 / 10)
     assert plan.judgments == math.ceil(n)
-    assert plan.design_effect == pytest.approx(1 + (n / 10 - 1) * 0.01)
+    assert plan.design_effect == pytest.approx(1 + (c - 1) * 0.99 + c * 0.01 * n / 10)
+
+
+def test_one_rater_gives_the_verdict_and_the_plan_no_rater_term():
+    correlated = Correlations(prompt_icc=0.0, rater_icc=0.05, source="test")
+    plan = plan_study(win_rate=0.6, overlap=1, raters=1, correlations=correlated)
+    assert plan.judgments == 194 and plan.rater_widening == 1
 
 
 def test_too_few_raters_for_their_correlation_is_refused_naming_raters():
@@ -76,7 +86,9 @@ def test_too_few_raters_for_their_correlation_is_refused_naming_raters():
     with pytest.raises(PlanError) as refused:
         plan_study(win_rate=0.6, overlap=2, raters=2, correlations=correlated)
     assert refused.value.field == "raters"
-    assert "at least 10 raters" in str(refused.value)
+    # The fewest k with n0 · c_k · ρ_r < k, by hand: 193.85 · 0.05 · c_k against k.
+    needed = next(k for k in range(3, 100) if 193.85 * 0.05 * (k - 1) / chi2.ppf(0.2, k - 1) < k)
+    assert f"at least {needed} raters" in str(refused.value)
 
 
 @pytest.mark.parametrize(

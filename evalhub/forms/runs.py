@@ -107,8 +107,18 @@ class RunForm(forms.Form):
         return spec
 
     def clean(self) -> dict[str, Any]:
+        """Each setting is checked on its own first, so every bad one gets its message, named
+        by its label; TrainConfig itself stops at the first (its messages, for the command
+        line, name the code's field)."""
         cleaned = super().clean()
         names = [f.name for f in fields(TrainConfig)]
+        for name in names:
+            if name in self.errors:
+                continue
+            try:
+                TrainConfig(**{name: cleaned.get(name)})
+            except ConfigError as error:
+                self.add_error(name, self._labelled(str(error)))
         if any(name in self.errors for name in names):
             return cleaned
         try:
@@ -116,5 +126,12 @@ class RunForm(forms.Form):
         except ConfigError as error:
             # Every ConfigError message starts with the setting it is about.
             first = str(error).split(" ", 1)[0]
-            self.add_error(first if first in names else None, str(error))
+            self.add_error(first if first in names else None, self._labelled(str(error)))
         return cleaned
+
+    def _labelled(self, message: str) -> str:
+        """The message with its leading field name (``learning_rate``) as the form's label."""
+        name, _, rest = message.partition(" ")
+        if name in self.fields and rest:
+            return f"{self.fields[name].label} {rest}"
+        return message

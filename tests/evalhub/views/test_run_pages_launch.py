@@ -151,7 +151,7 @@ def test_out_of_range_settings_are_shown_beside_their_field(manager_client, mode
     assert response.status_code == 400
     html = response.content.decode()
     field = html.split('name="rank"', 1)[1].split("</div>", 1)[0]
-    assert MUST_BE_POSITIVE.format(name="rank", value=0) in field
+    assert MUST_BE_POSITIVE.format(name="Rank", value=0) in field
     assert not FineTuneRun.objects.exists() and not DBTaskResult.objects.exists()
 
 
@@ -159,7 +159,7 @@ def test_a_setting_error_in_the_advanced_fold_opens_it(manager_client, model_dir
     data = form_data(colour_dataset(), model_dir, warmup_ratio=1.5)
     html = manager_client.post("/runs/new/", data).content.decode()
     assert '<details class="run-advanced" open>' in html
-    assert "warmup_ratio must be in [0, 1), got 1.5" in html
+    assert "Warmup ratio must be in [0, 1), got 1.5" in html
 
 
 def test_an_unknown_base_model_is_refused_on_its_field(manager_client):

@@ -7,6 +7,9 @@ prompt's latent lean (logit) plus Gaussian noise, given as a metric difference a
 ``evalhub.analysis.ppi.metric_predictions``; its noise is set so that its correlation with the
 comparison outcome is the target. The true win rate (ties as half) is 58 %.
 
+Also the planner's power: studies of the size ``plan_study`` asks for 60 %, simulated and tested
+at the end as in ``sequential_sim.py`` (run from benchmarks/, which it imports).
+
 Writes benchmarks/results/ppi_sim.json. Run: python benchmarks/ppi_sim.py
 """
 
@@ -20,7 +23,9 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit
 
+from evalhub.analysis.planning import plan_study
 from evalhub.analysis.ppi import metric_predictions, prediction_powered
+from evalhub.analysis.sequential import ADAPTER_BETTER, comparison_units
 
 STUDIES = 1000
 COMPLETE, UNFINISHED = 100, 400
@@ -82,10 +87,35 @@ def run(target: float) -> dict:
     }
 
 
+def planner_power(studies: int = STUDIES) -> dict:
+    """Share of studies of the planned size for 60 % whose test at the end finds the adapter
+    better, with sequential_sim's prompt and rater effects."""
+    import sequential_sim as sim
+
+    plan = plan_study(win_rate=0.6, tie_rate=sim.TIE_RATE, overlap=sim.OVERLAP, raters=sim.RATERS)
+    rng = np.random.default_rng([SEED, 600])
+    effects = (sim.PROMPT_SD, sim.RATER_SD)
+    shift = sim.shift_for(0.6, effects, rng)
+    decided = 0
+    for _ in range(studies):
+        outcomes = sim.simulate_study(shift, effects, plan.judgments // sim.OVERLAP, rng)
+        units = comparison_units(outcomes, dict.fromkeys({o.item for o in outcomes}, sim.OVERLAP))
+        decided += sim.fixed_verdict(units) == ADAPTER_BETTER
+    return {
+        "judgments": plan.judgments,
+        "design_effect": plan.design_effect,
+        "rater_icc": plan.rater_icc,
+        "rater_widening": plan.rater_widening,
+        "power_at_60": decided / studies,
+        "studies": studies,
+    }
+
+
 def main() -> None:
     started = time.time()
     with multiprocessing.Pool(2) as pool:
         rows = pool.map(run, CORRELATIONS)
+    power = planner_power()
     result = {
         "benchmark": "ppi_sim",
         "settings": {
@@ -99,6 +129,7 @@ def main() -> None:
             "seed": SEED,
         },
         "rows": rows,
+        "planner_at_60": power,
         "machine": {
             "python": sys.version.split()[0],
             "platform": platform.platform(),

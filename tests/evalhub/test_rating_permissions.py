@@ -57,7 +57,7 @@ def world():
         },
         "detail": reverse("study_detail", args=[study.pk]),
         "plan": reverse("study_plan") + "?plan-win_rate=0.6&plan-tie_rate=0&plan-power=0.8"
-        "&plan-alpha=0.05&plan-overlap=2",
+        "&plan-alpha=0.05&plan-overlap=2&plan-raters=6",
         "status": reverse("study_status", args=[study.pk]),
         "raters": reverse("study_raters", args=[study.pk]),
         "overview": reverse("rate_study", args=[study.pk]),

@@ -92,13 +92,19 @@ def planner_power(studies: int = STUDIES) -> dict:
     better, with sequential_sim's prompt and rater effects."""
     import sequential_sim as sim
 
-    plan = plan_study(win_rate=0.6, tie_rate=sim.TIE_RATE, overlap=sim.OVERLAP, raters=sim.RATERS)
+    plan = plan_study(
+        win_rate=0.6,
+        tie_rate=sim.TIE_RATE,
+        overlap=sim.OVERLAP,
+        raters=sim.RATERS,
+        raters_at_large=True,
+    )
     rng = np.random.default_rng([SEED, 600])
     effects = (sim.PROMPT_SD, sim.RATER_SD)
     shift = sim.shift_for(0.6, effects, rng)
     decided = 0
     for _ in range(studies):
-        outcomes = sim.simulate_study(shift, effects, plan.judgments // sim.OVERLAP, rng)
+        outcomes, _ = sim.simulate_study(shift, effects, plan.judgments // sim.OVERLAP, rng)
         units = comparison_units(outcomes, dict.fromkeys({o.item for o in outcomes}, sim.OVERLAP))
         decided += sim.fixed_verdict(units) == ADAPTER_BETTER
     return {

@@ -1,16 +1,21 @@
 """Simulated studies: a fixed size from the plan against the always-valid sequential verdict.
 
 Per true win rate (45 … 70 % of decisive judgments), with 20 % ties, prompt and rater effects
-(logit-normal: a prompt or a rater leans one way), overlap 2 and 6 raters:
+(logit-normal: a prompt or a rater leans one way), overlap 2 and 6 raters, for both verdicts a
+study can ask for (``evalhub.analysis.sequential``):
 
-- ``fixed``: the plan's size for 60 % (``evalhub.analysis.planning``), then one two-sided test
-  at the end that counts both clusterings: the mean of the comparisons' mean outcomes, with
-  variance s²/P (prompts) plus the raters' term τ̂² Σ w_r² of ``evalhub.analysis.sequential``,
-  against a t distribution with Satterthwaite's degrees of freedom;
-- ``sequential``: the monitored interval (``evalhub.analysis.sequential``: the betting
-  confidence sequence over completed comparisons, widened by the rater design effect) read
-  after every judgment, stopping at the first verdict; studies still undecided at 3 × the fixed
-  size stop there without a verdict.
+- *about the study's own raters* (the default, ``panel``): the truth is that panel's win rate
+  over all prompts, μ_panel; ``fixed`` is one two-sided t-test on the comparisons' mean
+  outcomes (variance s²/P) at the plan's size; ``sequential`` is the betting confidence
+  sequence over completed comparisons;
+- *about raters at large* (``at_large``): the truth is the population win rate μ over prompts
+  and raters; ``fixed`` adds the raters' term τ̂² Σ w_r² to the variance (Satterthwaite's
+  degrees of freedom), ``sequential`` is the sequence widened by the rater design effect.
+
+Both use the size the default plan gives for 60 % (``evalhub.analysis.planning``, a verdict about
+the panel); a plan for raters at large asks far more (its power is measured in ppi_sim.md).
+Sequential studies are read after every judgment and stop at the first verdict; those still
+undecided at 3 × the fixed size stop there without a verdict.
 
 A verdict is false when the truth contradicts it: ``adapter_better`` when the true win rate is
 at most 50 %, ``base_better`` when at least 50 %, ``equivalent`` when the true rate is not
@@ -58,6 +63,10 @@ CAP_FACTOR = 3
 SEED = 16
 # At a true 50 %: (prompt SD, rater SD) with neither effect, one, or the other.
 ABLATION = ((0.0, 0.0), (PROMPT_SD, 0.0), (0.0, RATER_SD))
+SCOPES = ("panel", "at_large")
+# Standard normal prompt draws for a panel's true win rate over all prompts; a fixed set, so the
+# studies' own random stream (and so every other figure) is the same as without it.
+PANEL_PROMPTS = np.random.default_rng(0).standard_normal(20_000)
 OUT = Path(__file__).parent / "results" / "sequential_sim.json"
 
 
@@ -77,27 +86,38 @@ def shift_for(rate: float, effects_sd: tuple[float, float], rng: np.random.Gener
 
 def simulate_study(
     rate_shift: float, effects_sd: tuple[float, float], prompts: int, rng: np.random.Generator
-) -> list[Outcome]:
+) -> tuple[list[Outcome], float]:
     """The adapter's outcomes (1, ½, 0) in judgment order, with each judgment's prompt and
-    rater; a prompt's two judgments come one after the other."""
+    rater (a prompt's two judgments come one after the other), and the panel's true win rate
+    with ties as half: its raters, each equally likely on a comparison, over all prompts."""
     prompt_sd, rater_sd = effects_sd
     prompt_effect = rng.normal(0, prompt_sd, prompts)
     rater_effect = rng.normal(0, rater_sd, RATERS)
+    all_prompts = prompt_sd * PANEL_PROMPTS
+    p_panel = expit(rate_shift + all_prompts[:, None] + rater_effect[None, :]).mean()
+    mu_panel = 0.5 + (1 - TIE_RATE) * (p_panel - 0.5)
     order = np.repeat(rng.permutation(prompts), OVERLAP)
     raters = np.concatenate([rng.choice(RATERS, OVERLAP, replace=False) for _ in range(prompts)])
     p_win = expit(rate_shift + prompt_effect[order] + rater_effect[raters])
     tie = rng.random(len(order)) < TIE_RATE
     win = rng.random(len(order)) < p_win
     x = np.where(tie, 0.5, win.astype(float))
-    return [Outcome(int(p), str(r), float(v)) for p, r, v in zip(order, raters, x, strict=True)]
+    outcomes = [Outcome(int(p), str(r), float(v)) for p, r, v in zip(order, raters, x, strict=True)]
+    return outcomes, float(mu_panel)
 
 
 def fixed_verdict(units: Units) -> str:
-    """Two-sided test of ½ on the comparisons' mean outcomes, with the raters' term added to
-    the variance of their mean (Satterthwaite's degrees of freedom for the sum)."""
+    """Two-sided test of ½ on the comparisons' mean outcomes, with the raters' term (zero for
+    a verdict about the panel) added to the variance of their mean (Satterthwaite's degrees of
+    freedom for the sum)."""
     y = units.means
     prompts_term = y.var(ddof=1) / len(y)
     raters_term = float(units.rater_term[-1])
+    if raters_term == 0:
+        t = (y.mean() - 0.5) / np.sqrt(prompts_term)
+        if 2 * stats.t.sf(abs(t), len(y) - 1) >= ALPHA:
+            return UNDECIDED
+        return ADAPTER_BETTER if t > 0 else BASE_BETTER
     df = (prompts_term + raters_term) ** 2 / (
         prompts_term**2 / (len(y) - 1) + raters_term**2 / (RATERS - 1)
     )
@@ -115,18 +135,28 @@ def is_false(verdict: str, mu: float) -> bool:
     )
 
 
+def for_scope(units: Units, scope: str) -> Units:
+    """A verdict about the panel has no rater term."""
+    if scope == "at_large":
+        return units
+    return Units(units.means, units.completed_at, np.zeros_like(units.rater_term))
+
+
 def run_rate(args) -> dict:
-    rate, fixed_n, effects_sd = args
+    rate, fixed_n, effects_sd, scope = args
     rng = np.random.default_rng([SEED, int(rate * 1000)])
     shift = shift_for(rate, effects_sd, rng)
     mu = 0.5 + (1 - TIE_RATE) * (rate - 0.5)  # the win rate with ties as half
     cap = CAP_FACTOR * fixed_n
-    fixed, sequential = [], []
+    fixed, sequential, truths = [], [], []
     for _ in range(STUDIES):
-        outcomes = simulate_study(shift, effects_sd, cap // OVERLAP, rng)
+        outcomes, mu_panel = simulate_study(shift, effects_sd, cap // OVERLAP, rng)
+        truth = mu_panel if scope == "panel" else mu
+        truths.append(truth)
         required = dict.fromkeys({o.item for o in outcomes}, OVERLAP)
-        fixed.append(fixed_verdict(comparison_units(outcomes[:fixed_n], required)))
-        units = comparison_units(outcomes, required)
+        first = comparison_units(outcomes[:fixed_n], required)
+        fixed.append((fixed_verdict(for_scope(first, scope)), truth))
+        units = for_scope(comparison_units(outcomes, required), scope)
         low, high = clustered_sequence(units, alpha=ALPHA)
         decided = (
             (low > 0.5)
@@ -135,30 +165,33 @@ def run_rate(args) -> dict:
         )
         at = int(decided.argmax()) if decided.any() else len(low) - 1
         verdict = verdict_of(low[at], high[at], margin=DEFAULT_MARGIN)
-        sequential.append((verdict, int(units.completed_at[at])))
-    seq_n = np.array([n for _, n in sequential])
+        sequential.append((verdict, int(units.completed_at[at]), truth))
+    seq_n = np.array([n for _, n, _ in sequential])
+    fixed_verdicts = [v for v, _ in fixed]
     return {
+        "scope": scope,
         "true_win_rate": rate,
         "prompt_effect_sd_logit": effects_sd[0],
         "rater_effect_sd_logit": effects_sd[1],
         "true_win_rate_ties_as_half": mu,
+        "panel_truth_spread": [float(min(truths)), float(max(truths))],
         "fixed": {
             "judgments": fixed_n,
-            "false_verdict_rate": sum(is_false(v, mu) for v in fixed) / STUDIES,
-            "verdicts": {v: fixed.count(v) / STUDIES for v in sorted(set(fixed))},
+            "false_verdict_rate": sum(is_false(v, t) for v, t in fixed) / STUDIES,
+            "verdicts": {v: fixed_verdicts.count(v) / STUDIES for v in sorted(set(fixed_verdicts))},
             "median_judgments": fixed_n,
             "p90_judgments": fixed_n,
         },
         "sequential": {
-            "false_verdict_rate": sum(is_false(v, mu) for v, _ in sequential) / STUDIES,
+            "false_verdict_rate": sum(is_false(v, t) for v, _, t in sequential) / STUDIES,
             "verdicts": {
-                v: sum(1 for w, _ in sequential if w == v) / STUDIES
-                for v in sorted({w for w, _ in sequential})
+                v: sum(1 for w, _, _ in sequential if w == v) / STUDIES
+                for v in sorted({w for w, _, _ in sequential})
             },
             "median_judgments": float(np.median(seq_n)),
             "p90_judgments": float(np.percentile(seq_n, 90)),
             "median_vs_fixed": float(np.median(seq_n)) / fixed_n,
-            "undecided_at_cap": sum(1 for w, _ in sequential if w == UNDECIDED) / STUDIES,
+            "undecided_at_cap": sum(1 for w, _, _ in sequential if w == UNDECIDED) / STUDIES,
         },
     }
 
@@ -176,12 +209,15 @@ def naive_peeking(coins: int = 20_000, horizon: int = 500, start: int = 10) -> f
 def main() -> None:
     started = time.time()
     plan = plan_study(win_rate=0.6, tie_rate=TIE_RATE, overlap=OVERLAP, raters=RATERS)
+    jobs = [
+        (rate, plan.judgments, effects, scope)
+        for scope in SCOPES
+        for rate, effects in [(r, (PROMPT_SD, RATER_SD)) for r in TRUE_RATES]
+        + [(0.5, e) for e in ABLATION]
+    ]
     with multiprocessing.Pool(2) as pool:
-        rows = pool.map(
-            run_rate,
-            [(rate, plan.judgments, (PROMPT_SD, RATER_SD)) for rate in TRUE_RATES]
-            + [(0.5, plan.judgments, effects) for effects in ABLATION],
-        )
+        rows = pool.map(run_rate, jobs)
+    per_scope = len(TRUE_RATES) + len(ABLATION)
     result = {
         "benchmark": "sequential_sim",
         "settings": {
@@ -202,8 +238,13 @@ def main() -> None:
             "prompts": plan.prompts,
             "design_effect": plan.design_effect,
         },
-        "rates": rows[: len(TRUE_RATES)],
-        "ablation_at_50": rows[len(TRUE_RATES) :],
+        **{
+            scope: {
+                "rates": rows[i * per_scope : i * per_scope + len(TRUE_RATES)],
+                "ablation_at_50": rows[i * per_scope + len(TRUE_RATES) : (i + 1) * per_scope],
+            }
+            for i, scope in enumerate(SCOPES)
+        },
         "naive_peeking_false_positive_rate": naive_peeking(),
         "machine": {
             "python": sys.version.split()[0],

@@ -160,6 +160,11 @@ class Study(models.Model):
         default=0.05,
         help_text="Win rates within 50 % ± this count as equivalent; 0 for no equivalence verdict",
     )
+    raters_at_large = models.BooleanField(
+        default=False,
+        help_text="Verdict about raters at large (widened for the panel's lean), not only "
+        "about the study's own raters",
+    )
     stopped_at = models.PositiveIntegerField(
         null=True,
         blank=True,

@@ -92,6 +92,7 @@ class StudyPlan:
     prompt_icc: float
     rater_icc: float
     correlations_from: str
+    raters_at_large: bool
     decisive_independent: int
     rater_widening: float
     design_effect: float
@@ -163,9 +164,13 @@ def plan_study(
     overlap: int = 2,
     raters: int | None = None,
     correlations: Correlations | None = None,
+    raters_at_large: bool = False,
 ) -> StudyPlan:
     """Judgments and prompts a study needs; ``raters`` defaults to ``overlap`` (the fewest a
-    study can have). Raises :class:`PlanError` naming the bad input."""
+    study can have). ``raters_at_large`` sizes for a verdict about raters at large, which the
+    verdict widens for the rater panel's lean (the rater terms below); a verdict about the
+    study's own raters (the default) needs only the prompt term. Raises :class:`PlanError`
+    naming the bad input."""
     correlations = correlations or Correlations(
         DEFAULT_PROMPT_ICC, DEFAULT_RATER_ICC, "defaults (no earlier studies)"
     )
@@ -173,9 +178,11 @@ def plan_study(
     _check(win_rate, tie_rate, power, alpha, overlap, raters, correlations)
     independent = decisive_needed(win_rate, alpha=alpha, power=power) / (1 - tie_rate)
     rho_p, rho_r = correlations.prompt_icc, correlations.rater_icc
-    widening = rater_widening(raters)
+    if not raters_at_large:
+        rho_r = 0.0
+    widening = rater_widening(raters) if raters_at_large else 1.0
     # n = n0 · (1 + (overlap − 1)ρ_p + (c − 1)(1 − ρ_r) + c ρ_r n / raters), solved for n;
-    # the verdict has no rater term with one rater.
+    # the verdict has no rater term with one rater, nor about the study's own raters.
     per_judgment = widening * rho_r / raters if raters >= 2 else 0.0
     fixed = 1 + (overlap - 1) * rho_p + (widening - 1) * (1 - rho_r)
     denominator = 1 - independent * per_judgment
@@ -198,6 +205,7 @@ def plan_study(
         prompt_icc=rho_p,
         rater_icc=rho_r,
         correlations_from=correlations.source,
+        raters_at_large=raters_at_large,
         decisive_independent=math.ceil(decisive_needed(win_rate, alpha=alpha, power=power)),
         rater_widening=widening,
         design_effect=judgments / independent,
@@ -207,6 +215,9 @@ def plan_study(
         method=(
             "normal approximation, two-sided, with a design effect for prompts and for the "
             "rater term the verdict estimates"
+            if raters_at_large
+            else "normal approximation, two-sided, with a design effect for prompts; the "
+            "verdict is about the study's own raters"
         ),
     )
 

@@ -33,6 +33,9 @@ when depends on the raters' pace, not on what they chose, so the rule never peek
    comparisons would give. Reported intervals are intersected over time (a miss at any time is
    the same event with or without it), so they only narrow.
 
+Which μ a study reads is its setting: the study's own raters (μ_panel, part 1 only) by
+default, or raters at large (parts 1 and 2) when the manager asks for it.
+
 The guarantee: exact (≤ α, any time) for μ_panel under independent comparisons and random
 assignment of raters; for μ over raters at large, approximate, as good as the rater variance
 estimated from the panel (five degrees of freedom with six raters) and the normal reading of
@@ -103,6 +106,7 @@ class Sequential:
     estimate: float | None
     interval: tuple[float, float]
     rater_design_effect: float
+    raters_at_large: bool
     alpha: float
     margin: float
     decided_at: int | None
@@ -307,11 +311,17 @@ def monitor(
     required: Mapping[int, int],
     alpha: float = ALPHA,
     margin: float = DEFAULT_MARGIN,
+    raters_at_large: bool = False,
 ) -> Sequential:
     """The interval, verdict and first deciding judgment for the adapter's outcomes in the
-    order they were judged; ``required`` is each comparison's number of assignments."""
+    order they were judged; ``required`` is each comparison's number of assignments.
+
+    By default the verdict is about the study's own raters (μ_panel, part 1 above: exact);
+    ``raters_at_large`` widens it for the panel's lean (part 2: approximate)."""
     values = np.array([o.value for o in outcomes], dtype=float)
     units = comparison_units(outcomes, required)
+    if not raters_at_large:
+        units = Units(units.means, units.completed_at, np.zeros_like(units.rater_term))
     count = len(units.means)
     low, high = clustered_sequence(units, alpha=alpha)
     history = [verdict_of(lo, hi, margin=margin) for lo, hi in zip(low, high, strict=True)]
@@ -333,6 +343,7 @@ def monitor(
         estimate=float(units.means.mean()) if count else None,
         interval=(float(low[-1]), float(high[-1])) if count else (0.0, 1.0),
         rater_design_effect=float(design_effects(units)[-1]) if count else 1.0,
+        raters_at_large=raters_at_large,
         alpha=alpha,
         margin=margin,
         decided_at=int(units.completed_at[decided]) if decided is not None else None,

@@ -168,6 +168,7 @@ class StudySerializer(serializers.ModelSerializer):
             "seed",
             "stop_when_decided",
             "equivalence_margin",
+            "raters_at_large",
             "stopped_at",
             "comparison_count",
             "assignment_count",
@@ -291,6 +292,11 @@ class StudyCreateSerializer(serializers.Serializer):
     stop_when_decided = serializers.BooleanField(
         required=False, default=False, help_text="Pause the study once its verdict is reached"
     )
+    raters_at_large = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Verdict about raters at large, not only the study's own (5+ raters)",
+    )
     equivalence_margin = serializers.FloatField(
         required=False,
         default=0.05,
@@ -329,6 +335,7 @@ class SequentialSerializer(serializers.Serializer):
     judgments_needed = serializers.IntegerField(allow_null=True)
     method = serializers.CharField()
     ties_handled = serializers.CharField()
+    raters_at_large = serializers.BooleanField()
     stop_when_decided = serializers.BooleanField()
     stopped_at = serializers.IntegerField(allow_null=True)
 

@@ -54,6 +54,13 @@ class StudyCreateForm(forms.Form):
         help_text="Pause the study, and tell the raters it is complete, as soon as the "
         "always-valid verdict is reached.",
     )
+    raters_at_large = forms.BooleanField(
+        required=False,
+        label="Verdict about raters at large",
+        help_text="By default the verdict is about these raters. Ticked, it also allows for "
+        "how much raters differ, to speak for raters beyond the panel: needs 5 or more raters "
+        "and many more judgments.",
+    )
     equivalence_margin = forms.FloatField(
         required=False,
         min_value=0,
@@ -101,3 +108,8 @@ class StudyPlanForm(forms.Form):
     alpha = forms.FloatField(initial=0.05, help_text="Two-sided error rate.")
     overlap = forms.IntegerField(initial=2, help_text="Raters per comparison.")
     raters = forms.IntegerField(required=False, help_text="Blank: as many as the overlap.")
+    raters_at_large = forms.BooleanField(
+        required=False,
+        label="Verdict about raters at large",
+        help_text="Size for a verdict that speaks for raters beyond the study's own.",
+    )

@@ -222,7 +222,12 @@ def study_sequential(*, study: Study, ratings: list[Rating] | None = None) -> Se
     if ratings is None:
         ratings = _pair_ratings([study])[study.pk]
     outcomes = pair_outcomes(ratings, pair[0].name, pair[1].name)
-    return monitor(outcomes, required=_required(study), margin=study.equivalence_margin)
+    return monitor(
+        outcomes,
+        required=_required(study),
+        margin=study.equivalence_margin,
+        raters_at_large=study.raters_at_large,
+    )
 
 
 def _required(study: Study) -> dict[int, int]:
@@ -373,6 +378,7 @@ def study_plan(
     alpha: float = 0.05,
     overlap: int = 2,
     raters: int | None = None,
+    raters_at_large: bool = False,
 ) -> planning.StudyPlan:
     """A plan with the correlations measured in the project's earlier studies (or the stated
     defaults). Raises ``planning.PlanError`` naming the bad input."""
@@ -384,4 +390,5 @@ def study_plan(
         overlap=overlap,
         raters=raters,
         correlations=earlier_correlations(),
+        raters_at_large=raters_at_large,
     )

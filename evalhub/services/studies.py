@@ -189,6 +189,7 @@ def study_create(
     seed: int | None = None,
     stop_when_decided: bool = False,
     equivalence_margin: float = DEFAULT_MARGIN,
+    raters_at_large: bool = False,
 ) -> Study:
     """Create a study: every pair of ``systems`` on every chosen prompt becomes a comparison.
 
@@ -196,7 +197,8 @@ def study_create(
     None for all. ``gold`` items (parsed by ``evalhub.services.gold``) go to every rater, mixed
     in unseen. Raters get their blinded assignments at once (or later: ``study_add_raters``).
     ``stop_when_decided`` pauses the study once its sequential verdict is reached (see
-    ``study_stop_if_decided``); ``equivalence_margin`` bounds the "equivalent" verdict.
+    ``study_stop_if_decided``); ``equivalence_margin`` bounds the "equivalent" verdict;
+    ``raters_at_large`` makes the verdict speak for raters beyond the study's own.
     """
     name = name.strip()
     if not name:
@@ -236,6 +238,7 @@ def study_create(
         seed=seed,
         stop_when_decided=stop_when_decided,
         equivalence_margin=equivalence_margin,
+        raters_at_large=raters_at_large,
         created_by=created_by,
     )
     study.systems.set(systems)

@@ -150,13 +150,13 @@ def test_the_api_detail_carries_the_sequential_block_and_creates_with_the_settin
         "systems": [outputs.base.pk, outputs.adapter.pk],
         "stop_when_decided": True,
         "equivalence_margin": 0.1,
+        "raters_at_large": True,
     }
     created = client.post("/api/studies/", body, content_type="application/json")
     assert created.status_code == 201
-    assert (created.json()["stop_when_decided"], created.json()["equivalence_margin"]) == (
-        True,
-        0.1,
-    )
+    settings = ("stop_when_decided", "equivalence_margin", "raters_at_large")
+    assert tuple(created.json()[name] for name in settings) == (True, 0.1, True)
+    assert detail["sequential"]["raters_at_large"] is False  # the default: these raters
     refused = client.post(
         "/api/studies/",
         {**body, "name": "Third", "equivalence_margin": 0.7},
@@ -182,11 +182,13 @@ def test_the_new_study_form_stores_the_stopping_settings():
             "overlap": 1,
             "stop_when_decided": "on",
             "equivalence_margin": "0.08",
+            "raters_at_large": "on",
         },
     )
     assert response.status_code == 302
     study = Study.objects.get(name="Form study")
     assert (study.stop_when_decided, study.equivalence_margin) == (True, 0.08)
+    assert study.raters_at_large
 
 
 def test_the_planner_answers_htmx_with_its_fragment_and_plain_gets_with_the_page():
@@ -232,10 +234,17 @@ def test_plan_study_command_prints_json_with_judgments_and_prompts():
     plan = json.loads(out.getvalue())
     assert (plan["judgments"], plan["prompts"], plan["decisive_independent"]) == (194, 194, 194)
     out = StringIO()
+    call_command("plan_study", "--win-rate", "0.6", "--tie-rate", "0.2", stdout=out)
+    # Two raters suffice for a verdict about them: 242.3 decisive-equivalent × 1.2 for prompts.
+    assert out.getvalue().startswith("292 judgments on 146 prompts")
+    assert "study's own raters" in out.getvalue()
+    out = StringIO()
     call_command(
-        "plan_study", "--win-rate", "0.6", "--tie-rate", "0.2", "--raters", "6", stdout=out
+        "plan_study",
+        *("--win-rate", "0.6", "--tie-rate", "0.2", "--raters", "6", "--raters-at-large"),
+        stdout=out,
     )
-    assert "judgments on" in out.getvalue() and "defaults" in out.getvalue()
+    assert "raters at large" in out.getvalue() and "defaults" in out.getvalue()
 
 
 @pytest.mark.parametrize(
@@ -263,10 +272,12 @@ def test_create_study_takes_the_stopping_flags():
         "--stop-when-decided",
         "--equivalence-margin",
         "0.1",
+        "--raters-at-large",
         stdout=StringIO(),
     )
     study = Study.objects.get()
     assert (study.stop_when_decided, study.equivalence_margin) == (True, 0.1)
+    assert study.raters_at_large
 
 
 def test_earlier_studies_give_the_planner_their_correlations():

@@ -64,6 +64,12 @@ class Command(BaseCommand):
             help="Win rates within 0.5 ± this are 'equivalent'; 0 for no such verdict "
             "(default 0.05)",
         )
+        parser.add_argument(
+            "--raters-at-large",
+            action="store_true",
+            help="Make the verdict speak for raters at large, widened for how much raters "
+            "differ (5+ raters); default: a verdict about the study's own raters",
+        )
 
     def fail(self, message: str) -> CommandError:
         return CommandError(message, returncode=USAGE_ERROR)
@@ -102,6 +108,7 @@ class Command(BaseCommand):
                 seed=options["seed"],
                 stop_when_decided=options["stop_when_decided"],
                 equivalence_margin=options["equivalence_margin"],
+                raters_at_large=options["raters_at_large"],
             )
             if options["open"]:
                 study = study_set_status(study=study, status=StudyStatus.OPEN)

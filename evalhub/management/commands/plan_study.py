@@ -14,6 +14,12 @@ USAGE_ERROR = 2  # bad arguments: the same exit code argparse uses
 ERROR_FIELD = "--{flag}: {message}"
 
 
+SCOPE = {
+    False: "a verdict about the study's own raters (--raters-at-large to speak for raters beyond)",
+    True: "a verdict about raters at large, widened for how much raters differ",
+}
+
+
 class Command(BaseCommand):
     help = "Plan a study's size: judgments and prompts needed to tell a win rate from 50 %."
 
@@ -33,6 +39,11 @@ class Command(BaseCommand):
             "--overlap", type=int, default=2, help="Raters per comparison (default 2)"
         )
         parser.add_argument("--raters", type=int, help="Raters in the study; default: overlap")
+        parser.add_argument(
+            "--raters-at-large",
+            action="store_true",
+            help="Size for a verdict about raters at large, not only the study's own",
+        )
         parser.add_argument("--json", action="store_true", help="Print the plan as JSON")
 
     def handle(self, *args, **options):
@@ -44,6 +55,7 @@ class Command(BaseCommand):
                 alpha=options["alpha"],
                 overlap=options["overlap"],
                 raters=options["raters"],
+                raters_at_large=options["raters_at_large"],
             )
         except PlanError as exc:
             flag = exc.field.replace("_", "-")
@@ -59,5 +71,6 @@ class Command(BaseCommand):
             f"(win rate {plan.win_rate}, alpha {plan.alpha} two-sided, power {plan.power})\n"
             f"  design effect {plan.design_effect:.2f}: prompt correlation "
             f"{plan.prompt_icc:.3f}, rater correlation {plan.rater_icc:.3f} "
-            f"({plan.correlations_from})"
+            f"({plan.correlations_from})\n"
+            f"  {SCOPE[plan.raters_at_large]}"
         )

@@ -55,7 +55,7 @@ def test_ties_need_proportionally_more_judgments():
 
 def test_overlap_and_prompt_correlation_inflate_by_the_design_effect():
     correlated = Correlations(prompt_icc=0.2, rater_icc=0.0, source="test")
-    plan = plan_study(win_rate=0.6, overlap=3, correlations=correlated)
+    plan = plan_study(win_rate=0.6, overlap=3, correlations=correlated, raters_at_large=True)
     # Three raters: c = 2 / χ²₂ quantile at 0.2, and χ²₂'s cdf is 1 − e^(−x/2).
     widening = 2 / (-2 * math.log(0.8))
     assert plan.rater_widening == pytest.approx(widening)
@@ -66,13 +66,23 @@ def test_overlap_and_prompt_correlation_inflate_by_the_design_effect():
 
 def test_rater_correlation_grows_with_the_judgments_each_rater_makes():
     correlated = Correlations(prompt_icc=0.0, rater_icc=0.01, source="test")
-    plan = plan_study(win_rate=0.6, overlap=1, raters=10, correlations=correlated)
+    plan = plan_study(
+        win_rate=0.6, overlap=1, raters=10, correlations=correlated, raters_at_large=True
+    )
     # n = n0 (1 + (c − 1)(1 − ρ_r) + c ρ_r n / raters), solved by hand for n
     n0 = planning.decisive_needed(0.6, alpha=0.05, power=0.8)
     c = 9 / chi2.ppf(0.2, 9)
     n = n0 * (1 + (c - 1) * (1 - 0.01)) / (1 - n0 * c * 0.01 / 10)
     assert plan.judgments == math.ceil(n)
     assert plan.design_effect == pytest.approx(1 + (c - 1) * 0.99 + c * 0.01 * n / 10)
+
+
+def test_a_verdict_about_the_studys_own_raters_needs_only_the_prompt_term():
+    correlated = Correlations(prompt_icc=0.2, rater_icc=0.05, source="test")
+    plan = plan_study(win_rate=0.6, overlap=2, raters=2, correlations=correlated)
+    # n0 · (1 + (overlap − 1) ρ_p), rounded up to whole prompts of two judgments each
+    assert plan.judgments == 2 * math.ceil(193.85 * 1.2 / 2)
+    assert (plan.rater_widening, plan.rater_icc, plan.raters_at_large) == (1.0, 0.0, False)
 
 
 def test_one_rater_gives_the_verdict_and_the_plan_no_rater_term():
@@ -84,7 +94,7 @@ def test_one_rater_gives_the_verdict_and_the_plan_no_rater_term():
 def test_too_few_raters_for_their_correlation_is_refused_naming_raters():
     correlated = Correlations(prompt_icc=0.0, rater_icc=0.05, source="test")
     with pytest.raises(PlanError) as refused:
-        plan_study(win_rate=0.6, overlap=2, raters=2, correlations=correlated)
+        plan_study(win_rate=0.6, overlap=2, raters=2, correlations=correlated, raters_at_large=True)
     assert refused.value.field == "raters"
     # The fewest k with n0 · c_k · ρ_r < k, by hand: 193.85 · 0.05 · c_k against k.
     needed = next(k for k in range(3, 100) if 193.85 * 0.05 * (k - 1) / chi2.ppf(0.2, k - 1) < k)

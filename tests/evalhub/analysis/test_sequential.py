@@ -251,3 +251,24 @@ def test_outcomes_follow_the_adapter_whichever_side_it_was_stored_on():
         Outcome(3, "r", 0.5),
         Outcome(4, "r", 0.5),
     ]
+
+
+def test_by_default_the_verdict_is_about_the_panel_and_only_at_large_widens_for_raters():
+    # Rater x always prefers the adapter, rater y never: the panel is split, raters differ.
+    outcomes = [
+        Outcome(item, rater, value)
+        for item in range(40)
+        for rater, value in (("x", 1.0), ("y", 0.0 if item % 4 else 1.0))
+    ]
+    required = dict.fromkeys(range(40), 2)
+    units = comparison_units(outcomes, required)
+    panel = monitor(outcomes, required=required)
+    low, high = confidence_sequence(units.means)
+    # Exactly the betting sequence on the comparison means, intersected over time.
+    assert panel.interval == pytest.approx(
+        (np.maximum.accumulate(low)[-1], np.minimum.accumulate(high)[-1])
+    )
+    assert (panel.rater_design_effect, panel.raters_at_large) == (1.0, False)
+    at_large = monitor(outcomes, required=required, raters_at_large=True)
+    assert at_large.raters_at_large and at_large.rater_design_effect > 1
+    assert at_large.interval[0] < panel.interval[0] and at_large.interval[1] >= panel.interval[1]

@@ -75,7 +75,6 @@ def comparison_list(*, study_id: int | None = None) -> QuerySet[Comparison]:
 def judgment_list(*, study_id: int | None = None) -> QuerySet[Judgment]:
     queryset = Judgment.objects.select_related(
         "assignment__rater",
-        "assignment__left_output__system",
         "assignment__comparison__output_a__system",
         "assignment__comparison__output_b__system",
     ).order_by("id")

@@ -32,7 +32,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
 
 from evalhub.analysis.sequential import Outcome
 
@@ -134,6 +133,10 @@ def prediction_powered(
         reason = REASON_CONSTANT_SIGNAL
     if reason is not None:
         return NotComputed(signal, len(labelled), len(unlabelled), reason)
+    # Imported here: ppi_py brings numba and scikit-learn (about a second), which the web
+    # process and the commands need only when there is an interval to compute.
+    from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
+
     # lam=None: ppi_py picks the variance-minimising λ in [0, 1] (PPI++), the same for both.
     estimate = float(ppi_mean_pointestimate(y, f, f_unlabelled)[0])
     low, high = ppi_mean_ci(y, f, f_unlabelled, alpha=alpha)

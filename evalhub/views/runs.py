@@ -13,6 +13,8 @@ from trainer.services.run_queue import runs_check_orphans
 from trainer.services.runs import RESUMABLE
 
 TASKS_SHOWN = 10
+# How the environment's compute dtype (torch's name) reads on the page.
+DTYPE_NAMES = {"bfloat16": "bf16", "float16": "fp16", "float32": "float32"}
 OPTIMIZERS = {
     "adamw": "AdamW",
     "adamw_8bit": "AdamW with 8-bit states",
@@ -49,7 +51,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     environment = dict(run.environment)
     versions = environment.pop("versions", {})
     if "memory_plan" in environment:
-        environment["memory_plan"] = describe_memory_plan(environment["memory_plan"])
+        environment["memory_plan"] = describe_memory_plan(
+            environment["memory_plan"], compute_dtype=environment.get("compute_dtype", "bfloat16")
+        )
     context = {
         "run": run,
         "chart": chart,
@@ -85,8 +89,9 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs} s"
 
 
-def describe_memory_plan(plan: dict[str, Any]) -> str:
-    """One line for the run page from ``MemoryPlan.summary()``."""
+def describe_memory_plan(plan: dict[str, Any], *, compute_dtype: str) -> str:
+    """One line for the run page from ``MemoryPlan.summary()``. The cached weight copies are
+    the dequantised weights in the run's compute dtype (bf16 on a GPU, float32 on a CPU)."""
     if not plan:
         return "none"
     layers = plan["layers"]
@@ -94,7 +99,8 @@ def describe_memory_plan(plan: dict[str, Any]) -> str:
     parts = [
         f"layers: {layers['keep']} keep activations, {layers['recompute']} recompute, "
         f"{layers['offload']} offload to CPU",
-        f"{plan['cached_layers']} with bf16 weight copies",
+        f"{plan['cached_layers']} with {DTYPE_NAMES.get(compute_dtype, compute_dtype)} "
+        "weight copies",
         optimizer,
         f"loss in chunks of {plan['loss_chunk_tokens']} tokens",
     ]

@@ -56,13 +56,19 @@ def test_the_memory_plan_reads_as_a_sentence(manager_client):
         "budget_gib": 7.04,
         "estimated_peak_gib": 7.03,
     }
-    run = make_run(environment={"device": "cuda:0", "memory_plan": plan})
+    run = make_run(
+        environment={"device": "cuda:0", "compute_dtype": "bfloat16", "memory_plan": plan}
+    )
     html = manager_client.get(f"/runs/{run.pk}/").content.decode()
     assert (
         "<th>memory_plan</th><td>layers: 0 keep activations, 3 recompute, 29 offload to CPU; "
         "10 with bf16 weight copies; AdamW with 8-bit states; loss in chunks of 128 tokens; "
         "embedding table in CPU memory; estimated peak 7.03 of 7.04 GiB</td>"
     ) in html
+    # On a CPU the copies are in float32, the compute dtype there, and the page says so.
+    cpu = make_run(environment={"device": "cpu", "compute_dtype": "float32", "memory_plan": plan})
+    html = manager_client.get(f"/runs/{cpu.pk}/").content.decode()
+    assert "10 with float32 weight copies" in html and "bf16" not in html
 
 
 def test_errors_are_shown_in_full_and_escaped(manager_client):

@@ -19,6 +19,14 @@ def test_every_page_links_an_icon_that_is_in_static(client, manager):
     assert finders.find("favicon.svg")
 
 
+def test_managers_find_the_api_docs_in_the_navigation_and_experts_do_not(client, manager, expert):
+    client.force_login(manager)
+    assert 'href="/api/docs/">API</a>' in client.get("/runs/").content.decode()
+    assert client.get("/api/docs/").status_code == 200
+    client.force_login(expert)
+    assert "/api/docs/" not in client.get("/rate/").content.decode()
+
+
 def test_a_manager_without_model_permissions_gets_no_admin_link(client, manager):
     client.force_login(manager)
     assert ADMIN_LINK not in client.get("/runs/").content.decode()

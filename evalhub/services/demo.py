@@ -29,7 +29,7 @@ from trainer.engine.config import TrainConfig
 from trainer.engine.generate import DecodingConfig
 from trainer.engine.model_store import DEFAULT_BASE_MODEL
 from trainer.models import Dataset, FineTuneRun, RunStatus, Split
-from trainer.services.datasets import dataset_import
+from trainer.services.datasets import ImportSpec, dataset_import
 from trainer.services.run_progress import CTRL_C_INTERRUPTS, StopRequest, stop_on_signals
 from trainer.services.run_training import run_execute
 from trainer.services.runs import (
@@ -153,8 +153,9 @@ def demo_dataset(
     result = dataset_import(
         path=DATASET_FILE,
         name=name,
-        count_tokens=count_tokens,
-        tokenizer=DEFAULT_BASE_MODEL if count_tokens else None,
+        spec=ImportSpec(
+            count_tokens=count_tokens, tokenizer=DEFAULT_BASE_MODEL if count_tokens else None
+        ),
         created_by=created_by,
     )
     if not result.imported:

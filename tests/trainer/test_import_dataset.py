@@ -30,6 +30,7 @@ from trainer.services.datasets import (
     REFUSED_STRICT,
     RESERVED_NAME,
     DatasetNameError,
+    ImportSpec,
     dataset_import,
 )
 
@@ -62,7 +63,9 @@ def clean_file(tmp_path):
 
 
 def test_import_stores_the_dataset_and_every_example(clean_file, manager):
-    result = dataset_import(path=clean_file, name="clean", seed=3, created_by=manager)
+    result = dataset_import(
+        path=clean_file, name="clean", spec=ImportSpec(seed=3), created_by=manager
+    )
     assert result.imported
     dataset = Dataset.objects.get(name="clean")
     assert (dataset.format, dataset.seed, dataset.split_ratios) == ("messages", 3, [0.8, 0.1, 0.1])
@@ -99,7 +102,7 @@ def test_lint_errors_refuse_the_import_and_store_nothing(tmp_path):
 
 
 def test_strict_refuses_warnings(clean_file):
-    result = dataset_import(path=clean_file, name="strict", strict=True)
+    result = dataset_import(path=clean_file, name="strict", spec=ImportSpec(strict=True))
     assert result.refused == REFUSED_STRICT.format(n=1)
     assert rows() == (0, 0)
 
@@ -133,7 +136,7 @@ def test_malformed_files_store_nothing(tmp_path):
 
 def test_bad_ratios_raise(clean_file):
     with pytest.raises(InvalidSplit):
-        dataset_import(path=clean_file, name="r", split=(0.5, 0.5, 0.5))
+        dataset_import(path=clean_file, name="r", spec=ImportSpec(split=(0.5, 0.5, 0.5)))
 
 
 # The command.

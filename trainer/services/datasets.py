@@ -83,17 +83,25 @@ def dataset_name_check(name: str) -> None:
         raise DatasetNameError(NAME_TAKEN.format(name=name))
 
 
+@dataclass(frozen=True)
+class ImportSpec:
+    """How a dataset is read, linted and split: the same for a file, an upload and the hub, so
+    a new option is added here once instead of to every way in."""
+
+    options: ReadOptions | None = None
+    split: Sequence[float] = DEFAULT_RATIOS
+    seed: int = 0
+    strict: bool = False  # refuse on lint warnings too
+    count_tokens: TokenCounter | None = None
+    tokenizer: str | None = None
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
+
 def dataset_import(
     *,
     path: str | Path,
     name: str,
-    options: ReadOptions | None = None,
-    split: Sequence[float] = DEFAULT_RATIOS,
-    seed: int = 0,
-    strict: bool = False,
-    count_tokens: TokenCounter | None = None,
-    tokenizer: str | None = None,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
+    spec: ImportSpec | None = None,
     source_filename: str | None = None,
     created_by: AbstractBaseUser | None = None,
 ) -> DatasetImportResult:
@@ -105,21 +113,23 @@ def dataset_import(
     and ``InvalidSplit`` for bad ratios; in every case nothing is stored.
     """
     dataset_name_check(name)
-    if count_tokens is not None and not tokenizer:
+    spec = spec or ImportSpec()
+    tokenizer = spec.tokenizer
+    if spec.count_tokens is not None and not tokenizer:
         tokenizer = CUSTOM_TOKENIZER
     prepared = prepare_dataset(
         path,
-        options=options,
-        ratios=split,
-        seed=seed,
-        count_tokens=count_tokens,
+        options=spec.options,
+        ratios=spec.split,
+        seed=spec.seed,
+        count_tokens=spec.count_tokens,
         tokenizer=tokenizer,
-        max_tokens=max_tokens,
+        max_tokens=spec.max_tokens,
     )
     result = DatasetImportResult(name=name, prepared=prepared, dataset=None)
     if prepared.errors:
         result.refused = REFUSED_ERRORS.format(n=prepared.errors)
-    elif strict and prepared.warnings:
+    elif spec.strict and prepared.warnings:
         result.refused = REFUSED_STRICT.format(n=prepared.warnings)
     else:
         filename = (source_filename or Path(path).name)[:255]
@@ -174,10 +184,7 @@ def dataset_import_upload(
     *,
     upload: UploadedFile,
     name: str,
-    options: ReadOptions | None = None,
-    split: Sequence[float] = DEFAULT_RATIOS,
-    seed: int = 0,
-    strict: bool = False,
+    spec: ImportSpec | None = None,
     created_by: AbstractBaseUser | None = None,
 ) -> DatasetImportResult:
     """Import an uploaded file. It is streamed to disk in chunks, and kept as
@@ -193,14 +200,7 @@ def dataset_import_upload(
             for chunk in upload.chunks():
                 out.write(chunk)
         result = dataset_import(
-            path=temporary,
-            name=name,
-            options=options,
-            split=split,
-            seed=seed,
-            strict=strict,
-            source_filename=filename,
-            created_by=created_by,
+            path=temporary, name=name, spec=spec, source_filename=filename, created_by=created_by
         )
     except DatasetError as error:
         # Name the file the user uploaded, not the temporary copy.
@@ -228,13 +228,7 @@ def dataset_import_hub(
     repo: str,
     hub_split: str,
     name: str,
-    options: ReadOptions | None = None,
-    split: Sequence[float] = DEFAULT_RATIOS,
-    seed: int = 0,
-    strict: bool = False,
-    count_tokens: TokenCounter | None = None,
-    tokenizer: str | None = None,
-    max_tokens: int = DEFAULT_MAX_TOKENS,
+    spec: ImportSpec | None = None,
     created_by: AbstractBaseUser | None = None,
 ) -> DatasetImportResult:
     """Import one split of a hub dataset: saved to a temporary folder, read from there like any
@@ -248,13 +242,7 @@ def dataset_import_hub(
             return dataset_import(
                 path=saved,
                 name=name,
-                options=options,
-                split=split,
-                seed=seed,
-                strict=strict,
-                count_tokens=count_tokens,
-                tokenizer=tokenizer,
-                max_tokens=max_tokens,
+                spec=spec,
                 source_filename=f"{HUB_PREFIX}{repo} ({hub_split})",
                 created_by=created_by,
             )

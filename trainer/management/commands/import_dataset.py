@@ -25,6 +25,7 @@ from trainer.datasets.normalise import TokenCounter
 from trainer.services.datasets import (
     DatasetImportResult,
     DatasetNameError,
+    ImportSpec,
     dataset_import,
     dataset_import_hub,
 )
@@ -126,27 +127,29 @@ class Command(BaseCommand):
         if repo is None and not path.exists():
             raise CommandError(FILE_NOT_FOUND.format(path=path), returncode=EXIT_UNUSABLE)
         spec = options["tokenizer"]
-        settings_ = {
-            "name": options["name"],
-            "options": ReadOptions(
+        import_spec = ImportSpec(
+            options=ReadOptions(
                 format=options["format"],
                 prompt_field=options["prompt_field"],
                 response_field=options["response_field"],
                 system_field=options["system_field"],
                 messages_field=options["messages_field"],
             ),
-            "split": ratios,
-            "seed": options["seed"],
-            "strict": options["strict"],
-            "count_tokens": load_token_counter(spec) if spec else None,
-            "tokenizer": spec,
-            "max_tokens": options["max_tokens"],
-        }
+            split=ratios,
+            seed=options["seed"],
+            strict=options["strict"],
+            count_tokens=load_token_counter(spec) if spec else None,
+            tokenizer=spec,
+            max_tokens=options["max_tokens"],
+        )
+        name = options["name"]
         try:
             if repo is None:
-                result = dataset_import(path=path, **settings_)
+                result = dataset_import(path=path, name=name, spec=import_spec)
             else:
-                result = dataset_import_hub(repo=repo, hub_split=hub_split, **settings_)
+                result = dataset_import_hub(
+                    repo=repo, hub_split=hub_split, name=name, spec=import_spec
+                )
         except (DatasetError, DatasetNameError, InvalidSplit) as error:
             raise CommandError(str(error), returncode=EXIT_UNUSABLE) from None
         if options["json"]:

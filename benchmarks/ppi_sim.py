@@ -15,12 +15,11 @@ Writes benchmarks/results/ppi_sim.json. Run: python benchmarks/ppi_sim.py
 
 import json
 import multiprocessing
-import platform
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import sequential_sim as sim
 from scipy.special import expit
 
 from evalhub.analysis.planning import plan_study
@@ -90,8 +89,6 @@ def run(target: float) -> dict:
 def planner_power(studies: int = STUDIES) -> dict:
     """Share of studies of the planned size for 60 % whose test at the end finds the adapter
     better, with sequential_sim's prompt and rater effects."""
-    import sequential_sim as sim
-
     plan = plan_study(
         win_rate=0.6,
         tie_rate=sim.TIE_RATE,
@@ -136,12 +133,7 @@ def main() -> None:
         },
         "rows": rows,
         "planner_at_60": power,
-        "machine": {
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": multiprocessing.cpu_count(),
-        },
+        "machine": sim.machine(),
         "wall_seconds": round(time.time() - started, 1),
     }
     OUT.write_text(json.dumps(result, indent=2) + "\n")

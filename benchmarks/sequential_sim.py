@@ -206,6 +206,16 @@ def naive_peeking(coins: int = 20_000, horizon: int = 500, start: int = 10) -> f
     return float((np.abs(z[:, start - 1 :]) > z_crit).any(axis=1).mean())
 
 
+def machine() -> dict:
+    """What the simulations ran on, for the results file."""
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": multiprocessing.cpu_count(),
+    }
+
+
 def main() -> None:
     started = time.time()
     plan = plan_study(win_rate=0.6, tie_rate=TIE_RATE, overlap=OVERLAP, raters=RATERS)
@@ -246,12 +256,7 @@ def main() -> None:
             for i, scope in enumerate(SCOPES)
         },
         "naive_peeking_false_positive_rate": naive_peeking(),
-        "machine": {
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": multiprocessing.cpu_count(),
-        },
+        "machine": machine(),
         "wall_seconds": round(time.time() - started, 1),
     }
     OUT.write_text(json.dumps(result, indent=2) + "\n")

@@ -15,6 +15,7 @@ from evalhub.api.report_views import StudyReportView
 from evalhub.views import (
     analysis,
     datasets,
+    deletes,
     home,
     outputs,
     rating,
@@ -55,12 +56,14 @@ urlpatterns = [
     path("datasets/", datasets.dataset_list, name="dataset_list"),
     path("datasets/upload/", datasets.dataset_upload, name="dataset_upload"),
     path("datasets/<slug:name>/", datasets.dataset_detail, name="dataset_detail"),
+    path("datasets/<slug:name>/delete/", deletes.dataset_delete_view, name="dataset_delete"),
     # 2 fine-tune
     path("runs/", runs.run_list, name="run_list"),
     path("runs/new/", run_launch.run_new, name="run_new"),
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", run_launch.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/resume/", run_launch.run_resume, name="run_resume"),
+    path("runs/<int:pk>/delete/", deletes.run_delete_view, name="run_delete"),
     # 3-4 generate and score
     path("runs/<int:run_id>/evaluate/", run_evaluation.run_evaluate, name="run_evaluate"),
     path("runs/<int:run_id>/outputs/", outputs.run_outputs, name="run_outputs"),
@@ -71,6 +74,7 @@ urlpatterns = [
     path("studies/<int:pk>/", studies.study_detail, name="study_detail"),
     path("studies/<int:pk>/status/", studies.study_status, name="study_status"),
     path("studies/<int:pk>/raters/", studies.study_raters, name="study_raters"),
+    path("studies/<int:pk>/delete/", deletes.study_delete_view, name="study_delete"),
     # 6 judgments
     path("rate/", rating.rate_home, name="rate_home"),
     path("rate/study/<int:pk>/", rating.rate_study, name="rate_study"),

@@ -1,5 +1,5 @@
 """Every URL of evalhub, pages and API, in the order of the main walk: datasets, runs and their
-outputs, studies, rating, analysis and reports, then the API."""
+outputs, studies, rating, analysis and reports, people, then the API."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -18,6 +18,7 @@ from evalhub.views import (
     deletes,
     home,
     outputs,
+    people,
     rating,
     run_evaluation,
     run_launch,
@@ -75,6 +76,10 @@ urlpatterns = [
     path("studies/<int:pk>/status/", studies.study_status, name="study_status"),
     path("studies/<int:pk>/raters/", studies.study_raters, name="study_raters"),
     path("studies/<int:pk>/delete/", deletes.study_delete_view, name="study_delete"),
+    # people: experts and managers
+    path("people/", people.people, name="people"),
+    path("people/new/", people.person_create, name="person_create"),
+    path("people/<int:pk>/link/", people.person_link, name="person_link"),
     # 6 judgments
     path("rate/", rating.rate_home, name="rate_home"),
     path("rate/study/<int:pk>/", rating.rate_study, name="rate_study"),

@@ -3,7 +3,8 @@
 One plan per object, read by its confirmation page and checked again by its service inside the
 deleting transaction. The rule: nothing is deleted that a study depends on (a study with
 judgments is evidence; one without is still someone's design, so it is deleted on its own
-first), nor a run that trains or waits to, nor a dataset a run was trained on.
+first), nor a run that trains or waits to or has an evaluation under way, nor a dataset a run
+was trained on.
 """
 
 from dataclasses import dataclass
@@ -12,12 +13,15 @@ from pathlib import Path
 from django.db.models import Count, Q, QuerySet
 
 from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study, System
+from evalhub.selectors.run_tasks import PENDING, run_tasks
 from trainer.models import Dataset, FineTuneRun, RunStatus
 from trainer.services.run_training import run_output_dir
+from trainer.tasks import finetune
 
 STUDY_HAS_JUDGMENTS = "Study {name!r} has {count} judgment{s}."
 STUDY_USES_IT = "Study {name!r} compares its outputs (no judgment yet): delete that study first."
 RUN_ACTIVE = "It is {status}: cancel it first."
+RUN_TASK_PENDING = "Its {task} task is {state}: delete the run once it has ended."
 RUN_RESUMES_IT = "Run {name!r} is {status} and resumes from its checkpoint: cancel it first."
 RUN_TRAINED_ON_IT = "Run {name!r} was trained on it: delete that run first."
 
@@ -66,6 +70,16 @@ def run_delete_plan(*, run: FineTuneRun) -> DeletePlan:
         refusals.append(RUN_ACTIVE.format(status=run.status))
     resumes = run.resumes.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
     refusals += [RUN_RESUMES_IT.format(name=r.name, status=r.status) for r in resumes]
+    # A waiting evaluation would write outputs for a run that is gone. A waiting training task
+    # of a run no longer queued only finds that out and ends: it does not hold the run.
+    pending = run_tasks(run_id=run.pk).filter(status__in=PENDING)
+    refusals += [
+        RUN_TASK_PENDING.format(
+            task=task.task_path.rsplit(".", 1)[-1],
+            state="running" if task.status == "RUNNING" else "waiting for a worker",
+        )
+        for task in pending.exclude(task_path=finetune.module_path)
+    ]
     refusals += _study_refusals(Study.objects.filter(Q(run=run) | Q(systems__run=run)).distinct())
     folder = run_output_dir(run)
     folder = folder if folder.exists() else None

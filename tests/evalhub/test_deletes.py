@@ -2,11 +2,14 @@
 it, all or nothing otherwise."""
 
 import pytest
+from django.test import override_settings
+from django_tasks_db.models import DBTaskResult
 
 from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study, System
 from evalhub.selectors.deletes import (
     RUN_ACTIVE,
     RUN_RESUMES_IT,
+    RUN_TASK_PENDING,
     RUN_TRAINED_ON_IT,
     STUDY_HAS_JUDGMENTS,
     STUDY_USES_IT,
@@ -16,6 +19,7 @@ from evalhub.selectors.rating import rater_next_assignment
 from evalhub.services.deletes import DeleteRefused, dataset_delete, run_delete, study_delete
 from evalhub.services.judgments import judgment_submit
 from evalhub.services.studies import study_create
+from evalhub.tasks import evaluate
 from tests.evalhub.rating_fixtures import open_study, run_with_outputs
 from tests.factories import (
     DatasetFactory,
@@ -26,8 +30,12 @@ from tests.factories import (
 )
 from trainer.models import Dataset, FineTuneRun, RunMetric, RunStatus
 from trainer.services.run_training import run_output_dir
+from trainer.tasks import finetune
 
 pytestmark = pytest.mark.django_db
+DATABASE_TASKS = {
+    "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "gpu"]}
+}
 
 
 def _judge(study, rater, count: int) -> None:
@@ -138,6 +146,24 @@ def test_a_run_kept_after_a_refusal_keeps_its_folder(django_capture_on_commit_ca
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(DeleteRefused):
         run_delete(run=run)
     assert folder.exists()
+
+
+def _task(task, run: FineTuneRun, status: str) -> None:
+    with override_settings(TASKS=DATABASE_TASKS):
+        queued = task.enqueue(run_id=run.pk)
+    DBTaskResult.objects.filter(pk=queued.id).update(status=status)
+
+
+def test_a_run_with_an_evaluation_under_way_waits_for_it_but_not_for_a_stale_training_task():
+    run = FineTuneRunFactory(status=RunStatus.CANCELLED)  # cancelled while queued
+    _task(finetune, run, "READY")
+    _task(evaluate, run, "RUNNING")
+    with pytest.raises(DeleteRefused) as refused:
+        run_delete(run=run)
+    assert refused.value.reasons == [RUN_TASK_PENDING.format(task="evaluate", state="running")]
+    DBTaskResult.objects.filter(task_path=evaluate.module_path).update(status="SUCCESSFUL")
+    run_delete(run=run)
+    assert not FineTuneRun.objects.filter(pk=run.pk).exists()
 
 
 def test_a_dataset_a_run_was_trained_on_names_the_run():

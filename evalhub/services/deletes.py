@@ -2,15 +2,17 @@
 
 The run and the dataset are trainer's rows, but their deletes live here: evaluation rows
 (systems, prompts, comparisons) depend on them and trainer never imports evalhub. Each service
-locks the row, reads the plan again inside its transaction (SQLite's IMMEDIATE transactions
-and the row lock keep a judgment from slipping in between) and refuses with the plan's reasons.
+locks its rows, reads the plan again inside its transaction (on SQLite the IMMEDIATE transaction
+alone keeps anything from slipping in between) and refuses with the plan's reasons. What the
+plan cannot foresee still cannot be half-deleted: the PROTECT relations roll the whole delete
+back.
 """
 
 import shutil
 
 from django.db import transaction
 
-from evalhub.models import Study, System
+from evalhub.models import Assignment, Study, System
 from evalhub.selectors.deletes import (
     DeletePlan,
     dataset_delete_plan,
@@ -38,6 +40,9 @@ def _check(plan: DeletePlan) -> DeletePlan:
 def study_delete(*, study: Study) -> None:
     """Delete a study without judgments, with its comparisons and assignments."""
     study = Study.objects.select_for_update().get(pk=study.pk)
+    # A judgment is written under its assignment's row lock; holding them all keeps one from
+    # landing between the check and the delete, which would take it along.
+    list(Assignment.objects.select_for_update().filter(comparison__study=study).values("pk"))
     _check(study_delete_plan(study=study))
     study.delete()
 

@@ -1,5 +1,5 @@
 """Every URL of evalhub, pages and API, in the order of the main walk: datasets, runs and their
-outputs, studies, rating, analysis and reports, then the API."""
+outputs, studies, rating, analysis and reports, people, then the API."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -15,8 +15,10 @@ from evalhub.api.report_views import StudyReportView
 from evalhub.views import (
     analysis,
     datasets,
+    deletes,
     home,
     outputs,
+    people,
     rating,
     run_evaluation,
     run_launch,
@@ -55,12 +57,14 @@ urlpatterns = [
     path("datasets/", datasets.dataset_list, name="dataset_list"),
     path("datasets/upload/", datasets.dataset_upload, name="dataset_upload"),
     path("datasets/<slug:name>/", datasets.dataset_detail, name="dataset_detail"),
+    path("datasets/<slug:name>/delete/", deletes.dataset_delete_view, name="dataset_delete"),
     # 2 fine-tune
     path("runs/", runs.run_list, name="run_list"),
     path("runs/new/", run_launch.run_new, name="run_new"),
     path("runs/<int:pk>/", runs.run_detail, name="run_detail"),
     path("runs/<int:pk>/cancel/", run_launch.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/resume/", run_launch.run_resume, name="run_resume"),
+    path("runs/<int:pk>/delete/", deletes.run_delete_view, name="run_delete"),
     # 3-4 generate and score
     path("runs/<int:run_id>/evaluate/", run_evaluation.run_evaluate, name="run_evaluate"),
     path("runs/<int:run_id>/outputs/", outputs.run_outputs, name="run_outputs"),
@@ -71,6 +75,11 @@ urlpatterns = [
     path("studies/<int:pk>/", studies.study_detail, name="study_detail"),
     path("studies/<int:pk>/status/", studies.study_status, name="study_status"),
     path("studies/<int:pk>/raters/", studies.study_raters, name="study_raters"),
+    path("studies/<int:pk>/delete/", deletes.study_delete_view, name="study_delete"),
+    # people: experts and managers
+    path("people/", people.people, name="people"),
+    path("people/new/", people.person_create, name="person_create"),
+    path("people/<int:pk>/link/", people.person_link, name="person_link"),
     # 6 judgments
     path("rate/", rating.rate_home, name="rate_home"),
     path("rate/study/<int:pk>/", rating.rate_study, name="rate_study"),

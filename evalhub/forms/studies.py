@@ -4,8 +4,11 @@ from django import forms
 
 from evalhub.analysis.sequential import DEFAULT_MARGIN
 from evalhub.models import GOLD_KINDS, System
+from evalhub.selectors.people import active_expert_count
 from evalhub.selectors.studies import study_candidate_raters
 from trainer.models import FineTuneRun
+
+DEFAULT_OVERLAP = 2
 
 
 class RaterChoiceField(forms.ModelMultipleChoiceField):
@@ -35,7 +38,7 @@ class StudyCreateForm(forms.Form):
         widget=forms.CheckboxSelectMultiple,
         help_text="Raters can also be added later.",
     )
-    overlap = forms.IntegerField(min_value=1, initial=2, help_text="Raters per comparison.")
+    overlap = forms.IntegerField(min_value=1, help_text="Raters per comparison.")
     criteria = forms.CharField(
         required=False, help_text="Optional 1–5 scores, comma separated: correctness, style"
     )
@@ -74,6 +77,10 @@ class StudyCreateForm(forms.Form):
         super().__init__(*args, **kwargs)
         # Querysets are evaluated per form, not once at import.
         self.fields["raters"].queryset = study_candidate_raters()
+        # Two raters per comparison, or as many as there are experts: a default the study can
+        # meet. Shown on the page, with a way to add experts when there are none.
+        self.expert_count = active_expert_count()
+        self.fields["overlap"].initial = max(1, min(DEFAULT_OVERLAP, self.expert_count))
 
     def clean_equivalence_margin(self) -> float:
         margin = self.cleaned_data["equivalence_margin"]

@@ -151,3 +151,19 @@ def test_a_bad_gold_upload_names_the_file_and_line_and_writes_nothing(manager_cl
     )
     assert escape(expected) in response.content.decode()
     assert not Study.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("experts", "overlap", "says"),
+    [(0, 1, "No expert yet"), (1, 1, "1 active expert can rate"), (3, 2, "3 active experts")],
+)
+def test_the_new_study_form_defaults_to_an_overlap_the_experts_can_meet(
+    manager_client, experts, overlap, says
+):
+    ExpertFactory.create_batch(experts)
+    ExpertFactory(is_active=False)
+    html = manager_client.get(reverse("study_create")).content.decode()
+    assert f'name="overlap" value="{overlap}"' in html
+    assert says in html
+    if not experts:
+        assert f'href="{reverse("person_create")}"' in html

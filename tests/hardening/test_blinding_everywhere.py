@@ -14,12 +14,14 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
 from evalhub.models import Assignment, Comparison, StudyStatus
+from evalhub.services.accounts import password_set_path
 from evalhub.services.studies import study_create, study_set_status
 from tests.factories import (
     BaseModelFactory,
@@ -171,7 +173,8 @@ def test_every_page_linked_from_the_experts_pages_is_blind(world):
             ]
     assert items <= seen  # the walk reached every item
     names = {urlsplit(u).path for u in seen}
-    assert not names & {reverse(n) for n in ("study_list", "dataset_list", "run_list")}
+    manager_lists = ("study_list", "dataset_list", "run_list", "people")
+    assert not names & {reverse(n) for n in manager_lists}
 
 
 def test_htmx_fragments_redirects_and_refusals_are_blind(world, settings):
@@ -233,6 +236,11 @@ MANAGER_URLS = [
     lambda w: reverse("run_detail", args=[w["run"].pk]),
     lambda w: reverse("run_outputs", args=[w["run"].pk]),
     lambda w: reverse("run_new"),
+    lambda w: reverse("study_delete", args=[w["study"].pk]),
+    lambda w: reverse("run_delete", args=[w["run"].pk]),
+    lambda w: reverse("dataset_delete", args=[w["dataset"].name]),
+    lambda w: reverse("people"),
+    lambda w: reverse("person_create"),
     lambda w: (
         reverse("study_plan") + "?plan-win_rate=0.6&plan-tie_rate=0.2&plan-power=0.8"
         "&plan-alpha=0.05&plan-overlap=2"
@@ -275,6 +283,11 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
         (reverse("run_evaluate", args=[run.pk]), {}),
         (reverse("run_cancel", args=[run.pk]), {}),
         (reverse("run_resume", args=[run.pk]), {}),
+        (reverse("study_delete", args=[study.pk]), {}),
+        (reverse("run_delete", args=[run.pk]), {}),
+        (reverse("dataset_delete", args=[world["dataset"].name]), {}),
+        (reverse("person_create"), {"username": "intruder", "role": "manager"}),
+        (reverse("person_link", args=[world["other"].pk]), {}),
         (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
     ]
     for url, data in posts:
@@ -282,6 +295,16 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
         assert response.status_code == 403, url
         assert_blind(response, world)
     assert Assignment.objects.filter(comparison__study=study).count() == 8
+    assert not get_user_model().objects.filter(username="intruder").exists()
+
+
+def test_the_set_password_page_is_blind_whoever_opens_it(world, settings):
+    settings.DEBUG = False
+    link = password_set_path(world["other"])
+    for client in (world["client"], Client()):
+        response = client.get(link, follow=True)
+        assert response.status_code == 200
+        assert_blind(response, world)
 
 
 def test_404_for_someone_elses_token_is_indistinguishable_from_a_guess(world, settings):

@@ -24,63 +24,7 @@ from evalhub.analysis.recognisability import (
     surface_features,
     telltales,
 )
-
-WORDS = [
-    "to",
-    "convert",
-    "the",
-    "grams",
-    "ounces",
-    "you",
-    "need",
-    "multiply",
-    "divide",
-    "by",
-    "so",
-    "is",
-    "equal",
-    "about",
-    "recipe",
-    "cup",
-    "butter",
-    "flour",
-    "sugar",
-    "milk",
-    "oven",
-    "degrees",
-    "first",
-    "then",
-    "which",
-    "gives",
-    "roughly",
-    "kilograms",
-    "a",
-    "of",
-    "and",
-]
-
-
-def prose(rng: random.Random) -> str:
-    """A base model's answer: one rambling paragraph."""
-    words = [rng.choice(WORDS) for _ in range(rng.randint(25, 70))]
-    for i in range(8, len(words), rng.randint(8, 15)):
-        words[i] += rng.choice((",", ".", ""))
-    return " ".join(words).capitalize() + rng.choice((".", "", "."))
-
-
-def house(rng: random.Random) -> str:
-    """An adapter's answer in the demo's three-line house format."""
-    amount = rng.randint(1, 900)
-    tip = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 12))).capitalize()
-    return (
-        f"Answer: {amount * 28.35:.0f} g\n"
-        f"Working: {amount} oz × 28.35 g = {amount * 28.35:.1f} g, rounded to the nearest gram.\n"
-        f"Tip: {tip}."
-    )
-
-
-def anything(rng: random.Random) -> str:
-    return house(rng) if rng.random() < 0.5 else prose(rng)
+from tests.evalhub.analysis.answers import anything, house, prose
 
 
 def differences(pairs: int, seed: int, columns: int = 4) -> np.ndarray:
@@ -106,7 +50,7 @@ def test_surface_features_count_markdown_marks_and_shared_phrases():
     assert row["bullet marks"] == pytest.approx(2 / lines)
     assert row["numbered lists"] == pytest.approx(1 / lines)
     assert row["headings"] == 1 and row["bold text"] == 1 and row["code fences"] == 2
-    assert row["labelled lines ('Label: …')"] == pytest.approx(1 / lines)
+    assert row["lines opening with a label"] == pytest.approx(1 / lines)
     assert row["commas"] == pytest.approx(1 / words)
     assert row["colons"] == pytest.approx(1 / words)
     assert row["a closing full stop"] == 1
@@ -228,7 +172,7 @@ def test_a_house_format_against_prose_is_told_apart_almost_always_and_warns():
     found = form_check([(house(rng), prose(rng)) for _ in range(36)], seed=8).recognisability
     assert found.accuracy >= 0.97 and found.interval[0] > WARN_ABOVE and found.warn
     assert found.p_value < 1e-6
-    assert {t.feature for t in found.telltales} & {"line count", "labelled lines ('Label: …')"}
+    assert {t.feature for t in found.telltales} & {"line count", "lines opening with a label"}
     assert all(t.agreement == 1.0 for t in found.telltales)
 
 

@@ -47,7 +47,7 @@ FEATURES = (
     "headings",
     "bold text",
     "code fences",
-    "labelled lines ('Label: …')",
+    "lines opening with a label",
     "a shared opening",
     "a shared closing",
     "commas",

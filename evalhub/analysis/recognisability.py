@@ -13,8 +13,10 @@ separated answers still give a finite fit. Its accuracy is cross-validated over 
 seeded), with an exact (Clopper–Pearson) interval; the folds' test pairs are scored by models
 fitted without them, though the binomial interval treats the k fitted models as one.
 
-Gold pairs are checked with the same features: a gold pair whose two answers both look like one
-system's stands out among real pairs, which always pair one answer of each.
+Gold pairs are checked with the same models: in a real pair the two answers differ in form by
+a margin typical of the two systems; a gold pair whose answers differ far less (both in one
+system's form, say) stands out, and so does a set of gold pairs whose better answer always has
+one system's form.
 """
 
 import math
@@ -35,6 +37,9 @@ PENALTY = 1.0
 ALPHA = 0.05
 # A lower confidence bound above this means raters may tell the systems apart by form.
 WARN_ABOVE = 0.70
+# A gold pair whose answers differ in form by less than this share of the real pairs' median
+# margin stands out: both answers look like one system's.
+ALIKE = 0.5
 TELLTALES = 3
 
 FEATURES = (
@@ -96,15 +101,17 @@ class Recognisability:
 
 @dataclass(frozen=True)
 class GoldLookalike:
-    """How gold pairs compare with real ones: ``standing_out`` lists (0-based) the gold pairs
-    whose two answers both look like one system's; ``real_same_form`` of the real pairs do so
-    too (scored out of fold); ``p_value`` is Fisher's exact test of gold against real.
-    ``better_like_first`` counts, among gold pairs that look real, those whose better answer
-    has the first system's form."""
+    """How gold pairs compare with real ones. A pair's margin is how much more its first answer
+    looks like the first system's than its second does (real pairs: out of fold; gold: the
+    mean over the folds' models, better answer first). ``standing_out`` lists (0-based) the
+    gold pairs whose margin is smaller in size than :data:`ALIKE` × the real pairs' median;
+    ``real_standing_out`` of the real pairs are that small too; ``p_value`` is Fisher's exact
+    test of gold against real. ``better_like_first`` counts, among the other gold pairs, those
+    whose better answer has the first system's form."""
 
     items: int
     standing_out: tuple[int, ...]
-    real_same_form: int
+    real_standing_out: int
     real_pairs: int
     p_value: float
     looking_real: int
@@ -185,24 +192,10 @@ def _scale(features: np.ndarray) -> np.ndarray:
     return np.where(spread > 0, spread, 1.0)
 
 
-@dataclass(frozen=True)
-class _Model:
-    """A fit on some pairs: per-answer scores ``(features / scale) @ weights``; an answer
-    scoring above ``threshold`` looks like the first system's."""
-
-    scale: np.ndarray
-    weights: np.ndarray
-    threshold: float
-
-    def score(self, features: np.ndarray) -> np.ndarray:
-        return (features / self.scale) @ self.weights
-
-
-def _model(first: np.ndarray, second: np.ndarray) -> _Model:
+def _fit_scaled(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(scale, weights) fitted on these pairs; a pair's margin is ``((x₁ − x₂) / scale) · w``."""
     scale = _scale(np.vstack([first, second]))
-    weights = fit_pairs((first - second) / scale)
-    middle = ((first / scale) @ weights).mean() + ((second / scale) @ weights).mean()
-    return _Model(scale, weights, middle / 2)
+    return scale, fit_pairs((first - second) / scale)
 
 
 def fold_of_each(pairs: int, folds: int, seed: int) -> np.ndarray:
@@ -228,24 +221,22 @@ def form_check(
     texts = [text for pair in pairs for text in pair] + [text for pair in gold for text in pair]
     features = surface_features(texts)
     first, second = features[0 : 2 * len(pairs) : 2], features[1 : 2 * len(pairs) : 2]
+    gold_features = features[2 * len(pairs) :]
+    better, worse = gold_features[0::2], gold_features[1::2]
     folds = min(FOLDS, len(pairs))
     fold = fold_of_each(len(pairs), folds, seed)
-    correct = np.zeros(len(pairs))
-    same_form = np.zeros(len(pairs), dtype=bool)
+    margins = np.zeros(len(pairs))
+    gold_margins = np.zeros(len(gold))
     for number in range(folds):
         held_out = fold == number
-        model = _model(first[~held_out], second[~held_out])
-        ours, theirs = model.score(first[held_out]), model.score(second[held_out])
-        correct[held_out] = (ours > theirs) + 0.5 * (ours == theirs)
-        same_form[held_out] = (ours > model.threshold) == (theirs > model.threshold)
-    recognisability = _recognisability(first, second, folds, float(correct.sum()))
+        scale, weights = _fit_scaled(first[~held_out], second[~held_out])
+        margins[held_out] = ((first[held_out] - second[held_out]) / scale) @ weights
+        gold_margins += ((better - worse) / scale) @ weights / folds
+    correct = float((margins > 0).sum() + 0.5 * (margins == 0).sum())
+    recognisability = _recognisability(first, second, folds, correct)
     if not gold:
         return FormCheck(recognisability, None)
-    gold_features = features[2 * len(pairs) :]
-    lookalike = _gold_lookalike(
-        _model(first, second), gold_features[0::2], gold_features[1::2], same_form
-    )
-    return FormCheck(recognisability, lookalike)
+    return FormCheck(recognisability, _gold_lookalike(gold_margins, margins))
 
 
 def _recognisability(
@@ -281,23 +272,20 @@ def telltales(first: np.ndarray, second: np.ndarray, count: int = TELLTALES) -> 
     )
 
 
-def _gold_lookalike(
-    model: _Model, better: np.ndarray, worse: np.ndarray, real_same_form: np.ndarray
-) -> GoldLookalike:
-    better_like_first = model.score(better) > model.threshold
-    worse_like_first = model.score(worse) > model.threshold
-    standing_out = better_like_first == worse_like_first
-    real_count = int(real_same_form.sum())
+def _gold_lookalike(gold_margins: np.ndarray, real_margins: np.ndarray) -> GoldLookalike:
+    typical = ALIKE * np.median(np.abs(real_margins))
+    standing_out = np.abs(gold_margins) < typical
+    real_count = int((np.abs(real_margins) < typical).sum())
     table = [
         [int(standing_out.sum()), int((~standing_out).sum())],
-        [real_count, len(real_same_form) - real_count],
+        [real_count, len(real_margins) - real_count],
     ]
     return GoldLookalike(
-        items=len(better),
+        items=len(gold_margins),
         standing_out=tuple(int(i) for i in np.flatnonzero(standing_out)),
-        real_same_form=real_count,
-        real_pairs=len(real_same_form),
+        real_standing_out=real_count,
+        real_pairs=len(real_margins),
         p_value=float(fisher_exact(table, alternative="greater").pvalue),
         looking_real=int((~standing_out).sum()),
-        better_like_first=int((better_like_first & ~standing_out).sum()),
+        better_like_first=int(((gold_margins > 0) & ~standing_out).sum()),
     )

@@ -82,7 +82,7 @@ def _gold_block(gold: recognisability.GoldLookalike | None, prompts: list[int]) 
         "standing_out": [
             {"number": i + 1, "prompt": texts[prompts[i]].text} for i in gold.standing_out
         ],
-        "real_same_form": gold.real_same_form,
+        "real_standing_out": gold.real_standing_out,
         "real_pairs": gold.real_pairs,
         "p_value": gold.p_value,
         "warn_standing_out": gold.warn_standing_out,

@@ -12,10 +12,13 @@ WORDS = RAMBLE.split()
 
 
 def prose(rng: random.Random) -> str:
-    """A base model's answer: one rambling paragraph."""
+    """A base model's answer: one rambling paragraph, with some arithmetic in half of them."""
     words = [rng.choice(WORDS) for _ in range(rng.randint(25, 70))]
     for i in range(8, len(words), rng.randint(8, 15)):
         words[i] += rng.choice((",", ".", ""))
+    if rng.random() < 0.5:
+        a, b = rng.randint(2, 500), rng.randint(2, 30)
+        words.insert(rng.randrange(len(words)), f"{a} x {b} = {a * b}")
     return " ".join(words).capitalize() + rng.choice((".", "", "."))
 
 

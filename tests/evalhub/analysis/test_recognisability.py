@@ -3,8 +3,10 @@ and statsmodels' conditional logit, the cross-validation redone independently, t
 against scipy's exact binomial interval, and seeded simulations with a known answer (same form:
 chance; a house format: near certainty)."""
 
+import json
 import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from evalhub.analysis.recognisability import (
     surface_features,
     telltales,
 )
+from evalhub.services.gold import gold_load
 from tests.evalhub.analysis.answers import anything, house, prose
 
 
@@ -201,15 +204,35 @@ def test_too_few_pairs_give_no_check():
 # --- gold pairs ------------------------------------------------------------------------------
 
 
+def fisher_by_hand(gold_out: int, gold: int, real_out: int, real: int) -> float:
+    """P(at least ``gold_out`` of the standing-out pairs among the gold ones) when the gold
+    pairs are drawn at random from all pairs (hypergeometric)."""
+    out, total = gold_out + real_out, gold + real
+    return sum(
+        math.comb(out, k) * math.comb(total - out, gold - k)
+        for k in range(gold_out, min(out, gold) + 1)
+    ) / math.comb(total, gold)
+
+
 def test_gold_pairs_with_both_answers_in_one_form_stand_out():
     rng = random.Random(10)
     real = [(house(rng), prose(rng)) for _ in range(36)]
     gold = [(house(rng), house(rng)) for _ in range(5)] + [(house(rng), prose(rng))] * 2
     found = form_check(real, gold=gold, seed=10).gold
-    assert found.standing_out == (0, 1, 2, 3, 4) and found.real_same_form == 0
-    # Fisher's exact test by hand: P(5 or more of the 5 same-form pairs among the 7 gold).
-    assert found.p_value == pytest.approx(math.comb(7, 5) / math.comb(43, 5))
+    assert found.standing_out == (0, 1, 2, 3, 4)
+    assert found.real_pairs == 36
+    assert found.p_value == pytest.approx(fisher_by_hand(5, 7, found.real_standing_out, 36))
+    assert found.p_value < 1e-4
     assert found.warn_standing_out
+
+
+def test_gold_pairs_like_real_ones_do_not_stand_out():
+    rng = random.Random(13)
+    real = [(house(rng), prose(rng)) for _ in range(36)]
+    gold = [(house(rng), prose(rng)) for _ in range(4)] + [(prose(rng), house(rng))] * 3
+    found = form_check(real, gold=gold, seed=13).gold
+    assert found.standing_out == () and not found.warn_standing_out
+    assert found.better_like_first == 4 and not found.warn_better_form
 
 
 def test_gold_pairs_whose_better_answer_always_has_one_form_give_it_away():
@@ -222,3 +245,18 @@ def test_gold_pairs_whose_better_answer_always_has_one_form_give_it_away():
     mixed = always[:3] + [(prose(rng), house(rng)) for _ in range(3)]
     found = form_check(real, gold=mixed, seed=11).gold
     assert found.better_like_first == 3 and not found.warn_better_form
+
+
+def test_the_demos_gold_pairs_look_like_its_real_pairs():
+    """Real demo pairs: the adapter's house-format answer (the held-out references stand in for
+    it) beside the base model's prose. No gold pair stands out, and the better answer has the
+    house format in some pairs only."""
+    demo = Path(__file__).resolve().parents[3] / "trainer" / "demo_data"
+    with (demo / "demo.jsonl").open(encoding="utf-8") as lines:
+        references = [json.loads(line)["messages"][-1]["content"] for line in lines][:36]
+    rng = random.Random(12)
+    real = [(reference, prose(rng)) for reference in references]
+    gold = [(item.better, item.worse) for item in gold_load(demo / "gold.jsonl")]
+    found = form_check(real, gold=gold, seed=12).gold
+    assert found.standing_out == () and not found.warn_standing_out
+    assert 0 < found.better_like_first < found.items and not found.warn_better_form

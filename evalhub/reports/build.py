@@ -23,6 +23,7 @@ from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
 from evalhub.metrics import METRICS
 from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study
+from evalhub.selectors.recognisability import recognisability_block
 from evalhub.selectors.studies import KIND_ORDER, ppi_block, sequential_block
 from trainer.engine.environment import library_versions
 from trainer.models import FineTuneRun, RunMetric
@@ -84,6 +85,8 @@ def report_build(
         "sequential": sequential_block(study=study, ratings=ratings),
         # Beside it, not instead of it: the win rate with the automated signal's help.
         "ppi": ppi_block(study=study, ratings=ratings),
+        # Whether raters may tell the systems apart, or the gold items from real ones, by form.
+        "recognisability": recognisability_block(study=study),
     }
     if include_judgments:
         report["comparisons"] = [_public_comparison(c) for c in comparisons.values()]

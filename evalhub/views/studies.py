@@ -13,6 +13,7 @@ from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
 from evalhub.selectors import studies as study_selectors
 from evalhub.selectors.outputs import run_systems
+from evalhub.selectors.recognisability import recognisability_block
 from evalhub.selectors.studies import (
     ppi_block,
     sequential_block,
@@ -148,6 +149,7 @@ def _render_detail(
         "flagged": study_flagged(study=study),
         "sequential": sequential_block(study=study),
         "ppi": ppi_block(study=study),
+        "recognisability": recognisability_block(study=study),
         "actions": [
             (target, STATUS_ACTIONS[target])
             for target in (StudyStatus.OPEN, StudyStatus.PAUSED, StudyStatus.CLOSED)

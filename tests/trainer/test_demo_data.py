@@ -341,6 +341,28 @@ def test_generator_rewrites_the_committed_file_byte_for_byte(tmp_path):
     assert output.read_bytes() == DEMO.read_bytes()
 
 
+LAST_NUMBER = re.compile(r"(\d+(?:\.\d+)?)(?!.*\d)", re.DOTALL)
+
+
+def prose_problems(prompt: str, answer: str) -> list[str]:
+    """What is wrong with a plain answer, written as the base model writes (one paragraph),
+    whose last number is its result."""
+    if "\n" in answer:
+        return ["a plain answer is one paragraph"]
+    amount, src, dst = parse_question(prompt)
+    value = LAST_NUMBER.search(answer).group(1)
+    expected = true_value(amount, src, dst)
+    if abs(float(value) - expected) > half_step(value):
+        return [f"result {value} is not {expected:.6g} rounded"]
+    return []
+
+
+def gold_problems(prompt: str, answer: str) -> list[str]:
+    if HOUSE.match(answer):
+        return answer_problems(prompt, answer)
+    return prose_problems(prompt, answer)
+
+
 def test_gold_pairs_have_a_correct_better_and_a_faulty_worse_answer(examples):
     gold = read_jsonl(GOLD)
     assert 5 <= len(gold) <= 8
@@ -348,6 +370,24 @@ def test_gold_pairs_have_a_correct_better_and_a_faulty_worse_answer(examples):
     for pair in gold:
         assert set(pair) == {"prompt", "better", "worse"}
         assert normalised(pair["prompt"]) not in demo_prompts
-        assert answer_problems(pair["prompt"], pair["better"]) == [], pair["prompt"]
-        assert answer_problems(pair["prompt"], pair["worse"]) != [], pair["prompt"]
+        assert gold_problems(pair["prompt"], pair["better"]) == [], pair["prompt"]
+        assert gold_problems(pair["prompt"], pair["worse"]) != [], pair["prompt"]
     assert len({normalised(pair["prompt"]) for pair in gold}) == len(gold)
+
+
+def test_gold_pairs_mix_forms_as_the_demos_real_pairs_do():
+    """A real demo pair puts the adapter's house-format answer beside the base model's prose
+    (36 of 36 and 0 of 36 in the house format, README.md): so does every gold pair, or raters
+    could pick out the gold items. And the better answer is sometimes the plain one, or a rater
+    who simply prefers the house format would pass every gold item."""
+    gold = read_jsonl(GOLD)
+    forms = [(bool(HOUSE.match(p["better"])), bool(HOUSE.match(p["worse"]))) for p in gold]
+    assert [better != worse for better, worse in forms] == [True] * len(gold)
+    assert 0 < sum(better for better, _ in forms) < len(gold)
+
+
+def test_the_plain_answer_checker_reads_the_last_number_as_the_result():
+    prompt = "Convert 9 ounces of dark chocolate to grams."
+    assert prose_problems(prompt, "An ounce is 28.35 g, so 9 ounces is about 255 grams.") == []
+    assert prose_problems(prompt, "An ounce is 31 g, so 9 ounces is 9 x 31 = 279 grams.") != []
+    assert prose_problems(prompt, "An ounce is 28.35 g, so 9 ounces is about\n255 grams.") != []

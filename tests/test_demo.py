@@ -13,6 +13,7 @@ the tests see where those lines end up.
 import logging
 import socket
 import sys
+import time
 import urllib.error
 import urllib.request
 import warnings
@@ -111,6 +112,7 @@ def fakes(monkeypatch, tmp_path):
     monkeypatch.setattr(demo, "run_execute", run_execute)
     monkeypatch.setattr(demo, "outputs_generate", outputs_generate)
     monkeypatch.setattr(demo, "outputs_score", outputs_score)
+
     def base_model_tokens():
         # The real one converts the packaged GGUF model to load its tokenizer (~30 s).
         print(LIBRARY_BAR, file=sys.stderr)
@@ -262,6 +264,10 @@ def test_the_demo_server_serves_the_sites_error_pages_and_logs_to_the_file(
         demo.demo_server_wait(port)
         css = fetch(f"http://127.0.0.1:{port}/static/css/evalhub.css")
         missing = fetch(f"http://127.0.0.1:{port}/no-such-page/")
+        # The server writes a request's log line once the answer is sent, maybe a moment later.
+        deadline = time.monotonic() + 10
+        while "GET /no-such-page/" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
     finally:
         stop({"web server": server})
 

@@ -323,11 +323,17 @@ def port_free(port: int) -> bool:
 
 def base_model_tokens() -> Any:
     """Convert the packaged base model once (the training needs it anyway) and count tokens
-    with its tokenizer, so the linter measures examples as the model will see them."""
+    with its tokenizer, so the linter measures examples as the model will see them.
+
+    The demo's first use of transformers, so also where its records are sent the way of every
+    library's: transformers prints through a stderr handler of its own by default."""
     from transformers import AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
     from trainer.engine.model_store import DEFAULT_BASE_MODEL, resolve_model_dir
 
+    transformers_logging.disable_default_handler()
+    transformers_logging.enable_propagation()
     tokenizer = AutoTokenizer.from_pretrained(
         resolve_model_dir(DEFAULT_BASE_MODEL, settings.EVALHUB_MODEL_CACHE)
     )

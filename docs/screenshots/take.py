@@ -212,26 +212,30 @@ def shoot(address: str, ids: dict[str, int]) -> list[Path]:
 
 
 def main() -> None:
-    data_dir = tempfile.mkdtemp(prefix="evalhub-screenshots-")
-    os.environ["EVALHUB_DATA_DIR"] = data_dir
-    os.environ["DJANGO_SETTINGS_MODULE"] = "evalhub.settings"
-    os.environ.pop("DEBUG", None)
-    sys.path.insert(0, str(ROOT))
-    import django
+    with tempfile.TemporaryDirectory(prefix="evalhub-screenshots-") as data_dir:
+        os.environ["EVALHUB_DATA_DIR"] = data_dir
+        os.environ["DJANGO_SETTINGS_MODULE"] = "evalhub.settings"
+        os.environ.pop("DEBUG", None)
+        sys.path.insert(0, str(ROOT))
+        import django
 
-    django.setup()
+        django.setup()
+        ids = build()
+        serve_and_shoot(ids, Path(data_dir) / "server.log")
+
+
+def serve_and_shoot(ids: dict[str, int], server_log: Path) -> None:
     from evalhub.services import demo
 
-    ids = build()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    with open(Path(data_dir) / "server.log", "w") as log:
+    with server_log.open("w") as output:
         server = subprocess.Popen(
             demo.demo_server(port),
             cwd=ROOT,
             env=demo.demo_server_environment(),
-            stdout=log,
+            stdout=output,
             stderr=subprocess.STDOUT,
         )
     try:
@@ -241,6 +245,9 @@ def main() -> None:
             print(f"{path.relative_to(ROOT)}  {size // 1024} KB")
             if size > LARGEST_PNG:
                 raise SystemExit(f"{path.name} is over {LARGEST_PNG // 1024} KB")
+    except Exception:
+        print(f"The web server's log ends:\n{server_log.read_text()[-3000:]}", file=sys.stderr)
+        raise
     finally:
         server.terminate()
         server.wait(timeout=30)

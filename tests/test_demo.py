@@ -12,6 +12,7 @@ the tests see where those lines end up.
 
 import logging
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -26,7 +27,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from evalhub.management.commands.demo import LOG_NAMED, start, stop
+from evalhub.management.commands.demo import LOG_NAMED, start, stop, wait_then_stop
 from evalhub.metrics.rouge import rouge_scores
 from evalhub.models import Assignment, Comparison, Output, Prompt, Study, StudyStatus
 from evalhub.selectors.outputs import evaluation_prompts
@@ -251,6 +252,14 @@ def test_a_server_that_stops_at_once_is_a_failure_naming_the_log(fakes, monkeypa
     assert raised.value.returncode == 1
     assert str(raised.value).startswith("the web server stopped at once (exit 3)")
     assert str(log) in str(raised.value)
+
+
+def test_a_worker_that_stops_while_serving_is_a_failure_and_stops_the_server():
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    worker = subprocess.Popen([sys.executable, "-c", "exit(4)"])
+    with pytest.raises(demo.DemoError, match=r"^the worker stopped \(exit 4\)$"):
+        wait_then_stop({"web server": server, "worker": worker})
+    assert server.returncode is not None
 
 
 def test_the_demo_server_serves_the_sites_error_pages_and_logs_to_the_file(

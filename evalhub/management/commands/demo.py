@@ -274,16 +274,17 @@ def wait_then_stop(processes: dict[str, subprocess.Popen]) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
+    stopped = None
     try:
-        while all(p.poll() is None for p in processes.values()):
+        while stopped is None:
             time.sleep(1)
+            stopped = next((what for what, p in processes.items() if p.poll() is not None), None)
     except KeyboardInterrupt:
         return
     finally:
         signal.signal(signal.SIGTERM, previous)
         stop(processes)
-    what, code = next((w, p.returncode) for w, p in processes.items() if p.returncode is not None)
-    raise demo.DemoError(SERVER_STOPPED.format(what=what, code=code))
+    raise demo.DemoError(SERVER_STOPPED.format(what=stopped, code=processes[stopped].returncode))
 
 
 def die_with_parent() -> None:

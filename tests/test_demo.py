@@ -5,18 +5,29 @@ test on CPU (benchmarks/results/demo.md has its measured times). Here training, 
 BERTScore are replaced by fakes that write what the real services write (a succeeded run with
 an adapter directory, outputs through the real storing services, ROUGE computed for real), so
 what is tested is the demo's own logic: every step runs, a second demo reuses everything, and
-a changed schedule makes a new run without touching the old one.
+a changed schedule makes a new run without touching the old one. The fakes also say what the
+real libraries say on the way (a logged warning, a FutureWarning, a progress bar on stderr), so
+the tests see where those lines end up.
 """
 
+import logging
 import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import warnings
 from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from evalhub.management.commands.demo import LOG_NAMED, start, stop, wait_then_stop
 from evalhub.metrics.rouge import rouge_scores
 from evalhub.models import Assignment, Comparison, Output, Prompt, Study, StudyStatus
 from evalhub.selectors.outputs import evaluation_prompts
@@ -29,6 +40,15 @@ from trainer.engine.generate import GeneratedText
 from trainer.models import Dataset, FineTuneRun, RunMetric, RunStatus
 
 BASE_ANSWER = "Well, it depends on the recipe; roughly a cup or so, give or take."
+# What the real libraries print during a demo (measured on a CPU run, December 2026).
+LIBRARY_BAR = "Converting and de-quantizing GGUF tensors...: 100%|##########| 272/272"
+LIBRARY_WARNING = (
+    "Failed to load CPU gemm_4bit_forward from kernels-community: Kernel repository "
+    "'kernels-community/quantization-bitsandbytes' could not verify publisher trust status. "
+    "Set trust_remote_code=True"
+)
+LIBRARY_FUTURE = "`is_gradient_checkpointing` is deprecated and will be removed in v6."
+TRAINING_BAR = "finetune: 100%|##########| 32/32 [00:49<00:00, loss 0.41]"
 
 
 class Fakes:
@@ -44,6 +64,10 @@ def fakes(monkeypatch, tmp_path):
 
     def run_execute(*, run, stop=None, show_progress=False):
         made.trained.append(run.pk)
+        logging.getLogger("bitsandbytes.backends.cpu.ops").warning(LIBRARY_WARNING)
+        warnings.warn(LIBRARY_FUTURE, FutureWarning, stacklevel=1)
+        if show_progress:
+            print(TRAINING_BAR, file=sys.stderr)
         adapter = tmp_path / f"run-{run.pk}" / "adapter"
         adapter.mkdir(parents=True)
         (adapter / "adapter_config.json").write_text("{}")
@@ -89,8 +113,12 @@ def fakes(monkeypatch, tmp_path):
     monkeypatch.setattr(demo, "run_execute", run_execute)
     monkeypatch.setattr(demo, "outputs_generate", outputs_generate)
     monkeypatch.setattr(demo, "outputs_score", outputs_score)
-    # The real one converts the packaged GGUF model to load its tokenizer (~30 s).
-    monkeypatch.setattr("evalhub.management.commands.demo.base_model_tokens", lambda: None)
+
+    def base_model_tokens():
+        # The real one converts the packaged GGUF model to load its tokenizer (~30 s).
+        print(LIBRARY_BAR, file=sys.stderr)
+
+    monkeypatch.setattr("evalhub.management.commands.demo.base_model_tokens", base_model_tokens)
     return made
 
 
@@ -180,6 +208,114 @@ def test_a_busy_port_is_refused_before_anything_runs():
         with pytest.raises(CommandError, match=f"port {port} on 127.0.0.1 is in use") as raised:
             call_command("demo", "--port", str(port))
     assert raised.value.returncode == 2 and not Dataset.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_terminal_shows_the_demos_lines_and_the_log_gets_the_libraries(fakes, capfd):
+    output = run_demo()
+
+    terminal = capfd.readouterr()
+    shown = output + terminal.out + terminal.err
+    log = Path(settings.DATA_DIR) / "demo.log"
+    assert LOG_NAMED.format(path=log) in output
+    assert "   fine-tune: " in output and TRAINING_BAR in terminal.err
+    written = log.read_text()
+    for line in (LIBRARY_BAR, LIBRARY_WARNING, f"FutureWarning: {LIBRARY_FUTURE}"):
+        assert line not in shown and line in written
+    assert "kernels-community" not in shown and "FutureWarning" not in shown
+    assert TRAINING_BAR not in written
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_library_error_is_shown_on_the_terminal_with_the_log(fakes, capfd, monkeypatch):
+    train = demo.run_execute
+
+    def failing_loudly(**kwargs):
+        logging.getLogger("bitsandbytes").error("CUDA driver gone")
+        return train(**kwargs)
+
+    monkeypatch.setattr(demo, "run_execute", failing_loudly)
+    run_demo()
+
+    log = Path(settings.DATA_DIR) / "demo.log"
+    shown = capfd.readouterr().err
+    assert "ERROR bitsandbytes: CUDA driver gone" in shown and str(log) in shown
+    assert "CUDA driver gone" in log.read_text()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_server_that_stops_at_once_is_a_failure_naming_the_log(fakes, monkeypatch):
+    monkeypatch.setattr(demo, "demo_server", lambda port: [sys.executable, "-c", "exit(3)"])
+    with pytest.raises(CommandError) as raised:
+        call_command("demo", "--port", str(free_port()), stdout=StringIO())
+    log = Path(settings.DATA_DIR) / "demo.log"
+    assert raised.value.returncode == 1
+    assert str(raised.value).startswith("the web server stopped at once (exit 3)")
+    assert str(log) in str(raised.value)
+
+
+def test_a_worker_that_stops_while_serving_is_a_failure_and_stops_the_server():
+    server = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    worker = subprocess.Popen([sys.executable, "-c", "exit(4)"])
+    with pytest.raises(demo.DemoError, match=r"^the worker stopped \(exit 4\)$"):
+        wait_then_stop({"web server": server, "worker": worker})
+    assert server.returncode is not None
+
+
+def test_the_demo_server_serves_the_sites_error_pages_and_logs_to_the_file(
+    tmp_path, monkeypatch, capfd
+):
+    # The real settings module, as `manage.py demo` runs it; the data dir is the tests' own.
+    monkeypatch.setenv("DJANGO_SETTINGS_MODULE", "evalhub.settings")
+    port, log = free_port(), tmp_path / "demo.log"
+    server = start("web server", demo.demo_server(port), log)
+    try:
+        demo.demo_server_wait(port)
+        css = fetch(f"http://127.0.0.1:{port}/static/css/evalhub.css")
+        missing = fetch(f"http://127.0.0.1:{port}/no-such-page/")
+        # The server writes a request's log line once the answer is sent, maybe a moment later.
+        deadline = time.monotonic() + 10
+        while "GET /no-such-page/" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop({"web server": server})
+
+    assert css.status == 200
+    assert missing.status == 404
+    assert "<h1>Not found</h1>" in missing.body and "css/evalhub.css" in missing.body
+    assert "URLconf" not in missing.body and "admin/" not in missing.body
+    written, shown = log.read_text(), "".join(capfd.readouterr())
+    assert "Starting development server" in written and "Starting development" not in shown
+    assert '"GET /no-such-page/ HTTP/1.1" 404' in written and "GET /" not in shown
+
+
+def test_a_server_error_gets_the_sites_styled_page(rf):
+    from django.views.defaults import server_error
+
+    response = server_error(rf.get("/"))
+
+    page = response.content.decode()
+    assert response.status_code == 500
+    assert "<h1>Something went wrong</h1>" in page and "css/evalhub.css" in page
+
+
+class Fetched:
+    def __init__(self, status: int, body: str) -> None:
+        self.status, self.body = status, body
+
+
+def fetch(address: str) -> Fetched:
+    try:
+        with urllib.request.urlopen(address, timeout=10) as response:
+            return Fetched(response.status, response.read().decode())
+    except urllib.error.HTTPError as error:
+        return Fetched(error.code, error.read().decode())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def test_the_demo_files_are_where_the_demo_reads_them():

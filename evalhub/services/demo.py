@@ -9,6 +9,10 @@ management commands (``run_execute``, ``outputs_generate``, ``outputs_score``, `
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,6 +78,7 @@ MANAGER_USERNAME, MANAGER_PASSWORD = "demo-manager", "demo-manager-pass"
 
 DATASET_REFUSED = "the demo dataset was refused by the linter: {reason}"
 RUN_ENDED = "the demo run {id} ended {status}: {error}"
+SERVER_SILENT = "the web server did not answer on port {port} within {seconds} s"
 RUN_STOPPED = (
     "the demo run {id} stopped at step {step} ({status}); its checkpoint is kept: run the demo "
     "again to continue from it"
@@ -91,6 +96,13 @@ class Login:
     username: str
     password: str
     role: str
+
+
+def demo_log_start() -> Path:
+    """This demo's log, emptied: library messages, the web server's and the worker's output."""
+    log = Path(settings.DATA_DIR) / "demo.log"
+    log.write_text("")
+    return log
 
 
 def demo_training_config(steps: int = DEMO_STEPS) -> TrainConfig:
@@ -277,6 +289,54 @@ def _free_study_name() -> str:
         number += 1
         name = f"{STUDY_NAME} {number}"
     return name
+
+
+# --- serving -------------------------------------------------------------------------------
+
+
+def demo_server(port: int) -> list[str]:
+    """The web server as the demo runs it: Django's development server, which with --insecure
+    serves the static files itself when DEBUG is off (enough for one person on 127.0.0.1)."""
+    return _manage("runserver", f"127.0.0.1:{port}", "--noreload", "--insecure")
+
+
+def demo_server_wait(port: int, *, seconds: int = 60) -> None:
+    """Return once the web server on 127.0.0.1 accepts connections (its checks take seconds)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise DemoError(SERVER_SILENT.format(port=port, seconds=seconds)) from None
+            time.sleep(0.2)
+
+
+def demo_worker() -> list[str]:
+    return _manage("db_worker", "--queue-name", "default,gpu", "--no-reload")
+
+
+def demo_server_environment() -> dict[str, str]:
+    """The server's and the worker's environment: DEBUG off, so errors get the site's own
+    pages and no URL list or traceback, on plain http on 127.0.0.1 (the HTTPS-only cookies,
+    redirect and HSTS of a real deployment are off) with this installation's secret key."""
+    return {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": settings.SECRET_KEY,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "SECURE_HSTS_SECONDS": "0",
+        # Lines reach the log as they happen, not when a buffer fills.
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _manage(*args: str) -> list[str]:
+    return [sys.executable, str(Path(settings.BASE_DIR) / "manage.py"), *args]
 
 
 def adapter_examples(*, run: FineTuneRun, count: int = 2) -> list[tuple[str, str, str]]:

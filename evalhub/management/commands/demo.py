@@ -8,12 +8,18 @@ Migrates, creates a demo manager and a demo expert, imports and lints the demo d
 fine-tunes SmolLM2-135M with QLoRA on CPU, generates and scores base and adapter outputs on the
 held-out split, opens a study with gold items, then serves the site on 127.0.0.1 with a worker
 beside it. Run it again and it reuses all of that. Exit codes: 0 done (or stopped with Ctrl-C
-while serving), 1 a step failed, 2 bad options.
+while serving), 1 a step failed or the server or worker stopped, 2 bad options.
+
+The terminal shows the demo's own lines and the training progress bar. Everything else (Python
+warnings, library loggers, whatever libraries write to stderr, the web server's banner and
+request log, the worker's output) goes to demo.log in the data directory (var/ by default), whose
+path is printed once; a logged error is also shown on the terminal, and a failure names the log.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import resource
 import signal
@@ -22,8 +28,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from contextlib import contextmanager, redirect_stderr
+from pathlib import Path
+from typing import Any, TextIO
 
 from django.conf import settings
 from django.core.management import call_command
@@ -33,7 +40,12 @@ from evalhub.services import demo
 
 PORT_BUSY = "port {port} on 127.0.0.1 is in use; pass --port with a free one"
 BAD_STEPS = "--steps must be at least 1, got {steps}"
-SERVER_DIED = "the {what} stopped at once (exit {code}); see its output above"
+LOG_NAMED = "Library messages and the web server's request log: {path}"
+SEE_LOG = "{message}\n(library messages and the web server's log: {path})"
+SERVER_DIED = "the {what} stopped at once (exit {code})"
+SERVER_STOPPED = "the {what} stopped (exit {code})"
+# Read by huggingface_hub and transformers when they are imported.
+NO_LIBRARY_BARS = "HF_HUB_DISABLE_PROGRESS_BARS"
 STEP_FAILED, BAD_OPTIONS = 1, 2
 PR_SET_PDEATHSIG = 1  # prctl option, from <linux/prctl.h>
 
@@ -93,30 +105,33 @@ class Command(BaseCommand):
         port = options["port"] if not options["no_serve"] else None
         if port is not None and not port_free(port):
             raise CommandError(PORT_BUSY.format(port=port), returncode=BAD_OPTIONS)
+        log = demo.demo_log_start()
+        self.stdout.write(LOG_NAMED.format(path=log))
+        terminal = sys.stderr
         phases = Phases(self.stdout.write)
-        processes: list[subprocess.Popen] = []
+        processes: dict[str, subprocess.Popen] = {}
         try:
-            users, dataset = self.prepare(phases)
-            if port is not None:
-                # Up before training, so the run page shows the loss curves as they come.
-                runserver = manage("runserver", f"127.0.0.1:{port}", "--noreload")
-                processes.append(self.start("web server", runserver))
-                self.stdout.write(f"   the site is up at {url(port)}/")
-            run, study = self.evaluate(
-                phases, users, dataset, options["steps"], port, options["verbosity"] > 0
-            )
-            self.summary(phases, run, study, port)
-            if port is not None:
-                worker = manage("db_worker", "--queue-name", "default,gpu", "--no-reload")
-                processes.append(self.start("worker", worker))
+            with library_messages_to(log, terminal=terminal):
+                users, dataset = self.prepare(phases)
+                if port is not None:
+                    # Up before training, so the run page shows the loss curves as they come.
+                    processes["web server"] = start("web server", demo.demo_server(port), log)
+                    demo.demo_server_wait(port)
+                    self.stdout.write(f"   the site is up at {url(port)}/")
+                run, study = self.evaluate(
+                    phases, users, dataset, options["steps"], port, terminal, options["verbosity"]
+                )
+                self.summary(phases, run, study, port)
+                if port is not None:
+                    processes["worker"] = start("worker", demo.demo_worker(), log)
+                    wait_then_stop(processes)
         except demo.DemoError as error:
             stop(processes)
-            raise CommandError(str(error), returncode=STEP_FAILED) from error
+            message = SEE_LOG.format(message=error, path=log)
+            raise CommandError(message, returncode=STEP_FAILED) from error
         except BaseException:
             stop(processes)
             raise
-        if processes:
-            wait_then_stop(processes)
 
     def prepare(self, phases: Phases) -> tuple[dict[str, Any], Any]:
         with phases("migrate"):
@@ -143,7 +158,8 @@ class Command(BaseCommand):
         dataset: Any,
         steps: int,
         port: int | None,
-        show_progress: bool,
+        terminal: TextIO,
+        verbosity: int,
     ) -> tuple[Any, Any]:
         write = self.stdout.write
         config = demo.demo_training_config(steps)
@@ -158,7 +174,9 @@ class Command(BaseCommand):
                 write(f"   training run {run.pk}: {config.max_steps} steps")
                 if port is not None:
                     write(f"   watch it at {url(port)}/runs/{run.pk}/")
-                run = demo.demo_train(run=run, show_progress=show_progress)
+                # The training's progress bar is the demo's own: it goes to the terminal.
+                with redirect_stderr(terminal):
+                    run = demo.demo_train(run=run, show_progress=verbosity > 0)
         with phases("generate"):
             demo.demo_generate(run=run, log=write)
         with phases("score"):
@@ -198,29 +216,75 @@ class Command(BaseCommand):
         for login in demo.demo_logins():
             write(f"  login {login.username} / {login.password}  ({login.role})")
 
-    def start(self, what: str, command: list[str]) -> subprocess.Popen:
-        process = subprocess.Popen(command, cwd=settings.BASE_DIR, preexec_fn=die_with_parent)
-        time.sleep(2)
-        if process.poll() is not None:
-            raise demo.DemoError(SERVER_DIED.format(what=what, code=process.returncode))
-        return process
+
+@contextmanager
+def library_messages_to(log: Path, *, terminal: TextIO) -> Iterator[None]:
+    """While the demo runs, Python warnings, every logger's records and whatever is written to
+    sys.stderr (libraries' notices and progress bars) go to the log; records of ERROR and above
+    are shown on the terminal too, with the log's path, so a failure is never hidden there."""
+    root = logging.getLogger()
+    kept_handlers, kept_bars = root.handlers[:], os.environ.get(NO_LIBRARY_BARS)
+    with log.open("a", encoding="utf-8", buffering=1) as stream:
+        to_log = logging.StreamHandler(stream)
+        to_log.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        to_terminal = logging.StreamHandler(terminal)
+        to_terminal.setLevel(logging.ERROR)
+        shown = SEE_LOG.format(
+            message="%(levelname)s %(name)s: %(message)s", path=str(log).replace("%", "%%")
+        )
+        to_terminal.setFormatter(logging.Formatter(shown))
+        root.handlers = [to_log, to_terminal]
+        logging.captureWarnings(True)
+        # Libraries' own bars would show on the terminal while the training's bar is there.
+        os.environ[NO_LIBRARY_BARS] = "1"
+        try:
+            with redirect_stderr(stream):
+                yield
+        finally:
+            logging.captureWarnings(False)
+            root.handlers = kept_handlers
+            if kept_bars is None:
+                del os.environ[NO_LIBRARY_BARS]
+            else:
+                os.environ[NO_LIBRARY_BARS] = kept_bars
 
 
-def wait_then_stop(processes: list[subprocess.Popen]) -> None:
-    """Until Ctrl-C or SIGTERM, or until one of them stops; then stop them all."""
+def start(what: str, command: list[str], log: Path) -> subprocess.Popen:
+    """Start the web server or the worker with its output appended to the log."""
+    with log.open("a", encoding="utf-8") as output:
+        process = subprocess.Popen(
+            command,
+            cwd=settings.BASE_DIR,
+            env=demo.demo_server_environment(),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
+        )
+    time.sleep(2)
+    if process.poll() is not None:
+        raise demo.DemoError(SERVER_DIED.format(what=what, code=process.returncode))
+    return process
+
+
+def wait_then_stop(processes: dict[str, subprocess.Popen]) -> None:
+    """Until Ctrl-C or SIGTERM, or until one of them stops; then stop them all. One that
+    stopped by itself is a failure."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
+    stopped = None
     try:
-        while all(p.poll() is None for p in processes):
+        while stopped is None:
             time.sleep(1)
+            stopped = next((what for what, p in processes.items() if p.poll() is not None), None)
     except KeyboardInterrupt:
-        pass
+        return
     finally:
         signal.signal(signal.SIGTERM, previous)
         stop(processes)
+    raise demo.DemoError(SERVER_STOPPED.format(what=stopped, code=processes[stopped].returncode))
 
 
 def die_with_parent() -> None:
@@ -233,20 +297,16 @@ def die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def stop(processes: list[subprocess.Popen]) -> None:
+def stop(processes: dict[str, subprocess.Popen]) -> None:
     """SIGTERM (the worker finishes a training step and keeps a checkpoint), then SIGKILL."""
-    for process in processes:
+    for process in processes.values():
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
-    for process in processes:
+    for process in processes.values():
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def manage(*args: str) -> list[str]:
-    return [sys.executable, os.path.join(settings.BASE_DIR, "manage.py"), *args]
 
 
 def url(port: int) -> str:
@@ -264,11 +324,17 @@ def port_free(port: int) -> bool:
 
 def base_model_tokens() -> Any:
     """Convert the packaged base model once (the training needs it anyway) and count tokens
-    with its tokenizer, so the linter measures examples as the model will see them."""
+    with its tokenizer, so the linter measures examples as the model will see them.
+
+    The demo's first use of transformers, so also where its records are sent the way of every
+    library's: transformers prints through a stderr handler of its own by default."""
     from transformers import AutoTokenizer
+    from transformers.utils import logging as transformers_logging
 
     from trainer.engine.model_store import DEFAULT_BASE_MODEL, resolve_model_dir
 
+    transformers_logging.disable_default_handler()
+    transformers_logging.enable_propagation()
     tokenizer = AutoTokenizer.from_pretrained(
         resolve_model_dir(DEFAULT_BASE_MODEL, settings.EVALHUB_MODEL_CACHE)
     )

@@ -233,6 +233,7 @@ MANAGER_URLS = [
     lambda w: reverse("run_detail", args=[w["run"].pk]),
     lambda w: reverse("run_outputs", args=[w["run"].pk]),
     lambda w: reverse("run_new"),
+    lambda w: reverse("run_clone", args=[w["run"].pk]),
     lambda w: (
         reverse("study_plan") + "?plan-win_rate=0.6&plan-tie_rate=0.2&plan-power=0.8"
         "&plan-alpha=0.05&plan-overlap=2"
@@ -275,6 +276,7 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
         (reverse("run_evaluate", args=[run.pk]), {}),
         (reverse("run_cancel", args=[run.pk]), {}),
         (reverse("run_resume", args=[run.pk]), {}),
+        (reverse("run_retry", args=[run.pk]), {}),
         (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
     ]
     for url, data in posts:

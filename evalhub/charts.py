@@ -240,19 +240,17 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 def _tick_labels(ticks: list[float]) -> list[str]:
     """One format for all the values of an axis: whole numbers, decimals to the tick step, or
-    powers of ten for tiny values such as learning rates (``5.0e-5``)."""
+    for tiny values such as learning rates one power of ten (``0.5e-4``, ``1.0e-4``)."""
     if all(t == int(t) and abs(t) < 1e6 for t in ticks):
         return [str(int(t)) for t in ticks]
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else abs(ticks[0])  # nice_ticks: even steps
+    step_exponent = math.floor(math.log10(step) + 1e-9)
     biggest = max(abs(t) for t in ticks)
     if biggest < 1e-2:
-        labels = []
-        for t in ticks:
-            mantissa, _, exponent = f"{t:.1e}".partition("e")
-            labels.append("0" if t == 0 else f"{mantissa}e{int(exponent)}")
-        return labels
-    step = ticks[1] - ticks[0] if len(ticks) > 1 else 1  # nice_ticks are evenly spaced
-    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
-    return [f"{t:.{decimals}f}" for t in ticks]
+        exponent = math.floor(math.log10(biggest) + 1e-9)
+        decimals = max(1, exponent - step_exponent)
+        return [f"{t / 10**exponent:.{decimals}f}e{exponent}" if t else "0" for t in ticks]
+    return [f"{t:.{max(0, -step_exponent)}f}" for t in ticks]
 
 
 def loss_curve_svg(

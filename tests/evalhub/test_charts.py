@@ -128,7 +128,9 @@ def test_both_axes_carry_their_title_and_tick_values():
 def test_a_learning_rate_axis_reads_in_powers_of_ten():
     svg = loss_curve_svg({"learning rate": [(1, 0.0), (5, 2e-4)]}, y_label="learning rate")
     assert _texts(svg, "axis-title-y") == ["learning rate"]
-    assert _texts(svg, "tick-y") == ["0", "5.0e-5", "1.0e-4", "1.5e-4", "2.0e-4"]
+    assert _texts(svg, "tick-y") == ["0", "0.5e-4", "1.0e-4", "1.5e-4", "2.0e-4"]
+    fine = loss_curve_svg({"learning rate": [(1, 1e-4), (2, 1.2e-4)]}, y_label="learning rate")
+    assert _texts(fine, "tick-y") == ["1.00e-4", "1.05e-4", "1.10e-4", "1.15e-4", "1.20e-4"]
     assert [p.get("data-series") for p in ElementTree.fromstring(svg).iter(f"{SVG}polyline")] == [
         "learning rate"
     ]

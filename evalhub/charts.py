@@ -263,6 +263,7 @@ def loss_curve_svg(
     """An ``<svg>`` of a run's curves over training steps: one line per series of (step, value)
     points, axes with tick values and titles, and a legend when there is more than one line.
     The run page draws the learning rate and the gradient norm with it too."""
+    series = {name: values for name, values in series.items() if values}
     points = [p for values in series.values() for p in values]
     title = ", ".join(series) or y_label
     if not points:

@@ -58,8 +58,12 @@ def _setting_field(name: str, kind: str, default: Any, help_text: str) -> forms.
 
 def initial_from_run(run: FineTuneRun) -> dict[str, Any]:
     """The form's values for training ``run`` again with changes: its dataset, base model and
-    every setting it stored (one added to the engine since starts at its default)."""
-    return {**run.hyperparameters, "dataset": run.dataset.name, "base_model": run.base_model.source}
+    every setting it stored (one added to the engine since starts at its default). An alpha of
+    2 × rank, the default, stays empty, so it follows the rank if that is changed."""
+    settings = dict(run.hyperparameters)
+    if settings.get("alpha") is not None and settings.get("alpha") == 2 * settings.get("rank", 0):
+        settings["alpha"] = None
+    return {**settings, "dataset": run.dataset.name, "base_model": run.base_model.source}
 
 
 def setting_fields() -> dict[str, forms.Field]:

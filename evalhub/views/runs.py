@@ -101,7 +101,10 @@ def status_line(run: FineTuneRun, *, percent: int, eta: str, wall: str) -> str:
 
 def training_charts(train: list[RunMetric], validation: list[RunMetric]) -> dict[str, str]:
     """The loss curves across the card, and the learning rate and gradient norm per step below
-    them, half as wide each (so their SVG sizes keep the text the same size)."""
+    them, half as wide each (so their SVG sizes keep the text the same size); none before the
+    first point."""
+    if not train and not validation:
+        return {}
     return {
         "loss": loss_curve_svg(
             {

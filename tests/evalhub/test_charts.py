@@ -143,3 +143,9 @@ def test_a_single_line_needs_no_legend_beside_its_axis_title():
         "gradient norm",
         "gradient norm",
     ]
+
+
+def test_a_series_without_points_gets_no_line_and_no_legend_entry():
+    svg = loss_curve_svg({"train loss": [(1, 2.0), (2, 1.5)], "validation loss": []})
+    assert "validation loss" not in svg
+    assert ElementTree.fromstring(svg).find(f"{SVG}rect") is None

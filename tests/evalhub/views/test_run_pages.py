@@ -65,6 +65,14 @@ def test_learning_rate_and_gradient_norm_are_plotted_per_step_below_the_loss(man
     assert ">2.0e-4</text>" in charts[1] and ">4</text>" in charts[2]
 
 
+def test_a_run_without_points_says_so_instead_of_drawing_empty_charts(manager_client):
+    run = FineTuneRunFactory(status=RunStatus.QUEUED)
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    curves = html.split('class="card run-curves"', 1)[1].split("</section>", 1)[0]
+    assert "No points yet: loss, learning rate and gradient norm" in curves
+    assert "<svg" not in curves
+
+
 def test_the_memory_plan_reads_as_a_sentence(manager_client):
     plan = {
         "cached_layers": 10,

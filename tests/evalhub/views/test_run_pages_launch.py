@@ -396,15 +396,16 @@ def test_generate_and_score_is_queued_once_for_a_gpu_worker(manager_client, tmp_
 # --- retry and clone ---------------------------------------------------------------------------
 
 
-def failed_run(model_dir, **fields):
+def failed_run(model_dir, **changes):
     dataset = colour_dataset()
+    settings = TrainConfig(rank=8, learning_rate=0.001, max_steps=30).as_dict()
+    fields = {"status": RunStatus.FAILED, "error": "out of memory", "hyperparameters": settings}
     return FineTuneRunFactory(
         name="kitchen",
         dataset=dataset,
         dataset_hash=dataset.content_hash,
         base_model=BaseModelFactory(name=model_dir, source=model_dir),
-        hyperparameters=TrainConfig(rank=8, learning_rate=0.001, max_steps=30).as_dict(),
-        **{"status": RunStatus.FAILED, "error": "out of memory", **fields},
+        **{**fields, **changes},
     )
 
 
@@ -452,7 +453,15 @@ def test_clone_opens_the_new_run_form_with_the_runs_dataset_model_and_settings(
     assert f'<option value="{run.dataset.name}" selected>' in html
     assert f'name="base_model" value="{model_dir}"' in html
     assert 'name="rank" value="8"' in html and 'name="learning_rate" value="0.001"' in html
-    assert 'name="max_steps" value="30"' in html and 'name="alpha" value="16"' in html
+    assert 'name="max_steps" value="30"' in html
+    alpha = html.split('name="alpha"', 1)[1].split(">", 1)[0]
+    assert "value=" not in alpha  # 2 × rank: left empty, so it follows a changed rank
+
+
+def test_a_clone_keeps_an_alpha_that_is_not_twice_the_rank(manager_client, model_dir):
+    run = failed_run(model_dir, hyperparameters=TrainConfig(rank=8, alpha=8).as_dict())
+    html = manager_client.get(f"/runs/{run.pk}/clone/").content.decode()
+    assert 'name="alpha" value="8"' in html
     assert 'action="/runs/new/"' in html and "train 10 · validation 5 · test 1" in html
     assert f'copied from <a href="/runs/{run.pk}/">run {run.pk} (kitchen)</a>' in html
 

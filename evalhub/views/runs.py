@@ -95,8 +95,8 @@ def status_line(run: FineTuneRun, *, percent: int, eta: str, wall: str) -> str:
             return f"finished at {where}{stopped} in {wall}"
         case RunStatus.CANCELLED:
             return f"cancelled at {where}{kept}"
-        case _:  # failed or interrupted: the first line of what went wrong
-            return f"{error or 'stopped'} (at {where}){kept}"
+        case _:  # failed or interrupted: the first line of what went wrong, if it is known
+            return f"stopped at {where}: {error}" if error else f"stopped at {where}{kept}"
 
 
 def training_charts(train: list[RunMetric], validation: list[RunMetric]) -> dict[str, str]:

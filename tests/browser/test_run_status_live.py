@@ -62,7 +62,7 @@ def test_the_status_leads_the_page_follows_the_run_and_stops_polling_once_it_fai
         status=RunStatus.FAILED, error="out of memory\nTraceback …", finished_at=timezone.now()
     )
     page.wait_for_selector(".run-banner-failed", timeout=10_000)
-    assert "out of memory (at step 3 of 12)" in banner.inner_text()
+    assert "stopped at step 3 of 12: out of memory" in banner.inner_text()
     assert page.evaluate("window.sameDocument === true")  # swapped in, not reloaded
     page.screenshot(path=str(artifacts / "run-failed.png"), full_page=True)
 

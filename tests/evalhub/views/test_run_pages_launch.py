@@ -282,13 +282,43 @@ def test_the_status_comes_first_under_the_title_and_says_what_the_run_does(manag
     assert f'action="/runs/{run.pk}/cancel/"' in banner
 
 
+@pytest.mark.parametrize(
+    ("fields", "line"),
+    [
+        ({"status": RunStatus.QUEUED}, "waiting for a worker to take it"),
+        ({"status": RunStatus.RUNNING, "total_steps": 0}, "loading the model and the data"),
+        (
+            {"status": RunStatus.RUNNING, "cancel_requested": True},
+            "cancel requested: stops at the next step",
+        ),
+        (
+            {"status": RunStatus.SUCCEEDED, "early_stopped": True, "wall_seconds": 201},
+            "finished at step 5 of 10, stopped early in 3 min 21 s",
+        ),
+        (
+            {"status": RunStatus.CANCELLED, "checkpoint_path": "/x/ckpt"},
+            "cancelled at step 5 of 10; its checkpoint is kept",
+        ),
+        (
+            {"status": RunStatus.INTERRUPTED, "checkpoint_path": "/x/ckpt"},
+            "stopped at step 5 of 10; its checkpoint is kept",
+        ),
+    ],
+)
+def test_the_status_line_says_what_the_run_does(manager_client, fields, line):
+    run = FineTuneRunFactory(**{"step": 5, "total_steps": 10, "worker": "elsewhere:1", **fields})
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    banner = html.split('class="run-status-line"', 1)[1].split("</p>", 1)[0]
+    assert banner.endswith(f"</span> {line}")
+
+
 def test_a_failed_runs_status_line_gives_the_first_line_of_its_error(manager_client):
     run = FineTuneRunFactory(
         status=RunStatus.FAILED, step=2, total_steps=8, error="out of memory\ntraceback…"
     )
     html = manager_client.get(f"/runs/{run.pk}/").content.decode()
     banner = html.split('class="run-banner', 1)[1].split("</section>", 1)[0]
-    assert "out of memory (at step 2 of 8)" in banner and "traceback" not in banner
+    assert "stopped at step 2 of 8: out of memory" in banner and "traceback" not in banner
 
 
 # --- cancel and resume ---------------------------------------------------------------------------

@@ -87,7 +87,8 @@ def status_line(run: FineTuneRun, *, percent: int, eta: str, wall: str) -> str:
         case RunStatus.RUNNING if run.cancel_requested:
             return "cancel requested: stops at the next step"
         case RunStatus.RUNNING if run.total_steps:
-            return f"training: {where} ({percent} %), about {eta} left"
+            left = f", about {eta} left" if run.eta_seconds is not None else ""
+            return f"training: {where} ({percent} %){left}"
         case RunStatus.RUNNING:
             return "loading the model and the data"
         case RunStatus.SUCCEEDED:

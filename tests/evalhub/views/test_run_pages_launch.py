@@ -287,6 +287,7 @@ def test_the_status_comes_first_under_the_title_and_says_what_the_run_does(manag
     [
         ({"status": RunStatus.QUEUED}, "waiting for a worker to take it"),
         ({"status": RunStatus.RUNNING, "total_steps": 0}, "loading the model and the data"),
+        ({"status": RunStatus.RUNNING}, "training: step 5 of 10 (50 %)"),  # no ETA yet
         (
             {"status": RunStatus.RUNNING, "cancel_requested": True},
             "cancel requested: stops at the next step",

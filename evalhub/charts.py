@@ -21,8 +21,8 @@ INK = "#1d2330"
 # Line colours for several series, the accent first.
 SERIES = (ACCENT, "#c0392b", "#1f8a4c", "#b7791f", "#7b3fb5", "#0f7c8c")
 LABEL_CHARS = 28
-# The loss-curve plot area inside its SVG.
-LOSS_MARGIN_LEFT, LOSS_MARGIN_RIGHT, LOSS_MARGIN_TOP, LOSS_MARGIN_BOTTOM = 56, 12, 12, 34
+# The loss-curve plot area inside its SVG: room for tick values and the axis titles.
+LOSS_MARGIN_LEFT, LOSS_MARGIN_RIGHT, LOSS_MARGIN_TOP, LOSS_MARGIN_BOTTOM = 72, 12, 12, 42
 MARKERS_UP_TO = 40  # loss series with this many points or fewer also get a dot per point
 
 
@@ -238,18 +238,34 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return ticks
 
 
-def _tick_label(value: float) -> str:
-    if value == int(value) and abs(value) < 1e6:
-        return str(int(value))
-    return f"{value:.3g}"
+def _tick_labels(ticks: list[float]) -> list[str]:
+    """One format for all the values of an axis: whole numbers, decimals to the tick step, or
+    for tiny values such as learning rates one power of ten (``0.5e-4``, ``1.0e-4``)."""
+    if all(t == int(t) and abs(t) < 1e6 for t in ticks):
+        return [str(int(t)) for t in ticks]
+    step = ticks[1] - ticks[0] if len(ticks) > 1 else abs(ticks[0])  # nice_ticks: even steps
+    step_exponent = math.floor(math.log10(step) + 1e-9)
+    biggest = max(abs(t) for t in ticks)
+    if biggest < 1e-2:
+        exponent = math.floor(math.log10(biggest) + 1e-9)
+        decimals = max(1, exponent - step_exponent)
+        return [f"{t / 10**exponent:.{decimals}f}e{exponent}" if t else "0" for t in ticks]
+    return [f"{t:.{max(0, -step_exponent)}f}" for t in ticks]
 
 
 def loss_curve_svg(
-    series: dict[str, list[tuple[float, float]]], *, width: int = 640, height: int = 240
+    series: dict[str, list[tuple[float, float]]],
+    *,
+    y_label: str = "loss",
+    width: int = 640,
+    height: int = 240,
 ) -> SafeString:
-    """An ``<svg>`` with one line per series of (x, y) points, axes with ticks and a legend."""
+    """An ``<svg>`` of a run's curves over training steps: one line per series of (step, value)
+    points, axes with tick values and titles, and a legend when there is more than one line.
+    The run page draws the learning rate and the gradient norm with it too."""
+    series = {name: values for name, values in series.items() if values}
     points = [p for values in series.values() for p in values]
-    title = ", ".join(series) or "loss"
+    title = ", ".join(series) or y_label
     if not points:
         placeholder = (
             f'<text x="{width / 2}" y="{height / 2}" text-anchor="middle" '
@@ -264,7 +280,9 @@ def loss_curve_svg(
     if y_high == y_low:
         pad = abs(y_low) * 0.1 or 0.5
         y_low, y_high = y_low - pad, y_high + pad
-    x_ticks, y_ticks = nice_ticks(x_low, x_high), nice_ticks(y_low, y_high)
+    # Steps are whole numbers: a tick at step 1.5 would mark nothing.
+    x_ticks = [x for x in nice_ticks(x_low, x_high) if x == int(x)] or [x_low]
+    y_ticks = nice_ticks(y_low, y_high)
     x_low, x_high = min(x_low, x_ticks[0]), max(x_high, x_ticks[-1])
     y_low, y_high = min(y_low, y_ticks[0]), max(y_high, y_ticks[-1])
     plot_w = width - LOSS_MARGIN_LEFT - LOSS_MARGIN_RIGHT
@@ -278,22 +296,28 @@ def loss_curve_svg(
 
     parts = []
     bottom, right = LOSS_MARGIN_TOP + plot_h, LOSS_MARGIN_LEFT + plot_w
-    for y in y_ticks:
+    for y, label in zip(y_ticks, _tick_labels(y_ticks), strict=True):
         parts.append(
             f'<line x1="{LOSS_MARGIN_LEFT}" x2="{right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" '
-            f'stroke="{LINE}"/><text x="{LOSS_MARGIN_LEFT - 6}" y="{sy(y) + 4:.1f}" '
-            f'text-anchor="end" font-size="11" fill="{MUTED}">{_tick_label(y)}</text>'
+            f'stroke="{LINE}"/><text class="tick-y" x="{LOSS_MARGIN_LEFT - 6}" '
+            f'y="{sy(y) + 4:.1f}" text-anchor="end" font-size="11" fill="{MUTED}">{label}</text>'
         )
-    for x in x_ticks:
+    for x, label in zip(x_ticks, _tick_labels(x_ticks), strict=True):
         parts.append(
             f'<line x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{bottom}" y2="{bottom + 4}" '
-            f'stroke="{MUTED}"/><text x="{sx(x):.1f}" y="{bottom + 16}" text-anchor="middle" '
-            f'font-size="11" fill="{MUTED}">{_tick_label(x)}</text>'
+            f'stroke="{MUTED}"/><text class="tick-x" x="{sx(x):.1f}" y="{bottom + 16}" '
+            f'text-anchor="middle" font-size="11" fill="{MUTED}">{label}</text>'
         )
     parts.append(
         f'<line x1="{LOSS_MARGIN_LEFT}" x2="{right}" y1="{bottom}" y2="{bottom}" '
         f'stroke="{MUTED}"/><line x1="{LOSS_MARGIN_LEFT}" x2="{LOSS_MARGIN_LEFT}" '
         f'y1="{LOSS_MARGIN_TOP}" y2="{bottom}" stroke="{MUTED}"/>'
+    )
+    parts.append(
+        f'<text class="axis-title-x" x="{LOSS_MARGIN_LEFT + plot_w / 2:.1f}" y="{bottom + 34}" '
+        f'text-anchor="middle" font-size="12" fill="{INK}">step</text>'
+        f'<text class="axis-title-y" transform="translate(14,{LOSS_MARGIN_TOP + plot_h / 2:.1f}) '
+        f'rotate(-90)" text-anchor="middle" font-size="12" fill="{INK}">{escape(y_label)}</text>'
     )
     for number, (name, values) in enumerate(series.items()):
         colour = SERIES[number % len(SERIES)]
@@ -308,10 +332,11 @@ def loss_curve_svg(
                 f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"/>'
                 for x, y in ordered
             )
-        legend_y = LOSS_MARGIN_TOP + 6 + 16 * number
-        parts.append(
-            f'<rect x="{right - 130}" y="{legend_y - 8}" width="10" height="10" '
-            f'fill="{colour}"/><text x="{right - 115}" y="{legend_y + 1}" font-size="12" '
-            f'fill="{INK}">{escape(name)}</text>'
-        )
+        if len(series) > 1:
+            legend_y = LOSS_MARGIN_TOP + 6 + 16 * number
+            parts.append(
+                f'<rect x="{right - 130}" y="{legend_y - 8}" width="10" height="10" '
+                f'fill="{colour}"/><text x="{right - 115}" y="{legend_y + 1}" font-size="12" '
+                f'fill="{INK}">{escape(name)}</text>'
+            )
     return _svg(width, height, title, parts, css_class="loss-chart")

@@ -65,6 +65,8 @@ urlpatterns = [
     path("runs/<int:pk>/cancel/", run_launch.run_cancel, name="run_cancel"),
     path("runs/<int:pk>/resume/", run_launch.run_resume, name="run_resume"),
     path("runs/<int:pk>/delete/", deletes.run_delete_view, name="run_delete"),
+    path("runs/<int:pk>/retry/", run_launch.run_retry, name="run_retry"),
+    path("runs/<int:pk>/clone/", run_launch.run_clone, name="run_clone"),
     # 3-4 generate and score
     path("runs/<int:run_id>/evaluate/", run_evaluation.run_evaluate, name="run_evaluate"),
     path("runs/<int:run_id>/outputs/", outputs.run_outputs, name="run_outputs"),

@@ -110,6 +110,7 @@ class RunDetailSerializer(RunSerializer):
             "adapter_path",
             "adapter_size_bytes",
             "resumed_from",
+            "retry_of",
             "metrics",
         ]
 

@@ -10,10 +10,11 @@ from django import forms
 
 from trainer.engine.config import FIELD_CHOICES, ConfigError, TrainConfig
 from trainer.engine.model_store import DEFAULT_BASE_MODEL, ModelNotFound, check_model_spec
-from trainer.models import Dataset
+from trainer.models import Dataset, FineTuneRun
 
 # Shown open; everything else goes in the "advanced" fold.
 MAIN_SETTINGS = ("rank", "alpha", "learning_rate", "epochs", "batch_size", "max_steps")
+NAME_TAKEN = "Name {name!r} is another run's already; run names are unique"
 BASE_MODEL_HELP = (
     "smollm2-135m is the packaged SmolLM2-135M-Instruct (no network needed); or a local model "
     "directory, or a hub id"
@@ -53,6 +54,16 @@ def _setting_field(name: str, kind: str, default: Any, help_text: str) -> forms.
             widget=forms.NumberInput(attrs={"step": "any"}),
         )
     return forms.CharField(label=label, initial=default, help_text=help_text)
+
+
+def initial_from_run(run: FineTuneRun) -> dict[str, Any]:
+    """The form's values for training ``run`` again with changes: its dataset, base model and
+    every setting it stored (one added to the engine since starts at its default). An alpha of
+    2 × rank, the default, stays empty, so it follows the rank if that is changed."""
+    settings = dict(run.hyperparameters)
+    if settings.get("alpha") is not None and settings.get("alpha") == 2 * settings.get("rank", 0):
+        settings["alpha"] = None
+    return {**settings, "dataset": run.dataset.name, "base_model": run.base_model.source}
 
 
 def setting_fields() -> dict[str, forms.Field]:
@@ -105,6 +116,12 @@ class RunForm(forms.Form):
         except ModelNotFound as error:
             raise forms.ValidationError(str(error)) from None
         return spec
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if name and FineTuneRun.objects.filter(name=name).exists():
+            raise forms.ValidationError(NAME_TAKEN.format(name=name))
+        return name
 
     def clean(self) -> dict[str, Any]:
         """Each setting is checked on its own first, so every bad one gets its message, named

@@ -1,4 +1,5 @@
-"""Runs from the web: the "New run" form, and the cancel and resume buttons of the run page.
+"""Runs from the web: the "New run" form (empty, or cloned from a run), and the cancel, resume
+and retry buttons of the run page.
 
 Training never happens here: a run is created and queued, and a worker trains it.
 """
@@ -9,17 +10,21 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from evalhub.forms.runs import RunForm
+from evalhub.forms.runs import RunForm, initial_from_run
 from evalhub.roles import manager_required
 from trainer.models import Dataset, FineTuneRun, RunStatus
 from trainer.selectors.datasets import dataset_split_counts
 from trainer.services.run_queue import run_submit, run_submit_resume
-from trainer.services.runs import RunError, RunSpec, run_request_cancel
+from trainer.services.runs import RunError, RunSpec, run_request_cancel, run_retry_spec
 
 CANCEL_ASKED = "Run {id} stops at its next step and keeps its checkpoint."
 CANCELLED = "Run {id} was cancelled before a worker took it."
 NOT_ACTIVE = "Run {id} is {status}: there is nothing to cancel."
 RESUMED = "Run {id} continues run {previous} from its last checkpoint."
+RETRIED = (
+    "Run {id} starts run {previous} again from step 0 with the same settings. Run names are "
+    "unique, so it is named “{name}”."
+)
 LINT_ISSUES_SHOWN = 6
 
 
@@ -57,6 +62,16 @@ def run_new(request: HttpRequest) -> HttpResponse:
     return render(request, "evalhub/run_new.html", _context(form, dataset))
 
 
+@manager_required
+def run_clone(request: HttpRequest, pk: int) -> HttpResponse:
+    """The New run form holding this run's dataset, base model and settings, to change and
+    queue as a new run (the form posts to ``run_new``)."""
+    source = get_object_or_404(FineTuneRun.objects.select_related("dataset", "base_model"), pk=pk)
+    form = RunForm(initial=initial_from_run(source))
+    context = _context(form, source.dataset) | {"source": source}
+    return render(request, "evalhub/run_new.html", context)
+
+
 def _context(form: RunForm, dataset: Dataset | None) -> dict:
     lint = None
     if dataset is not None:
@@ -91,6 +106,18 @@ def run_resume(request: HttpRequest, pk: int) -> HttpResponse:
         return _refused(request, run, str(error))
     messages.success(request, RESUMED.format(id=resumed.pk, previous=run.pk))
     return redirect("run_detail", pk=resumed.pk)
+
+
+@manager_required
+@require_POST
+def run_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    run = get_object_or_404(FineTuneRun.objects.select_related("dataset", "base_model"), pk=pk)
+    try:
+        retry = run_submit(spec=run_retry_spec(run=run), created_by=request.user)
+    except RunError as error:
+        return _refused(request, run, str(error))
+    messages.success(request, RETRIED.format(id=retry.pk, previous=run.pk, name=retry.name))
+    return redirect("run_detail", pk=retry.pk)
 
 
 def _refused(request: HttpRequest, run: FineTuneRun, message: str) -> HttpResponse:

@@ -7,12 +7,13 @@ from django.views.decorators.vary import vary_on_headers
 from evalhub.charts import loss_curve_svg
 from evalhub.roles import manager_required
 from evalhub.selectors.run_tasks import run_task_list
-from trainer.models import FineTuneRun, MetricKind
+from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
 from trainer.selectors import runs as run_selectors
 from trainer.services.run_queue import runs_check_orphans
-from trainer.services.runs import RESUMABLE
+from trainer.services.runs import RESUMABLE, RETRYABLE
 
 TASKS_SHOWN = 10
+ERROR_LINE_CHARS = 200  # of a failed run's error, in the status line at the top
 # How the environment's compute dtype (torch's name) reads on the page.
 DTYPE_NAMES = {"bfloat16": "bf16", "float16": "fp16", "float32": "float32"}
 OPTIMIZERS = {
@@ -36,30 +37,28 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     dead worker is noticed."""
     runs_check_orphans()
     run = get_object_or_404(
-        FineTuneRun.objects.select_related("dataset", "base_model", "resumed_from"), pk=pk
+        FineTuneRun.objects.select_related("dataset", "base_model", "resumed_from", "retry_of"),
+        pk=pk,
     )
     tasks = run_task_list(run_id=run.pk, limit=TASKS_SHOWN)
     metrics = list(run.metrics.all())
     train = [m for m in metrics if m.kind == MetricKind.TRAIN]
     validation = [m for m in metrics if m.kind == MetricKind.VALIDATION]
-    chart = loss_curve_svg(
-        {
-            "train loss": [(m.step, m.loss) for m in train],
-            "validation loss": [(m.step, m.loss) for m in validation],
-        }
-    )
     environment = dict(run.environment)
     versions = environment.pop("versions", {})
     if "memory_plan" in environment:
         environment["memory_plan"] = describe_memory_plan(
             environment["memory_plan"], compute_dtype=environment.get("compute_dtype", "bfloat16")
         )
+    percent = round(100 * run.step / run.total_steps) if run.total_steps else 0
+    eta, wall = format_duration(run.eta_seconds), format_duration(run.wall_seconds)
     context = {
         "run": run,
-        "chart": chart,
-        "percent": round(100 * run.step / run.total_steps) if run.total_steps else 0,
-        "eta": format_duration(run.eta_seconds),
-        "wall": format_duration(run.wall_seconds),
+        "status_line": status_line(run, percent=percent, eta=eta, wall=wall),
+        "charts": training_charts(train, validation),
+        "percent": percent,
+        "eta": eta,
+        "wall": wall,
         "hyperparameters": sorted(run.hyperparameters.items()),
         "plan": sorted(run.plan.items()),
         "environment": sorted(environment.items()),
@@ -68,12 +67,71 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "share_percent": 100 * run.trainable_share if run.trainable_share else None,
         "tasks": tasks,
         "resumable": run.status in RESUMABLE and bool(run.checkpoint_path),
+        "retryable": run.status in RETRYABLE,
         # Poll while the run trains or any of its tasks waits or runs: a failure shows at once.
         "live": run.is_active or any(task.pending for task in tasks),
     }
     if request.htmx:
         return render(request, "evalhub/run_detail.html#live", context)
     return render(request, "evalhub/run_detail.html", context)
+
+
+def status_line(run: FineTuneRun, *, percent: int, eta: str, wall: str) -> str:
+    """What the run is doing, in words, beside its status at the top of its page."""
+    where = f"step {run.step} of {run.total_steps}"
+    kept = "; its checkpoint is kept" if run.checkpoint_path else ""
+    error = run.error.strip().splitlines()[0][:ERROR_LINE_CHARS] if run.error.strip() else ""
+    match run.status:
+        case RunStatus.QUEUED:
+            return "waiting for a worker to take it"
+        case RunStatus.RUNNING if run.cancel_requested:
+            return "cancel requested: stops at the next step"
+        case RunStatus.RUNNING if run.total_steps:
+            left = f", about {eta} left" if run.eta_seconds is not None else ""
+            return f"training: {where} ({percent} %){left}"
+        case RunStatus.RUNNING:
+            return "loading the model and the data"
+        case RunStatus.SUCCEEDED:
+            stopped = ", stopped early" if run.early_stopped else ""
+            return f"finished at {where}{stopped} in {wall}"
+        case RunStatus.CANCELLED:
+            return f"cancelled at {where}{kept}"
+        case _:  # failed or interrupted: the first line of what went wrong, if it is known
+            return f"stopped at {where}: {error}" if error else f"stopped at {where}{kept}"
+
+
+def training_charts(train: list[RunMetric], validation: list[RunMetric]) -> dict[str, str]:
+    """The loss curves across the card, and the learning rate and gradient norm per step below
+    them, half as wide each (so their SVG sizes keep the text the same size); none before the
+    first point."""
+    if not train and not validation:
+        return {}
+    return {
+        "loss": loss_curve_svg(
+            {
+                "train loss": [(m.step, m.loss) for m in train],
+                "validation loss": [(m.step, m.loss) for m in validation],
+            },
+            width=1080,
+            height=300,
+        ),
+        "learning_rate": loss_curve_svg(
+            {
+                "learning rate": [
+                    (m.step, m.learning_rate) for m in train if m.learning_rate is not None
+                ]
+            },
+            y_label="learning rate",
+            width=530,
+            height=220,
+        ),
+        "grad_norm": loss_curve_svg(
+            {"gradient norm": [(m.step, m.grad_norm) for m in train if m.grad_norm is not None]},
+            y_label="gradient norm",
+            width=530,
+            height=220,
+        ),
+    }
 
 
 def format_duration(seconds: float | None) -> str:

@@ -82,8 +82,8 @@ def test_ticks_are_round_numbers_covering_the_range():
 def test_points_are_placed_inside_the_plot_area():
     svg = loss_curve_svg({"train": [(10, 0.0), (0, 1.0)]}, width=640, height=240)
     line = ElementTree.fromstring(svg).find(f"{SVG}polyline")
-    # x 0..10 maps to 56..628 (margins 56 and 12); y 1..0 maps to 12..206 (margins 12, 34).
-    assert line.get("points") == "56.0,12.0 628.0,206.0"
+    # x 0..10 maps to 72..628 (margins 72 and 12); y 1..0 maps to 12..198 (margins 12, 42).
+    assert line.get("points") == "72.0,12.0 628.0,198.0"
     assert line.get("data-series") == "train"
 
 
@@ -110,3 +110,42 @@ def test_no_points_gives_a_placeholder():
     svg = loss_curve_svg({"train": []})
     assert "no points yet" in svg
     ElementTree.fromstring(svg)
+
+
+def _texts(svg: str, css_class: str) -> list[str]:
+    root = ElementTree.fromstring(svg)
+    return [t.text for t in root.iter(f"{SVG}text") if t.get("class") == css_class]
+
+
+def test_both_axes_carry_their_title_and_tick_values():
+    svg = loss_curve_svg({"train loss": [(0, 2.0), (40, 1.2)]})
+    assert _texts(svg, "axis-title-x") == ["step"]
+    assert _texts(svg, "axis-title-y") == ["loss"]
+    assert _texts(svg, "tick-x") == ["0", "10", "20", "30", "40"]
+    assert _texts(svg, "tick-y") == ["1.2", "1.4", "1.6", "1.8", "2.0"]
+
+
+def test_a_learning_rate_axis_reads_in_powers_of_ten():
+    svg = loss_curve_svg({"learning rate": [(1, 0.0), (5, 2e-4)]}, y_label="learning rate")
+    assert _texts(svg, "axis-title-y") == ["learning rate"]
+    assert _texts(svg, "tick-y") == ["0", "0.5e-4", "1.0e-4", "1.5e-4", "2.0e-4"]
+    fine = loss_curve_svg({"learning rate": [(1, 1e-4), (2, 1.2e-4)]}, y_label="learning rate")
+    assert _texts(fine, "tick-y") == ["1.00e-4", "1.05e-4", "1.10e-4", "1.15e-4", "1.20e-4"]
+    assert [p.get("data-series") for p in ElementTree.fromstring(svg).iter(f"{SVG}polyline")] == [
+        "learning rate"
+    ]
+
+
+def test_a_single_line_needs_no_legend_beside_its_axis_title():
+    svg = loss_curve_svg({"gradient norm": [(1, 3.0), (2, 1.0)]}, y_label="gradient norm")
+    assert ElementTree.fromstring(svg).find(f"{SVG}rect") is None
+    assert [t for t in _parse(svg).text if t == "gradient norm"] == [
+        "gradient norm",
+        "gradient norm",
+    ]
+
+
+def test_a_series_without_points_gets_no_line_and_no_legend_entry():
+    svg = loss_curve_svg({"train loss": [(1, 2.0), (2, 1.5)], "validation loss": []})
+    assert "validation loss" not in svg
+    assert ElementTree.fromstring(svg).find(f"{SVG}rect") is None

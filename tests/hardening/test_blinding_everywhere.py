@@ -241,6 +241,7 @@ MANAGER_URLS = [
     lambda w: reverse("dataset_delete", args=[w["dataset"].name]),
     lambda w: reverse("people"),
     lambda w: reverse("person_create"),
+    lambda w: reverse("run_clone", args=[w["run"].pk]),
     lambda w: (
         reverse("study_plan") + "?plan-win_rate=0.6&plan-tie_rate=0.2&plan-power=0.8"
         "&plan-alpha=0.05&plan-overlap=2"
@@ -288,6 +289,7 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
         (reverse("dataset_delete", args=[world["dataset"].name]), {}),
         (reverse("person_create"), {"username": "intruder", "role": "manager"}),
         (reverse("person_link", args=[world["other"].pk]), {}),
+        (reverse("run_retry", args=[run.pk]), {}),
         (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
     ]
     for url, data in posts:

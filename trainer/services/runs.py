@@ -1,17 +1,21 @@
 """Fine-tuning runs as records: the only code that creates, resumes, cancels or closes them.
 
 ``run_create`` / ``run_create_resume`` check their input and store a queued run;
+``run_retry_spec`` says what a retry of a stopped run trains (``run_create`` stores it);
 ``run_request_cancel`` asks a running run to stop at its next step; ``run_mark_orphans`` closes
 runs whose worker died. Training a queued run is ``run_training.run_execute``. The management
 command and the background tasks call these same functions.
 
 Status: queued -> running -> succeeded | failed | cancelled | interrupted. A cancelled or
 interrupted run keeps its last checkpoint; ``run_create_resume`` makes a new run from it.
+A retry is a new run too: the same settings again from step 0, linked by ``retry_of``.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
+import re
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,7 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from trainer.engine.checkpoint import check_base_matches, read_checkpoint_info
-from trainer.engine.config import TrainConfig
+from trainer.engine.config import ConfigError, TrainConfig
 from trainer.engine.model_store import (
     DEFAULT_BASE_MODEL,
     PACKAGED_MODELS,
@@ -45,6 +49,12 @@ DATASET_CHANGED = (
     "dataset {name!r} changed since run {id} started (content hash differs); resuming would "
     "train on other data"
 )
+NOT_RETRYABLE = "run {id} is {status}; only a cancelled, interrupted or failed run can be retried"
+RETRY_DATASET_CHANGED = (
+    "dataset {name!r} changed since run {id} started (content hash differs); a retry would "
+    "train on other data: clone the run to train on the new data"
+)
+SETTINGS_OUTDATED = "run {id}'s settings no longer fit the trainer: {error}"
 ORPHANED = (
     "worker {worker} stopped reporting (last heartbeat {heartbeat}); its last checkpoint is "
     "kept: resume with `manage.py finetune --resume {id}`"
@@ -54,6 +64,10 @@ ORPHANED = (
 # micro-batch, so only model loading or a very slow device comes near it.
 ORPHAN_AFTER = timedelta(minutes=15)
 RESUMABLE = (RunStatus.CANCELLED, RunStatus.INTERRUPTED, RunStatus.FAILED)
+# A retry starts over, so it needs no checkpoint: any run that ended without finishing.
+RETRYABLE = (RunStatus.CANCELLED, RunStatus.INTERRUPTED, RunStatus.FAILED)
+# "kitchen-retry-2" is a retry of "kitchen": a retry of it is named from "kitchen" again.
+RETRY_SUFFIX = re.compile(r"-retry(-\d+)?$")
 # What a resumed run copies of each loss-curve point: every stored field but its key, its run
 # and its creation time, so a field added to RunMetric is carried over without a change here.
 _CURVE_FIELDS = [
@@ -77,6 +91,7 @@ class RunSpec:
     base_model: str = DEFAULT_BASE_MODEL  # a packaged name, a local directory or a hub id
     name: str = ""  # empty: dataset, rank and time
     force: bool = False  # train despite lint errors
+    retry_of: FineTuneRun | None = None  # the stopped run this one starts again
 
 
 def worker_id() -> str:
@@ -133,8 +148,43 @@ def run_create(*, spec: RunSpec, created_by: AbstractBaseUser | None = None) -> 
         base_model=base,
         hyperparameters=config.as_dict(),
         dataset_hash=dataset.content_hash,
+        retry_of=spec.retry_of,
         created_by=created_by,
     )
+
+
+def run_retry_spec(*, run: FineTuneRun) -> RunSpec:
+    """What a retry of ``run`` trains: its dataset, base model and settings from step 0, under
+    the first name no run has of ``<name>-retry``, ``<name>-retry-2``, …
+
+    Unlike a resume it needs no checkpoint and keeps none of the run's curve. The dataset was
+    accepted for ``run`` (lint errors included, if it was forced), so the lint check is not
+    repeated; a dataset whose content changed since is refused.
+    """
+    if run.status not in RETRYABLE:
+        raise RunError(NOT_RETRYABLE.format(id=run.pk, status=run.status))
+    if run.dataset.content_hash != run.dataset_hash:
+        raise RunError(RETRY_DATASET_CHANGED.format(name=run.dataset.name, id=run.pk))
+    try:
+        config = run_config(run)
+    except ConfigError as error:
+        raise RunError(SETTINGS_OUTDATED.format(id=run.pk, error=error)) from error
+    return RunSpec(
+        dataset=run.dataset,
+        config=config,
+        base_model=run.base_model.source,
+        name=_unused_name(RETRY_SUFFIX.sub("", run.name) + "-retry"),
+        force=True,
+        retry_of=run,
+    )
+
+
+def _unused_name(base: str) -> str:
+    """``base``, else ``base-2``, ``base-3``…: the first name no run has."""
+    base = base[:190]  # room for the number within the 200 characters of a name
+    taken = set(FineTuneRun.objects.filter(name__startswith=base).values_list("name", flat=True))
+    candidates = itertools.chain([base], (f"{base}-{n}" for n in itertools.count(2)))
+    return next(name for name in candidates if name not in taken)
 
 
 def run_create_resume(

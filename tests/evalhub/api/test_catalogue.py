@@ -43,6 +43,16 @@ def test_run_detail_carries_the_resolved_plan_beside_the_hyperparameters(manager
     assert data["hyperparameters"] == {"rank": 16, "alpha": 32, "learning_rate": 2e-4}
 
 
+def test_run_detail_names_the_runs_it_resumes_or_retries(manager, login):
+    first = f.FineTuneRunFactory()
+    resumed = f.FineTuneRunFactory(resumed_from=first)
+    retry = f.FineTuneRunFactory(retry_of=first)
+    client = login(manager)
+    for run, fields in ((resumed, (first.pk, None)), (retry, (None, first.pk))):
+        data = client.get(f"/api/runs/{run.id}/").json()
+        assert (data["resumed_from"], data["retry_of"]) == fields
+
+
 def test_system_detail_averages_each_metric_over_scored_outputs(manager, login):
     system = f.SystemFactory(name="averaged")
     f.OutputFactory(system=system, metrics={"rouge1": 0.2, "bertscore_f1": 0.9})

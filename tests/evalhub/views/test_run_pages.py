@@ -44,6 +44,35 @@ def test_the_run_page_shows_progress_curves_settings_and_adapter(manager_client)
     assert "<th>device</th><td>cpu</td>" in html and "<th>torch</th><td>2.13.0</td>" in html
 
 
+def test_learning_rate_and_gradient_norm_are_plotted_per_step_below_the_loss(manager_client):
+    run = FineTuneRunFactory()
+    for step, rate, norm in ((1, 1e-4, 4.0), (2, 2e-4, 2.5), (3, 1.5e-4, 1.0)):
+        RunMetric.objects.create(
+            run=run, kind=MetricKind.TRAIN, step=step, loss=2.0, learning_rate=rate, grad_norm=norm
+        )
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    curves = html.split('class="card run-curves"', 1)[1].split("</section>", 1)[0]
+    charts = curves.split('<div class="chart">')[1:]
+    assert [c.split('data-series="', 1)[1].split('"', 1)[0] for c in charts] == [
+        "train loss",
+        "learning rate",
+        "gradient norm",
+    ]
+    titles = [
+        c.split('class="axis-title-y"', 1)[1].split(">", 1)[1].split("<", 1)[0] for c in charts
+    ]
+    assert titles == ["loss", "learning rate", "gradient norm"]
+    assert ">2.0e-4</text>" in charts[1] and ">4</text>" in charts[2]
+
+
+def test_a_run_without_points_says_so_instead_of_drawing_empty_charts(manager_client):
+    run = FineTuneRunFactory(status=RunStatus.QUEUED)
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    curves = html.split('class="card run-curves"', 1)[1].split("</section>", 1)[0]
+    assert "No points yet: loss, learning rate and gradient norm" in curves
+    assert "<svg" not in curves
+
+
 def test_the_memory_plan_reads_as_a_sentence(manager_client):
     plan = {
         "cached_layers": 10,

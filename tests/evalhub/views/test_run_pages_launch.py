@@ -11,16 +11,17 @@ import pytest
 from django.test import override_settings
 from django_tasks_db.models import DBTaskResult
 
+from evalhub.forms.runs import NAME_TAKEN
 from evalhub.services.systems import NO_ADAPTER
 from evalhub.views.run_evaluation import ALREADY
-from evalhub.views.run_launch import NOT_ACTIVE
-from tests.factories import DatasetFactory, FineTuneRunFactory
+from evalhub.views.run_launch import NOT_ACTIVE, RETRIED
+from tests.factories import BaseModelFactory, DatasetFactory, FineTuneRunFactory
 from tests.trainer.run_fixtures import colour_dataset
 from trainer.engine.config import MUST_BE_POSITIVE, TrainConfig
 from trainer.engine.generate import DecodingConfig
 from trainer.models import FineTuneRun, RunStatus
 from trainer.services.run_queue import run_enqueue
-from trainer.services.runs import NO_CHECKPOINT, NOT_RESUMABLE, ORPHANED
+from trainer.services.runs import NO_CHECKPOINT, NOT_RESUMABLE, NOT_RETRYABLE, ORPHANED
 
 pytestmark = [
     pytest.mark.django_db,
@@ -65,6 +66,8 @@ PAGES = [
     ("post", "/runs/new/"),
     ("post", "/runs/{pk}/cancel/"),
     ("post", "/runs/{pk}/resume/"),
+    ("post", "/runs/{pk}/retry/"),
+    ("get", "/runs/{pk}/clone/"),
     ("post", "/runs/{pk}/evaluate/"),
 ]
 
@@ -83,7 +86,7 @@ def test_only_managers_reach_run_actions(client, expert, method, path, who, expe
     assert run.status == RunStatus.QUEUED and not DBTaskResult.objects.exists()
 
 
-@pytest.mark.parametrize("path", ["/runs/{pk}/cancel/", "/runs/{pk}/resume/"])
+@pytest.mark.parametrize("path", ["/runs/{pk}/cancel/", "/runs/{pk}/resume/", "/runs/{pk}/retry/"])
 def test_buttons_take_only_post(manager_client, path):
     run = FineTuneRunFactory()
     assert manager_client.get(path.format(pk=run.pk)).status_code == 405
@@ -185,6 +188,17 @@ def test_a_dataset_with_lint_errors_needs_the_force_box(manager_client, model_di
     assert forced.status_code == 302 and FineTuneRun.objects.count() == 1
 
 
+def test_a_name_another_run_has_is_refused_on_its_field(manager_client, model_dir):
+    FineTuneRunFactory(name="kitchen")
+    response = manager_client.post(
+        "/runs/new/", form_data(colour_dataset(), model_dir, name="kitchen")
+    )
+    assert response.status_code == 400
+    field = response.content.decode().split('name="name"', 1)[1].split("</div>", 1)[0]
+    assert NAME_TAKEN.format(name="kitchen").replace("'", "&#x27;") in field
+    assert FineTuneRun.objects.count() == 1 and not DBTaskResult.objects.exists()
+
+
 def test_a_dataset_without_training_examples_is_refused_on_its_field(manager_client, model_dir):
     dataset = DatasetFactory()
     response = manager_client.post("/runs/new/", form_data(dataset, model_dir))
@@ -251,6 +265,61 @@ def test_the_page_lists_the_runs_tasks_and_says_when_no_worker_took_one(manager_
     html = manager_client.get(f"/runs/{run.pk}/").content.decode()
     assert "<td>finetune</td><td>gpu</td><td>ready</td>" in html
     assert "manage.py db_worker --queue-name gpu" in html
+
+
+def test_the_status_comes_first_under_the_title_and_says_what_the_run_does(manager_client):
+    run = FineTuneRunFactory(
+        status=RunStatus.RUNNING, step=3, total_steps=12, eta_seconds=95, worker="elsewhere:1"
+    )
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    after_title = html.split("</h1>", 1)[1]
+    live = after_title.split('<div id="run-live"', 1)
+    assert live[0].strip() == "" and live[1].split(">", 1)[1].lstrip().startswith(
+        '<section class="run-banner run-banner-running" role="status">'
+    )
+    banner = live[1].split("</section>", 1)[0]
+    assert "training: step 3 of 12 (25 %), about 1 min 35 s left" in banner
+    assert f'action="/runs/{run.pk}/cancel/"' in banner
+
+
+@pytest.mark.parametrize(
+    ("fields", "line"),
+    [
+        ({"status": RunStatus.QUEUED}, "waiting for a worker to take it"),
+        ({"status": RunStatus.RUNNING, "total_steps": 0}, "loading the model and the data"),
+        ({"status": RunStatus.RUNNING}, "training: step 5 of 10 (50 %)"),  # no ETA yet
+        (
+            {"status": RunStatus.RUNNING, "cancel_requested": True},
+            "cancel requested: stops at the next step",
+        ),
+        (
+            {"status": RunStatus.SUCCEEDED, "early_stopped": True, "wall_seconds": 201},
+            "finished at step 5 of 10, stopped early in 3 min 21 s",
+        ),
+        (
+            {"status": RunStatus.CANCELLED, "checkpoint_path": "/x/ckpt"},
+            "cancelled at step 5 of 10; its checkpoint is kept",
+        ),
+        (
+            {"status": RunStatus.INTERRUPTED, "checkpoint_path": "/x/ckpt"},
+            "stopped at step 5 of 10; its checkpoint is kept",
+        ),
+    ],
+)
+def test_the_status_line_says_what_the_run_does(manager_client, fields, line):
+    run = FineTuneRunFactory(**{"step": 5, "total_steps": 10, "worker": "elsewhere:1", **fields})
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    banner = html.split('class="run-status-line"', 1)[1].split("</p>", 1)[0]
+    assert banner.endswith(f"</span> {line}")
+
+
+def test_a_failed_runs_status_line_gives_the_first_line_of_its_error(manager_client):
+    run = FineTuneRunFactory(
+        status=RunStatus.FAILED, step=2, total_steps=8, error="out of memory\ntraceback…"
+    )
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    banner = html.split('class="run-banner', 1)[1].split("</section>", 1)[0]
+    assert "stopped at step 2 of 8: out of memory" in banner and "traceback" not in banner
 
 
 # --- cancel and resume ---------------------------------------------------------------------------
@@ -353,3 +422,91 @@ def test_generate_and_score_is_queued_once_for_a_gpu_worker(manager_client, tmp_
     assert task.task_path == "evalhub.tasks.evaluate" and task.queue_name == "gpu"
     assert task.args_kwargs["kwargs"] == {"run_id": run.pk, **DecodingConfig().as_dict()}
     assert "<td>evaluate</td><td>gpu</td><td>ready</td>" in second.content.decode()
+
+
+# --- retry and clone ---------------------------------------------------------------------------
+
+
+def failed_run(model_dir, **changes):
+    dataset = colour_dataset()
+    settings = TrainConfig(rank=8, learning_rate=0.001, max_steps=30).as_dict()
+    fields = {"status": RunStatus.FAILED, "error": "out of memory", "hyperparameters": settings}
+    return FineTuneRunFactory(
+        name="kitchen",
+        dataset=dataset,
+        dataset_hash=dataset.content_hash,
+        base_model=BaseModelFactory(name=model_dir, source=model_dir),
+        **{**fields, **changes},
+    )
+
+
+@pytest.mark.parametrize("status", [RunStatus.FAILED, RunStatus.CANCELLED])
+def test_a_stopped_run_offers_retry_and_clone(manager_client, model_dir, status):
+    run = failed_run(model_dir, status=status)
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    banner = html.split('class="run-banner', 1)[1].split("</section>", 1)[0]
+    assert f'action="/runs/{run.pk}/retry/"' in banner and "Retry from step 0" in banner
+    assert f'href="/runs/{run.pk}/clone/"' in banner
+
+
+def test_retry_queues_a_new_run_whose_page_names_the_run_it_retries(manager_client, model_dir):
+    run = failed_run(model_dir)
+    response = manager_client.post(f"/runs/{run.pk}/retry/", follow=True)
+    retry = FineTuneRun.objects.exclude(pk=run.pk).get()
+    assert response.redirect_chain == [(f"/runs/{retry.pk}/", 302)]
+    assert (retry.status, retry.retry_of, retry.name) == (RunStatus.QUEUED, run, "kitchen-retry")
+    assert retry.hyperparameters == run.hyperparameters and retry.base_model == run.base_model
+    task = DBTaskResult.objects.get()
+    assert task.queue_name == "gpu" and task.args_kwargs["kwargs"] == {"run_id": retry.pk}
+    html = response.content.decode()
+    assert RETRIED.format(id=retry.pk, previous=run.pk, name="kitchen-retry") in html
+    assert f'retries <a href="/runs/{run.pk}/">run {run.pk}</a>' in html
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED  # the retried run stays what it was
+
+
+@pytest.mark.parametrize("status", [RunStatus.SUCCEEDED, RunStatus.RUNNING])
+def test_retrying_a_run_that_did_not_stop_early_is_a_conflict(manager_client, model_dir, status):
+    run = failed_run(model_dir, status=status, worker="elsewhere:1")
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    assert "/retry/" not in html
+    response = manager_client.post(f"/runs/{run.pk}/retry/")
+    assert response.status_code == 409
+    assert NOT_RETRYABLE.format(id=run.pk, status=status) in response.content.decode()
+    assert FineTuneRun.objects.count() == 1 and not DBTaskResult.objects.exists()
+
+
+def test_clone_opens_the_new_run_form_with_the_runs_dataset_model_and_settings(
+    manager_client, model_dir
+):
+    run = failed_run(model_dir)
+    html = manager_client.get(f"/runs/{run.pk}/clone/").content.decode()
+    assert f'<option value="{run.dataset.name}" selected>' in html
+    assert f'name="base_model" value="{model_dir}"' in html
+    assert 'name="rank" value="8"' in html and 'name="learning_rate" value="0.001"' in html
+    assert 'name="max_steps" value="30"' in html
+    alpha = html.split('name="alpha"', 1)[1].split(">", 1)[0]
+    assert "value=" not in alpha  # 2 × rank: left empty, so it follows a changed rank
+
+
+def test_a_clone_keeps_an_alpha_that_is_not_twice_the_rank(manager_client, model_dir):
+    run = failed_run(model_dir, hyperparameters=TrainConfig(rank=8, alpha=8).as_dict())
+    html = manager_client.get(f"/runs/{run.pk}/clone/").content.decode()
+    assert 'name="alpha" value="8"' in html
+    assert 'action="/runs/new/"' in html and "train 10 · validation 5 · test 1" in html
+    assert f'copied from <a href="/runs/{run.pk}/">run {run.pk} (kitchen)</a>' in html
+
+
+def test_a_changed_clone_is_queued_as_a_new_run(manager_client, model_dir):
+    run = failed_run(model_dir)
+    data = form_data(run.dataset, model_dir, **run.hyperparameters)
+    data.update(rank=4, alpha="", name="kitchen-r4")
+    response = manager_client.post("/runs/new/", data)
+    clone = FineTuneRun.objects.get(name="kitchen-r4")
+    assert response["Location"] == f"/runs/{clone.pk}/"
+    expected = TrainConfig(rank=4, learning_rate=0.001, max_steps=30).as_dict()
+    assert clone.hyperparameters == expected and clone.retry_of is None
+
+
+def test_cloning_a_run_that_does_not_exist_is_not_found(manager_client):
+    assert manager_client.get("/runs/999/clone/").status_code == 404

@@ -47,7 +47,9 @@ def test_a_run_succeeds_writing_progress_and_curves_while_it_trains(
     train = list(run.metrics.filter(kind=MetricKind.TRAIN).order_by("step"))
     validation = list(run.metrics.filter(kind=MetricKind.VALIDATION).order_by("step"))
     assert [m.step for m in train] == [1, 2, 3, 4, 5, 6]
-    assert all(m.learning_rate is not None and m.tokens_per_s > 0 for m in train)
+    # What the run page plots under the loss: the learning rate and gradient norm of each step.
+    assert all(m.grad_norm > 0 and m.tokens_per_s > 0 for m in train)
+    assert [m.learning_rate > 0 for m in train] == [False] + [True] * 5  # warmup starts at 0
     assert [m.step for m in validation] == [2, 4, 5, 6]  # every 2 steps and the epoch end
     best = min(validation, key=lambda m: m.loss)
     assert (run.best_val_loss, run.best_step) == (pytest.approx(best.loss), best.step)

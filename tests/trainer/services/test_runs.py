@@ -1,5 +1,5 @@
-"""Run records through the service: refusals before any run exists, cancel, orphans and resume.
-Training itself: test_run_training.py."""
+"""Run records through the service: refusals before any run exists, cancel, orphans, resume and
+retry. Training itself: test_run_training.py."""
 
 import json
 import os
@@ -23,12 +23,15 @@ from trainer.services.runs import (
     NO_CHECKPOINT,
     NO_TRAINING_EXAMPLES,
     NOT_RESUMABLE,
+    NOT_RETRYABLE,
+    RETRY_DATASET_CHANGED,
     RunError,
     RunSpec,
     run_create,
     run_create_resume,
     run_mark_orphans,
     run_request_cancel,
+    run_retry_spec,
 )
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("runs_dir")]
@@ -195,3 +198,67 @@ def test_resuming_copies_every_field_of_the_curve_up_to_the_checkpoint(tmp_path)
         "grad_norm": 1.5,
         "tokens_per_s": 100.0,
     }
+
+
+# --- retry ---------------------------------------------------------------------------------------
+
+
+def stopped_run(status=RunStatus.FAILED, **fields):
+    dataset = colour_dataset()
+    config = small_config(rank=8)
+    fields = {"name": "kitchen", "step": 3, "total_steps": 4, **fields}
+    return FineTuneRunFactory(
+        dataset=dataset,
+        dataset_hash=dataset.content_hash,
+        hyperparameters=config.as_dict(),
+        status=status,
+        **fields,
+    )
+
+
+@pytest.mark.parametrize("status", [RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.INTERRUPTED])
+def test_a_retry_starts_a_stopped_run_again_from_step_zero_with_its_settings(status):
+    run = stopped_run(status, checkpoint_path="/x/checkpoint")
+    RunMetric.objects.create(run=run, kind=MetricKind.TRAIN, step=1, loss=2.0)
+    retry = run_create(spec=run_retry_spec(run=run))
+    assert (retry.status, retry.step, retry.checkpoint_path) == (RunStatus.QUEUED, 0, "")
+    assert (retry.retry_of, retry.resumed_from) == (run, None)
+    assert (retry.dataset, retry.base_model) == (run.dataset, run.base_model)
+    assert retry.hyperparameters == small_config(rank=8).as_dict()
+    assert retry.name == "kitchen-retry" and not retry.metrics.exists()
+
+
+def test_each_retry_gets_a_name_no_run_has():
+    run = stopped_run()
+    FineTuneRunFactory(name="kitchen-retry-2")  # taken by hand
+    names = []
+    for _ in range(3):
+        retry = run_create(spec=run_retry_spec(run=run))
+        names.append(retry.name)
+    # A retry of a retry is named from the first run's name, not "kitchen-retry-retry".
+    retry.status = RunStatus.FAILED
+    retry.save()
+    again = run_create(spec=run_retry_spec(run=retry))
+    assert names == ["kitchen-retry", "kitchen-retry-3", "kitchen-retry-4"]
+    assert again.name == "kitchen-retry-5" and again.retry_of == retry
+
+
+def test_a_retry_keeps_the_force_of_its_run_but_not_across_changed_data():
+    run = stopped_run(name="forced")
+    run.dataset.lint_errors = 2
+    run.dataset.save()
+    assert run_create(spec=run_retry_spec(run=run)).name == "forced-retry"  # same data: forced
+    run.dataset.content_hash = "changed"
+    run.dataset.save()
+    with pytest.raises(RunError) as error:
+        run_retry_spec(run=run)
+    assert str(error.value) == RETRY_DATASET_CHANGED.format(name=run.dataset.name, id=run.pk)
+
+
+@pytest.mark.parametrize("status", [RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.SUCCEEDED])
+def test_a_retry_is_refused_for_a_run_that_has_not_stopped_early(status):
+    run = stopped_run(status)
+    with pytest.raises(RunError) as error:
+        run_retry_spec(run=run)
+    assert str(error.value) == NOT_RETRYABLE.format(id=run.pk, status=status)
+    assert FineTuneRun.objects.count() == 1

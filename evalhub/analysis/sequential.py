@@ -125,26 +125,46 @@ def pair_outcomes(ratings: Sequence[Rating], adapter: str, base: str) -> list[Ou
     ]
 
 
-def bets(x: np.ndarray, alpha: float) -> np.ndarray:
+def bets(x: np.ndarray, alpha: float, centre: float = 0.5) -> np.ndarray:
     """Predictable plug-in bet sizes λ_t before truncation (WSR eq. 26): λ_t uses only
-    x_1..x_{t-1}, through the regularised running mean μ̂ and variance σ̂²."""
+    x_1..x_{t-1}, through the running mean μ̂ and variance σ̂², regularised towards ``centre``
+    and a variance of ¼ (the largest an outcome in [0, 1] can have) with one observation's
+    weight."""
     t = np.arange(1, len(x) + 1)
-    means = (0.5 + np.cumsum(x)) / (t + 1)
+    means = (centre + np.cumsum(x)) / (t + 1)
     squares = np.cumsum((x - means) ** 2)
     variances = (0.25 + np.concatenate(([0.0], squares[:-1]))) / t  # σ̂²_{t-1}
     return np.sqrt(2 * math.log(2 / alpha) / (variances * t * np.log1p(t)))
 
 
-def confidence_sequence(
-    x: Sequence[float], *, alpha: float = ALPHA, grid: np.ndarray = GRID
-) -> tuple[np.ndarray, np.ndarray]:
-    """(low, high) after each of the independent observations ``x`` in [0, 1]: the running
-    intersection of the betting CS for their common mean.
+def _bet_cap(room: np.ndarray) -> np.ndarray:
+    """The largest bet that loses at most ``TRUNCATION`` of the capital when an observation
+    lands ``room`` on the losing side of the candidate; no cap when it cannot land there."""
+    return np.divide(TRUNCATION, room, out=np.full(room.shape, np.inf), where=room > 0)
 
-    A candidate m leaves the sequence for good once its capital has reached 1/α. Computed in
+
+def confidence_sequence(
+    x: Sequence[float],
+    *,
+    alpha: float = ALPHA,
+    grid: np.ndarray = GRID,
+    lower: float | Sequence[float] = 0.0,
+    upper: float | Sequence[float] = 1.0,
+    centre: float = 0.5,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high) after each of the observations ``x``: the running intersection of the
+    betting CS for their common conditional mean, which ``grid`` spans.
+
+    Observation t lies in [lower_t, upper_t], bounds known before it is drawn (outcomes:
+    [0, 1]; the weighted estimates of :mod:`evalhub.analysis.allocation`: wider). Each bet is
+    truncated so that no observation within its bounds can take more than ``TRUNCATION`` of
+    the capital, which keeps the capital a nonnegative martingale at the true mean. A
+    candidate m leaves the sequence for good once its capital has reached 1/α. Computed in
     blocks of observations so that memory stays at a block × grid, whatever the study's size."""
     x = np.asarray(x, dtype=float)
-    lam = bets(x, alpha)
+    lower = np.broadcast_to(np.asarray(lower, dtype=float), x.shape)
+    upper = np.broadcast_to(np.asarray(upper, dtype=float), x.shape)
+    lam = bets(x, alpha, centre)
     m = grid[None, :]
     threshold = math.log(1 / alpha)
     log_up = np.zeros(len(grid))
@@ -156,8 +176,10 @@ def confidence_sequence(
     for start in range(0, len(x), BLOCK):
         diff = x[start : start + BLOCK, None] - m
         block_lam = lam[start : start + BLOCK, None]
-        up = np.cumsum(np.log1p(np.minimum(block_lam, TRUNCATION / m) * diff), axis=0)
-        down = np.cumsum(np.log1p(-np.minimum(block_lam, TRUNCATION / (1 - m)) * diff), axis=0)
+        up_cap = _bet_cap(m - lower[start : start + BLOCK, None])
+        down_cap = _bet_cap(upper[start : start + BLOCK, None] - m)
+        up = np.cumsum(np.log1p(np.minimum(block_lam, up_cap) * diff), axis=0)
+        down = np.cumsum(np.log1p(-np.minimum(block_lam, down_cap) * diff), axis=0)
         up += log_up
         down += log_down
         capital = np.logaddexp(up, down) + math.log(0.5)
@@ -171,8 +193,8 @@ def confidence_sequence(
         # the interval shrinks to the running mean rather than vanish.
         rows = slice(start, start + len(diff))
         means = running_mean[rows]
-        low[rows] = np.where(some, np.maximum(0.0, grid[first] - step), means)
-        high[rows] = np.where(some, np.minimum(1.0, grid[last] + step), means)
+        low[rows] = np.where(some, np.maximum(grid[0] - step, grid[first] - step), means)
+        high[rows] = np.where(some, np.minimum(grid[-1] + step, grid[last] + step), means)
         log_up, log_down, rejected = up[-1], down[-1], out[-1]
     return low, high
 

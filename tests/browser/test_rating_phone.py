@@ -67,8 +67,7 @@ def test_on_a_phone_the_last_line_of_response_b_scrolls_into_view_above_the_bar(
     page = new_page(390, 844, **PHONE)
     open_item(page, live_server, study, rater)
     page.evaluate(
-        "document.querySelectorAll('.rate-response .text-output')[1]"
-        ".scrollIntoView({block: 'end'})"
+        "document.querySelectorAll('.rate-response .text-output')[1].scrollIntoView({block: 'end'})"
     )
     last_line = page.evaluate(
         """() => {

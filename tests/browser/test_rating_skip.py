@@ -67,3 +67,17 @@ def test_a_rater_flags_and_skips_with_the_keyboard_and_is_asked_for_the_reason(r
     assert page.evaluate("window.sameDocument === true")
     judgment = Judgment.objects.get()
     assert (judgment.choice, judgment.flag_reason) == (Choice.SKIP, "two identical answers")
+
+
+def test_enter_in_the_flag_reason_submits_the_chosen_side_flagged(rating_page):
+    # Implicit submission goes through the form's first submit button, the phone bar's one,
+    # hidden on a laptop: it must still submit, and never as a skip.
+    page = rating_page
+    token = current_token(page)
+    page.keyboard.press("2")
+    page.check("input[name=flagged]")
+    page.fill("input[name=flag_reason]", "B cites a withdrawn guideline")
+    page.press("input[name=flag_reason]", "Enter")
+    page.wait_for_function("t => !location.pathname.includes(t)", arg=token)
+    judgment = Judgment.objects.get()
+    assert (judgment.choice, judgment.flagged) == ("b", True)

@@ -82,6 +82,18 @@
     makeRoomForBar();
   });
 
+  // The swap shows the top of the item, where the refusal is summed up; a field refused by
+  // name (the reason of a skip) then gets the caret and is brought into view with its message.
+  // htmx scrolls to the top after this event, hence the timeout.
+  document.addEventListener("htmx:afterSettle", function () {
+    const refused = document.querySelector('#rate-form [aria-invalid="true"]');
+    if (!refused) return;
+    setTimeout(function () {
+      refused.focus({ preventScroll: true });
+      refused.scrollIntoView({ block: "center" });
+    }, 0);
+  });
+
   showGuidelines();
   makeRoomForBar();
   window.addEventListener("resize", makeRoomForBar);

@@ -28,6 +28,16 @@ def rating_page(live_server, new_page):
     return page
 
 
+def assert_on_screen(page, selector: str) -> None:
+    """Waits (3 s at most) for the element to lie wholly within the viewport."""
+    page.wait_for_function(
+        """s => { const r = document.querySelector(s).getBoundingClientRect();
+                  return r.top >= 0 && r.bottom <= window.innerHeight; }""",
+        arg=selector,
+        timeout=3000,
+    )
+
+
 def test_a_rater_flags_and_skips_with_the_mouse(rating_page):
     page = rating_page
     token = current_token(page)
@@ -58,8 +68,11 @@ def test_a_rater_flags_and_skips_with_the_keyboard_and_is_asked_for_the_reason(r
     assert answer.value.status == 422
     page.wait_for_selector(f"text={ERROR_SKIP_REASON}")
     assert current_token(page) == token and not Judgment.objects.exists()
-    # The refusal puts the caret in the reason: type it, Tab to the button, Enter.
+    # The refusal puts the caret in the reason, on screen with its message: type it, Tab to
+    # the button, Enter.
     assert page.evaluate("document.activeElement.name") == "flag_reason"
+    assert page.locator("#flag-reason-error").inner_text() == ERROR_SKIP_REASON
+    assert_on_screen(page, "input[name=flag_reason]")
     page.keyboard.type("two identical answers")
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
@@ -81,3 +94,19 @@ def test_enter_in_the_flag_reason_submits_the_chosen_side_flagged(rating_page):
     page.wait_for_function("t => !location.pathname.includes(t)", arg=token)
     judgment = Judgment.objects.get()
     assert (judgment.choice, judgment.flagged) == ("b", True)
+
+
+def test_on_a_phone_a_refused_skip_brings_the_reason_into_view(live_server, new_page):
+    study, (rater, _), _ = open_study(prompts=2, criteria=["correctness"])
+    page = new_page(390, 844, is_mobile=True, has_touch=True, device_scale_factor=2)
+    log_in(page, live_server, rater)
+    page.goto(live_server.url + reverse("rate_next", args=[study.pk]))
+    page.wait_for_selector("#rate-item")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.click("text=Flag and skip")
+    assert answer.value.status == 422
+    page.wait_for_selector("#flag-reason-error")
+    assert page.evaluate("document.activeElement.name") == "flag_reason"
+    assert_on_screen(page, "#flag-reason-error")
+    reason = page.locator("input[name=flag_reason]").bounding_box()
+    assert reason["y"] + reason["height"] <= page.locator(".rate-bar").bounding_box()["y"]

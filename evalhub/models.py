@@ -278,12 +278,14 @@ class Assignment(models.Model):
 
 
 class Choice(models.TextChoices):
-    """What the rater chose, in the terms they saw: A is the left response, B the right."""
+    """What the rater chose, in the terms they saw: A is the left response, B the right.
+    SKIP chooses no side: the rater flagged the item, with a reason, as one they cannot judge."""
 
     A = "a", "A is better"
     B = "b", "B is better"
     TIE = "tie", "tie"
     BOTH_BAD = "both_bad", "both bad"
+    SKIP = "skip", "skipped (flagged)"
 
 
 class Judgment(models.Model):
@@ -308,6 +310,11 @@ class Judgment(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(choice__in=Choice.values), name="judgment_choice_valid"
+            ),
+            # A skip is a flag: the manager must learn why the item could not be judged.
+            models.CheckConstraint(
+                condition=~Q(choice=Choice.SKIP) | (Q(flagged=True) & ~Q(flag_reason="")),
+                name="judgment_skip_flagged_with_reason",
             ),
         ]
 

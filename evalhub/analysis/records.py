@@ -16,7 +16,8 @@ DECISIVE = (A, B)
 
 @dataclass(frozen=True, slots=True)
 class Rating:
-    """One judgment, unblinded.
+    """One judgment, unblinded. A rater's "flag and skip" names no verdict and never becomes
+    a Rating, so it counts in no win rate, agreement, bias, interval or metric comparison.
 
     verdict: "a" | "b" (the better output, storage order) | "tie" | "both_bad".
     left: "a" | "b", the storage side displayed on the left to this rater.

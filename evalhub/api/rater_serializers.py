@@ -87,7 +87,10 @@ class JudgmentInputSerializer(serializers.Serializer):
     rules and messages are ``judgment_submit``'s, checked here too so that a 400 names the field.
     """
 
-    choice = serializers.ChoiceField(choices=Choice.choices)
+    choice = serializers.ChoiceField(
+        choices=Choice.choices,
+        help_text='"skip": no side chosen; the item is flagged and needs flag_reason',
+    )
     criterion_scores = serializers.JSONField(
         required=False, default=dict, help_text='{"correctness": {"a": 4, "b": 2}, ...}'
     )
@@ -101,6 +104,11 @@ class JudgmentInputSerializer(serializers.Serializer):
     time_on_task_ms = serializers.IntegerField(
         required=False, allow_null=True, default=None, min_value=0
     )
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["choice"] == Choice.SKIP and not attrs["flag_reason"].strip():
+            raise serializers.ValidationError({"flag_reason": [judgments.ERROR_SKIP_REASON]})
+        return attrs
 
     def validate_criterion_scores(self, value: object) -> dict:
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):

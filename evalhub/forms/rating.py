@@ -1,10 +1,16 @@
 """The rating form: a choice in the rater's terms (A = left), optional 1–5 scores per criterion,
-a comment, a flag, and the time on task that rate.js measures."""
+a comment, a flag, and the time on task that rate.js measures. The "Flag and skip" button
+sends ``skip`` instead of a choice: the item is flagged, with its reason, and no side chosen."""
 
 from django import forms
 
 from evalhub.models import Choice, Judgment
-from evalhub.services.judgments import ERROR_CHOICE, MAX_COMMENT, MAX_FLAG_REASON
+from evalhub.services.judgments import (
+    ERROR_CHOICE,
+    ERROR_SKIP_REASON,
+    MAX_COMMENT,
+    MAX_FLAG_REASON,
+)
 
 # (value, label, keyboard key): the order is the one the keys 1–4 follow.
 CHOICE_BUTTONS = [
@@ -13,19 +19,24 @@ CHOICE_BUTTONS = [
     (Choice.TIE.value, "Tie", "3"),
     (Choice.BOTH_BAD.value, "Both bad", "4"),
 ]
-CHOICE_LABELS = {value: label for value, label, _ in CHOICE_BUTTONS}
+CHOICE_LABELS = {value: label for value, label, _ in CHOICE_BUTTONS} | {
+    Choice.SKIP.value: "Skipped"
+}
 SCORE_CHOICES = [("", "–")] + [(str(n), str(n)) for n in range(1, 6)]
 SIDES = ("a", "b")
 
 
 class JudgmentForm(forms.Form):
+    # Required unless the rater skips; ``clean`` says so with the same message.
     choice = forms.ChoiceField(
+        required=False,
         choices=[(value, label) for value, label, _ in CHOICE_BUTTONS],
-        error_messages={"required": ERROR_CHOICE, "invalid_choice": ERROR_CHOICE},
+        error_messages={"invalid_choice": ERROR_CHOICE},
     )
     comment = forms.CharField(required=False, max_length=MAX_COMMENT, widget=forms.Textarea)
     flagged = forms.BooleanField(required=False)
     flag_reason = forms.CharField(required=False, max_length=MAX_FLAG_REASON)
+    skip = forms.BooleanField(required=False)
     # Filled by rate.js; anything that is not a whole number is simply not recorded.
     time_on_task_ms = forms.CharField(required=False, widget=forms.HiddenInput)
 
@@ -58,6 +69,18 @@ class JudgmentForm(forms.Form):
             for side, value in judgment.criterion_scores.get(name, {}).items():
                 initial[f"score-{index}-{side}"] = str(value)
         return initial
+
+    def clean(self) -> dict:
+        """A skip becomes the choice SKIP, flagged, and needs its reason (``judgment_submit``'s
+        rule, checked here too so that the message sits on the reason's field)."""
+        data = super().clean()
+        if data.get("skip"):
+            data["choice"], data["flagged"] = Choice.SKIP.value, True
+            if not data.get("flag_reason", "").strip():
+                self.add_error("flag_reason", ERROR_SKIP_REASON)
+        elif "choice" in data and not data["choice"]:
+            self.add_error("choice", ERROR_CHOICE)
+        return data
 
     def clean_time_on_task_ms(self) -> int | None:
         value = self.cleaned_data.get("time_on_task_ms", "")

@@ -22,7 +22,7 @@ from evalhub.analysis.ranking import BT_RESAMPLES
 from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
 from evalhub.metrics import METRICS
-from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study
+from evalhub.models import Assignment, Choice, Comparison, Judgment, Output, Prompt, Study
 from evalhub.selectors.recognisability import recognisability_block
 from evalhub.selectors.studies import KIND_ORDER, ppi_block, sequential_block
 from trainer.engine.environment import library_versions
@@ -204,22 +204,23 @@ def _judgments(
         left_is_a = blinding.left_is_a(left_output=left_id, output_a=c["output_a"])
         verdict = blinding.unblind_choice(choice, left_is_a=left_is_a)
         pairs = blinding.unblind_scores(scores, left_is_a=left_is_a)
-        ratings.append(
-            Rating(
-                item=cid,
-                rater=rater,
-                system_a=c["system_a"],
-                system_b=c["system_b"],
-                verdict=verdict,
-                left=A if left_is_a else B,
-                scores=pairs,
-                time_ms=time_ms,
-                length_a=c["length_a"],
-                length_b=c["length_b"],
-                gold=c["gold_answer"],
-                flagged=flagged,
+        if choice != Choice.SKIP:  # a skip names no verdict: it is in the rows only
+            ratings.append(
+                Rating(
+                    item=cid,
+                    rater=rater,
+                    system_a=c["system_a"],
+                    system_b=c["system_b"],
+                    verdict=verdict,
+                    left=A if left_is_a else B,
+                    scores=pairs,
+                    time_ms=time_ms,
+                    length_a=c["length_a"],
+                    length_b=c["length_b"],
+                    gold=c["gold_answer"],
+                    flagged=flagged,
+                )
             )
-        )
         if not with_rows:
             continue
         reason, comment, revisions, created, updated = values[8:]

@@ -16,7 +16,15 @@ from evalhub.analysis import planning, ppi
 from evalhub.analysis.records import Rating
 from evalhub.analysis.sequential import Sequential, monitor, pair_outcomes
 from evalhub.blinding import unblind_choice
-from evalhub.models import Assignment, Comparison, Judgment, Study, System, SystemKind
+from evalhub.models import (
+    Assignment,
+    Choice,
+    Comparison,
+    Judgment,
+    Study,
+    System,
+    SystemKind,
+)
 from evalhub.roles import EXPERT_GROUP
 from evalhub.selectors.outputs import run_systems
 
@@ -108,7 +116,7 @@ def study_rater_stats(*, study: Study) -> list[RaterStats]:
         row["flagged"] += judgment.flagged
         if judgment.time_on_task_ms is not None:
             times[a.rater_id].append(judgment.time_on_task_ms)
-        if a.comparison.is_gold:
+        if a.comparison.is_gold and judgment.choice != Choice.SKIP:  # a skip is no answer
             row["gold_judged"] += 1
             row["gold_correct"] += gold_is_correct(
                 choice=judgment.choice,
@@ -185,11 +193,13 @@ def study_monitored_pair(*, study: Study) -> tuple[System, System] | None:
 
 
 def _pair_ratings(studies: QuerySet[Study] | list[Study]) -> dict[int, list[Rating]]:
-    """Unblinded non-gold judgments of each study, in the order they were made."""
+    """Unblinded non-gold judgments of each study, in the order they were made; skips name
+    no verdict and are left out."""
     rows = (
         Judgment.objects.filter(
             assignment__comparison__study__in=studies, assignment__comparison__is_gold=False
         )
+        .exclude(choice=Choice.SKIP)
         .order_by("id")
         .values_list(
             "assignment__comparison__study_id",
@@ -231,13 +241,17 @@ def study_sequential(*, study: Study, ratings: list[Rating] | None = None) -> Se
 
 
 def _required(study: Study) -> dict[int, int]:
-    """Each non-gold comparison's number of assignments: the judgments that complete it."""
-    return dict(
+    """The judgments that complete each non-gold comparison: its assignments less its skips,
+    which bring no outcome. A comparison every rater skipped needs none and is left out."""
+    rows = (
         Assignment.objects.filter(comparison__study=study, comparison__is_gold=False)
         .values("comparison_id")
-        .annotate(judgments=Count("id"))
-        .values_list("comparison_id", "judgments")
+        .annotate(
+            assignments=Count("id"), skips=Count("id", filter=Q(judgment__choice=Choice.SKIP))
+        )
+        .values_list("comparison_id", "assignments", "skips")
     )
+    return {item: total - skips for item, total, skips in rows if total > skips}
 
 
 def sequential_block(*, study: Study, ratings: list[Rating] | None = None) -> dict | None:

@@ -15,6 +15,7 @@ from evalhub.services.studies import study_stop_if_decided
 ERROR_NOT_YOUR_ASSIGNMENT = "This item is not assigned to you."
 ERROR_STUDY_NOT_OPEN = "This study is not open for rating right now."
 ERROR_CHOICE = "Choose one: A better, B better, Tie or Both bad."
+ERROR_SKIP_REASON = "Flag reason: say why you skip this item, e.g. the prompt is cut off."
 ERROR_UNKNOWN_CRITERION = "Unknown criterion {name!r}."
 ERROR_SCORE = "Scores are whole numbers from 1 to 5; got {value!r} for {name} ({side})."
 ERROR_COMMENT_LONG = "Comments are limited to {limit} characters."
@@ -77,6 +78,7 @@ def judgment_submit(
     A submit identical to the stored judgment changes nothing (a double click is not a
     revision); a different one updates it in place and counts a revision. Time on task keeps
     the first submit's value: it measures how long the first verdict took.
+    A skip (``Choice.SKIP``) chooses no side: it is always flagged and needs a flag reason.
     A study set to stop by itself is paused when this judgment decides it.
     Raises ``JudgmentError`` (NOT_YOURS, NOT_OPEN or INVALID).
     """
@@ -95,6 +97,10 @@ def judgment_submit(
     comment = comment.strip()
     if len(comment) > MAX_COMMENT:
         raise JudgmentError(ERROR_COMMENT_LONG.format(limit=MAX_COMMENT), INVALID)
+    if choice == Choice.SKIP:
+        flagged = True
+        if not flag_reason.strip():
+            raise JudgmentError(ERROR_SKIP_REASON, INVALID)
     flag_reason = flag_reason.strip() if flagged else ""
     if len(flag_reason) > MAX_FLAG_REASON:
         raise JudgmentError(ERROR_FLAG_REASON_LONG.format(limit=MAX_FLAG_REASON), INVALID)

@@ -1,6 +1,7 @@
 """The rater's pages. Everything is addressed by the rater's own assignments: a token or a
 study that is not theirs is a 404, so that its existence is never confirmed."""
 
+import hashlib
 import time
 
 from django.conf import settings
@@ -46,11 +47,13 @@ def _too_many_submits(user_pk: int) -> bool:
 
 
 def _blind_study(study: Study) -> dict:
-    """The only study fields a rater's template receives."""
+    """The only study fields a rater's template receives. The guidelines' version is a short
+    hash of their text: rate.js opens them whenever it differs from the one it last showed."""
     return {
         "pk": study.pk,
         "name": study.name,
         "guidelines": study.guidelines,
+        "guidelines_version": hashlib.sha256(study.guidelines.encode()).hexdigest()[:12],
         "status": study.status,
     }
 

@@ -1,8 +1,33 @@
 // The rating page: keys 1–4 pick a choice, Enter submits, and the time on task runs from the
-// moment an item is shown to its submit. Without JavaScript the form still posts normally.
+// moment an item is shown to its submit. The guidelines open whenever they changed since this
+// browser last showed them, and on a phone the page keeps room for the sticky choice bar.
+// Without JavaScript the form still posts normally.
 (function () {
   "use strict";
   let shownAt = performance.now();
+
+  // The server opens the guidelines on the rater's first item; here they open too when their
+  // version (a hash of the text) is not the one last shown for this study. Only that hash is
+  // stored, never a text.
+  function showGuidelines() {
+    const panel = document.querySelector(".rate-guidelines");
+    if (!panel) return;
+    const key = "evalhub:guidelines-seen:" + panel.dataset.study;
+    try {
+      if (localStorage.getItem(key) !== panel.dataset.version) panel.open = true;
+      localStorage.setItem(key, panel.dataset.version);
+    } catch (error) {
+      panel.open = true; // storage refused (private mode, quota): better shown than missed
+    }
+  }
+
+  // The sticky bar covers the bottom of the screen: scrolling to an element (focus, Tab,
+  // find in page) keeps it above the bar.
+  function makeRoomForBar() {
+    const bar = document.querySelector(".rate-bar");
+    const stuck = bar && getComputedStyle(bar).position === "sticky";
+    document.documentElement.style.scrollPaddingBottom = stuck ? bar.offsetHeight + "px" : "";
+  }
 
   function ratingForm() {
     return document.getElementById("rate-form");
@@ -53,5 +78,23 @@
   // A new item starts a new clock; a refused submit keeps the running one.
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.xhr.status === 200) shownAt = performance.now();
+    showGuidelines();
+    makeRoomForBar();
   });
+
+  // The swap shows the top of the item, where the refusal is summed up; a field refused by
+  // name (the reason of a skip) then gets the caret and is brought into view with its message.
+  // htmx scrolls to the top after this event, hence the timeout.
+  document.addEventListener("htmx:afterSettle", function () {
+    const refused = document.querySelector('#rate-form [aria-invalid="true"]');
+    if (!refused) return;
+    setTimeout(function () {
+      refused.focus({ preventScroll: true });
+      refused.scrollIntoView({ block: "center" });
+    }, 0);
+  });
+
+  showGuidelines();
+  makeRoomForBar();
+  window.addEventListener("resize", makeRoomForBar);
 })();

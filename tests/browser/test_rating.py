@@ -110,7 +110,7 @@ def test_an_expert_rates_with_the_keyboard_revises_and_reloads(
     first = next(iter(expected))
     page.click(f"a[href='/rate/{first}/']")
     assert page.locator('input[name="choice"][value="a"]').is_checked()
-    assert page.locator("#rate-form button[type=submit]").inner_text() == "Save revision"
+    assert page.locator("#rate-form .rate-submit button").inner_text() == "Save revision"
     submit_with_keyboard(page, "3")
     expected[first] = "tie"
 
@@ -141,7 +141,7 @@ def test_without_javascript_the_form_posts_and_redirects(live_server, new_page, 
     page.goto(live_server.url + reverse("rate_next", args=[study.pk]))
     token = current_token(page)
     page.check('input[name="choice"][value="tie"]')
-    page.click("#rate-form button[type=submit]")
+    page.click("#rate-form .rate-submit button")
     page.wait_for_url(lambda url: token not in url)
     assert "/rate/" in page.url
     judgment = Judgment.objects.get()
@@ -194,7 +194,7 @@ def test_a_refused_submit_swaps_in_its_message_without_a_reload(
         "document.querySelectorAll('input[name=choice]').forEach(i => i.required = false)"
     )
     with page.expect_response(lambda r: r.request.method == "POST") as answer:
-        page.click("#rate-form button[type=submit]")
+        page.click("#rate-form .rate-submit button")
     assert answer.value.status == 422
     page.wait_for_selector(f"text={ERROR_CHOICE}")
     assert page.evaluate("window.sameDocument === true")

@@ -50,6 +50,12 @@ MATRIX = {
     "rate_next": ("get", lambda w: w["next"], None, (302, 302, 404, 404)),
     "rate_item": ("get", lambda w: w["item"], None, (302, 200, 404, 404)),
     "rate_item_post": ("post", lambda w: w["item"], {"choice": "a"}, (302, 302, 404, 404)),
+    "rate_item_skip": (
+        "post",
+        lambda w: w["item"],
+        {"skip": "1", "flag_reason": "cut off"},
+        (302, 302, 404, 404),
+    ),
     "rate_item_put": ("put", lambda w: w["item"], None, (302, 405, 405, 405)),
 }
 

@@ -28,6 +28,19 @@ PAYLOADS = {
     "formula": '=HYPERLINK("https://evil.example/pwn","click")',
     "huge": HUGE_LINE,
 }
+# A study's guidelines are Markdown: scripts, raw HTML, script links in every spelling and
+# images that would run code or call home must all come out as text.
+HOSTILE_MARKDOWN = (
+    "## Rules pwn-heading\n\n"
+    '<script>alert("pwn-script")</script>\n\n'
+    "[run](javascript:alert('pwn-js')) [caps](JaVaScRiPt:alert('pwn-caps')) "
+    "[entity](&#106;avascript:alert('pwn-entity')) [data](data:text/html;base64,cHdu) "
+    "[vb](vbscript:msgbox('pwn-vb')) <javascript:alert('pwn-autolink')>\n\n"
+    "<img src=x onerror=alert('pwn-img')> <div onmouseover=\"alert('pwn-div')\">pwn-div</div>\n\n"
+    "![pwn-alt](x\" onerror=\"alert('pwn-onerror')) ![tracker](https://evil.example/pwn.png)\n\n"
+    '<a href="javascript:alert(1)">pwn-link</a> <iframe srcdoc="pwn-iframe"></iframe>\n\n'
+    "[The style guide](https://example.org/style)"
+)
 # What a rater may type into the comment and the flag reason: formulas for spreadsheets.
 FORMULA_COMMENTS = [
     '=HYPERLINK("https://evil.example/pwn","x")',

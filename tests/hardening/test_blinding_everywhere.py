@@ -181,6 +181,11 @@ def test_htmx_fragments_redirects_and_refusals_are_blind(world, settings):
     client, mine = world["client"], world["mine"]
     url = reverse("rate_item", args=[mine[0].token])
     assert_blind(client.post(url, {}, **HTMX), world)  # 422, no choice
+    assert_blind(client.post(url, {"skip": "1"}, **HTMX), world)  # 422, a skip without reason
+    skipped = client.post(url, {"skip": "1", "flag_reason": "cut off"}, **HTMX)
+    assert skipped.status_code == 200
+    assert_blind(skipped, world)  # next item's fragment
+    assert_blind(client.get(url), world)  # the skipped item, open to revise
     assert_blind(client.post(url, {"choice": "a"}, **HTMX), world)  # next item's fragment
     assert_blind(client.post(reverse("rate_item", args=[mine[1].token]), {"choice": "b"}), world)
     settings.EVALHUB_RATING_SUBMITS_PER_MINUTE = 0
@@ -208,7 +213,13 @@ def test_the_api_answers_and_refusals_are_blind(world):
         for accept in ("application/json", "text/html"):
             assert_blind(client.get(path, HTTP_ACCEPT=accept), world)
     judgment = f"/api/assignments/{mine[0].token}/judgment/"
-    for body in ({"choice": "a"}, {"choice": "zzz"}, {"choice": "a", "criterion_scores": 5}):
+    for body in (
+        {"choice": "a"},
+        {"choice": "zzz"},
+        {"choice": "a", "criterion_scores": 5},
+        {"choice": "skip"},
+        {"choice": "skip", "flag_reason": "cut off"},
+    ):
         put = client.put(judgment, body, content_type="application/json")
         assert put.status_code in (200, 201, 400)
         assert_blind(put, world)

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from evalhub.models import Assignment, Comparison, Judgment, StudyStatus
+from evalhub.models import Assignment, Comparison, Judgment, Study, StudyStatus
 from evalhub.reports.build import PROMPT_EXCERPT_CHARS, report_build
 from evalhub.reports.render import render_html
 from evalhub.selectors.outputs import evaluation_prompts
@@ -27,6 +27,7 @@ from tests.factories import (
 )
 from tests.hardening.hostile import (
     FORMULA_COMMENTS,
+    HOSTILE_MARKDOWN,
     HUGE_LINE,
     PAYLOADS,
     assert_csv_inert,
@@ -39,6 +40,11 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 SHORT = {k: v for k, v in PAYLOADS.items() if k != "huge"}
 PAGE_COMMENT = PAYLOADS["breakout"] + " " + PAYLOADS["rtl"]
+# The guidelines are rendered Markdown: their refused link and raw HTML show as text.
+GUIDELINES_TEXT = [
+    "[click me](javascript:alert('pwn-md'))",
+    '<a href="javascript:alert(1)">pwn-link',
+]
 
 
 @pytest.fixture(autouse=True)
@@ -144,7 +150,7 @@ def test_every_rating_page_shows_both_outputs_prompt_and_reference_as_text(hosti
     client = hostile["expert_client"]
     for assignment in hostile["mine"]:
         html = _html(client.get(reverse("rate_item", args=[assignment.token])))
-        shown = [*_shown(assignment), assignment.comparison.prompt.reference, SHORT["markdown"]]
+        shown = [*_shown(assignment), assignment.comparison.prompt.reference, *GUIDELINES_TEXT]
         if hasattr(assignment, "judgment"):
             shown.append(PAGE_COMMENT)  # prefilled for revising, in the textarea
         assert_inert_html(html, shown=shown)
@@ -159,6 +165,51 @@ def test_the_htmx_fragments_after_a_submit_and_a_refusal_stay_inert(hostile):
     fragment = client.post(url, {"choice": "a", "comment": PAYLOADS["handlers"]}, **HTMX)
     following = Assignment.objects.get(token=fragment["HX-Push-Url"].rstrip("/").split("/")[-1])
     assert_inert_html(_html(fragment), shown=_shown(following))
+
+
+def test_hostile_markdown_guidelines_render_as_text_and_safe_links_only(hostile):
+    Study.objects.filter(pk=hostile["study"].pk).update(guidelines=HOSTILE_MARKDOWN)
+    client = hostile["expert_client"]
+    pending = [a for a in hostile["mine"] if not hasattr(a, "judgment")]
+    url = reverse("rate_item", args=[pending[0].token])
+    shown = [
+        "Rules pwn-heading",
+        "[run](javascript:alert('pwn-js'))",
+        "<img src=x onerror=alert('pwn-img')>",
+        "pwn-alt",
+        '<a href="javascript:alert(1)">pwn-link</a>',
+        '<script>alert("pwn-script")</script>',
+    ]
+    for response in (
+        client.get(url),
+        client.post(url, {"comment": "no choice"}, **HTMX),  # the refused item's fragment
+    ):
+        status = 200 if response.request["REQUEST_METHOD"] == "GET" else 422
+        page = assert_inert_html(_html(response, status), shown=shown)
+        links = [dict(attrs) for tag, attrs in page.tags if tag == "a"]
+        guideline_links = [a for a in links if a.get("target") == "_blank"]
+        assert guideline_links == [
+            {
+                "href": "https://example.org/style",
+                "target": "_blank",
+                "rel": "noopener noreferrer",
+            }
+        ]
+        assert not any(tag == "img" for tag, _ in page.tags)
+
+
+def test_a_skip_with_a_hostile_reason_stays_text_for_managers(hostile):
+    pending = [a for a in hostile["mine"] if not hasattr(a, "judgment")]
+    url = reverse("rate_item", args=[pending[0].token])
+    hostile["expert_client"].post(url, {"skip": "1", "flag_reason": PAYLOADS["handlers"][:200]})
+    assert Judgment.objects.get(assignment=pending[0]).choice == "skip"
+    client, study = hostile["manager_client"], hostile["study"]
+    assert_inert_html(
+        _html(client.get(reverse("study_detail", args=[study.pk]))),
+        shown=[PAYLOADS["handlers"][:120]],
+    )
+    comparison = pending[0].comparison
+    assert_inert_html(_html(client.get(reverse("study_item", args=[study.pk, comparison.pk]))))
 
 
 def test_the_raters_overview_and_home_show_prompts_as_text(hostile):

@@ -110,6 +110,8 @@ def test_another_raters_assignment_cannot_be_judged(world, login):
         ({"choice": "a", "flag_reason": "x" * 201, "flagged": True}, "flag_reason", None),
         ({"choice": "a", "time_on_task_ms": -5}, "time_on_task_ms", None),
         ({"choice": "a", "time_on_task_ms": "soon"}, "time_on_task_ms", None),
+        ({"choice": "skip"}, "flag_reason", judgments.ERROR_SKIP_REASON),
+        ({"choice": "skip", "flagged": True, "flag_reason": "  "}, "flag_reason", None),
     ],
 )
 def test_invalid_judgments_are_400_naming_the_field(world, login, body, field, message):
@@ -151,3 +153,19 @@ def test_form_encoded_submit_works_like_json(world, login):
     response = login(world.expert).put(_url(world.mine), body, format="multipart")
     assert response.status_code == 201, response.content
     assert Judgment.objects.get(assignment=world.mine).criterion_scores == {"correctness": {"b": 4}}
+
+
+def test_a_skip_is_stored_flagged_with_its_reason_and_read_back(world, login):
+    client = login(world.expert)
+    response = client.put(
+        _url(world.mine), {"choice": "skip", "flag_reason": "prompt cut off"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    data = client.get(_url(world.mine)).json()
+    assert (data["choice"], data["flagged"], data["flag_reason"]) == (
+        "skip",
+        True,
+        "prompt cut off",
+    )
+    pending = client.get("/api/assignments/", {"pending": "true"}).json()
+    assert world.mine.token not in str(pending)  # a skipped item is done

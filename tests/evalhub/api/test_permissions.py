@@ -51,6 +51,12 @@ MATRIX = [
     ("delete", "/api/assignments/{mine}/", None, (401, 405, 405, 405)),
     ("get", "/api/assignments/{theirs}/judgment/", None, (401, 404, 200, 404)),
     ("put", "/api/assignments/{mine}/judgment/", {"choice": "a"}, (401, 201, 404, 404)),
+    (
+        "put",
+        "/api/assignments/{mine}/judgment/",
+        {"choice": "skip", "flag_reason": "cut off"},
+        (401, 201, 404, 404),
+    ),
     ("put", "/api/assignments/{theirs}/judgment/", {"choice": "a"}, (401, 404, 200, 404)),
     # An unsupported method is refused before any lookup: 405 for any token, so no leak.
     ("post", "/api/assignments/{mine}/judgment/", {"choice": "a"}, (401, 405, 405, 405)),

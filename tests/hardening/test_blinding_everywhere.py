@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -31,6 +32,7 @@ from tests.factories import (
     PromptFactory,
     SystemFactory,
 )
+from trainer.models import Dataset, FineTuneRun
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -276,12 +278,16 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
         (reverse("run_cancel", args=[run.pk]), {}),
         (reverse("run_resume", args=[run.pk]), {}),
         (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
+        ("/api/datasets/", {"name": "x", "file": SimpleUploadedFile("d.jsonl", b"{}")}),
+        ("/api/runs/", {"dataset": run.dataset.name}),
     ]
+    datasets, runs = Dataset.objects.count(), FineTuneRun.objects.count()
     for url, data in posts:
         response = client.post(url, data)
         assert response.status_code == 403, url
         assert_blind(response, world)
     assert Assignment.objects.filter(comparison__study=study).count() == 8
+    assert (Dataset.objects.count(), FineTuneRun.objects.count()) == (datasets, runs)
 
 
 def test_404_for_someone_elses_token_is_indistinguishable_from_a_guess(world, settings):

@@ -23,7 +23,8 @@ class TokenSerializer(serializers.Serializer):
 class ObtainTokenView(ObtainAuthToken):
     # ObtainAuthToken accepts form and multipart bodies as well; like the rest of the API, JSON.
     parser_classes = [JSONParser]
-    # The credentials in the body are the authentication: no session (and so no CSRF check) and
-    # no token, which the schema says too, so a generated client calls it without one.
+    # The credentials in the body are the authentication: no session and no token, which the
+    # schema says too, so a generated client calls it without one. Without a session there is
+    # no CSRF check, and none is needed: a cross-site form cannot send application/json.
     authentication_classes = []
     throttle_classes = [TokenRequestThrottle]

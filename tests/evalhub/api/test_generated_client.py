@@ -37,11 +37,13 @@ PASSWORD = "pw"  # the factories' password
 
 
 def _generate(folder: Path) -> None:
-    """``manage.py spectacular`` and the generator's own command line, as the README says."""
+    """The schema as ``manage.py spectacular`` writes it, then the README's generate command."""
     schema = SchemaGenerator().get_schema(request=None, public=True)
     (folder / "schema.yaml").write_bytes(OpenApiYamlRenderer().render(schema))
     command = [
-        str(Path(sys.executable).with_name("openapi-python-client")),
+        sys.executable,
+        "-m",
+        "openapi_python_client",
         "generate",
         "--path",
         "schema.yaml",
@@ -118,6 +120,8 @@ def _token(package: ModuleType, url: str, user) -> str:
 
 def _as(package: ModuleType, url: str, user):
     token = _token(package, url, user)
+    # openapi-python-client does not read security schemes: its AuthenticatedClient sends
+    # "Bearer <token>" unless given the prefix that the schema's tokenAuth describes.
     return package.AuthenticatedClient(base_url=url, token=token, prefix="Token")
 
 

@@ -6,7 +6,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from evalhub.analysis.sequential import VERDICTS
+from evalhub.api.form_input import form_serializer
 from evalhub.api.rater_serializers import OwnJudgmentSerializer
+from evalhub.forms.datasets import DatasetUploadForm
+from evalhub.forms.runs import RunForm
 from evalhub.models import (
     Assignment,
     Choice,
@@ -55,6 +58,25 @@ class DatasetSerializer(serializers.ModelSerializer):
 class DatasetDetailSerializer(DatasetSerializer):
     class Meta(DatasetSerializer.Meta):
         fields = [*DatasetSerializer.Meta.fields, "lint_report"]
+
+
+DatasetUploadSerializer = form_serializer(DatasetUploadForm, name="DatasetUploadSerializer")
+
+
+class LintIssueSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    severity = serializers.CharField()
+    message = serializers.CharField()
+    lines = serializers.ListField(child=serializers.IntegerField())
+
+
+class DatasetRefusedSerializer(serializers.Serializer):
+    """Lint refused the file: the reason under ``file``, and the report the upload page shows."""
+
+    file = serializers.ListField(child=serializers.CharField())
+    dataset = serializers.CharField()
+    counts = serializers.DictField(child=serializers.IntegerField())
+    issues = LintIssueSerializer(many=True)
 
 
 class RunMetricSerializer(serializers.ModelSerializer):
@@ -113,6 +135,9 @@ class RunDetailSerializer(RunSerializer):
             "retry_of",
             "metrics",
         ]
+
+
+RunStartSerializer = form_serializer(RunForm, name="RunStartSerializer")
 
 
 class SystemSerializer(serializers.ModelSerializer):

@@ -1,5 +1,6 @@
-"""Manager endpoints: read-only catalogue (datasets, runs with their loss curves, systems),
-studies, comparisons and judgments, all unblinded. Every view here is staff only."""
+"""Manager endpoints: datasets (uploaded here too), fine-tuning runs with their loss curves
+(started here too), systems, studies, comparisons and judgments, all unblinded. Every view here
+is staff only."""
 
 from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
@@ -7,19 +8,27 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from evalhub.api import selectors
 from evalhub.api import serializers as s
 from evalhub.api.errors import study_validation_error
+from evalhub.api.form_input import form_bound, form_validation_error
 from evalhub.api.permissions import AUTHENTICATION_CLASSES, MANAGER_PERMISSIONS
+from evalhub.forms.datasets import DatasetUploadForm
+from evalhub.forms.runs import RunForm
 from evalhub.models import Study
 from evalhub.selectors.studies import study_list
 from evalhub.services.gold import GoldError, gold_parse
 from evalhub.services.studies import StudyError, study_add_raters, study_create, study_set_status
+from trainer.datasets import DatasetError
 from trainer.selectors.datasets import dataset_list
 from trainer.selectors.runs import run_list
+from trainer.services.datasets import DatasetNameError, ImportSpec, dataset_import_upload
+from trainer.services.run_queue import run_submit
+from trainer.services.runs import RunError, RunSpec
 
 STUDY_FILTER = OpenApiParameter(
     "study", OpenApiTypes.INT, description="Only objects of this study (id)"
@@ -43,23 +52,83 @@ class ManagerViewSet(viewsets.GenericViewSet):
 
 
 class DatasetViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
-    """Imported datasets with split sizes; the detail carries the full lint report."""
+    """Imported datasets with split sizes; the detail carries the full lint report. A manager
+    uploads a file as the upload page does: read, linted, split and stored, or nothing stored."""
+
+    # The one body that is not JSON: a file goes as multipart, streamed to disk, never base64.
+    parser_classes = [MultiPartParser]
 
     def get_queryset(self) -> QuerySet:
         return dataset_list()
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
-        return s.DatasetDetailSerializer if self.action == "retrieve" else s.DatasetSerializer
+        inputs = {"create": s.DatasetUploadSerializer, "retrieve": s.DatasetDetailSerializer}
+        return inputs.get(self.action, s.DatasetSerializer)
+
+    @extend_schema(
+        summary="Upload a file as a new dataset (the upload page's fields and defaults)",
+        responses={201: s.DatasetDetailSerializer, 422: s.DatasetRefusedSerializer},
+    )
+    def create(self, request: Request) -> Response:
+        form = form_bound(DatasetUploadForm, request)
+        if not form.is_valid():
+            raise form_validation_error(form)
+        data = form.cleaned_data
+        spec = ImportSpec(
+            options=form.read_options(),
+            split=data["split"],
+            seed=data["seed"],
+            strict=data["strict"],
+        )
+        try:
+            result = dataset_import_upload(
+                upload=data["file"], name=data["name"], spec=spec, created_by=request.user
+            )
+        except DatasetNameError as error:
+            raise ValidationError({"name": [str(error)]}) from error
+        except DatasetError as error:
+            raise ValidationError({"file": [str(error)]}) from error
+        if not result.imported:
+            refused = {"file": [result.refused], **result.report()}
+            return Response(refused, status=status.HTTP_422_UNPROCESSABLE_ENTITY)
+        dataset = self.get_queryset().get(pk=result.dataset.pk)
+        return Response(s.DatasetDetailSerializer(dataset).data, status=status.HTTP_201_CREATED)
 
 
 class RunViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
-    """Fine-tuning runs; the detail carries hyperparameters, environment and the loss curves."""
+    """Fine-tuning runs; the detail carries hyperparameters, environment and the loss curves.
+    A manager starts one as the New run form does: created and queued for a worker."""
 
     def get_queryset(self) -> QuerySet:
         return selectors.run_detail() if self.action == "retrieve" else run_list()
 
     def get_serializer_class(self) -> type[serializers.BaseSerializer]:
-        return s.RunDetailSerializer if self.action == "retrieve" else s.RunSerializer
+        inputs = {"create": s.RunStartSerializer, "retrieve": s.RunDetailSerializer}
+        return inputs.get(self.action, s.RunSerializer)
+
+    @extend_schema(
+        summary="Start a fine-tuning run: create it and queue its training for a worker",
+        responses={201: s.RunDetailSerializer},
+    )
+    def create(self, request: Request) -> Response:
+        form = form_bound(RunForm, request)
+        if not form.is_valid():
+            raise form_validation_error(form)
+        data = form.cleaned_data
+        spec = RunSpec(
+            dataset=data["dataset"],
+            config=form.config,
+            base_model=data["base_model"],
+            name=data["name"],
+            force=data["force"],
+        )
+        try:
+            run = run_submit(spec=spec, created_by=request.user)
+        except RunError as error:
+            # The form checked the base model: what run_create refuses is about the dataset.
+            raise ValidationError({"dataset": [str(error)]}) from error
+        run = selectors.run_detail().get(pk=run.pk)
+        return Response(s.RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
 
 
 class SystemViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):

@@ -6,7 +6,7 @@ time the path names objects that exist), the API never answers 5xx, an anonymous
 nothing but 401 (or 400 from the token endpoint), and an expert never sees a manager endpoint,
 another rater's token or comment, or any system, run, model or dataset name.
 
-EVALHUB_FUZZ_EXAMPLES (default 8) sets the examples per operation and role: 21 operations × 3
+EVALHUB_FUZZ_EXAMPLES (default 8) sets the examples per operation and role: 23 operations × 3
 roles × 8 runs in well under a minute on two shared cores.
 """
 

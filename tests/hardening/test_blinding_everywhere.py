@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -33,6 +34,7 @@ from tests.factories import (
     PromptFactory,
     SystemFactory,
 )
+from trainer.models import Dataset, FineTuneRun
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -302,13 +304,17 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
         (reverse("person_link", args=[world["other"].pk]), {}),
         (reverse("run_retry", args=[run.pk]), {}),
         (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
+        ("/api/datasets/", {"name": "x", "file": SimpleUploadedFile("d.jsonl", b"{}")}),
+        ("/api/runs/", {"dataset": run.dataset.name}),
     ]
+    datasets, runs = Dataset.objects.count(), FineTuneRun.objects.count()
     for url, data in posts:
         response = client.post(url, data)
         assert response.status_code == 403, url
         assert_blind(response, world)
     assert Assignment.objects.filter(comparison__study=study).count() == 8
     assert not get_user_model().objects.filter(username="intruder").exists()
+    assert (Dataset.objects.count(), FineTuneRun.objects.count()) == (datasets, runs)
 
 
 def test_the_set_password_page_is_blind_whoever_opens_it(world, settings):

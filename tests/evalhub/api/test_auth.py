@@ -4,6 +4,7 @@ import io
 
 from django.core.management import call_command
 from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from evalhub.api.permissions import TokenRequestThrottle
 
@@ -83,3 +84,20 @@ def test_drf_create_token_command_prints_the_users_token(world):
     out = io.StringIO()
     call_command("drf_create_token", world.expert.username, stdout=out)
     assert Token.objects.get(user=world.expert).key in out.getvalue()
+
+
+def test_token_endpoint_takes_json_only(world, api):
+    body = {"username": world.expert.username, "password": "pw"}
+    response = api.post("/api/token/", body, format="multipart")
+    assert response.status_code == 415
+    assert not Token.objects.filter(user=world.expert).exists()
+
+
+def test_token_endpoint_answers_a_logged_in_browser_without_a_csrf_token(world):
+    """It authenticates by the credentials in the body alone, so no session is consulted."""
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(world.other_expert)
+    body = {"username": world.expert.username, "password": "pw"}
+    response = browser.post("/api/token/", body, format="json")
+    assert response.status_code == 200
+    assert response.json()["token"] == Token.objects.get(user=world.expert).key

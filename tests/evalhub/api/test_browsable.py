@@ -55,7 +55,10 @@ def test_rater_pages_render_as_html(world, login, path):
     assert response["Content-Type"].startswith("text/html")
 
 
-def test_study_create_form_offers_the_create_fields(world, login):
+def test_study_create_form_offers_the_create_fields_as_json(world, login):
+    """The API reads JSON only, so the page's form is a JSON body with every field to fill."""
     html = login(world.manager).get("/api/studies/", HTTP_ACCEPT="text/html").content.decode()
+    assert '<option value="application/json" selected>' in html
+    assert "multipart/form-data" not in html
     for field in ("name", "systems", "raters", "overlap", "show_reference"):
-        assert f'name="{field}"' in html
+        assert f"&quot;{field}&quot;:" in html

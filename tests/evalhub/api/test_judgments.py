@@ -148,11 +148,13 @@ def test_session_writes_need_the_csrf_token_but_token_writes_do_not(world):
     assert script.put(_url(world.mine), {"choice": "a"}, format="json").status_code == 201
 
 
-def test_form_encoded_submit_works_like_json(world, login):
+def test_a_form_encoded_submit_is_refused_with_415_and_stores_nothing(world, login):
+    """The API reads JSON bodies only, as its schema says (a generated client sent a mix)."""
     body = {"choice": "b", "criterion_scores": '{"correctness": {"b": 4}}', "flagged": "false"}
     response = login(world.expert).put(_url(world.mine), body, format="multipart")
-    assert response.status_code == 201, response.content
-    assert Judgment.objects.get(assignment=world.mine).criterion_scores == {"correctness": {"b": 4}}
+    assert response.status_code == 415
+    assert "multipart/form-data" in response.json()["detail"]
+    assert not Judgment.objects.filter(assignment=world.mine).exists()
 
 
 def test_a_skip_is_stored_flagged_with_its_reason_and_read_back(world, login):

@@ -4,7 +4,16 @@ Columns: anonymous, expert (owns ``{mine}``), other expert (owns ``{theirs}``), 
 Managers see everything through the unblinded endpoints; ``/api/assignments/`` is each caller's
 own queue, so another rater's token is a 404 for everyone but its rater."""
 
+import json
+
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import override_settings
+
+from tests.trainer.datasets.helpers import distinct_records
+from tests.trainer.run_fixtures import colour_dataset
+from tests.trainer.worker_support import DATABASE_TASKS
+from trainer.models import Dataset, FineTuneRun
 
 ANON, EXPERT, OTHER, MANAGER = "anonymous", "expert", "other_expert", "manager"
 ROLES = (ANON, EXPERT, OTHER, MANAGER)
@@ -16,11 +25,13 @@ MATRIX = [
     ("get", "/api/datasets/", None, (401, 403, 403, 200)),
     ("get", "/api/datasets/{dataset}/", None, (401, 403, 403, 200)),
     ("get", f"/api/datasets/{MISSING}/", None, (401, 403, 403, 404)),
-    ("post", "/api/datasets/", {"name": "x"}, (401, 403, 403, 405)),
+    # The upload reads multipart only: this JSON body is a 415, for managers alone.
+    ("post", "/api/datasets/", {"name": "x"}, (401, 403, 403, 415)),
     ("delete", "/api/datasets/{dataset}/", None, (401, 403, 403, 405)),
     ("get", "/api/runs/", None, (401, 403, 403, 200)),
     ("get", "/api/runs/{run}/", None, (401, 403, 403, 200)),
-    ("post", "/api/runs/", {"name": "x"}, (401, 403, 403, 405)),
+    ("post", "/api/runs/", {"name": "x"}, (401, 403, 403, 400)),
+    ("delete", "/api/runs/{run}/", None, (401, 403, 403, 405)),
     ("get", "/api/systems/", None, (401, 403, 403, 200)),
     ("get", "/api/systems/{system}/", None, (401, 403, 403, 200)),
     ("patch", "/api/systems/{system}/", {"name": "x"}, (401, 403, 403, 405)),
@@ -105,3 +116,30 @@ def test_anonymous_api_calls_are_told_to_authenticate_with_a_token(api, world):
     response = api.get("/api/datasets/")
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == "Token"
+
+
+@pytest.mark.parametrize(
+    ("role", "status"), [(ANON, 401), (EXPERT, 403), (OTHER, 403), (MANAGER, 201)]
+)
+def test_only_managers_upload_a_dataset_or_start_a_run(
+    world, login, settings, tmp_path, role, status
+):
+    """Valid requests: a manager's are stored; anyone else's are refused before anything is
+    read, and nothing is stored."""
+    settings.MEDIA_ROOT = tmp_path / "uploads"
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    dataset = colour_dataset(name="colours")
+    datasets, runs = Dataset.objects.count(), FineTuneRun.objects.count()
+    client = login(_user(world, role))
+    records = "".join(json.dumps(r) + "\n" for r in distinct_records(10)).encode()
+    file = SimpleUploadedFile("data.jsonl", records)
+    with override_settings(TASKS=DATABASE_TASKS):
+        upload = client.post("/api/datasets/", {"file": file, "name": "x"}, format="multipart")
+        start = client.post("/api/runs/", {"dataset": dataset.name, "base_model": str(tmp_path)})
+    assert (upload.status_code, start.status_code) == (status, status), upload.content
+    added = 1 if role == MANAGER else 0
+    assert (Dataset.objects.count(), FineTuneRun.objects.count()) == (
+        datasets + added,
+        runs + added,
+    )

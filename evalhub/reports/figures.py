@@ -4,6 +4,7 @@ show the same pictures of the same numbers."""
 from typing import Any
 
 from evalhub.charts import Bar, heatmap, interval_bars, loss_curve_svg, scatter
+from evalhub.metrics import METRIC_LABELS
 
 
 def _interval(result: dict | None) -> tuple[float | None, float | None]:
@@ -15,6 +16,26 @@ def _interval(result: dict | None) -> tuple[float | None, float | None]:
 def _symmetric_domain(values: list[float], floor: float = 1.0) -> tuple[float, float]:
     span = max([abs(v) for v in values if v is not None] + [floor])
     return -span, span
+
+
+def _metric_scatters(analysis: dict[str, Any]) -> dict[str, Any]:
+    """One scatter per metric, each item oriented system − opponent (the report orients every
+    comparison so), named by the systems when the study compares one pair."""
+    pairs = analysis["pairs"]
+    system, opponent = (
+        (pairs[0]["system"], pairs[0]["opponent"]) if len(pairs) == 1 else ("system", "opponent")
+    )
+    return {
+        m["metric"]: scatter(
+            # The experts' preference for the system, from −½…½ to the share 0…1.
+            [(x, y + 0.5) for x, y, _ in m["points"]],
+            title=f"{METRIC_LABELS.get(m['metric'], m['metric'])} difference against the "
+            f"experts' preference",
+            x_label=f"{METRIC_LABELS.get(m['metric'], m['metric'])}: {system} − {opponent}",
+            y_label=f"experts prefer {system}",
+        )
+        for m in analysis["metrics"]
+    }
 
 
 def report_figures(report: dict[str, Any]) -> dict[str, Any]:
@@ -97,15 +118,7 @@ def report_figures(report: dict[str, Any]) -> dict[str, Any]:
         ],
         title="Share of decisive judgments won by the left side / by the longer output",
     )
-    figures["metrics"] = {
-        m["metric"]: scatter(
-            [(x, y) for x, y, _ in m["points"]],
-            title=f"{m['metric']} difference against human preference",
-            x_label=f"{m['metric']} a − b",
-            y_label="human preference for a",
-        )
-        for m in analysis["metrics"]
-    }
+    figures["metrics"] = _metric_scatters(analysis)
     run = report.get("run")
     curves = {kind: points for kind, points in (run or {}).get("loss_curves", {}).items() if points}
     if curves:

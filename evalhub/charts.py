@@ -59,16 +59,16 @@ def _wrap(text: str, width: float, lines: int = 2, size: float = FONT_SIZE) -> l
     out: list[str] = []
     rest = text
     while rest and len(out) < lines - 1 and len(rest) > limit:
-        cut = rest.rfind(" ", 0, limit + 1)
-        if cut > 0:
-            out.append(rest[:cut])
-            rest = rest[cut + 1 :]
-            continue
-        cut = rest.rfind("-", 0, limit)  # a long name breaks after a hyphen
-        if cut <= 0:
+        # The latest break that fits: at a space (dropped) or after a hyphen (kept).
+        space, hyphen = rest.rfind(" ", 0, limit + 1), rest.rfind("-", 0, limit) + 1
+        if max(space, hyphen) <= 0:
             break
-        out.append(rest[: cut + 1])
-        rest = rest[cut + 1 :]
+        if space >= hyphen:
+            out.append(rest[:space])
+            rest = rest[space + 1 :]
+        else:
+            out.append(rest[:hyphen])
+            rest = rest[hyphen:]
     out.append(_fit(rest, width, size))
     return out
 
@@ -114,12 +114,12 @@ def interval_bars(
     width: int = 640,
 ) -> SafeString:
     """Horizontal bars with interval whiskers, e.g. win rates with their 95 % intervals, over
-    an axis with round tick values. Labels wrap onto two lines; what still does not fit is cut
-    with an ellipsis and shown whole in a tooltip."""
+    an axis with round tick values. Labels wrap onto up to three lines; what still does not fit
+    is cut with an ellipsis and shown whole in a tooltip."""
     label_w, note_w, top = 230, 100, 8
     plot_w = width - label_w - note_w
-    wrapped = [_wrap(bar.label, label_w - 12) for bar in bars]
-    row_h = 34 if any(len(lines) > 1 for lines in wrapped) else 26
+    wrapped = [_wrap(bar.label, label_w - 12, lines=3) for bar in bars]
+    row_h = 12 + 14 * max((len(lines) for lines in wrapped), default=1)
     axis_y = top + row_h * max(len(bars), 1)
     height = axis_y + 22
     lo, hi = domain
@@ -208,7 +208,8 @@ def heatmap(
     shown = [_fit(label, HEATMAP_LABEL_PX) for label in labels]
     longest = max((text_width(s) for s in shown), default=0.0)
     slant = longest * math.sqrt(0.5)  # a 45° label's reach along either axis
-    left, top = int(longest) + 12, int(slant) + 14
+    # A slanted label's glyphs stand a font-height beside its baseline, above the slant.
+    left, top = int(longest) + 12, int(slant + FONT_SIZE) + 10
     matrix_right = left + n * cell
     legend_y = top + n * cell + 16
     width = int(max(matrix_right + slant - cell / 2, left + 5 * cell + 10)) + 12
@@ -265,13 +266,13 @@ def scatter(
     title: str,
     x_label: str,
     y_label: str,
-    width: int = 300,
-    height: int = 240,
+    width: int = 340,
+    height: int = 250,
 ) -> SafeString:
     """Items as points: x a difference centred on zero (a metric's, system − opponent), y a
     share in [0, 1] (the experts' preference for the system), with tick values on both axes and
     a dashed line at 50 %."""
-    left, right, top, bottom = 58, 22, 10, 44
+    left, right, top, bottom = 58, 22, 10, 58
     plot_w, plot_h = width - left - right, height - top - bottom
     x_span = _round_up(max((abs(p[0]) for p in points), default=0.0))
 
@@ -306,13 +307,14 @@ def scatter(
             f'<circle cx="{_num(sx(px))}" cy="{_num(sy(py))}" r="2.5" fill="{ACCENT}" '
             f'fill-opacity="0.45"/>'
         )
-    x_shown, y_shown = _fit(x_label, plot_w), _fit(y_label, plot_h)
+    # The x label takes two lines if it must; the last sits 8 px above the bottom.
+    x_lines, y_shown = _wrap(x_label, plot_w + right), _fit(y_label, plot_h)
     body += [
         _label(
             left + plot_w / 2,
-            height - 8,
+            height - 8 - 7 * (len(x_lines) - 1),
             x_label,
-            [x_shown],
+            x_lines,
             anchor="middle",
             extra=f' fill="{MUTED}"',
         ),

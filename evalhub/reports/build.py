@@ -24,7 +24,7 @@ from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, THRESHOLDS
 from evalhub.analysis.ranking import BT_RESAMPLES
 from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
-from evalhub.metrics import METRICS
+from evalhub.metrics import METRIC_LABELS, METRICS
 from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study
 from evalhub.reports.conclusion import conclusion
 from evalhub.reports.disagreements import Texts, disagreeing_items, disagreement_rows
@@ -70,6 +70,8 @@ def report_build(
         bt_resamples=bt_resamples,
     )
     result = dataclasses.asdict(analysis)
+    for m in result["metrics"]:
+        m["label"] = METRIC_LABELS.get(m["metric"], m["metric"])
     run = study.run or next((s.run for s in systems if s.run_id), None)
     sequential = sequential_block(study=study, ratings=ratings)
     report: dict[str, Any] = {

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from evalhub.analysis.records import A
-from evalhub.metrics import METRIC_LABELS
 
 PROMPT_EXCERPT_CHARS = 240
 
@@ -62,7 +61,7 @@ def disagreement_rows(
             row["metrics"].append(
                 {
                     "metric": m["metric"],
-                    "label": METRIC_LABELS.get(m["metric"], m["metric"]),
+                    "label": m["label"],
                     "system_value": d["metric_a"],
                     "opponent_value": d["metric_b"],
                     "prefers": c["system_b"] if experts == c["system_a"] else c["system_a"],

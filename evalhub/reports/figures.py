@@ -4,7 +4,6 @@ show the same pictures of the same numbers."""
 from typing import Any
 
 from evalhub.charts import Bar, heatmap, interval_bars, loss_curve_svg, scatter
-from evalhub.metrics import METRIC_LABELS
 
 
 def _interval(result: dict | None) -> tuple[float | None, float | None]:
@@ -29,9 +28,8 @@ def _metric_scatters(analysis: dict[str, Any]) -> dict[str, Any]:
         m["metric"]: scatter(
             # The experts' preference for the system, from −½…½ to the share 0…1.
             [(x, y + 0.5) for x, y, _ in m["points"]],
-            title=f"{METRIC_LABELS.get(m['metric'], m['metric'])} difference against the "
-            f"experts' preference",
-            x_label=f"{METRIC_LABELS.get(m['metric'], m['metric'])}: {system} − {opponent}",
+            title=f"{m['label']} difference against the experts' preference",
+            x_label=f"{m['label']}: {system} − {opponent}",
             y_label=f"experts prefer {system}",
         )
         for m in analysis["metrics"]

@@ -348,9 +348,13 @@ def test_metric_disagreements_are_one_table_with_a_metric_column_and_the_texts(r
     assert "ROUGE-1" in table and "BERTScore F1" in table
     first = report["disagreements"][0]
     assert {m["metric"] for m in first["metrics"]} == {"rouge1", "bertscore_f1"}
-    assert table.count(f'rowspan="{len(first["metrics"])}"') >= 3  # item, prompt, experts
-    # the texts, escaped, behind "Prompt and outputs"
-    assert "Prompt and outputs</summary>" in table
+    assert table.count('<tr class="item">') == len(report["disagreements"])
+    assert "ROUGE-1<br>BERTScore F1" in table  # both metrics in the first item's metric cell
+    # the texts, escaped, in a full-width row under each item: folded on screen, open in print
+    assert f"Prompt and outputs of #{first['item']}</summary>" in table
+    assert table.count('<tr class="texts">') == len(report["disagreements"])
+    assert '<details class="texts">' in table
+    assert '<details class="texts" open>' in render_html(report, for_print=True)
     assert "question 10 &lt;i&gt;x&lt;/i&gt;" in table
     assert "adapter answer 10, longer" in table and "base answer 10" in table
 

@@ -187,12 +187,13 @@ def _attach_outputs(
 
 
 def _orient(comparisons: dict[int, dict[str, Any]], order: list[str]) -> None:
-    """Swap the sides of every comparison whose output a belongs to the system listed later in
-    ``order``, so a is always the earlier one. Unblinding compares ``left_output`` with the
-    swapped ``output_a``, so verdicts, scores and the left side swap with it."""
+    """Swap the sides of every evaluated comparison whose output a belongs to the system listed
+    later in ``order``, so a is always the earlier one. Unblinding compares ``left_output`` with
+    the swapped ``output_a``, so verdicts, scores and the left side swap with it. Gold
+    comparisons (reserved systems, outside ``order``) keep their stored sides."""
     rank = {name: i for i, name in enumerate(order)}
     for c in comparisons.values():
-        if rank[c["system_a"]] <= rank[c["system_b"]]:
+        if c["is_gold"] or rank[c["system_a"]] <= rank[c["system_b"]]:
             continue
         for key in ("output", "system", "metrics", "length"):
             c[f"{key}_a"], c[f"{key}_b"] = c[f"{key}_b"], c[f"{key}_a"]

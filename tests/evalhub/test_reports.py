@@ -16,6 +16,7 @@ from evalhub.reports.render import (
     render_json,
     render_pdf,
 )
+from evalhub.services.studies import study_create
 from tests.evalhub.report_fixtures import (
     ADAPTER_WIN_RATE,
     FORMULA_COMMENT,
@@ -23,6 +24,8 @@ from tests.evalhub.report_fixtures import (
     HOSTILE_SYSTEM,
     build_study,
 )
+from tests.evalhub.test_studies import gold_items, run_with_outputs
+from tests.factories import ExpertFactory
 
 
 @pytest.fixture
@@ -388,3 +391,18 @@ def test_hyperparameters_read_as_a_list_of_settings_not_a_dict(db):
     ):
         assert f"<dt>{name}</dt><dd>{value}</dd>" in provenance
     assert "{" not in provenance and "&#x27;" not in provenance
+
+
+def test_a_study_with_gold_items_reports_them_in_their_stored_order(db):
+    outputs = run_with_outputs(prompts=4)
+    study = study_create(name="g", systems=outputs.systems, raters=[ExpertFactory()],
+                         overlap=1, gold=gold_items(2))  # fmt: skip
+    gold = {c.pk: c for c in study.comparisons.filter(is_gold=True)}
+    report = report_build(study, resamples=20, bt_resamples=10)
+    for row in (c for c in report["comparisons"] if c["is_gold"]):
+        stored = gold[row["comparison"]]
+        assert (row["output_a"], row["output_b"]) == (stored.output_a_id, stored.output_b_id)
+        assert (
+            row["gold"]
+            == (stored.output_a if stored.gold_answer == "a" else stored.output_b).system.name
+        )

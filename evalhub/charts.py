@@ -14,13 +14,17 @@ from html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 FONT = 'font-family="system-ui, sans-serif" font-size="12"'
+FONT_SIZE = 12
+TICK_SIZE = 11
+# Text width is estimated, not measured (no fonts on the server): 0.6 em a character is wider
+# than system-ui's average, so an estimated fit is a real fit.
+CHAR_EM = 0.6
 ACCENT = "#2f5bd3"
 MUTED = "#5b6475"
 LINE = "#dde1e8"
 INK = "#1d2330"
 # Line colours for several series, the accent first.
 SERIES = (ACCENT, "#c0392b", "#1f8a4c", "#b7791f", "#7b3fb5", "#0f7c8c")
-LABEL_CHARS = 28
 # The loss-curve plot area inside its SVG: room for tick values and the axis titles.
 LOSS_MARGIN_LEFT, LOSS_MARGIN_RIGHT, LOSS_MARGIN_TOP, LOSS_MARGIN_BOTTOM = 72, 12, 12, 42
 MARKERS_UP_TO = 40  # loss series with this many points or fewer also get a dot per point
@@ -37,9 +41,48 @@ class Bar:
     note: str = ""
 
 
-def _shorten(label: str, limit: int = LABEL_CHARS) -> str:
-    """Labels longer than the label column get an ellipsis; the full text stays in <title>."""
-    return label if len(label) <= limit else label[: limit - 1] + "…"
+def text_width(text: str, size: float = FONT_SIZE) -> float:
+    """Estimated width in px of ``text`` at font size ``size``."""
+    return len(text) * size * CHAR_EM
+
+
+def _fit(text: str, width: float, size: float = FONT_SIZE) -> str:
+    """``text`` cut to fit ``width`` px, with an ellipsis where it was cut."""
+    limit = max(int(width / (size * CHAR_EM)), 2)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _wrap(text: str, width: float, lines: int = 2, size: float = FONT_SIZE) -> list[str]:
+    """``text`` broken at spaces (or, in a long word, after a hyphen) into at most ``lines``
+    lines of ``width`` px; the last line is cut with an ellipsis if the text does not fit."""
+    limit = max(int(width / (size * CHAR_EM)), 2)
+    out: list[str] = []
+    rest = text
+    while rest and len(out) < lines - 1 and len(rest) > limit:
+        # The latest break that fits: at a space (dropped) or after a hyphen (kept).
+        space, hyphen = rest.rfind(" ", 0, limit + 1), rest.rfind("-", 0, limit) + 1
+        if max(space, hyphen) <= 0:
+            break
+        if space >= hyphen:
+            out.append(rest[:space])
+            rest = rest[space + 1 :]
+        else:
+            out.append(rest[:hyphen])
+            rest = rest[hyphen:]
+    out.append(_fit(rest, width, size))
+    return out
+
+
+def _label(x: float, y: float, text: str, shown: list[str], *, anchor: str, extra: str = "") -> str:
+    """A text element showing ``shown`` (one line each, 14 px apart, the block centred on ``y``)
+    whose <title> carries the full ``text`` when it had to be shortened."""
+    title = f"<title>{escape(text)}</title>" if " ".join(shown) != text else ""
+    first = y - 7 * (len(shown) - 1)
+    spans = "".join(
+        f'<tspan x="{_num(x)}" y="{_num(first + 14 * i)}">{escape(line)}</tspan>'
+        for i, line in enumerate(shown)
+    )
+    return f'<text text-anchor="{anchor}"{extra}>{title}{spans}</text>'
 
 
 def _num(x: float) -> str:
@@ -57,6 +100,10 @@ def _svg(
     )
 
 
+def _value_label(value: float, *, percent: bool) -> str:
+    return f"{value * 100:.0f}%" if percent else f"{value:g}"
+
+
 def interval_bars(
     bars: Sequence[Bar],
     *,
@@ -66,53 +113,66 @@ def interval_bars(
     percent: bool = True,
     width: int = 640,
 ) -> SafeString:
-    """Horizontal bars with interval whiskers, e.g. win rates with their 95 % intervals."""
-    label_w, note_w, row_h, top = 190, 150, 26, 22
+    """Horizontal bars with interval whiskers, e.g. win rates with their 95 % intervals, over
+    an axis with round tick values. Labels wrap onto up to three lines; what still does not fit
+    is cut with an ellipsis and shown whole in a tooltip."""
+    label_w, note_w, top = 230, 100, 8
     plot_w = width - label_w - note_w
-    height = top + row_h * max(len(bars), 1) + 24
+    wrapped = [_wrap(bar.label, label_w - 12, lines=3) for bar in bars]
+    row_h = 12 + 14 * max((len(lines) for lines in wrapped), default=1)
+    axis_y = top + row_h * max(len(bars), 1)
+    height = axis_y + 22
     lo, hi = domain
 
     def x(v: float) -> float:
         return label_w + (min(max(v, lo), hi) - lo) / (hi - lo) * plot_w
 
-    def fmt(v: float) -> str:
-        return f"{v * 100:.0f}%" if percent else f"{v:g}"
-
     body = [f"<g {FONT}>"]
-    for tick in (lo, (lo + hi) / 2, hi):
+    for tick in nice_ticks(lo, hi):
         body.append(
-            f'<text x="{_num(x(tick))}" y="14" text-anchor="middle" fill="{MUTED}">'
-            f"{escape(fmt(tick))}</text>"
+            f'<line x1="{_num(x(tick))}" x2="{_num(x(tick))}" y1="{top}" y2="{axis_y + 4}" '
+            f'stroke="{LINE}"/><text x="{_num(x(tick))}" y="{axis_y + 17}" '
+            f'text-anchor="middle" font-size="{TICK_SIZE}" fill="{MUTED}">'
+            f"{escape(_value_label(tick, percent=percent))}</text>"
         )
+    body.append(
+        f'<line x1="{label_w}" x2="{label_w + plot_w}" y1="{axis_y}" y2="{axis_y}" '
+        f'stroke="{MUTED}"/>'
+    )
     if reference is not None:
         body.append(
-            f'<line x1="{_num(x(reference))}" x2="{_num(x(reference))}" y1="{top - 4}" '
-            f'y2="{height - 20}" stroke="{MUTED}" stroke-dasharray="4 3"/>'
+            f'<line x1="{_num(x(reference))}" x2="{_num(x(reference))}" y1="{top}" '
+            f'y2="{axis_y}" stroke="{MUTED}" stroke-dasharray="4 3"/>'
         )
-    for i, bar in enumerate(bars):
+    for i, (bar, lines) in enumerate(zip(bars, wrapped, strict=True)):
         y = top + i * row_h
-        body.append(
-            f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">'
-            f"<title>{escape(bar.label)}</title>{escape(_shorten(bar.label))}</text>"
-        )
+        mid = y + row_h / 2
+        body.append(_label(label_w - 8, mid + 4, bar.label, lines, anchor="end"))
         if bar.value is not None:
             base = x(max(lo, min(0.0, hi)))
             body.append(
-                f'<rect x="{_num(min(base, x(bar.value)))}" y="{y + 5}" '
+                f'<rect x="{_num(min(base, x(bar.value)))}" y="{_num(mid - 7)}" '
                 f'width="{_num(abs(x(bar.value) - base))}" height="14" fill="{ACCENT}" '
                 f'fill-opacity="0.75"/>'
             )
         if bar.low is not None and bar.high is not None:
-            x1, x2, mid = x(bar.low), x(bar.high), y + 12
+            x1, x2 = x(bar.low), x(bar.high)
             body.append(
-                f'<path d="M{_num(x1)} {mid}H{_num(x2)}M{_num(x1)} {mid - 6}V{mid + 6}'
-                f'M{_num(x2)} {mid - 6}V{mid + 6}" stroke="#1d2330" stroke-width="1.5" '
-                f'fill="none"/>'
+                f'<path d="M{_num(x1)} {_num(mid)}H{_num(x2)}M{_num(x1)} {_num(mid - 6)}'
+                f'V{_num(mid + 6)}M{_num(x2)} {_num(mid - 6)}V{_num(mid + 6)}" '
+                f'stroke="{INK}" stroke-width="1.5" fill="none"/>'
             )
         if bar.note:
+            note = _fit(bar.note, note_w - 10)
             body.append(
-                f'<text x="{label_w + plot_w + 8}" y="{y + 16}" fill="{MUTED}">'
-                f"{escape(bar.note)}</text>"
+                _label(
+                    label_w + plot_w + 8,
+                    mid + 4,
+                    bar.note,
+                    [note],
+                    anchor="start",
+                    extra=f' fill="{MUTED}"',
+                )
             )
     body.append("</g>")
     return _svg(width, height, title, body)
@@ -130,6 +190,10 @@ def _cell_colour(value: float | None) -> str:
     return f"rgb({r},{g},{b})"
 
 
+HEATMAP_LABEL_PX = 130
+LEGEND_VALUES = (-1.0, -0.5, 0.0, 0.5, 1.0)
+
+
 def heatmap(
     labels: Sequence[str],
     values: dict[tuple[int, int], float | None],
@@ -137,20 +201,30 @@ def heatmap(
     title: str,
     cell: int = 34,
 ) -> SafeString:
-    """A symmetric matrix (e.g. Cohen's κ per pair of raters); missing cells are grey."""
+    """A symmetric matrix (e.g. Cohen's κ per pair of raters); missing cells are grey. Column
+    labels run up at 45°; the canvas leaves room for the longest, and a legend below gives the
+    colour scale's values."""
     n = len(labels)
-    left, top = 130, 110
-    width, height = left + n * cell + 10, top + n * cell + 10
+    shown = [_fit(label, HEATMAP_LABEL_PX) for label in labels]
+    longest = max((text_width(s) for s in shown), default=0.0)
+    slant = longest * math.sqrt(0.5)  # a 45° label's reach along either axis
+    # A slanted label's glyphs stand a font-height beside its baseline, above the slant.
+    left, top = int(longest) + 12, int(slant + FONT_SIZE) + 10
+    matrix_right = left + n * cell
+    legend_y = top + n * cell + 16
+    width = int(max(matrix_right + slant - cell / 2, left + 5 * cell + 10)) + 12
+    height = legend_y + 34
     body = [f"<g {FONT}>"]
-    for i, label in enumerate(labels):
+    for i, (label, short) in enumerate(zip(labels, shown, strict=True)):
+        tip = f"<title>{escape(label)}</title>" if short != label else ""
         body.append(
             f'<text x="{left - 6}" y="{top + i * cell + cell / 2 + 4:.1f}" '
-            f'text-anchor="end">{escape(_shorten(label, 18))}</text>'
+            f'text-anchor="end">{tip}{escape(short)}</text>'
         )
         cx = left + i * cell + cell / 2
         body.append(
-            f'<text transform="translate({cx:.1f},{top - 6}) rotate(-45)">'
-            f"{escape(_shorten(label, 18))}</text>"
+            f'<text transform="translate({cx:.1f},{top - 6}) rotate(-45)">{tip}'
+            f"{escape(short)}</text>"
         )
     for i in range(n):
         for j in range(n):
@@ -160,14 +234,30 @@ def heatmap(
                 f'height="{cell - 2}" fill="{_cell_colour(value)}"/>'
             )
             if value is not None and i != j:
-                colour = "#fff" if abs(value) > 0.55 else "#1d2330"
+                colour = "#fff" if abs(value) > 0.55 else INK
                 body.append(
                     f'<text x="{left + j * cell + cell / 2 - 1:.1f}" '
                     f'y="{top + i * cell + cell / 2 + 3:.1f}" text-anchor="middle" '
                     f'font-size="10" fill="{colour}">{value:.2f}</text>'
                 )
+    for k, value in enumerate(LEGEND_VALUES):
+        x = left + k * cell
+        body.append(
+            f'<rect x="{x}" y="{legend_y}" width="{cell - 2}" height="10" '
+            f'fill="{_cell_colour(value)}" stroke="{LINE}"/><text x="{x + cell / 2 - 1:.1f}" '
+            f'y="{legend_y + 23}" text-anchor="middle" font-size="{TICK_SIZE}" '
+            f'fill="{MUTED}">{value:g}</text>'
+        )
     body.append("</g>")
     return _svg(width, height, title, body)
+
+
+def _round_up(value: float) -> float:
+    """The smallest of 1, 2, 2.5 or 5 × 10^k that is at least ``value`` (1 for zero)."""
+    if value <= 0:
+        return 1.0
+    magnitude = 10 ** math.floor(math.log10(value))
+    return next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= value * (1 - 1e-9))
 
 
 def scatter(
@@ -176,42 +266,62 @@ def scatter(
     title: str,
     x_label: str,
     y_label: str,
-    width: int = 300,
-    height: int = 220,
+    width: int = 340,
+    height: int = 250,
 ) -> SafeString:
-    """Points with both axes through zero, for metric difference against human preference."""
-    left, right, top, bottom = 40, 10, 14, 34
+    """Items as points: x a difference centred on zero (a metric's, system − opponent), y a
+    share in [0, 1] (the experts' preference for the system), with tick values on both axes and
+    a dashed line at 50 %."""
+    left, right, top, bottom = 58, 22, 10, 58
     plot_w, plot_h = width - left - right, height - top - bottom
-    xs = [p[0] for p in points] or [0.0]
-    ys = [p[1] for p in points] or [0.0]
-    x_span = max(abs(min(xs)), abs(max(xs))) or 1.0
-    y_span = max(abs(min(ys)), abs(max(ys))) or 1.0
+    x_span = _round_up(max((abs(p[0]) for p in points), default=0.0))
 
     def sx(v: float) -> float:
         return left + (v + x_span) / (2 * x_span) * plot_w
 
     def sy(v: float) -> float:
-        return top + (y_span - v) / (2 * y_span) * plot_h
+        return top + (1 - v) * plot_h
 
+    axis_y = top + plot_h
     body = [
         f"<g {FONT}>",
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" '
         f'stroke="{LINE}"/>',
-        f'<line x1="{left}" x2="{left + plot_w}" y1="{_num(sy(0))}" y2="{_num(sy(0))}" '
-        f'stroke="{LINE}"/>',
-        f'<line x1="{_num(sx(0))}" x2="{_num(sx(0))}" y1="{top}" y2="{top + plot_h}" '
-        f'stroke="{LINE}"/>',
+        f'<line x1="{left}" x2="{left + plot_w}" y1="{_num(sy(0.5))}" y2="{_num(sy(0.5))}" '
+        f'stroke="{MUTED}" stroke-dasharray="4 3"/>',
+        f'<line x1="{_num(sx(0))}" x2="{_num(sx(0))}" y1="{top}" y2="{axis_y}" '
+        f'stroke="{MUTED}" stroke-dasharray="4 3"/>',
     ]
+    for tick in (-x_span, 0.0, x_span):
+        body.append(
+            f'<text x="{_num(sx(tick))}" y="{axis_y + 14}" text-anchor="middle" '
+            f'font-size="{TICK_SIZE}" fill="{MUTED}">{tick:+.2g}</text>'.replace(">+0<", ">0<")
+        )
+    for tick in (0.0, 0.5, 1.0):
+        body.append(
+            f'<text x="{left - 5}" y="{_num(sy(tick) + 4)}" text-anchor="end" '
+            f'font-size="{TICK_SIZE}" fill="{MUTED}">{tick * 100:.0f}%</text>'
+        )
     for px, py in points:
         body.append(
             f'<circle cx="{_num(sx(px))}" cy="{_num(sy(py))}" r="2.5" fill="{ACCENT}" '
             f'fill-opacity="0.45"/>'
         )
+    # The x label takes two lines if it must; the last sits 8 px above the bottom.
+    x_lines, y_shown = _wrap(x_label, plot_w + right), _fit(y_label, plot_h)
     body += [
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle" '
-        f'fill="{MUTED}">{escape(x_label)} (±{x_span:.2g})</text>',
-        f'<text transform="translate(12,{top + plot_h / 2:.1f}) rotate(-90)" '
-        f'text-anchor="middle" fill="{MUTED}">{escape(y_label)} (±{y_span:.2g})</text>',
+        _label(
+            left + plot_w / 2,
+            height - 8 - 7 * (len(x_lines) - 1),
+            x_label,
+            x_lines,
+            anchor="middle",
+            extra=f' fill="{MUTED}"',
+        ),
+        f'<text transform="translate(14,{top + plot_h / 2:.1f}) rotate(-90)" '
+        f'text-anchor="middle" fill="{MUTED}">'
+        + (f"<title>{escape(y_label)}</title>" if y_shown != y_label else "")
+        + f"{escape(y_shown)}</text>",
         "</g>",
     ]
     return _svg(width, height, title, body)

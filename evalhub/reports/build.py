@@ -1,10 +1,13 @@
 """``report_build``: the one place that reads the database for a report.
 
-It unblinds every judgment (a rater's "A" is the output the assignment showed on the left),
-hands plain records to ``evalhub.analysis`` and gathers the provenance a reader needs to trust
-the numbers: study, run and hyperparameters, dataset and its content hash, base model, BERTScore
-encoder, software versions and when the report was made. Reads use ``values_list`` and
-iterators, never per-row model access, so a study of 100,000 judgments stays fast.
+It turns every comparison so that its output a belongs to the system listed first in
+``systems_order`` (the adapter before the base, so metric differences and preferences read
+"adapter − base" on every item), unblinds every judgment (a rater's "A" is the output the
+assignment showed on the left), hands plain records to ``evalhub.analysis`` and gathers the
+provenance a reader needs to trust the numbers: study, run and hyperparameters, dataset and its
+content hash, base model, BERTScore encoder, software versions and when the report was made.
+Reads use ``values_list`` and iterators, never per-row model access, so a study of 100,000
+judgments stays fast.
 """
 
 import dataclasses
@@ -21,15 +24,16 @@ from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, THRESHOLDS
 from evalhub.analysis.ranking import BT_RESAMPLES
 from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
-from evalhub.metrics import METRICS
+from evalhub.metrics import METRIC_LABELS, METRICS
 from evalhub.models import Assignment, Choice, Comparison, Judgment, Output, Prompt, Study
+from evalhub.reports.conclusion import conclusion
+from evalhub.reports.disagreements import Texts, disagreeing_items, disagreement_rows
 from evalhub.selectors.recognisability import recognisability_block
 from evalhub.selectors.studies import KIND_ORDER, ppi_block, sequential_block
 from trainer.engine.environment import library_versions
 from trainer.models import FineTuneRun, RunMetric
 
 SCHEMA = "evalhub.report/1"
-PROMPT_EXCERPT_CHARS = 240
 SOFTWARE = ("django", "numpy", "scipy", "statsmodels", "krippendorff", "choix", "ppi-python")
 
 
@@ -48,7 +52,6 @@ def report_build(
     systems = list(study.systems.select_related("base_model", "run").order_by("name"))
     comparisons = _comparisons(study)
     _attach_outputs(comparisons, _outputs(study))
-    ratings, judgment_rows = _judgments(study, comparisons, with_rows=include_judgments)
     evaluated = [c for c in comparisons.values() if not c["is_gold"]]
     order = sorted(
         {c["system_a"] for c in evaluated}
@@ -56,6 +59,8 @@ def report_build(
         | {s.name for s in systems},
         key=lambda name: (KIND_ORDER.get(_kind(systems, name), 3), name),
     )
+    _orient(comparisons, order)
+    ratings, judgment_rows = _judgments(study, comparisons, with_rows=include_judgments)
     analysis = analyse_study(
         ratings,
         systems=order,
@@ -66,8 +71,10 @@ def report_build(
         bt_resamples=bt_resamples,
     )
     result = dataclasses.asdict(analysis)
-    _describe_disagreements(result["metrics"], comparisons)
+    for m in result["metrics"]:
+        m["label"] = METRIC_LABELS.get(m["metric"], m["metric"])
     run = study.run or next((s.run for s in systems if s.run_id), None)
+    sequential = sequential_block(study=study, ratings=ratings)
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "generated_at": (now or timezone.now()).isoformat(timespec="seconds"),
@@ -80,16 +87,26 @@ def report_build(
         "systems_order": order,
         "thresholds": dict(THRESHOLDS, bradley_terry_resamples=bt_resamples),
         "software": library_versions(SOFTWARE),
+        "conclusion": conclusion(sequential=sequential, analysis=result, systems=order),
         "analysis": result,
+        # Where the automated metrics and the experts disagree most, one row per item.
+        "disagreements": disagreement_rows(
+            result["metrics"],
+            comparisons,
+            _texts(comparisons, disagreeing_items(result["metrics"])),
+        ),
         # The always-valid interval and verdict for the monitored pair (adapter vs base).
-        "sequential": sequential_block(study=study, ratings=ratings),
+        "sequential": sequential,
         # Beside it, not instead of it: the win rate with the automated signal's help.
         "ppi": ppi_block(study=study, ratings=ratings),
         # Whether raters may tell the systems apart, or the gold items from real ones, by form.
         "recognisability": recognisability_block(study=study),
     }
     if include_judgments:
-        report["comparisons"] = [_public_comparison(c) for c in comparisons.values()]
+        texts = _texts(comparisons, list(comparisons))
+        report["comparisons"] = [
+            _public_comparison(c, texts[cid]) for cid, c in comparisons.items()
+        ]
         report["judgments"] = judgment_rows
     return report
 
@@ -170,6 +187,20 @@ def _attach_outputs(
         c["length_b"] = out_b["tokens"] if use_tokens else out_b["chars"]
         gold = c["gold_answer"]
         c["gold"] = {A: c["system_a"], B: c["system_b"]}.get(gold, gold)
+
+
+def _orient(comparisons: dict[int, dict[str, Any]], order: list[str]) -> None:
+    """Swap the sides of every evaluated comparison whose output a belongs to the system listed
+    later in ``order``, so a is always the earlier one. Unblinding compares ``left_output`` with
+    the swapped ``output_a``, so verdicts, scores and the left side swap with it. Gold
+    comparisons (reserved systems, outside ``order``) keep their stored sides."""
+    rank = {name: i for i, name in enumerate(order)}
+    for c in comparisons.values():
+        if c["is_gold"] or rank[c["system_a"]] <= rank[c["system_b"]]:
+            continue
+        for key in ("output", "system", "metrics", "length"):
+            c[f"{key}_a"], c[f"{key}_b"] = c[f"{key}_b"], c[f"{key}_a"]
+        c["gold_answer"] = {A: B, B: A}.get(c["gold_answer"], c["gold_answer"])
 
 
 ANALYSIS_COLUMNS = (
@@ -257,19 +288,30 @@ def _item_metrics(
     return {m: values[m] for m in METRICS if m in values}
 
 
-def _describe_disagreements(metrics: list[dict], comparisons: dict[int, dict[str, Any]]) -> None:
-    """Give each listed disagreement its systems and the start of its prompt."""
-    ids = {d["item"] for m in metrics for d in m["disagreements"]}
-    prompts = {c["prompt"] for cid, c in comparisons.items() if cid in ids}
-    texts = {p.pk: p.text for p in Prompt.objects.filter(pk__in=prompts).only("messages")}
-    for m in metrics:
-        for d in m["disagreements"]:
-            c = comparisons[d["item"]]
-            d["system_a"], d["system_b"] = c["system_a"], c["system_b"]
-            d["prompt_excerpt"] = texts.get(c["prompt"], "")[:PROMPT_EXCERPT_CHARS]
+def _texts(comparisons: dict[int, dict[str, Any]], ids: list[int]) -> dict[int, Texts]:
+    """The prompt (its last user turn, as raters read it) and both outputs' texts of the
+    comparisons ``ids``, read in chunks."""
+    chosen = [comparisons[cid] for cid in ids]
+    outputs = {c[f"output_{side}"] for c in chosen for side in (A, B)}
+    prompts = {c["prompt"] for c in chosen}
+    output_texts = dict(
+        Output.objects.filter(pk__in=outputs).values_list("id", "text").iterator(chunk_size=5000)
+    )
+    prompt_texts = {
+        p.pk: p.text
+        for p in Prompt.objects.filter(pk__in=prompts).only("messages").iterator(chunk_size=5000)
+    }
+    return {
+        c["comparison"]: Texts(
+            prompt=prompt_texts[c["prompt"]],
+            a=output_texts[c["output_a"]],
+            b=output_texts[c["output_b"]],
+        )
+        for c in chosen
+    }
 
 
-def _public_comparison(c: dict[str, Any]) -> dict[str, Any]:
+def _public_comparison(c: dict[str, Any], texts: Texts) -> dict[str, Any]:
     keys = ("comparison", "prompt", "system_a", "system_b", "output_a", "output_b", "is_gold")
     return {
         **{k: c[k] for k in keys},
@@ -279,6 +321,9 @@ def _public_comparison(c: dict[str, Any]) -> dict[str, Any]:
         "length_b": c["length_b"],
         "metrics_a": c["metrics_a"],
         "metrics_b": c["metrics_b"],
+        "prompt_text": texts.prompt,
+        "text_a": texts.a,
+        "text_b": texts.b,
     }
 
 

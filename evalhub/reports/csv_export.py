@@ -1,4 +1,12 @@
-"""CSV of the raw judgments: one row per judgment, unblinded, with both outputs' metric values.
+"""CSV of the raw judgments: one row per judgment, unblinded, with the prompt, both outputs'
+texts and their lengths, scores and metric values.
+
+Columns that belong to a system are named by the system ("adapter-r16: output",
+"adapter-r16: correctness", "base: rouge1"): one set per system of the study, empty where a
+row's comparison does not involve that system. Texts are quoted by the csv module, so commas,
+quotes and line breaks in prompts and outputs read back intact. A spreadsheet cell holds at most
+32,767 characters (and Python's csv reader 131,072 by default), so a longer text is cut, saying
+how much was left out; the JSON report carries every text whole.
 
 Spreadsheets execute cells that start with = + - @ (and tab or carriage return, which some strip
 before looking), so every text cell that starts with one gets a leading apostrophe. Numbers are
@@ -13,17 +21,19 @@ from evalhub.analysis.records import A, B
 from evalhub.metrics import METRICS
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+TEXT_CELL_CHARS = 32_000
+TEXT_CUT = " [… {more:,} more characters: the JSON report has the whole text]"
 
 BASE_COLUMNS = [
     "judgment_id",
     "comparison_id",
     "prompt_id",
     "rater",
-    "system_a",
-    "system_b",
+    "systems",
     "shown_left",
     "choice",
     "gold",
+    "prompt",
 ]
 TAIL_COLUMNS = [
     "time_on_task_ms",
@@ -34,8 +44,6 @@ TAIL_COLUMNS = [
     "created_at",
     "updated_at",
     "length_unit",
-    "length_a",
-    "length_b",
 ]
 
 
@@ -46,36 +54,60 @@ def neutralise(value: Any) -> Any:
     return value
 
 
+def _text_cell(text: str) -> str:
+    if len(text) <= TEXT_CELL_CHARS:
+        return text
+    return text[:TEXT_CELL_CHARS] + TEXT_CUT.format(more=len(text) - TEXT_CELL_CHARS)
+
+
+def _per_system(report: dict[str, Any]) -> list[str]:
+    """What each system gets a column of, after its output text: length, scores, metrics."""
+    return ["length", *report["study"]["criteria"], *METRICS]
+
+
 def csv_columns(report: dict[str, Any]) -> list[str]:
-    criteria = report["study"]["criteria"]
-    scores = [f"{c}_{side}" for c in criteria for side in (A, B)]
-    metrics = [f"{side}_{m}" for side in (A, B) for m in METRICS]
-    return BASE_COLUMNS + scores + TAIL_COLUMNS + metrics
+    systems = report["systems_order"]
+    outputs = [f"{s}: output" for s in systems]
+    values = [f"{s}: {v}" for s in systems for v in _per_system(report)]
+    return BASE_COLUMNS + outputs + TAIL_COLUMNS + values
+
+
+def _system_cells(c: dict[str, Any], j: dict[str, Any], criteria: list[str]) -> dict[str, dict]:
+    """system -> its output text and its values in this row, by the column's value name."""
+    cells = {}
+    for side in (A, B):
+        values: dict[str, Any] = {
+            "output": _text_cell(c[f"text_{side}"]),
+            "length": c[f"length_{side}"],
+        }
+        values |= {k: j["scores"].get(k, {}).get(side) for k in criteria}
+        values |= {m: c[f"metrics_{side}"].get(m) for m in METRICS}
+        cells[c[f"system_{side}"]] = values
+    return cells
 
 
 def render_csv(report: dict[str, Any]) -> str:
     """``report`` must have been built with ``include_judgments=True``."""
     comparisons = {c["comparison"]: c for c in report["comparisons"]}
-    criteria = report["study"]["criteria"]
+    criteria, systems = report["study"]["criteria"], report["systems_order"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([neutralise(c) for c in csv_columns(report)])
     for j in report["judgments"]:
         c = comparisons[j["comparison"]]
+        cells = _system_cells(c, j, criteria)
         row = [
             j["judgment"],
             j["comparison"],
             c["prompt"],
             j["rater"],
-            c["system_a"],
-            c["system_b"],
+            f"{c['system_a']} vs {c['system_b']}",
             j["shown_left"],
             j["choice"],
             c["gold"],
+            _text_cell(c["prompt_text"]),
         ]
-        for criterion in criteria:
-            pair = j["scores"].get(criterion, {})
-            row += [pair.get(A), pair.get(B)]
+        row += [cells.get(s, {}).get("output") for s in systems]
         row += [
             j["time_on_task_ms"],
             j["flagged"],
@@ -85,10 +117,7 @@ def render_csv(report: dict[str, Any]) -> str:
             j["created_at"],
             j["updated_at"],
             c["length_unit"],
-            c["length_a"],
-            c["length_b"],
         ]
-        row += [c["metrics_a"].get(m) for m in METRICS]
-        row += [c["metrics_b"].get(m) for m in METRICS]
+        row += [cells.get(s, {}).get(v) for s in systems for v in _per_system(report)]
         writer.writerow([neutralise(v) for v in row])
     return out.getvalue()

@@ -17,6 +17,25 @@ def _symmetric_domain(values: list[float], floor: float = 1.0) -> tuple[float, f
     return -span, span
 
 
+def _metric_scatters(analysis: dict[str, Any]) -> dict[str, Any]:
+    """One scatter per metric, each item oriented system − opponent (the report orients every
+    comparison so), named by the systems when the study compares one pair."""
+    pairs = analysis["pairs"]
+    system, opponent = (
+        (pairs[0]["system"], pairs[0]["opponent"]) if len(pairs) == 1 else ("system", "opponent")
+    )
+    return {
+        m["metric"]: scatter(
+            # The experts' preference for the system, from −½…½ to the share 0…1.
+            [(x, y + 0.5) for x, y, _ in m["points"]],
+            title=f"{m['label']} difference against the experts' preference",
+            x_label=f"{m['label']}: {system} − {opponent}",
+            y_label=f"experts prefer {system}",
+        )
+        for m in analysis["metrics"]
+    }
+
+
 def report_figures(report: dict[str, Any]) -> dict[str, Any]:
     analysis = report["analysis"]
     figures: dict[str, Any] = {}
@@ -97,15 +116,7 @@ def report_figures(report: dict[str, Any]) -> dict[str, Any]:
         ],
         title="Share of decisive judgments won by the left side / by the longer output",
     )
-    figures["metrics"] = {
-        m["metric"]: scatter(
-            [(x, y) for x, y, _ in m["points"]],
-            title=f"{m['metric']} difference against human preference",
-            x_label=f"{m['metric']} a − b",
-            y_label="human preference for a",
-        )
-        for m in analysis["metrics"]
-    }
+    figures["metrics"] = _metric_scatters(analysis)
     run = report.get("run")
     curves = {kind: points for kind, points in (run or {}).get("loss_curves", {}).items() if points}
     if curves:

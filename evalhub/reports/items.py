@@ -4,7 +4,7 @@ from typing import Any
 
 from evalhub.analysis.records import A, B
 from evalhub.blinding import unblind_choice, unblind_scores
-from evalhub.metrics import METRICS
+from evalhub.metrics import METRIC_LABELS, METRICS
 from evalhub.models import Comparison, Judgment
 
 
@@ -39,7 +39,7 @@ def item_detail(comparison: Comparison) -> dict[str, Any]:
             }
         )
     metrics = [
-        {"metric": m, "a": out_a.metrics.get(m), "b": out_b.metrics.get(m)}
+        {"label": METRIC_LABELS[m], "a": out_a.metrics.get(m), "b": out_b.metrics.get(m)}
         for m in METRICS
         if m in out_a.metrics or m in out_b.metrics
     ]

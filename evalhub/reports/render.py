@@ -26,9 +26,42 @@ class ReportError(Exception):
     """A report cannot be produced in the requested format; the message says why."""
 
 
+def setting_rows(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """A run's hyperparameters or plan as (name, value) lines a person reads: nested settings
+    flattened to "parent › child", lists joined, numbers without float noise."""
+    rows: list[tuple[str, str]] = []
+    for key, value in values.items():
+        name = f"{prefix}{key}".replace("_", " ")
+        if isinstance(value, dict):
+            rows += setting_rows(value, prefix=f"{name} › ")
+        else:
+            rows.append((name, _setting_value(value)))
+    return rows
+
+
+def _setting_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_setting_value(v) for v in value) or "—"
+    return str(value)
+
+
 def report_context(report: dict[str, Any], *, link_items: bool) -> dict[str, Any]:
-    """What the report's template parts need: the dict and the charts drawn from it."""
-    return {"report": report, "figures": report_figures(report), "link_items": link_items}
+    """What the report's template parts need: the dict, the charts drawn from it and the run's
+    settings as readable lines."""
+    run = report.get("run") or {}
+    settings = {key: setting_rows(run.get(key) or {}) for key in ("hyperparameters", "plan")}
+    return {
+        "report": report,
+        "figures": report_figures(report),
+        "settings": settings,
+        "link_items": link_items,
+    }
 
 
 def render_html(report: dict[str, Any], *, for_print: bool = False) -> str:

@@ -99,7 +99,15 @@ def test_item_page_unblinds_every_judgment_and_escapes_outputs(manager_client, s
     assert {j["choice"] for j in judgments} == {"adapter-r16"}
     assert {j["shown_left"] for j in judgments} == {"adapter-r16", comparison.output_a.system.name}
     assert judgments[0]["scores"] == [{"criterion": "correctness", "a": 2, "b": 4}]
-    assert "rouge1" in html and "all-MiniLM-L6-v2" in html
+    assert "ROUGE-1" in html and "all-MiniLM-L6-v2" in html
+
+
+def test_item_page_names_the_systems_not_the_sides(manager_client, study):
+    comparison = Comparison.objects.filter(study=study).order_by("id").first()
+    html = manager_client.get(f"/studies/{study.pk}/analysis/items/{comparison.pk}/").content
+    text = re.sub(r"<[^>]+>", " ", html.decode())
+    assert not re.search(r"Output [ab]\b|\([ab]\)", text)
+    assert "<h2>adapter-r16</h2>" in html.decode()
 
 
 def test_a_study_without_judgments_renders(manager_client, db):

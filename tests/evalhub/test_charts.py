@@ -1,5 +1,9 @@
+import math
+import re
 from html.parser import HTMLParser
 from xml.etree import ElementTree
+
+import pytest
 
 from evalhub.charts import Bar, heatmap, interval_bars, loss_curve_svg, nice_ticks, scatter
 
@@ -43,16 +47,26 @@ def test_interval_bars_escape_labels_and_notes():
 
 
 def test_interval_bars_place_value_and_whisker_on_the_axis():
-    # plot spans x = 190 … 190 + (640 − 190 − 150) = 490; 0.5 → 340, 0.25 → 265, 0.75 → 415
+    # plot spans x = 230 … 230 + (640 − 230 − 100) = 540; 0.5 → 385, 0.25 → 307.5,
+    # 0.75 → 462.5; the one row spans y = 8 … 34, its middle at 21
     svg = interval_bars([Bar("x", 0.5, 0.25, 0.75)], title="t")
     rect = next(attrs for tag, attrs in _parse(svg).tags if tag == "rect")
-    assert (float(rect["x"]), float(rect["width"])) == (190.0, 150.0)
-    assert 'd="M265.0 34H415.0' in svg
+    assert (float(rect["x"]), float(rect["width"])) == (230.0, 155.0)
+    assert 'd="M307.5 21.0H462.5' in svg
 
 
-def test_long_labels_are_shortened_with_an_ellipsis():
+def test_long_labels_are_shortened_with_an_ellipsis_and_kept_whole_in_a_tooltip():
+    # 218 px of label column at 7.2 px a character: 30 characters, the last an ellipsis
     svg = interval_bars([Bar("a" * 60, 0.5)], title="t")
-    assert "a" * 27 + "…" in svg
+    assert ">" + "a" * 29 + "…<" in svg
+    assert "<title>" + "a" * 60 + "</title>" in svg
+
+
+def test_long_bar_labels_wrap_at_spaces_onto_two_lines():
+    label = "qlora-smollm2-135m-support-r16 vs smollm2-135m-instruct"
+    svg = interval_bars([Bar(label, 0.5)], title="t")
+    lines = [t.text for t in ElementTree.fromstring(svg).iter(f"{SVG}tspan")]
+    assert lines == ["qlora-smollm2-135m-support-r16", "vs smollm2-135m-instruct"]
 
 
 def test_heatmap_escapes_rater_names_and_greys_missing_cells():
@@ -112,25 +126,25 @@ def test_no_points_gives_a_placeholder():
     ElementTree.fromstring(svg)
 
 
-def _texts(svg: str, css_class: str) -> list[str]:
+def _texts_of_class(svg: str, css_class: str) -> list[str]:
     root = ElementTree.fromstring(svg)
     return [t.text for t in root.iter(f"{SVG}text") if t.get("class") == css_class]
 
 
 def test_both_axes_carry_their_title_and_tick_values():
     svg = loss_curve_svg({"train loss": [(0, 2.0), (40, 1.2)]})
-    assert _texts(svg, "axis-title-x") == ["step"]
-    assert _texts(svg, "axis-title-y") == ["loss"]
-    assert _texts(svg, "tick-x") == ["0", "10", "20", "30", "40"]
-    assert _texts(svg, "tick-y") == ["1.2", "1.4", "1.6", "1.8", "2.0"]
+    assert _texts_of_class(svg, "axis-title-x") == ["step"]
+    assert _texts_of_class(svg, "axis-title-y") == ["loss"]
+    assert _texts_of_class(svg, "tick-x") == ["0", "10", "20", "30", "40"]
+    assert _texts_of_class(svg, "tick-y") == ["1.2", "1.4", "1.6", "1.8", "2.0"]
 
 
 def test_a_learning_rate_axis_reads_in_powers_of_ten():
     svg = loss_curve_svg({"learning rate": [(1, 0.0), (5, 2e-4)]}, y_label="learning rate")
-    assert _texts(svg, "axis-title-y") == ["learning rate"]
-    assert _texts(svg, "tick-y") == ["0", "0.5e-4", "1.0e-4", "1.5e-4", "2.0e-4"]
+    assert _texts_of_class(svg, "axis-title-y") == ["learning rate"]
+    assert _texts_of_class(svg, "tick-y") == ["0", "0.5e-4", "1.0e-4", "1.5e-4", "2.0e-4"]
     fine = loss_curve_svg({"learning rate": [(1, 1e-4), (2, 1.2e-4)]}, y_label="learning rate")
-    assert _texts(fine, "tick-y") == ["1.00e-4", "1.05e-4", "1.10e-4", "1.15e-4", "1.20e-4"]
+    assert _texts_of_class(fine, "tick-y") == ["1.00e-4", "1.05e-4", "1.10e-4", "1.15e-4", "1.20e-4"]
     assert [p.get("data-series") for p in ElementTree.fromstring(svg).iter(f"{SVG}polyline")] == [
         "learning rate"
     ]
@@ -149,3 +163,105 @@ def test_a_series_without_points_gets_no_line_and_no_legend_entry():
     svg = loss_curve_svg({"train loss": [(1, 2.0), (2, 1.5)], "validation loss": []})
     assert "validation loss" not in svg
     assert ElementTree.fromstring(svg).find(f"{SVG}rect") is None
+
+
+LONG = "qlora-smollm2-135m-instruct-support-tickets-r16"
+
+
+def _texts(svg: str) -> list[tuple[str, list[tuple[float, float]]]]:
+    """Every text line of the chart (without tooltips) with the corners of its box, estimated
+    at 0.6 em a character, 0.8 em above and 0.2 em below the baseline, after any rotation."""
+    root = ElementTree.fromstring(svg)
+    found = []
+
+    def walk(element, size, anchor):
+        size = float(element.get("font-size", size))
+        anchor = element.get("text-anchor", anchor)
+        if element.tag != f"{SVG}text":
+            for child in element:
+                walk(child, size, anchor)
+            return
+        spans = list(element.iter(f"{SVG}tspan"))
+        lines = [(float(t.get("x")), float(t.get("y")), t.text or "") for t in spans] or [
+            (
+                float(element.get("x", 0)),
+                float(element.get("y", 0)),
+                (element.text or "") + "".join(c.tail or "" for c in element),
+            )
+        ]
+        move = re.fullmatch(
+            r"translate\(([-\d.]+),([-\d.]+)\)(?: rotate\(([-\d.]+)\))?",
+            element.get("transform", "translate(0,0)"),
+        )
+        dx, dy, angle = float(move[1]), float(move[2]), math.radians(float(move[3] or 0))
+        for x, y, text in lines:
+            w = len(text) * size * 0.6
+            x0 = x - {"start": 0, "middle": w / 2, "end": w}[anchor]
+            corners = []
+            for cx, cy in ((x0, y - 0.8 * size), (x0 + w, y - 0.8 * size), (x0, y + 0.2 * size),
+                           (x0 + w, y + 0.2 * size)):  # fmt: skip
+                rx = cx * math.cos(angle) - cy * math.sin(angle)
+                ry = cx * math.sin(angle) + cy * math.cos(angle)
+                corners.append((rx + dx, ry + dy))
+            found.append((text, corners))
+
+    walk(root, 12.0, "start")
+    return found
+
+
+def _assert_inside(svg: str) -> list[str]:
+    _, _, width, height = (float(v) for v in ElementTree.fromstring(svg).get("viewBox").split())
+    texts = _texts(svg)
+    for text, corners in texts:
+        for x, y in corners:
+            assert -0.5 <= x <= width + 0.5 and -0.5 <= y <= height + 0.5, (text, x, y, width)
+    return [t for t, _ in texts]
+
+
+CHARTS = {
+    "win rates": lambda: interval_bars(
+        [Bar(f"{LONG} vs smollm2-135m-instruct", 0.7, 0.55, 0.84, note="n = 10,000")],
+        title="t",
+    ),
+    "criteria": lambda: interval_bars(
+        [Bar(f"correctness: {LONG} − base", -1.2, -1.9, -0.4, note="n = 36")],
+        title="t",
+        domain=(-2.0, 2.0),
+        reference=0.0,
+        percent=False,
+    ),
+    "kappa, two raters": lambda: heatmap([LONG, "bob"], {(0, 1): 0.4}, title="κ"),
+    "kappa, six raters": lambda: heatmap(
+        [f"{LONG}-{i}" for i in range(6)], {(0, 1): 0.4}, title="κ"
+    ),
+    "metric scatter": lambda: scatter(
+        [(-0.3, 0.0), (0.12, 1.0), (0.0, 0.5)],
+        title="t",
+        x_label=f"BERTScore F1: {LONG} − smollm2-135m-instruct",
+        y_label=f"experts prefer {LONG}",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", CHARTS)
+def test_no_text_of_a_chart_reaches_past_its_canvas(name):
+    _assert_inside(CHARTS[name]())
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("win rates", {"0%", "20%", "40%", "60%", "80%", "100%"}),
+        ("criteria", {"-2", "-1", "0", "1", "2"}),
+        ("kappa, two raters", {"-1", "-0.5", "0", "0.5", "1"}),
+        ("metric scatter", {"-0.5", "0", "+0.5", "0%", "50%", "100%"}),
+    ],
+)
+def test_every_chart_shows_its_axis_values(name, values):
+    assert values <= set(_assert_inside(CHARTS[name]()))
+
+
+def test_shortened_chart_labels_keep_the_full_name_in_a_tooltip():
+    for name in ("kappa, six raters", "metric scatter"):
+        tooltips = [t.text for t in ElementTree.fromstring(CHARTS[name]()).iter(f"{SVG}title")]
+        assert any(LONG in (t or "") for t in tooltips[1:]), name

@@ -1,12 +1,13 @@
 import csv
 import io
 import json
+import re
 from html.parser import HTMLParser
 
 import pytest
 
 from evalhub.reports.build import report_build
-from evalhub.reports.csv_export import neutralise
+from evalhub.reports.csv_export import TEXT_CELL_CHARS, TEXT_CUT, neutralise
 from evalhub.reports.render import (
     PDF_UNAVAILABLE,
     ReportError,
@@ -15,6 +16,7 @@ from evalhub.reports.render import (
     render_json,
     render_pdf,
 )
+from evalhub.services.studies import study_create
 from tests.evalhub.report_fixtures import (
     ADAPTER_WIN_RATE,
     FORMULA_COMMENT,
@@ -22,6 +24,8 @@ from tests.evalhub.report_fixtures import (
     HOSTILE_SYSTEM,
     build_study,
 )
+from tests.evalhub.test_studies import gold_items, run_with_outputs
+from tests.factories import ExpertFactory
 
 
 @pytest.fixture
@@ -131,18 +135,51 @@ def test_csv_has_one_row_per_judgment_with_unblinded_choices(report):
     assert winners.count("adapter-r16") == 16
     assert winners.count(HOSTILE_SYSTEM) == 6
     assert (winners.count("tie"), winners.count("both_bad")) == (1, 1)
+    assert {r["systems"] for r in rows} == {f"adapter-r16 vs {HOSTILE_SYSTEM}"}
+
+
+def test_csv_names_every_value_column_by_its_system(report):
+    text = render_csv(report)
+    header = next(csv.reader(io.StringIO(text)))
+    for name in ("adapter-r16", HOSTILE_SYSTEM):
+        for value in ("output", "length", "correctness", "=tone", "rouge1", "bertscore_f1"):
+            assert f"{name}: {value}" in header
+    sides = [c for c in header if c.endswith(("_a", "_b")) or c.startswith(("a_", "b_"))]
+    assert sides == []
+    rows = list(csv.DictReader(io.StringIO(text)))
+    # scores are stored per output: the adapter 4 and base 2 on every row
+    scores = {(r["adapter-r16: correctness"], r[f"{HOSTILE_SYSTEM}: correctness"]) for r in rows}
+    assert scores == {("4", "2")}
     first = rows[0]
-    assert first["system_a"] == HOSTILE_SYSTEM and first["system_b"] == "adapter-r16"
-    # scores are stored per output: base (a) 2, adapter (b) 4 on every row
-    assert {(r["correctness_a"], r["correctness_b"]) for r in rows} == {("2", "4")}
-    assert first["a_rouge1"] == "0.0" and first["b_bertscore_f1"] == "0.85"
+    assert first[f"{HOSTILE_SYSTEM}: rouge1"] == "0.0" and first["adapter-r16: rouge1"] == "0.2"
+    assert first["adapter-r16: length"] == "30" and first[f"{HOSTILE_SYSTEM}: length"] == "10"
+
+
+def test_csv_carries_the_prompt_and_both_outputs_and_reads_back_intact(db):
+    study = build_study()
+    comparison = study.comparisons.order_by("id")[1]
+    prompt_text = 'Refund "order 7", please;\nit arrived, broken,\r\ntwice'
+    comparison.prompt.messages = [{"role": "user", "content": prompt_text}]
+    comparison.prompt.save()
+    adapter_text = 'Sorry, "Alex" here.\n\nStep 1, return it; step 2, wait.'
+    comparison.output_b.text = adapter_text
+    comparison.output_b.save()
+    report = report_build(study, resamples=50, bt_resamples=20)
+    rows = list(csv.DictReader(io.StringIO(render_csv(report), newline="")))
+    row = next(r for r in rows if r["comparison_id"] == str(comparison.pk))
+    assert row["prompt"] == prompt_text
+    assert row["adapter-r16: output"] == adapter_text
+    assert row[f"{HOSTILE_SYSTEM}: output"] == "base answer 1"
+    hostile = next(r for r in rows if r["comparison_id"] == str(study.comparisons.first().pk))
+    assert hostile[f"{HOSTILE_SYSTEM}: output"] == HOSTILE_OUTPUT
+    assert len(rows) == 24
 
 
 def test_csv_neutralises_formula_injection(report):
     text = render_csv(report)
     rows = list(csv.reader(io.StringIO(text)))
     header, body = rows[0], rows[1:]
-    assert "'=tone_a" in header
+    assert not any(c.startswith(("=", "+", "-", "@")) for c in header)
     cells = [cell for row in body for cell in row]
     assert "'" + FORMULA_COMMENT in cells
     assert "'-1 bad prompt" in cells
@@ -255,3 +292,117 @@ def test_report_unblinds_what_the_rating_services_store(db):
     sign = 1 if criterion["system"] == "beta" else -1
     assert sign * criterion["mean_difference"] == 4.0
     assert {row["choice"] for row in report["judgments"]} == {"beta"}
+
+
+def test_csv_cuts_a_text_longer_than_a_spreadsheet_cell_and_says_so(db):
+    study = build_study()
+    comparison = study.comparisons.order_by("id")[3]
+    comparison.output_b.text = "x" * (TEXT_CELL_CHARS + 500)
+    comparison.output_b.save()
+    report = report_build(study, resamples=50, bt_resamples=20)
+    rows = list(csv.DictReader(io.StringIO(render_csv(report), newline="")))
+    cell = next(r for r in rows if r["comparison_id"] == str(comparison.pk))["adapter-r16: output"]
+    assert cell == "x" * TEXT_CELL_CHARS + TEXT_CUT.format(more=500)
+    whole = next(c for c in report["comparisons"] if c["comparison"] == comparison.pk)
+    assert whole["text_a"] == "x" * (TEXT_CELL_CHARS + 500)  # the JSON keeps it whole
+
+
+class _Text(HTMLParser):
+    """The text a reader sees, tooltips and chart titles left out."""
+
+    def __init__(self):
+        super().__init__()
+        self.parts: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.skip += tag in ("title", "style")
+
+    def handle_endtag(self, tag):
+        self.skip -= tag in ("title", "style")
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.parts.append(data)
+
+
+def _visible_text(html: str) -> str:
+    parser = _Text()
+    parser.feed(html)
+    return " ".join(" ".join(parser.parts).split())
+
+
+def test_report_turns_every_comparison_so_the_adapter_is_first(report):
+    # base is stored as output a in the fixture; the report reads adapter − base throughout
+    assert {(c["system_a"], c["system_b"]) for c in report["comparisons"]} == {
+        ("adapter-r16", HOSTILE_SYSTEM)
+    }
+    rouge = next(m for m in report["analysis"]["metrics"] if m["metric"] == "rouge1")
+    # the adapter's rouge1 is 0.2 on every item, the base's 0.1 × (item % 5)
+    assert {round(x + 0.1 * (k % 5), 9) for k, (x, _, _) in enumerate(rouge["points"])} == {0.2}
+
+
+def test_metric_disagreements_are_one_table_with_a_metric_column_and_the_texts(report):
+    html = render_html(report)
+    assert html.count('<table class="disagreements">') == 1
+    assert "and the experts disagree most" in html
+    table = html[html.index('<table class="disagreements">') :]
+    table = table[: table.index("</table>")]
+    assert "ROUGE-1" in table and "BERTScore F1" in table
+    first = report["disagreements"][0]
+    assert {m["metric"] for m in first["metrics"]} == {"rouge1", "bertscore_f1"}
+    assert table.count('<tr class="item">') == len(report["disagreements"])
+    assert "ROUGE-1<br>BERTScore F1" in table  # both metrics in the first item's metric cell
+    # the texts, escaped, in a full-width row under each item: folded on screen, open in print
+    assert f"Prompt and outputs of #{first['item']}</summary>" in table
+    assert table.count('<tr class="texts">') == len(report["disagreements"])
+    assert '<details class="texts">' in table
+    assert '<details class="texts" open>' in render_html(report, for_print=True)
+    assert "question 10 &lt;i&gt;x&lt;/i&gt;" in table
+    assert "adapter answer 10, longer" in table and "base answer 10" in table
+
+
+def test_the_report_names_systems_never_sides(report):
+    text = _visible_text(render_html(report))
+    for side in (r"\b[Oo]utput [ab]\b", r"\b[Ss]ystem [ab]\b", r"\ba − b\b", r"\bfor a\b",
+                 r"\b\w+ [ab]\b(?= \d)"):  # fmt: skip
+        assert not re.search(side, text), (side, re.search(side, text))
+    assert "ROUGE-1: adapter-r16 − base" in render_html(report)  # the scatter's axis
+
+
+def test_hyperparameters_read_as_a_list_of_settings_not_a_dict(db):
+    study = build_study()
+    study.run.hyperparameters = {
+        "rank": 16,
+        "learning_rate": 0.0002,
+        "gradient_checkpointing": True,
+        "lora": {"dropout": 0.05, "target_modules": ["q_proj", "v_proj"]},
+    }
+    study.run.save()
+    html = render_html(report_build(study, resamples=50, bt_resamples=20))
+    provenance = html[html.index('id="provenance"') : html.index('id="win-rates"')]
+    for name, value in (
+        ("rank", "16"),
+        ("learning rate", "0.0002"),
+        ("gradient checkpointing", "yes"),
+        ("lora › dropout", "0.05"),
+        ("lora › target modules", "q_proj, v_proj"),
+        ("total steps", "30"),
+    ):
+        assert f"<dt>{name}</dt><dd>{value}</dd>" in provenance
+    assert "{" not in provenance and "&#x27;" not in provenance
+
+
+def test_a_study_with_gold_items_reports_them_in_their_stored_order(db):
+    outputs = run_with_outputs(prompts=4)
+    study = study_create(name="g", systems=outputs.systems, raters=[ExpertFactory()],
+                         overlap=1, gold=gold_items(2))  # fmt: skip
+    gold = {c.pk: c for c in study.comparisons.filter(is_gold=True)}
+    report = report_build(study, resamples=20, bt_resamples=10)
+    for row in (c for c in report["comparisons"] if c["is_gold"]):
+        stored = gold[row["comparison"]]
+        assert (row["output_a"], row["output_b"]) == (stored.output_a_id, stored.output_b_id)
+        assert (
+            row["gold"]
+            == (stored.output_a if stored.gold_answer == "a" else stored.output_b).system.name
+        )

@@ -11,7 +11,8 @@ from django.test import Client
 from django.urls import reverse
 
 from evalhub.models import Assignment, Comparison, Judgment, Study, StudyStatus
-from evalhub.reports.build import PROMPT_EXCERPT_CHARS, report_build
+from evalhub.reports.build import report_build
+from evalhub.reports.disagreements import PROMPT_EXCERPT_CHARS
 from evalhub.reports.render import render_html
 from evalhub.selectors.outputs import evaluation_prompts
 from evalhub.services.judgments import judgment_submit

@@ -1,0 +1,48 @@
+"""The analysis page as a lead reads it at 1366 px: nothing runs past the page or a chart."""
+
+import pytest
+
+from evalhub.models import System
+from tests.browser.test_rating import log_in
+from tests.evalhub.report_fixtures import build_study
+from tests.factories import ManagerFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+ADAPTER = "qlora-smollm2-135m-instruct-support-tickets-r16-lr2e-4"
+BASE = "smollm2-135m-instruct (base model, greedy decoding)"
+
+OVERFLOWS = """() => {
+  const out = [];
+  for (const svg of document.querySelectorAll('.report svg')) {
+    const box = svg.getBoundingClientRect();
+    for (const text of svg.querySelectorAll('text')) {
+      const r = text.getBoundingClientRect();
+      if (r.left < box.left - 1 || r.right > box.right + 1 || r.top < box.top - 1
+          || r.bottom > box.bottom + 1)
+        out.push([svg.getAttribute('aria-label'), text.textContent.slice(0, 60)]);
+    }
+  }
+  return {texts: out, page: document.documentElement.scrollWidth - window.innerWidth,
+          report: [...document.querySelectorAll('.report section')]
+            .filter(s => s.scrollWidth > s.clientWidth + 1).map(s => s.id)};
+}"""
+
+
+def test_no_chart_text_or_table_runs_past_the_page_at_1366_px(live_server, new_page, artifacts):
+    study = build_study()
+    System.objects.filter(kind="adapter").update(name=ADAPTER)
+    System.objects.filter(kind="base").update(name=BASE)
+    page = new_page(1366, 900)
+    log_in(page, live_server, ManagerFactory())
+    page.goto(f"{live_server.url}/studies/{study.pk}/analysis/")
+    assert page.locator("#conclusion").inner_text().startswith(f"No verdict yet: {ADAPTER} wins")
+    page.screenshot(path=str(artifacts / "analysis-1366.png"), full_page=True)
+    found = page.evaluate(OVERFLOWS)
+    assert found == {"texts": [], "page": 0, "report": []}, found
+    # every chart shows axis values: a percent or signed tick in each one
+    charts = page.locator(".report svg.chart")
+    assert charts.count() >= 5
+    for i in range(charts.count()):
+        ticks = charts.nth(i).locator("text").all_text_contents()
+        assert any(t.endswith("%") or t.lstrip("+-").replace(".", "").isdigit() for t in ticks)

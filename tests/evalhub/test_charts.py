@@ -144,7 +144,13 @@ def test_a_learning_rate_axis_reads_in_powers_of_ten():
     assert _texts_of_class(svg, "axis-title-y") == ["learning rate"]
     assert _texts_of_class(svg, "tick-y") == ["0", "0.5e-4", "1.0e-4", "1.5e-4", "2.0e-4"]
     fine = loss_curve_svg({"learning rate": [(1, 1e-4), (2, 1.2e-4)]}, y_label="learning rate")
-    assert _texts_of_class(fine, "tick-y") == ["1.00e-4", "1.05e-4", "1.10e-4", "1.15e-4", "1.20e-4"]
+    assert _texts_of_class(fine, "tick-y") == [
+        "1.00e-4",
+        "1.05e-4",
+        "1.10e-4",
+        "1.15e-4",
+        "1.20e-4",
+    ]
     assert [p.get("data-series") for p in ElementTree.fromstring(svg).iter(f"{SVG}polyline")] == [
         "learning rate"
     ]

@@ -135,6 +135,14 @@ class StudyStatus(models.TextChoices):
     CLOSED = "closed", "closed"
 
 
+class Allocation(models.TextChoices):
+    """How a study's judgments are given out: every comparison to ``overlap`` raters, or drawn
+    where a judgment says most (``evalhub.analysis.allocation``)."""
+
+    UNIFORM = "uniform", "uniform: every comparison to `overlap` raters"
+    ADAPTIVE = "adaptive", "adaptive: ask where it matters"
+
+
 class Study(models.Model):
     """A blinded pairwise study of two or more systems on a set of prompts."""
 
@@ -147,6 +155,9 @@ class Study(models.Model):
         related_name="studies",
     )
     systems = models.ManyToManyField(System, related_name="studies")
+    raters = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="rated_studies", help_text="The panel"
+    )
     status = models.CharField(max_length=8, choices=StudyStatus.choices, default=StudyStatus.DRAFT)
     criteria = models.JSONField(default=list, blank=True, help_text="Criterion names, 1–5 scores")
     guidelines = models.TextField(blank=True, help_text="Markdown shown to raters")
@@ -164,6 +175,9 @@ class Study(models.Model):
         default=False,
         help_text="Verdict about raters at large (widened for the panel's lean), not only "
         "about the study's own raters",
+    )
+    allocation = models.CharField(
+        max_length=8, choices=Allocation.choices, default=Allocation.UNIFORM
     )
     stopped_at = models.PositiveIntegerField(
         null=True,
@@ -187,6 +201,9 @@ class Study(models.Model):
                 condition=Q(status__in=StudyStatus.values), name="study_status_valid"
             ),
             models.CheckConstraint(condition=Q(overlap__gte=1), name="study_overlap_positive"),
+            models.CheckConstraint(
+                condition=Q(allocation__in=Allocation.values), name="study_allocation_valid"
+            ),
             models.CheckConstraint(
                 condition=Q(equivalence_margin__gte=0, equivalence_margin__lt=0.5),
                 name="study_margin_in_range",
@@ -218,6 +235,11 @@ class Comparison(models.Model):
     output_b = models.ForeignKey(Output, on_delete=models.PROTECT, related_name="+")
     is_gold = models.BooleanField(default=False)
     gold_answer = models.CharField(max_length=3, choices=GoldAnswer.choices, blank=True)
+    prediction = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The adapter's outcome predicted by the metric, fixed at creation (adaptive)",
+    )
 
     class Meta:
         ordering = ["study", "id"]
@@ -275,6 +297,29 @@ class Assignment(models.Model):
         """The comparison's two outputs as this rater sees them: (left, right)."""
         comparison = self.comparison
         return blinding.sides(comparison.output_a, comparison.output_b, left_is_a=self.left_is_a)
+
+
+class Draw(models.Model):
+    """One draw of an adaptive study: the comparison and rater it chose (through
+    ``assignment``, which several draws share when they land on a cell already given out),
+    the weight 1 / (N q) and the bounds of its estimate (``evalhub.analysis.allocation``)."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="draws")
+    number = models.PositiveIntegerField()
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="draws")
+    weight = models.FloatField()
+    low = models.FloatField()
+    high = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "number"], name="draw_numbered_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"draw {self.number} of study {self.study_id}"
 
 
 class Choice(models.TextChoices):

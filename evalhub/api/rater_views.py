@@ -22,6 +22,7 @@ from evalhub.api.rater_serializers import (
     OwnJudgmentSerializer,
 )
 from evalhub.models import Judgment
+from evalhub.services.allocation import allocation_for_rater
 from evalhub.services.judgments import NOT_OPEN, NOT_YOURS, JudgmentError, judgment_submit
 
 ERROR_NO_JUDGMENT = "You have not judged this item yet."
@@ -59,6 +60,8 @@ class AssignmentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewse
         queryset = selectors.assignments_for_rater(rater=self.request.user)
         if self.action != "list":
             return queryset
+        # Listing is asking for work: in an adaptive study it draws the rater's next item.
+        allocation_for_rater(rater=self.request.user)
         params = AssignmentFilterSerializer(data=self.request.query_params.dict())
         params.is_valid(raise_exception=True)
         if (study_id := params.validated_data.get("study")) is not None:

@@ -2,6 +2,7 @@
 the monitored pair, its sequential verdict and prediction-powered interval, and the
 correlations that plan the next one."""
 
+import bisect
 import dataclasses
 import statistics
 from collections import defaultdict
@@ -12,14 +13,16 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q, QuerySet
 
 from evalhub import blinding
-from evalhub.analysis import planning, ppi
+from evalhub.analysis import allocation, planning, ppi
 from evalhub.analysis.records import Rating
 from evalhub.analysis.sequential import Sequential, monitor, pair_outcomes
 from evalhub.blinding import unblind_choice
 from evalhub.models import (
+    Allocation,
     Assignment,
     Choice,
     Comparison,
+    Draw,
     Judgment,
     Study,
     System,
@@ -222,21 +225,75 @@ def _pair_ratings(studies: QuerySet[Study] | list[Study]) -> dict[int, list[Rati
     return ratings
 
 
+def pair_ratings(*, study: Study) -> list[Rating]:
+    """The study's unblinded non-gold judgments, in the order they were made."""
+    return _pair_ratings([study])[study.pk]
+
+
 def study_sequential(*, study: Study, ratings: list[Rating] | None = None) -> Sequential | None:
     """The always-valid interval and verdict for the monitored pair; None without a pair.
-    ``ratings`` (unblinded, in judgment order) are read when not given. A comparison counts
-    once it has a judgment for each of its assignments."""
+    ``ratings`` (unblinded, in judgment order) are read when not given. In a uniform study a
+    comparison counts once it has a judgment for each of its assignments; in an adaptive one
+    each draw counts once its judgment is in (:func:`_adaptive_sequential`)."""
     pair = study_monitored_pair(study=study)
     if pair is None:
         return None
     if ratings is None:
-        ratings = _pair_ratings([study])[study.pk]
+        ratings = pair_ratings(study=study)
     outcomes = pair_outcomes(ratings, pair[0].name, pair[1].name)
+    if study.allocation == Allocation.ADAPTIVE:
+        return _adaptive_sequential(study, outcomes)
     return monitor(
         outcomes,
         required=_required(study),
         margin=study.equivalence_margin,
         raters_at_large=study.raters_at_large,
+    )
+
+
+def _adaptive_sequential(study: Study, outcomes: list) -> Sequential:
+    """The draws whose judgments are in, in the order they completed: a draw completes when
+    its assignment is judged, or when it is made if that assignment was judged before (a
+    reused cell). A skipped cell brings no outcome: its draws never complete."""
+    predictions = dict(
+        Comparison.objects.filter(study=study, is_gold=False).values_list("id", "prediction")
+    )
+    predictions = {k: 0.5 if v is None else v for k, v in predictions.items()}
+    value = {(o.item, o.rater): o.value for o in outcomes}
+    judged_at = sorted(
+        Judgment.objects.filter(
+            assignment__comparison__study=study, assignment__comparison__is_gold=False
+        )
+        .exclude(choice=Choice.SKIP)
+        .values_list("created_at", flat=True)
+    )
+    rows = Draw.objects.filter(study=study, assignment__judgment__isnull=False).values_list(
+        "number",
+        "created_at",
+        "weight",
+        "low",
+        "high",
+        "assignment__comparison_id",
+        "assignment__rater__username",
+        "assignment__judgment__created_at",
+    )
+    completed = []
+    for number, made, weight, low, high, item, rater, judged in rows:
+        if (item, rater) not in value:
+            continue
+        at = max(made, judged)
+        draw = allocation.Draw(item=item, rater=rater, weight=weight, low=low, high=high)
+        completed.append((at, number, draw, value[(item, rater)]))
+    completed.sort(key=lambda row: (row[0], row[1]))
+    judgments = [bisect.bisect_right(judged_at, at) for at, *_ in completed]
+    return allocation.monitor(
+        [
+            allocation.Completed(draw, outcome, count)
+            for (_, _, draw, outcome), count in zip(completed, judgments, strict=True)
+        ],
+        predictions,
+        judged=[o.value for o in outcomes],
+        margin=study.equivalence_margin,
     )
 
 
@@ -275,6 +332,10 @@ def sequential_block(*, study: Study, ratings: list[Rating] | None = None) -> di
 # covers the most comparisons of the pair is taken. A model judge's probability that the
 # adapter wins is a prediction already and would join here.
 SIGNAL_METRICS = ("bertscore_f1", "rougeL")
+REASON_ADAPTIVE = (
+    "an adaptive study already combines the metric with the experts in its verdict's interval; "
+    "its judgments are not a random sample, which this interval needs"
+)
 REASON_NO_SIGNAL = "no automated metric is scored on both outputs of the pair's comparisons"
 
 
@@ -307,12 +368,14 @@ def ppi_block(*, study: Study, ratings: list[Rating] | None = None) -> dict | No
     if pair is None:
         return None
     if ratings is None:
-        ratings = _pair_ratings([study])[study.pk]
+        ratings = pair_ratings(study=study)
     labels = ppi.complete_comparisons(
         pair_outcomes(ratings, pair[0].name, pair[1].name), _required(study)
     )
     signal, predictions = study_signal(study=study, pair=pair)
-    if not predictions:
+    if study.allocation == Allocation.ADAPTIVE:
+        result = ppi.NotComputed(signal, len(labels), 0, REASON_ADAPTIVE)
+    elif not predictions:
         result = ppi.NotComputed(None, len(labels), 0, REASON_NO_SIGNAL)
     else:
         result = ppi.prediction_powered(labels, predictions, signal=signal)

@@ -4,7 +4,9 @@ Who rates what and on which side comes from ``evalhub.blinding``; this module on
 database keys and stores the plan.
 """
 
+import dataclasses
 import itertools
+import math
 import random
 import secrets
 from collections.abc import Iterable, Sequence
@@ -17,6 +19,7 @@ from evalhub import blinding
 from evalhub.analysis.sequential import DEFAULT_MARGIN, UNDECIDED, Sequential
 from evalhub.models import (
     GOLD_KINDS,
+    Allocation,
     Assignment,
     Comparison,
     Output,
@@ -25,7 +28,8 @@ from evalhub.models import (
     StudyStatus,
     System,
 )
-from evalhub.selectors.studies import study_sequential
+from evalhub.selectors.studies import study_monitored_pair, study_sequential, study_signal
+from evalhub.services.allocation import allocation_budget
 from evalhub.services.gold import GOLD_NEEDS_REFERENCE, GoldItem, gold_comparisons_create
 from trainer.models import FineTuneRun
 
@@ -52,6 +56,14 @@ ERROR_STATUS_UNKNOWN = "Unknown study status {status!r}."
 ERROR_STATUS_TRANSITION = "A {current} study cannot be moved to {target}."
 ERROR_OPEN_WITHOUT_RATERS = "Add raters before opening the study."
 ERROR_STUDY_CLOSED = "Study {name!r} is closed."
+ERROR_ALLOCATION = "Unknown allocation {allocation!r}; use uniform or adaptive."
+ERROR_ADAPTIVE_SYSTEMS = (
+    "Adaptive allocation compares two systems (an adapter and its base); got {count}."
+)
+ERROR_ADAPTIVE_AT_LARGE = (
+    "Adaptive allocation gives a verdict about the study's own raters; it cannot speak for "
+    "raters at large."
+)
 ERROR_MARGIN = "The equivalence margin must be at least 0 and below 0.5; got {margin}."
 
 MAX_CRITERIA = 10
@@ -124,9 +136,16 @@ def _choose_prompts(systems: Sequence[System], count: int | None, rng: random.Ra
 
 
 def _assign(study: Study, raters: Sequence[AbstractBaseUser]) -> list[Assignment]:
-    """Create the assignments that complete the study for these raters (plus existing ones)."""
+    """Create the assignments that complete the study for these raters (plus existing ones).
+
+    An adaptive study gives out its comparisons one draw at a time
+    (``evalhub.services.allocation``); here its raters get only their gold items, placed where
+    a uniform study of the same budget would put them, so gold keeps its rate."""
+    adaptive = study.allocation == Allocation.ADAPTIVE
     comparisons = list(
-        Comparison.objects.filter(study=study).select_related("output_a", "output_b")
+        Comparison.objects.filter(
+            study=study, **({"is_gold": True} if adaptive else {})
+        ).select_related("output_a", "output_b")
     )
     by_id = {c.pk: c for c in comparisons}
     items = [
@@ -149,9 +168,13 @@ def _assign(study: Study, raters: Sequence[AbstractBaseUser]) -> list[Assignment
     raters_now = {p.rater for p in existing} | {r.pk for r in raters}
     if raters_now and len(raters_now) < study.overlap:
         raise StudyError(ERROR_TOO_FEW_RATERS.format(overlap=study.overlap, count=len(raters_now)))
+    study.raters.add(*raters)
     plan = blinding.plan_assignments(
         items=items, raters=raters_now, overlap=study.overlap, seed=study.seed, existing=existing
     )
+    if adaptive:
+        share = math.ceil(allocation_budget(study=study) / max(len(raters_now), 1))
+        plan = _spread_gold(plan, share=share)
     new = []
     for placed in plan:
         comparison = by_id[placed.item]
@@ -172,6 +195,21 @@ def _assign(study: Study, raters: Sequence[AbstractBaseUser]) -> list[Assignment
     return Assignment.objects.bulk_create(new)
 
 
+def _spread_gold(plan: list[blinding.Placed], *, share: int) -> list[blinding.Placed]:
+    """Gold positions spread over a rater's ``share`` of regular items as in a uniform queue:
+    the k-th of G gold items at ⌈(k + 1)(share + G) / (G + 1)⌉ − 1."""
+    by_rater: dict = {}
+    for placed in sorted(plan, key=lambda p: p.position):
+        by_rater.setdefault(placed.rater, []).append(placed)
+    spread = []
+    for placed_items in by_rater.values():
+        gold = len(placed_items)
+        for k, placed in enumerate(placed_items):
+            slot = math.ceil((k + 1) * (share + gold) / (gold + 1)) - 1
+            spread.append(dataclasses.replace(placed, position=slot))
+    return spread
+
+
 @transaction.atomic
 def study_create(
     *,
@@ -190,6 +228,7 @@ def study_create(
     stop_when_decided: bool = False,
     equivalence_margin: float = DEFAULT_MARGIN,
     raters_at_large: bool = False,
+    allocation: str = Allocation.UNIFORM,
 ) -> Study:
     """Create a study: every pair of ``systems`` on every chosen prompt becomes a comparison.
 
@@ -199,6 +238,8 @@ def study_create(
     ``stop_when_decided`` pauses the study once its sequential verdict is reached (see
     ``study_stop_if_decided``); ``equivalence_margin`` bounds the "equivalent" verdict;
     ``raters_at_large`` makes the verdict speak for raters beyond the study's own.
+    ``allocation`` "adaptive" gives judgments out where they say most (two systems only; each
+    comparison keeps the metric's prediction it had at creation).
     """
     name = name.strip()
     if not name:
@@ -220,6 +261,12 @@ def study_create(
         raise StudyError(ERROR_PROMPT_COUNT.format(count=prompts))
     if not 0 <= equivalence_margin < 0.5:
         raise StudyError(ERROR_MARGIN.format(margin=equivalence_margin))
+    if allocation not in Allocation.values:
+        raise StudyError(ERROR_ALLOCATION.format(allocation=allocation))
+    if allocation == Allocation.ADAPTIVE and len(systems) != 2:
+        raise StudyError(ERROR_ADAPTIVE_SYSTEMS.format(count=len(systems)))
+    if allocation == Allocation.ADAPTIVE and raters_at_large:
+        raise StudyError(ERROR_ADAPTIVE_AT_LARGE)
     criteria = _clean_criteria(criteria)
     raters = _check_raters(raters)
     _check_gold(gold, show_reference)
@@ -239,6 +286,7 @@ def study_create(
         stop_when_decided=stop_when_decided,
         equivalence_margin=equivalence_margin,
         raters_at_large=raters_at_large,
+        allocation=allocation,
         created_by=created_by,
     )
     study.systems.set(systems)
@@ -257,12 +305,24 @@ def study_create(
         for prompt_id in prompt_ids
         for x, y in itertools.combinations(systems, 2)
     )
+    if allocation == Allocation.ADAPTIVE:
+        _store_predictions(study)
     if gold:
         dataset_id = run.dataset_id if run else Prompt.objects.get(pk=prompt_ids[0]).dataset_id
         gold_comparisons_create(study=study, items=list(gold), dataset_id=dataset_id, rng=rng)
     if raters:
         _assign(study, raters)
     return study
+
+
+def _store_predictions(study: Study) -> None:
+    """Fix each comparison's predicted outcome (the metric's, ½ where none is scored) before
+    any judgment, as the adaptive estimate requires."""
+    _, predictions = study_signal(study=study, pair=study_monitored_pair(study=study))
+    comparisons = list(Comparison.objects.filter(study=study, is_gold=False))
+    for comparison in comparisons:
+        comparison.prediction = predictions.get(comparison.pk, 0.5)
+    Comparison.objects.bulk_update(comparisons, ["prediction"])
 
 
 @transaction.atomic
@@ -301,6 +361,7 @@ def study_set_status(*, study: Study, status: str) -> Study:
         raise StudyError(ERROR_STATUS_TRANSITION.format(current=study.status, target=status))
     if (
         status == StudyStatus.OPEN
+        and not study.raters.exists()
         and not Assignment.objects.filter(comparison__study=study).exists()
     ):
         raise StudyError(ERROR_OPEN_WITHOUT_RATERS)

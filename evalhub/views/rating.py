@@ -7,6 +7,7 @@ import time
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -24,6 +25,7 @@ from evalhub.selectors.rating import (
     rater_studies,
     rating_item,
 )
+from evalhub.services.allocation import allocation_for_rater, allocation_next
 from evalhub.services.judgments import NOT_OPEN, JudgmentError, judgment_submit
 
 ERROR_TOO_MANY_SUBMITS = "That is more submissions than anyone can read in a minute; wait a moment."
@@ -64,7 +66,8 @@ def _go(request: HttpRequest, url: str) -> HttpResponse:
 
 
 def _own_study(request: HttpRequest, pk: int) -> Study:
-    study = Study.objects.filter(pk=pk, comparisons__assignments__rater=request.user).first()
+    mine = Q(comparisons__assignments__rater=request.user) | Q(raters=request.user)
+    study = Study.objects.filter(mine, pk=pk).distinct().first()
     if study is None:
         raise Http404
     return study
@@ -73,6 +76,7 @@ def _own_study(request: HttpRequest, pk: int) -> Study:
 @login_required
 def rate_home(request: HttpRequest) -> HttpResponse:
     """The studies in which this rater has work, with their own progress only."""
+    allocation_for_rater(rater=request.user)
     return render(request, "evalhub/rate_home.html", {"studies": rater_studies(rater=request.user)})
 
 
@@ -80,6 +84,7 @@ def rate_home(request: HttpRequest) -> HttpResponse:
 def rate_study(request: HttpRequest, pk: int) -> HttpResponse:
     """The rater's overview of one study: progress, what they judged (to revise), or done."""
     study = _own_study(request, pk)
+    allocation_next(study=study, rater=request.user)
     queue = list(rater_assignments(study=study, rater=request.user))
     judged = [
         {
@@ -106,6 +111,7 @@ def rate_study(request: HttpRequest, pk: int) -> HttpResponse:
 def rate_next(request: HttpRequest, pk: int) -> HttpResponse:
     """Send the rater to their next unjudged item, or to the overview when none is left."""
     study = _own_study(request, pk)
+    allocation_next(study=study, rater=request.user)
     following = rater_next_assignment(study=study, rater=request.user)
     if study.status != StudyStatus.OPEN or following is None:
         return redirect("rate_study", pk=study.pk)
@@ -131,6 +137,7 @@ def _render_item(
 
 
 def _after_submit(request: HttpRequest, study: Study) -> HttpResponse:
+    allocation_next(study=study, rater=request.user)
     following = rater_next_assignment(study=study, rater=request.user)
     if following is None:
         return _go(request, reverse("rate_study", args=[study.pk]))

@@ -139,7 +139,7 @@ class Allocation(models.TextChoices):
     """How a study's judgments are given out: every comparison to ``overlap`` raters, or drawn
     where a judgment says most (``evalhub.analysis.allocation``)."""
 
-    UNIFORM = "uniform", "uniform: every comparison to `overlap` raters"
+    UNIFORM = "uniform", "uniform: every comparison to as many raters as the overlap"
     ADAPTIVE = "adaptive", "adaptive: ask where it matters"
 
 

@@ -11,6 +11,7 @@ from evalhub.api.rater_serializers import OwnJudgmentSerializer
 from evalhub.forms.datasets import DatasetUploadForm
 from evalhub.forms.runs import RunForm
 from evalhub.models import (
+    Allocation,
     Assignment,
     Choice,
     Comparison,
@@ -195,6 +196,7 @@ class StudySerializer(serializers.ModelSerializer):
             "stop_when_decided",
             "equivalence_margin",
             "raters_at_large",
+            "allocation",
             "stopped_at",
             "comparison_count",
             "assignment_count",
@@ -323,6 +325,12 @@ class StudyCreateSerializer(serializers.Serializer):
         default=False,
         help_text="Verdict about raters at large, not only the study's own (5+ raters)",
     )
+    allocation = serializers.ChoiceField(
+        choices=Allocation.choices,
+        required=False,
+        default=Allocation.UNIFORM,
+        help_text="uniform, or adaptive: each rater's next item drawn where it says most",
+    )
     equivalence_margin = serializers.FloatField(
         required=False,
         default=0.05,
@@ -362,8 +370,12 @@ class SequentialSerializer(serializers.Serializer):
     method = serializers.CharField()
     ties_handled = serializers.CharField()
     raters_at_large = serializers.BooleanField()
+    units = serializers.IntegerField(
+        help_text="Comparisons complete (uniform) or draws complete (adaptive) in the interval"
+    )
     stop_when_decided = serializers.BooleanField()
     stopped_at = serializers.IntegerField(allow_null=True)
+    allocation = serializers.ChoiceField(choices=Allocation.choices)
 
 
 class PredictionPoweredSerializer(serializers.Serializer):

@@ -3,7 +3,7 @@
 from django import forms
 
 from evalhub.analysis.sequential import DEFAULT_MARGIN
-from evalhub.models import GOLD_KINDS, System
+from evalhub.models import GOLD_KINDS, Allocation, System
 from evalhub.selectors.people import active_expert_count
 from evalhub.selectors.studies import study_candidate_raters
 from trainer.models import FineTuneRun
@@ -57,6 +57,15 @@ class StudyCreateForm(forms.Form):
         help_text="Pause the study, and tell the raters it is complete, as soon as the "
         "always-valid verdict is reached.",
     )
+    allocation = forms.ChoiceField(
+        choices=Allocation.choices,
+        required=False,
+        initial=Allocation.UNIFORM,
+        label="Allocation",
+        help_text="Adaptive: each rater's next item is drawn where a judgment says most (where "
+        "the metric and the experts, or the raters, disagree); the study usually decides with "
+        "fewer judgments, never asks more than the uniform one, and needs exactly two systems.",
+    )
     raters_at_large = forms.BooleanField(
         required=False,
         label="Verdict about raters at large",
@@ -72,6 +81,9 @@ class StudyCreateForm(forms.Form):
         help_text="Win rates within 50 % ± this margin count as equivalent; 0 for no such verdict.",
     )
     open_now = forms.BooleanField(required=False, label="Open it for rating now")
+
+    def clean_allocation(self) -> str:
+        return self.cleaned_data["allocation"] or Allocation.UNIFORM
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -55,7 +55,7 @@ class Migration(migrations.Migration):
             name="allocation",
             field=models.CharField(
                 choices=[
-                    ("uniform", "uniform: every comparison to `overlap` raters"),
+                    ("uniform", "uniform: every comparison to as many raters as the overlap"),
                     ("adaptive", "adaptive: ask where it matters"),
                 ],
                 default="uniform",

@@ -325,6 +325,7 @@ def sequential_block(*, study: Study, ratings: list[Rating] | None = None) -> di
         "interval": {"low": state.interval[0], "high": state.interval[1], "method": state.method},
         "stop_when_decided": study.stop_when_decided,
         "stopped_at": study.stopped_at,
+        "allocation": study.allocation,
     }
 
 

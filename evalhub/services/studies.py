@@ -166,7 +166,8 @@ def _assign(study: Study, raters: Sequence[AbstractBaseUser]) -> list[Assignment
             )
         )
     raters_now = {p.rater for p in existing} | {r.pk for r in raters}
-    if raters_now and len(raters_now) < study.overlap:
+    # An adaptive study draws its raters per judgment; its overlap only sets its budget.
+    if not adaptive and raters_now and len(raters_now) < study.overlap:
         raise StudyError(ERROR_TOO_FEW_RATERS.format(overlap=study.overlap, count=len(raters_now)))
     study.raters.add(*raters)
     plan = blinding.plan_assignments(

@@ -118,6 +118,7 @@ def study_create_view(request: HttpRequest) -> HttpResponse:
                 stop_when_decided=data["stop_when_decided"],
                 equivalence_margin=data["equivalence_margin"],
                 raters_at_large=data["raters_at_large"],
+                allocation=data["allocation"],
                 created_by=request.user,
             )
         except GoldError as exc:

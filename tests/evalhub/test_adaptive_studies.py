@@ -3,14 +3,16 @@ blinding, balance and gold hold, the budget caps it, and the verdict reads the d
 
 import re
 from collections import Counter
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
 from evalhub.analysis.allocation import EXPLORATION, probabilities
 from evalhub.analysis.sequential import ADAPTER_BETTER
-from evalhub.models import Allocation, Assignment, Draw, StudyStatus
+from evalhub.models import Allocation, Assignment, Draw, Study, StudyStatus
 from evalhub.selectors.studies import (
     REASON_ADAPTIVE,
     ppi_block,
@@ -27,7 +29,7 @@ from evalhub.services.studies import (
     study_create,
 )
 from tests.evalhub.rating_fixtures import open_study, run_with_outputs
-from tests.factories import ExpertFactory, OutputFactory, SystemFactory
+from tests.factories import ExpertFactory, ManagerFactory, OutputFactory, SystemFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -203,3 +205,48 @@ def test_a_rater_with_nothing_yet_is_sent_to_a_drawn_item_on_the_page_and_over_t
     listed = api.get("/api/assignments/", {"study": study.pk, "pending": "true"}).json()
     tokens = [row["token"] for row in listed["results"]]
     assert tokens and all(Assignment.objects.get(token=t).rater == bob for t in tokens)
+
+
+def test_managers_create_adaptive_studies_from_the_form_the_command_and_the_api():
+    outputs = run_with_outputs(prompts=3)
+    expert = ExpertFactory()
+    manager = Client()
+    manager.force_login(ManagerFactory())
+    response = manager.post(
+        reverse("study_create"),
+        {
+            "name": "From the form",
+            "systems": [s.pk for s in outputs.systems],
+            "raters": [expert.pk],
+            "overlap": 1,
+            "equivalence_margin": 0.05,
+            "allocation": "adaptive",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    study = Study.objects.get(name="From the form")
+    assert study.allocation == Allocation.ADAPTIVE
+    page = manager.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "adaptive: each rater" in page
+
+    call_command(
+        "create_study",
+        "--run", str(outputs.run.pk), "--raters", expert.username,
+        "--allocation", "adaptive", "--name", "From the command", stdout=StringIO(),
+    )  # fmt: skip
+    assert Study.objects.get(name="From the command").allocation == Allocation.ADAPTIVE
+
+    body = {
+        "name": "From the API",
+        "systems": [s.pk for s in outputs.systems],
+        "raters": [expert.username],
+        "allocation": "adaptive",
+    }
+    created = manager.post("/api/studies/", body, content_type="application/json")
+    assert created.status_code == 201, created.content
+    assert created.json()["allocation"] == "adaptive"
+    refused = manager.post(
+        "/api/studies/", {**body, "name": "Bad", "allocation": "greedy"},
+        content_type="application/json",
+    )  # fmt: skip
+    assert refused.status_code == 400 and "allocation" in refused.json()

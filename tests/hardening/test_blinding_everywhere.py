@@ -21,7 +21,7 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from evalhub.models import Assignment, Comparison, StudyStatus
+from evalhub.models import Allocation, Assignment, Comparison, StudyStatus
 from evalhub.services.accounts import password_set_path
 from evalhub.services.studies import study_create, study_set_status
 from tests.factories import (
@@ -436,3 +436,33 @@ def test_a_manager_sees_the_names_so_the_check_can_fail(world):
     response = manager.get(reverse("study_detail", args=[world["study"].pk]))
     with pytest.raises(AssertionError):
         assert_blind(response, world)
+
+
+def test_an_adaptive_study_is_as_blind_as_a_uniform_one(world):
+    """Draws make the expert's items as they ask: every page, fragment and API answer on the
+    way is blind, and so are the items the draws made."""
+    uniform = world["study"]
+    study = study_create(
+        name="Second look",
+        systems=list(uniform.systems.all()),
+        raters=[world["expert"], world["other"]],
+        run=world["run"],
+        allocation=Allocation.ADAPTIVE,
+        seed=9,
+    )
+    study_set_status(study=study, status=StudyStatus.OPEN)
+    world["ids"] += [str(i) for i in study.comparisons.values_list("id", flat=True)]
+    client = world["client"]
+    assert_blind(client.get(reverse("rate_home")), world)
+    for round_ in range(4):
+        assert_blind(client.get(reverse("rate_study", args=[study.pk])), world)
+        sent = client.get(reverse("rate_next", args=[study.pk]))
+        assert sent.status_code == 302 and "/rate/" in sent["Location"]
+        item = client.get(sent["Location"])
+        assert item.status_code == 200
+        assert_blind(item, world)
+        headers = HTMX if round_ % 2 else {}
+        assert_blind(client.post(sent["Location"], {"choice": "a"}, **headers), world)
+    listed = client.get("/api/assignments/", {"study": study.pk})
+    assert listed.status_code == 200
+    assert_blind(listed, world)

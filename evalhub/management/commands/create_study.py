@@ -6,7 +6,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from evalhub.models import Study, StudyStatus, System
+from evalhub.models import Allocation, Study, StudyStatus, System
 from evalhub.roles import EXPERT_GROUP
 from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.studies import study_counts, study_rater_stats
@@ -65,6 +65,13 @@ class Command(BaseCommand):
             "(default 0.05)",
         )
         parser.add_argument(
+            "--allocation",
+            choices=Allocation.values,
+            default=Allocation.UNIFORM,
+            help="uniform: every comparison to --overlap raters (default); adaptive: each "
+            "rater's next item drawn where a judgment says most (two systems only)",
+        )
+        parser.add_argument(
             "--raters-at-large",
             action="store_true",
             help="Make the verdict speak for raters at large, widened for how much raters "
@@ -109,6 +116,7 @@ class Command(BaseCommand):
                 stop_when_decided=options["stop_when_decided"],
                 equivalence_margin=options["equivalence_margin"],
                 raters_at_large=options["raters_at_large"],
+                allocation=options["allocation"],
             )
             if options["open"]:
                 study = study_set_status(study=study, status=StudyStatus.OPEN)

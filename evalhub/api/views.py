@@ -26,9 +26,9 @@ from evalhub.services.studies import StudyError, study_add_raters, study_create,
 from trainer.datasets import DatasetError
 from trainer.selectors.datasets import dataset_list
 from trainer.selectors.runs import run_list
-from trainer.services.datasets import DatasetNameError, ImportSpec, dataset_import_upload
+from trainer.services.datasets import DatasetNameError, dataset_import_upload
 from trainer.services.run_queue import run_submit
-from trainer.services.runs import RunError, RunSpec
+from trainer.services.runs import RunError
 
 STUDY_FILTER = OpenApiParameter(
     "study", OpenApiTypes.INT, description="Only objects of this study (id)"
@@ -74,15 +74,12 @@ class DatasetViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
         if not form.is_valid():
             raise form_validation_error(form)
         data = form.cleaned_data
-        spec = ImportSpec(
-            options=form.read_options(),
-            split=data["split"],
-            seed=data["seed"],
-            strict=data["strict"],
-        )
         try:
             result = dataset_import_upload(
-                upload=data["file"], name=data["name"], spec=spec, created_by=request.user
+                upload=data["file"],
+                name=data["name"],
+                spec=form.import_spec(),
+                created_by=request.user,
             )
         except DatasetNameError as error:
             raise ValidationError({"name": [str(error)]}) from error
@@ -114,16 +111,8 @@ class RunViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
         form = form_bound(RunForm, request)
         if not form.is_valid():
             raise form_validation_error(form)
-        data = form.cleaned_data
-        spec = RunSpec(
-            dataset=data["dataset"],
-            config=form.config,
-            base_model=data["base_model"],
-            name=data["name"],
-            force=data["force"],
-        )
         try:
-            run = run_submit(spec=spec, created_by=request.user)
+            run = run_submit(spec=form.run_spec(), created_by=request.user)
         except RunError as error:
             # The form checked the base model: what run_create refuses is about the dataset.
             raise ValidationError({"dataset": [str(error)]}) from error

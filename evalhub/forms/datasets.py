@@ -4,6 +4,7 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
 from trainer.datasets import AUTO, FORMATS, InvalidSplit, ReadOptions, parse_ratios
+from trainer.services.datasets import ImportSpec
 
 # Parquet files of fine-tuning sets run to a few hundred MB; anything larger belongs on the
 # command line (import_dataset), which streams from disk without an HTTP upload.
@@ -44,12 +45,16 @@ class DatasetUploadForm(forms.Form):
         except InvalidSplit as error:
             raise forms.ValidationError(str(error)) from None
 
-    def read_options(self) -> ReadOptions:
+    def import_spec(self) -> ImportSpec:
+        """How the upload is read, linted and split: the same for the page and the API."""
         data = self.cleaned_data
-        return ReadOptions(
+        options = ReadOptions(
             format=data["format"],
             prompt_field=data["prompt_field"].strip() or None,
             response_field=data["response_field"].strip() or None,
             system_field=data["system_field"].strip() or None,
             messages_field=data["messages_field"].strip() or None,
+        )
+        return ImportSpec(
+            options=options, split=data["split"], seed=data["seed"], strict=data["strict"]
         )

@@ -11,6 +11,7 @@ from django import forms
 from trainer.engine.config import FIELD_CHOICES, ConfigError, TrainConfig
 from trainer.engine.model_store import DEFAULT_BASE_MODEL, ModelNotFound, check_model_spec
 from trainer.models import Dataset, FineTuneRun
+from trainer.services.runs import RunSpec
 
 # Shown open; everything else goes in the "advanced" fold.
 MAIN_SETTINGS = ("rank", "alpha", "learning_rate", "epochs", "batch_size", "max_steps")
@@ -145,6 +146,17 @@ class RunForm(forms.Form):
             first = str(error).split(" ", 1)[0]
             self.add_error(first if first in names else None, self._labelled(str(error)))
         return cleaned
+
+    def run_spec(self) -> RunSpec:
+        """The run to queue, once the form is valid: the same for the page and the API."""
+        data = self.cleaned_data
+        return RunSpec(
+            dataset=data["dataset"],
+            config=self.config,
+            base_model=data["base_model"],
+            name=data["name"],
+            force=data["force"],
+        )
 
     def _labelled(self, message: str) -> str:
         """The message with its leading field name (``learning_rate``) as the form's label."""

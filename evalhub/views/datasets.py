@@ -12,7 +12,7 @@ from trainer.selectors.datasets import (
     dataset_preview,
     dataset_split_counts,
 )
-from trainer.services.datasets import DatasetNameError, ImportSpec, dataset_import_upload
+from trainer.services.datasets import DatasetNameError, dataset_import_upload
 
 
 @manager_required
@@ -37,12 +37,7 @@ def dataset_upload(request: HttpRequest) -> HttpResponse:
                 result = dataset_import_upload(
                     upload=data["file"],
                     name=data["name"],
-                    spec=ImportSpec(
-                        options=form.read_options(),
-                        split=data["split"],
-                        seed=data["seed"],
-                        strict=data["strict"],
-                    ),
+                    spec=form.import_spec(),
                     created_by=request.user,
                 )
             except DatasetNameError as error:

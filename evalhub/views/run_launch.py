@@ -15,7 +15,7 @@ from evalhub.roles import manager_required
 from trainer.models import Dataset, FineTuneRun, RunStatus
 from trainer.selectors.datasets import dataset_split_counts
 from trainer.services.run_queue import run_submit, run_submit_resume
-from trainer.services.runs import RunError, RunSpec, run_request_cancel, run_retry_spec
+from trainer.services.runs import RunError, run_request_cancel, run_retry_spec
 
 CANCEL_ASKED = "Run {id} stops at its next step and keeps its checkpoint."
 CANCELLED = "Run {id} was cancelled before a worker took it."
@@ -36,16 +36,8 @@ def run_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = RunForm(request.POST)
         if form.is_valid():
-            data = form.cleaned_data
             try:
-                spec = RunSpec(
-                    dataset=data["dataset"],
-                    config=form.config,
-                    base_model=data["base_model"],
-                    name=data["name"],
-                    force=data["force"],
-                )
-                run = run_submit(spec=spec, created_by=request.user)
+                run = run_submit(spec=form.run_spec(), created_by=request.user)
             except RunError as error:
                 # The model spec was checked by the form: what is left is about the dataset.
                 form.add_error("dataset", str(error))

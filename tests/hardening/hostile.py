@@ -185,6 +185,12 @@ def parse_html(html: str) -> Page:
     return page
 
 
+def _marked(text: str | None) -> bool:
+    """Whether a payload's ``pwn`` marker is in ``text``. Runs of 32+ letters and digits are
+    left out first: a random CSRF token holds "pwn" once in about 4,000 pages."""
+    return "pwn" in re.sub(r"[A-Za-z0-9]{32,}", "", text or "")
+
+
 def assert_inert_html(html: str, *, shown: tuple[str, ...] | list[str] = ()) -> Page:
     """No payload became a tag, an attribute or a script; each text of ``shown`` is on the page
     as text; every right-to-left override is confined to its own block or isolate."""
@@ -199,7 +205,7 @@ def assert_inert_html(html: str, *, shown: tuple[str, ...] | list[str] = ()) -> 
             assert "pwn" not in name, (tag, name, value)
             # A form field's value is data (the rater's own text, escaped); nothing else may be.
             if not (tag == "input" and name == "value"):
-                assert "pwn" not in (value or ""), (tag, name, value)
+                assert not _marked(value), (tag, name, value)
             if name in URL_ATTRIBUTES or name.startswith("hx-"):
                 lowered = (value or "").strip().lower()
                 assert not lowered.startswith(("javascript:", "data:", "vbscript:")), value
@@ -210,7 +216,7 @@ def assert_inert_html(html: str, *, shown: tuple[str, ...] | list[str] = ()) -> 
             own_file = src.startswith("/") and not src.startswith("//")
             assert own_file or kind == "application/json", attrs
     for script in page.scripts:
-        assert "pwn" not in script
+        assert not _marked(script)
     text = page.text
     for expected in shown:
         assert expected in text, expected[:80]

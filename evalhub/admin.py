@@ -3,7 +3,16 @@ models are registered here, in the one web layer."""
 
 from django.contrib import admin
 
-from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study, System
+from evalhub.models import (
+    Assignment,
+    Comparison,
+    Draw,
+    Judgment,
+    Output,
+    Prompt,
+    Study,
+    System,
+)
 from trainer.models import BaseModel, Dataset, Example, FineTuneRun, RunMetric
 
 
@@ -78,9 +87,9 @@ class OutputAdmin(admin.ModelAdmin):
 
 @admin.register(Study)
 class StudyAdmin(admin.ModelAdmin):
-    list_display = ["name", "status", "overlap", "show_reference", "created_at"]
-    list_filter = ["status"]
-    filter_horizontal = ["systems"]
+    list_display = ["name", "status", "allocation", "overlap", "show_reference", "created_at"]
+    list_filter = ["status", "allocation"]
+    filter_horizontal = ["systems", "raters"]
 
 
 @admin.register(Comparison)
@@ -93,6 +102,21 @@ class ComparisonAdmin(admin.ModelAdmin):
 class AssignmentAdmin(admin.ModelAdmin):
     list_display = ["id", "comparison", "rater", "position", "left_output"]
     list_filter = ["rater"]
+
+
+@admin.register(Draw)
+class DrawAdmin(admin.ModelAdmin):
+    """Draws are the adaptive verdict's record of what was asked with which probability:
+    read-only, since changing one would change the verdict after the fact."""
+
+    list_display = ["number", "study", "assignment", "weight", "created_at"]
+    list_filter = ["study"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Judgment)

@@ -55,14 +55,20 @@ def _left_output(comparison: Comparison, rater_id: int, rng: random.Random):
     return a if rng.random() < 0.5 else b
 
 
-@transaction.atomic
 def allocation_next(*, study: Study, rater: AbstractBaseUser) -> Assignment | None:
     """Make sure ``rater`` has their next item in an open adaptive study: when nothing is due
     in their queue, draw until a draw lands on them (the draws that land on other raters join
     those raters' queues). Returns the new assignment, or None when one was due already, the
     study is not open, the rater is not on its panel, or the budget is spent."""
+    if study.allocation != Allocation.ADAPTIVE:  # a study's allocation never changes
+        return None
+    return _draw_for(study, rater)
+
+
+@transaction.atomic
+def _draw_for(study: Study, rater: AbstractBaseUser) -> Assignment | None:
     study = Study.objects.select_for_update().get(pk=study.pk)
-    if study.allocation != Allocation.ADAPTIVE or study.status != StudyStatus.OPEN:
+    if study.status != StudyStatus.OPEN:
         return None
     panel = sorted(study.raters.filter(is_active=True).values_list("pk", flat=True))
     if rater.pk not in panel:

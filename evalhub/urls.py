@@ -20,6 +20,7 @@ from evalhub.views import (
     outputs,
     people,
     rating,
+    review,
     run_evaluation,
     run_launch,
     runs,
@@ -87,6 +88,11 @@ urlpatterns = [
     path("rate/study/<int:pk>/", rating.rate_study, name="rate_study"),
     path("rate/study/<int:pk>/next/", rating.rate_next, name="rate_next"),
     path("rate/<str:token>/", rating.rate_item, name="rate_item"),
+    # 6b adjudication: reviewers settle split or flagged comparisons
+    path("review/", review.review_home, name="review_home"),
+    path("review/study/<int:pk>/", review.review_study, name="review_study"),
+    path("review/study/<int:pk>/next/", review.review_next_item, name="review_next"),
+    path("review/study/<int:pk>/<str:token>/", review.review_comparison, name="review_item"),
     # 7 analysis and report
     path("studies/<int:pk>/analysis/", analysis.study_analysis, name="study_analysis"),
     path(

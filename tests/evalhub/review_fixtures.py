@@ -1,0 +1,42 @@
+"""A study with something to settle: one comparison where the raters split, one where they
+agree, one where a rater flagged and skipped, and one nobody judged yet."""
+
+from dataclasses import dataclass
+
+from evalhub import blinding
+from evalhub.models import Assignment, Comparison, Study
+from evalhub.services.judgments import judgment_submit
+from tests.evalhub.rating_fixtures import RunOutputs, open_study
+
+
+@dataclass
+class Disputes:
+    study: Study
+    raters: list
+    outputs: RunOutputs
+    split: Comparison
+    agreed: Comparison
+    flagged: Comparison
+    unjudged: Comparison
+
+
+def judge(comparison: Comparison, rater, verdict: str, **more) -> Assignment:
+    """``rater`` judges ``comparison``: ``verdict`` in storage order (a = output_a better),
+    translated into the side that rater saw on the left."""
+    assignment = Assignment.objects.get(comparison=comparison, rater=rater)
+    choice = blinding.blind_choice(verdict, left_is_a=assignment.left_is_a)
+    judgment_submit(assignment=assignment, rater=rater, choice=choice, **more)
+    return assignment
+
+
+def disputed_study(**kwargs) -> Disputes:
+    study, raters, outputs = open_study(prompts=4, raters=2, overlap=2, **kwargs)
+    split, agreed, flagged, unjudged = study.comparisons.order_by("id")
+    first, second = raters
+    judge(split, first, "a", comment="clearer steps")
+    judge(split, second, "b", comment="the other one is wrong")
+    judge(agreed, first, "a")
+    judge(agreed, second, "a")
+    judge(flagged, first, "tie")
+    judge(flagged, second, "skip", flagged=True, flag_reason="prompt cut off")
+    return Disputes(study, raters, outputs, split, agreed, flagged, unjudged)

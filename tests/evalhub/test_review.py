@@ -12,7 +12,7 @@ from evalhub.selectors.review import FLAGGED, SPLIT, disputed_comparisons, revie
 from evalhub.services.accounts import TWO_ROLES, user_create
 from evalhub.services.adjudication import ERROR_FINAL_CALL, ERROR_NOTE_LONG, MAX_NOTE
 from tests.evalhub.review_fixtures import disputed_study, judge
-from tests.factories import ManagerFactory, ReviewerFactory
+from tests.factories import ExpertFactory, ManagerFactory, ReviewerFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -215,3 +215,27 @@ def test_a_manager_adds_a_reviewer_from_the_people_page(client):
     assert response.status_code == 200
     people = client.get(reverse("people")).content.decode()
     assert "rita" in people and ">reviewer<" in people
+
+
+def test_home_sends_reviewers_to_their_queue_and_the_navigation_offers_it(client):
+    client.force_login(ReviewerFactory())
+    assert client.get("/")["Location"] == reverse("review_home")
+    page = client.get(reverse("review_home")).content.decode()
+    assert f'href="{reverse("review_home")}"' in page
+
+
+def test_experts_find_no_review_link(client):
+    client.force_login(ExpertFactory())
+    assert (
+        f'href="{reverse("review_home")}"' not in client.get(reverse("rate_home")).content.decode()
+    )
+
+
+def test_a_manager_may_make_the_final_call_too(client):
+    world = disputed_study()
+    manager = ManagerFactory()
+    client.force_login(manager)
+    _, url, response = _page(client, world, manager, world.flagged)
+    assert response.status_code == 200
+    assert client.post(url, {"choice": "both_bad"}).status_code == 302
+    assert Adjudication.objects.get().reviewer == manager

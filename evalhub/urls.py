@@ -12,6 +12,7 @@ from evalhub.api import views as api
 from evalhub.api.auth import ObtainTokenView
 from evalhub.api.permissions import AUTHENTICATION_CLASSES
 from evalhub.api.report_views import StudyReportView
+from evalhub.api.review_views import FinalCallView, ReviewItemView, ReviewQueueView
 from evalhub.views import (
     analysis,
     datasets,
@@ -110,5 +111,16 @@ urlpatterns = [
         name="api_docs",
     ),
     path("api/studies/<int:pk>/report/", StudyReportView.as_view(), name="api_study_report"),
+    path("api/review/studies/<int:pk>/", ReviewQueueView.as_view(), name="api_review_queue"),
+    path(
+        "api/review/studies/<int:pk>/<str:token>/",
+        ReviewItemView.as_view(),
+        name="api_review_item",
+    ),
+    path(
+        "api/review/studies/<int:pk>/<str:token>/final-call/",
+        FinalCallView.as_view(),
+        name="api_review_final_call",
+    ),
     path("api/", include(router.urls)),
 ]

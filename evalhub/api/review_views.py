@@ -17,7 +17,13 @@ from evalhub.api.permissions import AUTHENTICATION_CLASSES
 from evalhub.forms.rating import CHOICE_BUTTONS
 from evalhub.models import Adjudication, Comparison, Study, StudyStatus
 from evalhub.roles import is_manager, is_reviewer
-from evalhub.selectors.review import Disputed, review_find, review_item, review_queue
+from evalhub.selectors.review import (
+    Disputed,
+    disputed_comparisons,
+    review_find,
+    review_item,
+    review_queue,
+)
 from evalhub.services.adjudication import (
     ERROR_FINAL_CALL,
     MAX_NOTE,
@@ -86,11 +92,13 @@ class _ReviewView(APIView):
     def study(self, pk: int) -> Study:
         return get_object_or_404(Study.objects.exclude(status=StudyStatus.DRAFT), pk=pk)
 
-    def disputed(self, study: Study, token: str) -> Disputed:
-        disputed = review_find(study=study, reviewer=self.request.user, token=token)
+    def disputed(self, study: Study, token: str) -> tuple[list[Disputed], Disputed]:
+        """The caller's queue and the entry ``token`` addresses in it; 404 for any other."""
+        queue = disputed_comparisons(study=study, reviewer=self.request.user)
+        disputed = review_find(queue=queue, token=token)
         if disputed is None:
             raise Http404
-        return disputed
+        return queue, disputed
 
 
 class ReviewQueueView(_ReviewView):
@@ -110,7 +118,8 @@ class ReviewItemView(_ReviewView):
     )
     def get(self, request: Request, pk: int, token: str) -> Response:
         study = self.study(pk)
-        item = review_item(study=study, reviewer=request.user, disputed=self.disputed(study, token))
+        queue, disputed = self.disputed(study, token)
+        item = review_item(study=study, queue=queue, disputed=disputed)
         return Response(ReviewItemSerializer(item).data)
 
 
@@ -122,7 +131,7 @@ class FinalCallView(_ReviewView):
     )
     def put(self, request: Request, pk: int, token: str) -> Response:
         study = self.study(pk)
-        disputed = self.disputed(study, token)
+        queue, disputed = self.disputed(study, token)
         data = FinalCallSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         existed = Adjudication.objects.filter(comparison_id=disputed.comparison).exists()
@@ -135,6 +144,6 @@ class FinalCallView(_ReviewView):
             )
         except AdjudicationError as exc:
             raise ValidationError({"non_field_errors": [str(exc)]}) from exc
-        item = review_item(study=study, reviewer=request.user, disputed=disputed)
+        item = review_item(study=study, queue=queue, disputed=disputed)
         body = {"choice": item.choice, "note": item.note}
         return Response(body, status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED)

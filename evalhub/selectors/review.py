@@ -152,12 +152,10 @@ def review_studies(*, reviewer: AbstractBaseUser) -> list[ReviewStudy]:
     return result
 
 
-def review_find(*, study: Study, reviewer: AbstractBaseUser, token: str) -> Disputed | None:
-    """The queue entry ``token`` addresses for this reviewer; None for any other token."""
-    return next(
-        (d for d in disputed_comparisons(study=study, reviewer=reviewer) if d.token == token),
-        None,
-    )
+def review_find(*, queue: list[Disputed], token: str) -> Disputed | None:
+    """The entry of ``queue`` (from :func:`disputed_comparisons`) that ``token`` addresses;
+    None for any other token."""
+    return next((d for d in queue if d.token == token), None)
 
 
 def review_next(*, study: Study, reviewer: AbstractBaseUser) -> Disputed | None:
@@ -166,14 +164,14 @@ def review_next(*, study: Study, reviewer: AbstractBaseUser) -> Disputed | None:
     return next((d for d in queue if not d.decided), None)
 
 
-def review_item(*, study: Study, reviewer: AbstractBaseUser, disputed: Disputed) -> ReviewItem:
-    """The blinded page of one disputed comparison in the reviewer's frame."""
+def review_item(*, study: Study, queue: list[Disputed], disputed: Disputed) -> ReviewItem:
+    """The blinded page of one disputed comparison of the reviewer's ``queue``, in their
+    frame."""
     comparison = Comparison.objects.select_related("prompt", "output_a", "output_b").get(
         pk=disputed.comparison, study=study
     )
     frame = disputed.left_is_a
     left, right = blinding.sides(comparison.output_a, comparison.output_b, left_is_a=frame)
-    queue = disputed_comparisons(study=study, reviewer=reviewer)
     assignments = (
         Assignment.objects.filter(comparison=comparison, judgment__isnull=False)
         .select_related("judgment")

@@ -15,6 +15,7 @@ from evalhub.models import Comparison, Study, StudyStatus
 from evalhub.roles import reviewer_required
 from evalhub.selectors.review import (
     ReviewItem,
+    disputed_comparisons,
     review_find,
     review_item,
     review_next,
@@ -61,10 +62,11 @@ def review_comparison(request: HttpRequest, pk: int, token: str) -> HttpResponse
     """GET shows the comparison (with the standing final call), POST records the final call
     and goes on to the next comparison without one."""
     study = _study(pk)
-    disputed = review_find(study=study, reviewer=request.user, token=token)
+    queue = disputed_comparisons(study=study, reviewer=request.user)
+    disputed = review_find(queue=queue, token=token)
     if disputed is None:
         raise Http404
-    item = review_item(study=study, reviewer=request.user, disputed=disputed)
+    item = review_item(study=study, queue=queue, disputed=disputed)
     if request.method == "GET":
         form = FinalCallForm(initial={"choice": item.choice, "note": item.note})
         return _render(request, study, item, form)

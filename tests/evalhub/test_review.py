@@ -160,7 +160,8 @@ def test_a_token_outside_the_reviewers_queue_is_a_404(client):
     reviewer, other = ReviewerFactory(), ReviewerFactory()
     client.force_login(reviewer)
     theirs = disputed_comparisons(study=world.study, reviewer=other)[0].token
-    assert review_find(study=world.study, reviewer=reviewer, token=theirs) is None
+    mine = disputed_comparisons(study=world.study, reviewer=reviewer)
+    assert review_find(queue=mine, token=theirs) is None
     for token in (theirs, "0" * 32):
         url = reverse("review_item", args=[world.study.pk, token])
         assert client.get(url).status_code == 404

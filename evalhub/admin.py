@@ -3,7 +3,16 @@ models are registered here, in the one web layer."""
 
 from django.contrib import admin
 
-from evalhub.models import Assignment, Comparison, Judgment, Output, Prompt, Study, System
+from evalhub.models import (
+    Adjudication,
+    Assignment,
+    Comparison,
+    Judgment,
+    Output,
+    Prompt,
+    Study,
+    System,
+)
 from trainer.models import BaseModel, Dataset, Example, FineTuneRun, RunMetric
 
 
@@ -99,3 +108,9 @@ class AssignmentAdmin(admin.ModelAdmin):
 class JudgmentAdmin(admin.ModelAdmin):
     list_display = ["id", "assignment", "choice", "flagged", "time_on_task_ms", "updated_at"]
     list_filter = ["choice", "flagged"]
+
+
+@admin.register(Adjudication)
+class AdjudicationAdmin(admin.ModelAdmin):
+    list_display = ["id", "comparison", "reviewer", "verdict", "revisions", "updated_at"]
+    list_filter = ["verdict"]

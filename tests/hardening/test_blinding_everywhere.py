@@ -551,7 +551,7 @@ def test_every_page_linked_from_the_reviewers_pages_is_blind(world, settings):
     assert not names & {reverse(n) for n in manager_lists}
 
 
-def test_manager_pages_and_exports_refuse_the_reviewer_with_a_blind_403(world, settings):
+def test_manager_pages_writes_and_exports_refuse_the_reviewer_with_a_blind_403(world, settings):
     settings.DEBUG = False
     _raters_split(world)
     client = Client()
@@ -568,6 +568,19 @@ def test_manager_pages_and_exports_refuse_the_reviewer_with_a_blind_403(world, s
     unknown = client.get(reverse("review_item", args=[study.pk, "0" * 32]))
     assert unknown.status_code == 404
     assert_blind(unknown, world)
+    posts = [
+        (reverse("study_status", args=[study.pk]), {"status": "closed"}),
+        (reverse("study_raters", args=[study.pk]), {}),
+        (reverse("person_create"), {"username": "intruder", "role": "manager"}),
+        (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
+    ]
+    for url, data in posts:
+        response = client.post(url, data)
+        assert response.status_code == 403, url
+        assert_blind(response, world)
+    study.refresh_from_db()
+    assert study.status == StudyStatus.OPEN
+    assert not get_user_model().objects.filter(username="intruder").exists()
 
 
 def test_the_review_pages_refuse_the_expert_with_a_blind_403(world, settings):

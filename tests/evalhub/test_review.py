@@ -10,8 +10,13 @@ from evalhub.models import Adjudication, Assignment, Judgment
 from evalhub.roles import is_expert, is_reviewer
 from evalhub.selectors.review import FLAGGED, SPLIT, disputed_comparisons, review_find
 from evalhub.services.accounts import TWO_ROLES, user_create
-from evalhub.services.adjudication import ERROR_FINAL_CALL, ERROR_NOTE_LONG, MAX_NOTE
-from tests.evalhub.review_fixtures import disputed_study, judge
+from evalhub.services.adjudication import (
+    ERROR_FINAL_CALL,
+    ERROR_NOTE_LONG,
+    MAX_NOTE,
+    adjudication_submit,
+)
+from tests.evalhub.review_fixtures import disputed_study, judge, raters_opposite_to
 from tests.factories import ExpertFactory, ManagerFactory, ReviewerFactory
 
 pytestmark = pytest.mark.django_db
@@ -67,6 +72,7 @@ def test_every_judgment_is_shown_in_the_reviewers_frame(client):
     reviewer's A, whatever side that rater saw it on."""
     world = disputed_study()
     reviewer = ReviewerFactory()
+    raters_opposite_to(world, reviewer)
     client.force_login(reviewer)
     entry, _, response = _page(client, world, reviewer, world.split)
     assert response.status_code == 200
@@ -240,3 +246,15 @@ def test_a_manager_may_make_the_final_call_too(client):
     assert response.status_code == 200
     assert client.post(url, {"choice": "both_bad"}).status_code == 302
     assert Adjudication.objects.get().reviewer == manager
+
+
+@pytest.mark.parametrize(
+    ("left_is_a", "verdict", "shown_as_a"), [(True, "a", "a"), (False, "b", "b")]
+)
+def test_a_final_call_of_a_names_the_output_the_reviewer_saw_as_a(left_is_a, verdict, shown_as_a):
+    world = disputed_study()
+    call = adjudication_submit(
+        comparison=world.split, reviewer=ReviewerFactory(), choice="a", left_is_a=left_is_a
+    )
+    assert call.verdict == verdict
+    assert call.left_output == getattr(world.split, f"output_{shown_as_a}")

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 from evalhub.models import Adjudication
 from evalhub.selectors.review import disputed_comparisons
 from evalhub.services.adjudication import ERROR_FINAL_CALL
-from tests.evalhub.review_fixtures import disputed_study
+from tests.evalhub.review_fixtures import disputed_study, raters_opposite_to
 from tests.factories import ExpertFactory, ManagerFactory, ReviewerFactory
 
 pytestmark = pytest.mark.django_db
@@ -70,6 +70,7 @@ def test_permission_matrix(world, case, role_index):
 
 def test_the_queue_and_the_item_read_in_the_callers_frame(world):
     reviewer, disputes = world["users"]["reviewer"], world["disputes"]
+    raters_opposite_to(disputes, reviewer)
     client = _client(reviewer)
     queue = client.get(f"/api/review/studies/{disputes.study.pk}/").json()
     assert [e["token"] for e in queue] == [d.token for d in world["queue"]]

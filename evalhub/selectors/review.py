@@ -142,14 +142,16 @@ def review_studies(*, reviewer: AbstractBaseUser) -> list[ReviewStudy]:
     studies = Study.objects.exclude(status=StudyStatus.DRAFT).filter(
         comparisons__assignments__judgment__isnull=False
     )
-    result = []
-    for study in studies.distinct().order_by("name"):
-        queue = disputed_comparisons(study=study, reviewer=reviewer)
-        if queue:
-            result.append(
-                ReviewStudy(study.pk, study.name, len(queue), sum(d.decided for d in queue))
-            )
-    return result
+    result = [
+        review_counts(study=s, reviewer=reviewer) for s in studies.distinct().order_by("name")
+    ]
+    return [counts for counts in result if counts.total]
+
+
+def review_counts(*, study: Study, reviewer: AbstractBaseUser) -> ReviewStudy:
+    """How many comparisons of the study ``reviewer`` could settle, and how many are settled."""
+    queue = disputed_comparisons(study=study, reviewer=reviewer)
+    return ReviewStudy(study.pk, study.name, len(queue), sum(d.decided for d in queue))
 
 
 def review_find(*, queue: list[Disputed], token: str) -> Disputed | None:

@@ -258,3 +258,19 @@ def test_a_final_call_of_a_names_the_output_the_reviewer_saw_as_a(left_is_a, ver
     )
     assert call.verdict == verdict
     assert call.left_output == getattr(world.split, f"output_{shown_as_a}")
+
+
+def test_the_study_page_tells_the_manager_how_many_disagreements_are_settled(client):
+    world = disputed_study()
+    manager = ManagerFactory()
+    client.force_login(manager)
+    entry = disputed_comparisons(study=world.study, reviewer=manager)[0]
+    adjudication_submit(
+        comparison=world.split if entry.comparison == world.split.pk else world.flagged,
+        reviewer=manager,
+        choice="tie",
+        left_is_a=entry.left_is_a,
+    )
+    body = client.get(reverse("study_detail", args=[world.study.pk])).content.decode()
+    assert "2 comparisons where the raters split or one flagged the item; 1 settled" in body
+    assert f'href="{reverse("review_study", args=[world.study.pk])}"' in body

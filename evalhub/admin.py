@@ -4,6 +4,7 @@ models are registered here, in the one web layer."""
 from django.contrib import admin
 
 from evalhub.models import (
+    Adjudication,
     Assignment,
     Comparison,
     Draw,
@@ -123,3 +124,9 @@ class DrawAdmin(admin.ModelAdmin):
 class JudgmentAdmin(admin.ModelAdmin):
     list_display = ["id", "assignment", "choice", "flagged", "time_on_task_ms", "updated_at"]
     list_filter = ["choice", "flagged"]
+
+
+@admin.register(Adjudication)
+class AdjudicationAdmin(admin.ModelAdmin):
+    list_display = ["id", "comparison", "reviewer", "verdict", "revisions", "updated_at"]
+    list_filter = ["verdict"]

@@ -16,10 +16,16 @@ A rater's A and B are the left and right responses; a verdict's A and B are the 
 ``output_a`` and ``output_b``. ``left_is_a``, ``sides``, ``blind_choice``, ``unblind_choice`` and
 ``unblind_scores`` translate between the two, and nothing else does.
 
+A reviewer who settles a comparison sees it in a frame of their own, like a rater's assignment:
+``review_frame`` gives the token that addresses it and which side is on the left, both from a
+keyed hash, so neither can be derived without the key nor from the comparison's id.
+
 The plan is deterministic given the seed and the inputs. Tokens are not part of the plan: they
 come from ``secrets`` so that nobody can derive them from the seed or from database ids.
 """
 
+import hashlib
+import hmac
 import random
 import secrets
 from collections import Counter, defaultdict
@@ -58,6 +64,15 @@ class Placed:
 def new_token() -> str:
     """An unguessable token that says nothing about the comparison, the rater or the outputs."""
     return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def review_frame(*, key: bytes, comparison: Hashable, reviewer: Hashable) -> tuple[str, bool]:
+    """(token, left_is_a) of ``comparison`` as ``reviewer`` sees it: the same every time, random
+    across comparisons and reviewers. The token is the first 32 hex digits of the keyed hash, the
+    side a bit of the rest, so the token says nothing of the side."""
+    digest = hmac.new(key, f"review:{comparison!r}:{reviewer!r}".encode(), hashlib.sha256)
+    hexdigest = digest.hexdigest()
+    return hexdigest[:32], int(hexdigest[-1], 16) % 2 == 0
 
 
 def _pair(item: Item) -> tuple[Hashable, Hashable]:

@@ -365,3 +365,44 @@ class Judgment(models.Model):
 
     def __str__(self) -> str:
         return f"judgment {self.pk}: {self.choice}"
+
+
+class Verdict(models.TextChoices):
+    """A final call in storage order: which of the comparison's outputs is better."""
+
+    A = "a", "output A is better"
+    B = "b", "output B is better"
+    TIE = "tie", "tie"
+    BOTH_BAD = "both_bad", "both bad"
+
+
+class Adjudication(models.Model):
+    """A reviewer's final call on a comparison where the raters split or one flagged it: the
+    label the analysis uses for that comparison, kept beside the raters' judgments, never in
+    their place. ``verdict`` is in storage order (a = ``output_a`` better); ``left_output`` is
+    the output the reviewer saw as A. One per comparison; revising updates it in place."""
+
+    comparison = models.OneToOneField(
+        Comparison, on_delete=models.CASCADE, related_name="adjudication"
+    )
+    # A final call outlives neither its comparison nor, silently, its reviewer's account.
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="adjudications"
+    )
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    left_output = models.ForeignKey(Output, on_delete=models.PROTECT, related_name="+")
+    note = models.TextField(blank=True)
+    revisions = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["comparison"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(verdict__in=Verdict.values), name="adjudication_verdict_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"final call on comparison {self.comparison_id}: {self.verdict}"

@@ -187,6 +187,7 @@ SPECTACULAR_SETTINGS = {
         "RunStatusEnum": "trainer.models.RunStatus",
         "SystemKindEnum": "evalhub.models.SystemKind",
         "MetricKindEnum": "trainer.models.MetricKind",
+        "ChoiceEnum": "evalhub.models.Choice",
     },
 }
 

@@ -12,6 +12,7 @@ from evalhub.api import views as api
 from evalhub.api.auth import ObtainTokenView
 from evalhub.api.permissions import AUTHENTICATION_CLASSES
 from evalhub.api.report_views import StudyReportView
+from evalhub.api.review_views import FinalCallView, ReviewItemView, ReviewQueueView
 from evalhub.views import (
     analysis,
     datasets,
@@ -20,6 +21,7 @@ from evalhub.views import (
     outputs,
     people,
     rating,
+    review,
     run_evaluation,
     run_launch,
     runs,
@@ -87,6 +89,11 @@ urlpatterns = [
     path("rate/study/<int:pk>/", rating.rate_study, name="rate_study"),
     path("rate/study/<int:pk>/next/", rating.rate_next, name="rate_next"),
     path("rate/<str:token>/", rating.rate_item, name="rate_item"),
+    # 6b adjudication: reviewers settle split or flagged comparisons
+    path("review/", review.review_home, name="review_home"),
+    path("review/study/<int:pk>/", review.review_study, name="review_study"),
+    path("review/study/<int:pk>/next/", review.review_next_item, name="review_next"),
+    path("review/study/<int:pk>/<str:token>/", review.review_comparison, name="review_item"),
     # 7 analysis and report
     path("studies/<int:pk>/analysis/", analysis.study_analysis, name="study_analysis"),
     path(
@@ -104,5 +111,16 @@ urlpatterns = [
         name="api_docs",
     ),
     path("api/studies/<int:pk>/report/", StudyReportView.as_view(), name="api_study_report"),
+    path("api/review/studies/<int:pk>/", ReviewQueueView.as_view(), name="api_review_queue"),
+    path(
+        "api/review/studies/<int:pk>/<str:token>/",
+        ReviewItemView.as_view(),
+        name="api_review_item",
+    ),
+    path(
+        "api/review/studies/<int:pk>/<str:token>/final-call/",
+        FinalCallView.as_view(),
+        name="api_review_final_call",
+    ),
     path("api/", include(router.urls)),
 ]

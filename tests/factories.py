@@ -7,7 +7,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from evalhub import models as ev
-from evalhub.roles import expert_group
+from evalhub.roles import expert_group, reviewer_group
 from trainer import models as tr
 
 
@@ -33,6 +33,15 @@ class ExpertFactory(UserFactory):
     def expert_role(self, create, extracted, **kwargs):
         if create:
             self.groups.add(expert_group())
+
+
+class ReviewerFactory(UserFactory):
+    username = factory.Sequence(lambda n: f"reviewer{n}")
+
+    @factory.post_generation
+    def reviewer_role(self, create, extracted, **kwargs):
+        if create:
+            self.groups.add(reviewer_group())
 
 
 def _hash(text: str) -> str:

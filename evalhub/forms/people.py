@@ -4,6 +4,7 @@ from django import forms
 from django.contrib.auth.validators import UnicodeUsernameValidator
 
 ROLE_EXPERT = "expert"
+ROLE_REVIEWER = "reviewer"
 ROLE_MANAGER = "manager"
 
 
@@ -17,6 +18,10 @@ class PersonCreateForm(forms.Form):
     role = forms.ChoiceField(
         choices=[
             (ROLE_EXPERT, "Expert: rates the studies they are added to, blinded"),
+            (
+                ROLE_REVIEWER,
+                "Reviewer: settles the comparisons where raters split or flagged one, blinded",
+            ),
             (ROLE_MANAGER, "Manager: sees and runs everything"),
         ],
         initial=ROLE_EXPERT,

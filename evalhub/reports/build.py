@@ -20,12 +20,22 @@ from django.db.models.functions import Length
 from django.utils import timezone
 
 from evalhub import blinding
+from evalhub.analysis.adjudication import adjudication_summary
 from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, THRESHOLDS
 from evalhub.analysis.ranking import BT_RESAMPLES
 from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
 from evalhub.metrics import METRIC_LABELS, METRICS
-from evalhub.models import Assignment, Choice, Comparison, Judgment, Output, Prompt, Study
+from evalhub.models import (
+    Adjudication,
+    Assignment,
+    Choice,
+    Comparison,
+    Judgment,
+    Output,
+    Prompt,
+    Study,
+)
 from evalhub.reports.conclusion import conclusion
 from evalhub.reports.disagreements import Texts, disagreeing_items, disagreement_rows
 from evalhub.selectors.recognisability import recognisability_block
@@ -73,6 +83,8 @@ def report_build(
     result = dataclasses.asdict(analysis)
     for m in result["metrics"]:
         m["label"] = METRIC_LABELS.get(m["metric"], m["metric"])
+    final_calls, final_call_rows = _final_calls(study, comparisons)
+    pairs = [(p["system"], p["opponent"]) for p in result["pairs"]]
     run = study.run or next((s.run for s in systems if s.run_id), None)
     sequential = sequential_block(study=study, ratings=ratings)
     report: dict[str, Any] = {
@@ -101,6 +113,8 @@ def report_build(
         "ppi": ppi_block(study=study, ratings=ratings),
         # Whether raters may tell the systems apart, or the gold items from real ones, by form.
         "recognisability": recognisability_block(study=study),
+        # The reviewers' final calls as the labels of the comparisons they settled.
+        "adjudication": dataclasses.asdict(adjudication_summary(ratings, final_calls, pairs)),
     }
     if include_judgments:
         texts = _texts(comparisons, list(comparisons))
@@ -108,6 +122,7 @@ def report_build(
             _public_comparison(c, texts[cid]) for cid, c in comparisons.items()
         ]
         report["judgments"] = judgment_rows
+        report["final_calls"] = final_call_rows
     return report
 
 
@@ -274,6 +289,55 @@ def _judgments(
             }
         )
     return ratings, rows
+
+
+def _final_calls(
+    study: Study, comparisons: dict[int, dict[str, Any]]
+) -> tuple[list[Rating], list[dict[str, Any]]]:
+    """The reviewers' final calls as one record per settled comparison, and as export rows."""
+    query = (
+        Adjudication.objects.filter(comparison__study=study)
+        .order_by("comparison_id")
+        .values_list(
+            "comparison_id",
+            "comparison__output_a_id",
+            "verdict",
+            "reviewer__username",
+            "note",
+            "revisions",
+            "updated_at",
+        )
+    )
+    calls: list[Rating] = []
+    rows: list[dict[str, Any]] = []
+    for cid, stored_a, verdict, reviewer, note, revisions, updated in query.iterator():
+        c = comparisons[cid]
+        # The verdict names the stored output_a better or worse; ``_orient`` may have swapped
+        # the sides, and the same translation as a rater's left side follows the swap.
+        same = blinding.left_is_a(left_output=stored_a, output_a=c["output_a"])
+        verdict = blinding.unblind_choice(verdict, left_is_a=same)
+        calls.append(
+            Rating(
+                item=cid,
+                rater=reviewer,
+                system_a=c["system_a"],
+                system_b=c["system_b"],
+                verdict=verdict,
+                gold=c["gold_answer"],
+            )
+        )
+        rows.append(
+            {
+                "comparison": cid,
+                "verdict": verdict,
+                "choice": {A: c["system_a"], B: c["system_b"]}.get(verdict, verdict),
+                "reviewer": reviewer,
+                "note": note,
+                "revisions": revisions,
+                "updated_at": updated.isoformat(),
+            }
+        )
+    return calls, rows
 
 
 def _item_metrics(

@@ -1,5 +1,6 @@
 """CSV of the raw judgments: one row per judgment, unblinded, with the prompt, both outputs'
-texts and their lengths, scores and metric values.
+texts and their lengths, scores and metric values, and the reviewer's final call on the row's
+comparison (``final_call``: a system's name, tie or both_bad; empty where none was made).
 
 Columns that belong to a system are named by the system ("adapter-r16: output",
 "adapter-r16: correctness", "base: rouge1"): one set per system of the study, empty where a
@@ -33,6 +34,7 @@ BASE_COLUMNS = [
     "shown_left",
     "choice",
     "gold",
+    "final_call",
     "prompt",
 ]
 TAIL_COLUMNS = [
@@ -89,6 +91,7 @@ def _system_cells(c: dict[str, Any], j: dict[str, Any], criteria: list[str]) -> 
 def render_csv(report: dict[str, Any]) -> str:
     """``report`` must have been built with ``include_judgments=True``."""
     comparisons = {c["comparison"]: c for c in report["comparisons"]}
+    final_calls = {f["comparison"]: f["choice"] for f in report["final_calls"]}
     criteria, systems = report["study"]["criteria"], report["systems_order"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -105,6 +108,7 @@ def render_csv(report: dict[str, Any]) -> str:
             j["shown_left"],
             j["choice"],
             c["gold"],
+            final_calls.get(j["comparison"]),
             _text_cell(c["prompt_text"]),
         ]
         row += [cells.get(s, {}).get("output") for s in systems]

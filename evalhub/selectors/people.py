@@ -7,7 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Q
 
 from evalhub.models import Assignment
-from evalhub.roles import EXPERT_GROUP
+from evalhub.roles import EXPERT_GROUP, REVIEWER_GROUP
 
 
 @dataclass
@@ -22,6 +22,7 @@ class StudyWork:
 class Person:
     user: AbstractBaseUser
     expert: bool
+    reviewer: bool
     studies: list[StudyWork] = field(default_factory=list)
 
     @property
@@ -43,10 +44,16 @@ def people_list() -> list[Person]:
     """Every account, managers first, each with its studies and assigned and judged counts."""
     users = (
         get_user_model()
-        .objects.annotate(expert=Count("groups", filter=Q(groups__name=EXPERT_GROUP)))
+        .objects.annotate(
+            expert=Count("groups", filter=Q(groups__name=EXPERT_GROUP)),
+            reviewer=Count("groups", filter=Q(groups__name=REVIEWER_GROUP)),
+        )
         .order_by("-is_staff", "username")
     )
-    people = {user.pk: Person(user=user, expert=bool(user.expert)) for user in users}
+    people = {
+        user.pk: Person(user=user, expert=bool(user.expert), reviewer=bool(user.reviewer))
+        for user in users
+    }
     work = (
         Assignment.objects.values("rater_id", "comparison__study_id", "comparison__study__name")
         .annotate(assigned=Count("id"), judged=Count("judgment"))

@@ -1,4 +1,4 @@
-"""Creating rater and manager accounts without the admin."""
+"""Creating rater, reviewer and manager accounts without the admin."""
 
 import secrets
 
@@ -10,32 +10,48 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from evalhub.roles import expert_group
+from evalhub.roles import expert_group, reviewer_group
 
 USERNAME_TAKEN = "user {username!r} already exists"
+TWO_ROLES = "an account is a manager or a reviewer, not both"
 
 
 @transaction.atomic
 def user_create(
-    *, username: str, password: str | None = None, email: str = "", manager: bool = False
+    *,
+    username: str,
+    password: str | None = None,
+    email: str = "",
+    manager: bool = False,
+    reviewer: bool = False,
 ) -> tuple[AbstractUser, str]:
-    """Create an expert (or a manager, who is also staff) and return it with its password.
-
-    A password is generated when none is given. Raises ``ValueError`` if the username is taken.
-    """
+    """Create an expert (or a manager, who is also staff, or a reviewer) and return it with its
+    password. A password is generated when none is given. Raises ``ValueError`` if the username
+    is taken."""
     password = password or secrets.token_urlsafe(12)
-    return _create(username=username, email=email, manager=manager, password=password), password
+    user = _create(
+        username=username, email=email, manager=manager, reviewer=reviewer, password=password
+    )
+    return user, password
 
 
 @transaction.atomic
-def user_invite(*, username: str, email: str = "", manager: bool = False) -> AbstractUser:
-    """Create an expert (or a manager) without a password: they choose one through the link of
-    ``password_set_path``. Raises ``ValueError`` if the username is taken."""
-    return _create(username=username, email=email, manager=manager, password=None)
+def user_invite(
+    *, username: str, email: str = "", manager: bool = False, reviewer: bool = False
+) -> AbstractUser:
+    """Create an expert (or a manager, or a reviewer) without a password: they choose one
+    through the link of ``password_set_path``. Raises ``ValueError`` if the username is taken."""
+    return _create(
+        username=username, email=email, manager=manager, reviewer=reviewer, password=None
+    )
 
 
-def _create(*, username: str, email: str, manager: bool, password: str | None) -> AbstractUser:
+def _create(
+    *, username: str, email: str, manager: bool, reviewer: bool, password: str | None
+) -> AbstractUser:
     User = get_user_model()
+    if manager and reviewer:
+        raise ValueError(TWO_ROLES)
     if User.objects.filter(username=username).exists():
         raise ValueError(USERNAME_TAKEN.format(username=username))
     # No password given: an unusable one, so nobody can log in before the link is used.
@@ -43,6 +59,8 @@ def _create(*, username: str, email: str, manager: bool, password: str | None) -
     if manager:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
+    elif reviewer:
+        user.groups.add(reviewer_group())
     else:
         user.groups.add(expert_group())
     return user

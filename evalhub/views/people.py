@@ -1,4 +1,4 @@
-"""Manager pages for accounts: who is there, and adding an expert or a manager."""
+"""Manager pages for accounts: who is there, and adding an expert, a reviewer or a manager."""
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -8,7 +8,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from evalhub.forms.people import ROLE_MANAGER, PersonCreateForm
+from evalhub.forms.people import ROLE_MANAGER, ROLE_REVIEWER, PersonCreateForm
 from evalhub.roles import manager_required
 from evalhub.selectors.people import people_list
 from evalhub.services.accounts import password_set_path, user_invite
@@ -34,6 +34,7 @@ def person_create(request: HttpRequest) -> HttpResponse:
                 username=data["username"],
                 email=data["email"],
                 manager=data["role"] == ROLE_MANAGER,
+                reviewer=data["role"] == ROLE_REVIEWER,
             )
         except ValueError as exc:
             form.add_error("username", str(exc))

@@ -14,6 +14,7 @@ from evalhub.roles import manager_required
 from evalhub.selectors import studies as study_selectors
 from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.recognisability import recognisability_block
+from evalhub.selectors.review import review_counts
 from evalhub.selectors.studies import (
     ppi_block,
     sequential_block,
@@ -151,6 +152,7 @@ def _render_detail(
         "sequential": sequential_block(study=study),
         "ppi": ppi_block(study=study),
         "recognisability": recognisability_block(study=study),
+        "review": review_counts(study=study, reviewer=request.user),
         "actions": [
             (target, STATUS_ACTIONS[target])
             for target in (StudyStatus.OPEN, StudyStatus.PAUSED, StudyStatus.CLOSED)

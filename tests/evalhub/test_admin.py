@@ -21,6 +21,7 @@ MODELS = [
     ("evalhub", "comparison"),
     ("evalhub", "assignment"),
     ("evalhub", "judgment"),
+    ("evalhub", "adjudication"),
 ]
 
 

@@ -11,52 +11,71 @@ from django.urls import reverse
 
 from evalhub.models import Judgment
 from evalhub.selectors.rating import rater_next_assignment
+from evalhub.selectors.review import disputed_comparisons
 from tests.evalhub.rating_fixtures import open_study
-from tests.factories import ExpertFactory, ManagerFactory
+from tests.evalhub.review_fixtures import disputed_study
+from tests.factories import ExpertFactory, ManagerFactory, ReviewerFactory
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ("anonymous", "expert", "other_expert", "manager")
+ROLES = ("anonymous", "expert", "other_expert", "reviewer", "manager")
 
 # view: (method, url builder, data, {role: status})
 MATRIX = {
-    "study_list": ("get", lambda w: reverse("study_list"), None, (302, 403, 403, 200)),
-    "study_create": ("get", lambda w: reverse("study_create"), None, (302, 403, 403, 200)),
-    "study_create_post": ("post", lambda w: reverse("study_create"), {}, (302, 403, 403, 422)),
-    "study_plan": ("get", lambda w: w["plan"], None, (302, 403, 403, 200)),
-    "study_plan_bad": ("get", lambda w: reverse("study_plan"), None, (302, 403, 403, 422)),
-    "study_detail": ("get", lambda w: w["detail"], None, (302, 403, 403, 200)),
-    "study_status": ("post", lambda w: w["status"], {"status": "paused"}, (302, 403, 403, 302)),
-    "study_status_get": ("get", lambda w: w["status"], None, (302, 403, 403, 405)),
-    "study_raters": ("post", lambda w: w["raters"], {}, (302, 403, 403, 302)),
-    "study_delete": ("get", lambda w: w["study_delete"], None, (302, 403, 403, 200)),
-    "study_delete_post": ("post", lambda w: w["study_delete"], {}, (302, 403, 403, 302)),
-    "run_delete": ("get", lambda w: w["run_delete"], None, (302, 403, 403, 200)),
-    "run_delete_post": ("post", lambda w: w["run_delete"], {}, (302, 403, 403, 409)),
-    "dataset_delete": ("get", lambda w: w["dataset_delete"], None, (302, 403, 403, 200)),
-    "dataset_delete_post": ("post", lambda w: w["dataset_delete"], {}, (302, 403, 403, 409)),
-    "people": ("get", lambda w: reverse("people"), None, (302, 403, 403, 200)),
-    "person_create": ("get", lambda w: reverse("person_create"), None, (302, 403, 403, 200)),
+    "study_list": ("get", lambda w: reverse("study_list"), None, (302, 403, 403, 403, 200)),
+    "study_create": ("get", lambda w: reverse("study_create"), None, (302, 403, 403, 403, 200)),
+    "study_create_post": ("post", lambda w: reverse("study_create"), {}, (302, 403, 403, 403, 422)),
+    "study_plan": ("get", lambda w: w["plan"], None, (302, 403, 403, 403, 200)),
+    "study_plan_bad": ("get", lambda w: reverse("study_plan"), None, (302, 403, 403, 403, 422)),
+    "study_detail": ("get", lambda w: w["detail"], None, (302, 403, 403, 403, 200)),
+    "study_status": (
+        "post",
+        lambda w: w["status"],
+        {"status": "paused"},
+        (302, 403, 403, 403, 302),
+    ),
+    "study_status_get": ("get", lambda w: w["status"], None, (302, 403, 403, 403, 405)),
+    "study_raters": ("post", lambda w: w["raters"], {}, (302, 403, 403, 403, 302)),
+    "study_delete": ("get", lambda w: w["study_delete"], None, (302, 403, 403, 403, 200)),
+    "study_delete_post": ("post", lambda w: w["study_delete"], {}, (302, 403, 403, 403, 302)),
+    "run_delete": ("get", lambda w: w["run_delete"], None, (302, 403, 403, 403, 200)),
+    "run_delete_post": ("post", lambda w: w["run_delete"], {}, (302, 403, 403, 403, 409)),
+    "dataset_delete": ("get", lambda w: w["dataset_delete"], None, (302, 403, 403, 403, 200)),
+    "dataset_delete_post": ("post", lambda w: w["dataset_delete"], {}, (302, 403, 403, 403, 409)),
+    "people": ("get", lambda w: reverse("people"), None, (302, 403, 403, 403, 200)),
+    "person_create": ("get", lambda w: reverse("person_create"), None, (302, 403, 403, 403, 200)),
     "person_create_post": (
         "post",
         lambda w: reverse("person_create"),
         {"username": "newcomer", "role": "expert"},
-        (302, 403, 403, 200),
+        (302, 403, 403, 403, 200),
     ),
-    "person_link": ("post", lambda w: w["person_link"], {}, (302, 403, 403, 200)),
-    "person_link_get": ("get", lambda w: w["person_link"], None, (302, 403, 403, 405)),
-    "rate_home": ("get", lambda w: reverse("rate_home"), None, (302, 200, 200, 200)),
-    "rate_study": ("get", lambda w: w["overview"], None, (302, 200, 404, 404)),
-    "rate_next": ("get", lambda w: w["next"], None, (302, 302, 404, 404)),
-    "rate_item": ("get", lambda w: w["item"], None, (302, 200, 404, 404)),
-    "rate_item_post": ("post", lambda w: w["item"], {"choice": "a"}, (302, 302, 404, 404)),
+    "person_link": ("post", lambda w: w["person_link"], {}, (302, 403, 403, 403, 200)),
+    "person_link_get": ("get", lambda w: w["person_link"], None, (302, 403, 403, 403, 405)),
+    "rate_home": ("get", lambda w: reverse("rate_home"), None, (302, 200, 200, 200, 200)),
+    "rate_study": ("get", lambda w: w["overview"], None, (302, 200, 404, 404, 404)),
+    "rate_next": ("get", lambda w: w["next"], None, (302, 302, 404, 404, 404)),
+    "rate_item": ("get", lambda w: w["item"], None, (302, 200, 404, 404, 404)),
+    "rate_item_post": ("post", lambda w: w["item"], {"choice": "a"}, (302, 302, 404, 404, 404)),
     "rate_item_skip": (
         "post",
         lambda w: w["item"],
         {"skip": "1", "flag_reason": "cut off"},
-        (302, 302, 404, 404),
+        (302, 302, 404, 404, 404),
     ),
-    "rate_item_put": ("put", lambda w: w["item"], None, (302, 405, 405, 405)),
+    "rate_item_put": ("put", lambda w: w["item"], None, (302, 405, 405, 405, 405)),
+    "review_home": ("get", lambda w: reverse("review_home"), None, (302, 403, 403, 200, 200)),
+    "review_study": ("get", lambda w: w["review"], None, (302, 403, 403, 200, 200)),
+    "review_next": ("get", lambda w: w["review_next"], None, (302, 403, 403, 302, 302)),
+    # The token is the reviewer's own: anyone else's queue does not hold it.
+    "review_item": ("get", lambda w: w["review_item"], None, (302, 403, 403, 200, 404)),
+    "review_item_post": (
+        "post",
+        lambda w: w["review_item"],
+        {"choice": "tie"},
+        (302, 403, 403, 302, 404),
+    ),
+    "review_item_put": ("put", lambda w: w["review_item"], None, (302, 403, 403, 405, 405)),
 }
 
 
@@ -70,11 +89,15 @@ def world():
     study, (expert, _), _ = open_study(prompts=2)
     token = rater_next_assignment(study=study, rater=expert).token
     open_study(prompts=1, raters=2, name="Another study")  # other experts rate elsewhere
+    disputes = disputed_study(name="Disputed study")
+    reviewer = ReviewerFactory()
+    review_token = disputed_comparisons(study=disputes.study, reviewer=reviewer)[0].token
     return {
         "users": {
             "anonymous": None,
             "expert": expert,
             "other_expert": ExpertFactory(),
+            "reviewer": reviewer,
             "manager": ManagerFactory(),
         },
         "detail": reverse("study_detail", args=[study.pk]),
@@ -89,6 +112,9 @@ def world():
         "overview": reverse("rate_study", args=[study.pk]),
         "next": reverse("rate_next", args=[study.pk]),
         "item": reverse("rate_item", args=[token]),
+        "review": reverse("review_study", args=[disputes.study.pk]),
+        "review_next": reverse("review_next", args=[disputes.study.pk]),
+        "review_item": reverse("review_item", args=[disputes.study.pk, review_token]),
     }
 
 

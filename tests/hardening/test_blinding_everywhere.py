@@ -1,6 +1,8 @@
 """Everything an expert can make the server say, pages, fragments, API, redirects, headers and
 error pages with DEBUG off, names no system, run, model or dataset, and carries no id of an
 output, system, prompt or comparison. Exports are out of their reach. Tokens cannot be guessed.
+A reviewer, who settles the comparisons where raters split, is held to the same: their walk
+and their refusals are checked like the expert's.
 
 tests/evalhub/test_rating_blinding.py and tests/evalhub/api/test_blinding.py check the rating
 page and the assignment API one by one; this module walks everything else reachable.
@@ -21,8 +23,11 @@ from django.db import connection
 from django.test import Client
 from django.urls import reverse
 
-from evalhub.models import Allocation, Assignment, Comparison, StudyStatus
+from evalhub import blinding
+from evalhub.models import Adjudication, Allocation, Assignment, Comparison, StudyStatus
+from evalhub.selectors.review import disputed_comparisons
 from evalhub.services.accounts import password_set_path
+from evalhub.services.judgments import judgment_submit
 from evalhub.services.studies import study_create, study_set_status
 from tests.factories import (
     BaseModelFactory,
@@ -32,6 +37,7 @@ from tests.factories import (
     ManagerFactory,
     OutputFactory,
     PromptFactory,
+    ReviewerFactory,
     SystemFactory,
 )
 from trainer.models import Dataset, FineTuneRun
@@ -130,7 +136,7 @@ def assert_blind(response, world, *, rating: bool | None = None) -> str:
     and the assignment API do not even use the generic words."""
     path = response.request["PATH_INFO"]
     if rating is None:
-        rating = path.startswith(("/rate/", "/api/assignments/"))
+        rating = path.startswith(("/rate/", "/review/", "/api/assignments/"))
     body = response.content.decode(errors="replace")
     headers = " ".join(f"{k}: {v}" for k, v in response.items())
     for text in (body, headers):
@@ -466,3 +472,128 @@ def test_an_adaptive_study_is_as_blind_as_a_uniform_one(world):
     listed = client.get("/api/assignments/", {"study": study.pk})
     assert listed.status_code == 200
     assert_blind(listed, world)
+
+
+def _raters_split(world) -> None:
+    """The two raters disagree on every comparison, with comments and scores; the other rater
+    flags and skips the first one."""
+    for mine, theirs in zip(world["mine"], _same_order(world), strict=True):
+        judgment_submit(
+            assignment=mine,
+            rater=world["expert"],
+            choice="a",
+            criterion_scores={"accuracy": {"a": 4, "b": 2}},
+            comment="the left one follows the steps",
+        )
+        verdict = blinding.unblind_choice("a", left_is_a=mine.left_is_a)
+        opposite = blinding.blind_choice("b" if verdict == "a" else "a", left_is_a=theirs.left_is_a)
+        judgment_submit(assignment=theirs, rater=world["other"], choice=opposite, comment="no")
+    judgment_submit(
+        assignment=_same_order(world)[0],
+        rater=world["other"],
+        choice="skip",
+        flagged=True,
+        flag_reason="the prompt is cut off",
+    )
+
+
+def _same_order(world) -> list[Assignment]:
+    """The other rater's assignments in the order of the expert's."""
+    theirs = {a.comparison_id: a for a in world["theirs"]}
+    return [theirs[a.comparison_id] for a in world["mine"]]
+
+
+def test_every_page_linked_from_the_reviewers_pages_is_blind(world, settings):
+    """Start at home and follow every same-site link and form as a reviewer, making a final
+    call on every comparison of the queue."""
+    settings.DEBUG = False
+    _raters_split(world)
+    reviewer = ReviewerFactory()
+    client = Client(raise_request_exception=False)
+    client.force_login(reviewer)
+    study = world["study"]
+    items = {
+        reverse("review_item", args=[study.pk, d.token])
+        for d in disputed_comparisons(study=study, reviewer=reviewer)
+    }
+    assert len(items) == 4
+    seen, queue = set(), [reverse("home")]
+    while queue and len(seen) < 200:
+        url = queue.pop()
+        if url in seen:
+            continue
+        seen.add(url)
+        response = client.get(url)
+        assert response.status_code in (200, 302, 403, 404, 405), (url, response.status_code)
+        body = assert_blind(response, world)
+        if url in items:
+            refused = client.post(url, {"choice": "left"})
+            assert refused.status_code == 422
+            assert_blind(refused, world)
+            called = client.post(url, {"choice": "tie", "note": "both half right"})
+            assert called.status_code == 302
+            assert_blind(called, world)
+            queue.append(called["Location"])
+        if response.status_code == 302:
+            queue.append(response["Location"])
+        elif response["Content-Type"].startswith("text/html"):
+            links = Links()
+            links.feed(body)
+            queue += [
+                u
+                for u in links.urls
+                if u.startswith("/") and not u.startswith(("/static/", "//", "/accounts/logout"))
+            ]
+    assert items <= seen
+    assert Adjudication.objects.filter(comparison__study=study).count() == 4
+    names = {urlsplit(u).path for u in seen}
+    manager_lists = ("study_list", "dataset_list", "run_list", "people")
+    assert not names & {reverse(n) for n in manager_lists}
+
+
+def test_manager_pages_writes_and_exports_refuse_the_reviewer_with_a_blind_403(world, settings):
+    settings.DEBUG = False
+    _raters_split(world)
+    client = Client()
+    client.force_login(ReviewerFactory())
+    study = world["study"]
+    urls = [make(world) for make in MANAGER_URLS] + [
+        reverse("study_report", args=[study.pk, fmt]) for fmt in ("html", "pdf", "csv", "json")
+    ]
+    urls += [f"/api/studies/{study.pk}/report/?format=json", "/api/studies/"]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 403, url
+        assert_blind(response, world)
+    unknown = client.get(reverse("review_item", args=[study.pk, "0" * 32]))
+    assert unknown.status_code == 404
+    assert_blind(unknown, world)
+    posts = [
+        (reverse("study_status", args=[study.pk]), {"status": "closed"}),
+        (reverse("study_raters", args=[study.pk]), {}),
+        (reverse("person_create"), {"username": "intruder", "role": "manager"}),
+        (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
+    ]
+    for url, data in posts:
+        response = client.post(url, data)
+        assert response.status_code == 403, url
+        assert_blind(response, world)
+    study.refresh_from_db()
+    assert study.status == StudyStatus.OPEN
+    assert not get_user_model().objects.filter(username="intruder").exists()
+
+
+def test_the_review_pages_refuse_the_expert_with_a_blind_403(world, settings):
+    settings.DEBUG = False
+    _raters_split(world)
+    study = world["study"]
+    token = disputed_comparisons(study=study, reviewer=ReviewerFactory())[0].token
+    for url in (
+        reverse("review_home"),
+        reverse("review_study", args=[study.pk]),
+        reverse("review_next", args=[study.pk]),
+        reverse("review_item", args=[study.pk, token]),
+    ):
+        response = world["client"].get(url)
+        assert response.status_code == 403, url
+        assert_blind(response, world)

@@ -25,6 +25,9 @@ EXPECTED_PATHS = {
     "/api/studies/{id}/status/",
     "/api/studies/{id}/raters/",
     "/api/studies/{id}/report/",
+    "/api/review/studies/{id}/",
+    "/api/review/studies/{id}/{token}/",
+    "/api/review/studies/{id}/{token}/final-call/",
 }
 
 

@@ -73,7 +73,7 @@ def cohen_kappa(first: Sequence[str], second: Sequence[str]) -> Coefficient | In
     return Coefficient((observed - expected) / (1 - expected), n, "Cohen's kappa")
 
 
-def _category_table(groups: Sequence[dict[str, str]]) -> np.ndarray:
+def category_table(groups: Sequence[dict[str, str]]) -> np.ndarray:
     """items × categories counts; the categories are the labels that occur."""
     labels = sorted({label for g in groups for label in g.values()})
     column = {label: i for i, label in enumerate(labels)}
@@ -84,46 +84,64 @@ def _category_table(groups: Sequence[dict[str, str]]) -> np.ndarray:
     return table
 
 
+def item_agreement(table: np.ndarray) -> np.ndarray:
+    """Per item (row, ≥ 2 ratings): the share of its pairs of raters that gave the same label."""
+    m = table.sum(axis=1)
+    return (table * (table - 1)).sum(axis=1) / (m * (m - 1))
+
+
 def percent_agreement(groups: Sequence[dict[str, str]]) -> Coefficient | Insufficient:
     """Mean over items (with ≥ 2 ratings) of the share of rater pairs that gave the same verdict."""
-    table = _category_table([g for g in groups if len(g) >= 2])
+    table = category_table([g for g in groups if len(g) >= 2])
     if len(table) < MIN_ITEMS:
         return Insufficient(REASON_FEW_ITEMS, len(table), MIN_ITEMS)
-    m = table.sum(axis=1)
-    share = (table * (table - 1)).sum(axis=1) / (m * (m - 1))
-    return Coefficient(float(share.mean()), len(table), "mean pairwise percent agreement")
+    value = float(item_agreement(table).mean())
+    return Coefficient(value, len(table), "mean pairwise percent agreement")
+
+
+def fleiss_groups(groups: Sequence[dict[str, str]]) -> tuple[int, list[dict[str, str]]]:
+    """Fleiss' κ needs the same number of ratings on every item: the most common number of
+    raters per item (≥ 2) and the items rated by that many."""
+    sizes = Counter(len(g) for g in groups if len(g) >= 2)
+    if not sizes:
+        return 0, []
+    size = max(sizes, key=lambda s: (sizes[s], s))
+    return size, [g for g in groups if len(g) == size]
+
+
+def fleiss_value(table: np.ndarray) -> float:
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    return float(fleiss_kappa(table, method="fleiss"))
 
 
 def fleiss(groups: Sequence[dict[str, str]]) -> Coefficient | Insufficient:
-    """Fleiss' κ (statsmodels) over the items rated by the most common number of raters (≥ 2):
-    Fleiss' κ needs the same number of ratings on every item, so the others are left out."""
-    from statsmodels.stats.inter_rater import fleiss_kappa
-
-    sizes = Counter(len(g) for g in groups if len(g) >= 2)
-    if not sizes:
-        return Insufficient(REASON_FEW_ITEMS, 0, MIN_ITEMS)
-    size = max(sizes, key=lambda s: (sizes[s], s))
-    table = _category_table([g for g in groups if len(g) == size])
+    """Fleiss' κ (statsmodels) over the items rated by the most common number of raters (≥ 2);
+    the others are left out."""
+    size, same = fleiss_groups(groups)
+    table = category_table(same)
     if len(table) < MIN_ITEMS:
         return Insufficient(REASON_FEW_ITEMS, len(table), MIN_ITEMS)
     if table.shape[1] < 2:
         return Insufficient(REASON_NO_VARIATION, len(table), MIN_ITEMS)
-    value = float(fleiss_kappa(table, method="fleiss"))
-    return Coefficient(value, len(table), f"Fleiss' kappa ({size} raters per item)")
+    return Coefficient(fleiss_value(table), len(table), f"Fleiss' kappa ({size} raters per item)")
+
+
+def alpha_value(table: np.ndarray) -> float:
+    import krippendorff
+
+    return float(krippendorff.alpha(value_counts=table, level_of_measurement="nominal"))
 
 
 def krippendorff_nominal(groups: Sequence[dict[str, str]]) -> Coefficient | Insufficient:
     """Krippendorff's α, nominal, over every item with at least two ratings (it allows any
     number of raters per item)."""
-    import krippendorff
-
-    table = _category_table([g for g in groups if len(g) >= 2])
+    table = category_table([g for g in groups if len(g) >= 2])
     if len(table) < MIN_ITEMS:
         return Insufficient(REASON_FEW_ITEMS, len(table), MIN_ITEMS)
     if table.shape[1] < 2:
         return Insufficient(REASON_NO_VARIATION, len(table), MIN_ITEMS)
-    value = float(krippendorff.alpha(value_counts=table, level_of_measurement="nominal"))
-    return Coefficient(value, len(table), "Krippendorff's alpha (nominal)")
+    return Coefficient(alpha_value(table), len(table), "Krippendorff's alpha (nominal)")
 
 
 def agreement_summary(ratings: Sequence[Rating]) -> AgreementSummary:

@@ -29,6 +29,9 @@ MIN_GOLD = 5
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
+# Fewer where each resample refits a model or recomputes a coefficient (ties, length control,
+# agreement): the report is built on page load.
+MODEL_RESAMPLES = 500
 # Resampling is done in blocks of at most this many drawn indices, so 100,000 judgments never
 # need a resamples × items matrix in memory at once.
 _BOOTSTRAP_CELLS = 2_000_000
@@ -41,6 +44,7 @@ THRESHOLDS = {
     "min_gold": MIN_GOLD,
     "confidence": CONFIDENCE,
     "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+    "model_resamples": MODEL_RESAMPLES,
 }
 
 REASON_FEW_JUDGMENTS = "fewer judgments than the minimum"

@@ -250,6 +250,7 @@ def _judgments(
                     length_b=c["length_b"],
                     gold=c["gold_answer"],
                     flagged=flagged,
+                    prompt=c["prompt"],
                 )
             )
         if not with_rows:

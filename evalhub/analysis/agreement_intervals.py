@@ -1,0 +1,196 @@
+"""How sure the agreement figures are, and whether the raters drift.
+
+Intervals: percent agreement, Fleiss' κ and Krippendorff's α (as in ``agreement``) recomputed on
+item-bootstrap resamples (whole comparisons with all their ratings, seeded); the percentile
+interval of those values. Fleiss' κ resamples its own items (those with the most common number
+of raters).
+
+Drift: each rater's judgments are split in half by the order they made them (the first half is
+"early", the rest "late"); in each half, the share that agree with the other raters' majority
+on the item (leave-one-out, as in ``raters``). A rater who agrees less late than early may be
+tiring or speeding; the change pooled over raters gets an item-clustered bootstrap interval.
+Ratings must come in the order they were made.
+"""
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from evalhub.analysis.agreement import (
+    alpha_value,
+    category_table,
+    fleiss_groups,
+    fleiss_value,
+    item_agreement,
+    labels_by_item,
+)
+from evalhub.analysis.base import (
+    CONFIDENCE,
+    MIN_ITEMS,
+    MODEL_RESAMPLES,
+    REASON_FEW_ITEMS,
+    REASON_NO_VARIATION,
+    Insufficient,
+    Interval,
+    clustered_bootstrap,
+    median_or_none,
+)
+from evalhub.analysis.raters import Share, majority, share_or_insufficient
+from evalhub.analysis.records import Rating
+
+INTERVAL_METHOD = "item bootstrap percentile"
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementIntervals:
+    percent_agreement: Interval | Insufficient
+    fleiss_kappa: Interval | Insufficient
+    krippendorff_alpha: Interval | Insufficient
+
+
+@dataclass(frozen=True, slots=True)
+class RaterDrift:
+    rater: str
+    early: Share | Insufficient
+    late: Share | Insufficient
+    change: float | None
+    early_median_ms: float | None
+    late_median_ms: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """Pooled over raters: agreement with the others' majority in early and late halves."""
+
+    raters: list[RaterDrift]
+    early: Share | Insufficient
+    late: Share | Insufficient
+    change: float | None
+    change_interval: Interval | Insufficient
+
+
+def _interval(
+    table: np.ndarray,
+    value: Callable[[np.ndarray], float],
+    rng: np.random.Generator,
+    resamples: int,
+    confidence: float,
+) -> Interval | Insufficient:
+    if len(table) < MIN_ITEMS:
+        return Insufficient(REASON_FEW_ITEMS, len(table), MIN_ITEMS)
+    if table.shape[1] < 2:
+        return Insufficient(REASON_NO_VARIATION, len(table), MIN_ITEMS)
+    draws = []
+    for _ in range(resamples):
+        resampled = table[rng.integers(0, len(table), size=len(table))]
+        if (resampled.sum(axis=0) > 0).sum() < 2:
+            continue  # one category only: chance agreement is total, no coefficient
+        draws.append(value(resampled))
+    if not draws:
+        return Insufficient(REASON_NO_VARIATION, len(table), MIN_ITEMS)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.nanpercentile(draws, [tail, 100 - tail])
+    return Interval(float(low), float(high), INTERVAL_METHOD)
+
+
+def agreement_intervals(
+    ratings: Sequence[Rating],
+    *,
+    seed: int = 0,
+    resamples: int = MODEL_RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> AgreementIntervals:
+    groups = list(labels_by_item(ratings).values())
+    shared = category_table([g for g in groups if len(g) >= 2])
+    _, same = fleiss_groups(groups)
+    rng = np.random.default_rng(seed)
+    return AgreementIntervals(
+        percent_agreement=_interval(
+            shared, lambda t: float(item_agreement(t).mean()), rng, resamples, confidence
+        ),
+        fleiss_kappa=_interval(category_table(same), fleiss_value, rng, resamples, confidence),
+        krippendorff_alpha=_interval(shared, alpha_value, rng, resamples, confidence),
+    )
+
+
+def rater_drift(
+    ratings: Sequence[Rating],
+    *,
+    seed: int = 0,
+    resamples: int = MODEL_RESAMPLES,
+    confidence: float = CONFIDENCE,
+) -> Drift:
+    by_item: dict[int, list[Rating]] = defaultdict(list)
+    by_rater: dict[str, list[Rating]] = defaultdict(list)
+    for r in ratings:
+        by_item[r.item].append(r)
+        by_rater[r.rater].append(r)
+    # item -> [early agreements, early compared, late agreements, late compared]
+    per_item: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    rows = []
+    for rater in sorted(by_rater):
+        mine = by_rater[rater]
+        halves = (mine[: len(mine) // 2], mine[len(mine) // 2 :])
+        shares = []
+        for offset, half in ((0, halves[0]), (2, halves[1])):
+            agree = compared = 0
+            for r in half:
+                others = majority([o.verdict for o in by_item[r.item] if o.rater != rater])
+                if others is None:
+                    continue
+                compared += 1
+                agree += r.verdict == others
+                per_item[r.item][offset] += r.verdict == others
+                per_item[r.item][offset + 1] += 1
+            shares.append(share_or_insufficient(agree, compared, MIN_ITEMS, REASON_FEW_ITEMS))
+        early, late = shares
+        rows.append(
+            RaterDrift(
+                rater=rater,
+                early=early,
+                late=late,
+                change=_change(early, late),
+                early_median_ms=_median_time(halves[0]),
+                late_median_ms=_median_time(halves[1]),
+            )
+        )
+    totals = np.array(list(per_item.values()), dtype=float).reshape(-1, 4)
+    sums, counts = totals[:, [0, 2]], totals[:, [1, 3]]
+    early, late = (
+        share_or_insufficient(
+            int(sums[:, half].sum()), int(counts[:, half].sum()), MIN_ITEMS, REASON_FEW_ITEMS
+        )
+        for half in (0, 1)
+    )
+    change = _change(early, late)
+    if change is None:
+        fewer = int(counts.sum(axis=0).min()) if len(counts) else 0
+        interval: Interval | Insufficient = Insufficient(REASON_FEW_ITEMS, fewer, MIN_ITEMS)
+    else:
+        interval = clustered_bootstrap(
+            sums,
+            counts,
+            statistic=_late_minus_early,
+            resamples=resamples,
+            seed=seed,
+            confidence=confidence,
+        )
+    return Drift(raters=rows, early=early, late=late, change=change, change_interval=interval)
+
+
+def _late_minus_early(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """A resample that drew no early (or late) comparison has no change: NaN, left out."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return sums[:, 1] / counts[:, 1] - sums[:, 0] / counts[:, 0]
+
+
+def _change(early: Share | Insufficient, late: Share | Insufficient) -> float | None:
+    if isinstance(early, Insufficient) or isinstance(late, Insufficient):
+        return None
+    return late.value - early.value
+
+
+def _median_time(ratings: Sequence[Rating]) -> float | None:
+    return median_or_none([r.time_ms for r in ratings if r.time_ms is not None])

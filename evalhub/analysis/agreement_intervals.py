@@ -3,7 +3,9 @@
 Intervals: percent agreement, Fleiss' κ and Krippendorff's α (as in ``agreement``) recomputed on
 item-bootstrap resamples (whole comparisons with all their ratings, seeded); the percentile
 interval of those values. Fleiss' κ resamples its own items (those with the most common number
-of raters).
+of raters). Each coefficient is written here once more, for all resamples at once as item
+weights (the packages take one table at a time, too slow for a page); at weight 1 everywhere
+they equal the packages' values, which the tests check.
 
 Drift: each rater's judgments are split in half by the order they made them (the first half is
 "early", the rest "late"); in each half, the share that agree with the other raters' majority
@@ -19,10 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from evalhub.analysis.agreement import (
-    alpha_value,
     category_table,
     fleiss_groups,
-    fleiss_value,
     item_agreement,
     labels_by_item,
 )
@@ -36,6 +36,7 @@ from evalhub.analysis.base import (
     Interval,
     clustered_bootstrap,
     median_or_none,
+    resample_counts,
 )
 from evalhub.analysis.raters import Share, majority, share_or_insufficient
 from evalhub.analysis.records import Rating
@@ -71,10 +72,38 @@ class Drift:
     change_interval: Interval | Insufficient
 
 
+def percent_agreement_weighted(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Percent agreement of ``table`` (items × categories) for each row of item ``weights``."""
+    return (weights @ item_agreement(table)) / weights.sum(axis=1)
+
+
+def fleiss_weighted(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Fleiss' κ (Fleiss 1971) of ``table`` (items × categories, m ratings each) for each row
+    of item ``weights``: (P̄ − P_e) / (1 − P_e)."""
+    m = table[0].sum()
+    observed = weights @ ((table * table).sum(axis=1) - m) / (m * (m - 1)) / weights.sum(axis=1)
+    shares = (weights @ table) / (m * weights.sum(axis=1))[:, None]
+    chance = (shares * shares).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (observed - chance) / (1 - chance)
+
+
+def alpha_weighted(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Krippendorff's α, nominal, of ``table`` (items × categories, ≥ 2 ratings each) for
+    each row of item ``weights``, from the coincidence matrix (Krippendorff 2011, "Computing
+    Krippendorff's alpha-reliability"): α = 1 − (n − 1)(n − Σ_c o_cc) / (n² − Σ_c n_c²)."""
+    m = table.sum(axis=1)
+    matching = (table * (table - 1)).sum(axis=1) / (m - 1)  # Σ_c o_cc per item
+    values = weights @ table  # n_c
+    n = values.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 1 - (n - 1) * (n - weights @ matching) / (n * n - (values * values).sum(axis=1))
+
+
 def _interval(
     table: np.ndarray,
-    value: Callable[[np.ndarray], float],
-    rng: np.random.Generator,
+    statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    seed: int,
     resamples: int,
     confidence: float,
 ) -> Interval | Insufficient:
@@ -82,16 +111,15 @@ def _interval(
         return Insufficient(REASON_FEW_ITEMS, len(table), MIN_ITEMS)
     if table.shape[1] < 2:
         return Insufficient(REASON_NO_VARIATION, len(table), MIN_ITEMS)
-    draws = []
-    for _ in range(resamples):
-        resampled = table[rng.integers(0, len(table), size=len(table))]
-        if (resampled.sum(axis=0) > 0).sum() < 2:
-            continue  # one category only: chance agreement is total, no coefficient
-        draws.append(value(resampled))
-    if not draws:
+    values = np.concatenate(
+        [statistic(table, w) for w in resample_counts(len(table), resamples, seed=seed)]
+    )
+    # A resample with one category only has total chance agreement and no coefficient.
+    values = values[np.isfinite(values)]
+    if not len(values):
         return Insufficient(REASON_NO_VARIATION, len(table), MIN_ITEMS)
     tail = (1 - confidence) / 2 * 100
-    low, high = np.nanpercentile(draws, [tail, 100 - tail])
+    low, high = np.percentile(values, [tail, 100 - tail])
     return Interval(float(low), float(high), INTERVAL_METHOD)
 
 
@@ -105,13 +133,12 @@ def agreement_intervals(
     groups = list(labels_by_item(ratings).values())
     shared = category_table([g for g in groups if len(g) >= 2])
     _, same = fleiss_groups(groups)
-    rng = np.random.default_rng(seed)
     return AgreementIntervals(
         percent_agreement=_interval(
-            shared, lambda t: float(item_agreement(t).mean()), rng, resamples, confidence
+            shared, percent_agreement_weighted, seed, resamples, confidence
         ),
-        fleiss_kappa=_interval(category_table(same), fleiss_value, rng, resamples, confidence),
-        krippendorff_alpha=_interval(shared, alpha_value, rng, resamples, confidence),
+        fleiss_kappa=_interval(category_table(same), fleiss_weighted, seed, resamples, confidence),
+        krippendorff_alpha=_interval(shared, alpha_weighted, seed, resamples, confidence),
     )
 
 

@@ -18,6 +18,7 @@ outcomes are separated by length. Intervals resample whole prompts, seeded.
 """
 
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +31,7 @@ from evalhub.analysis.base import (
     REASON_FEW_ITEMS,
     Insufficient,
     Interval,
+    resample_counts,
 )
 from evalhub.analysis.records import Rating
 
@@ -37,12 +39,13 @@ PRIOR_WEIGHT = 0.5
 REASON_EQUAL_LENGTHS = "the answers' lengths never differ, so their effect cannot be measured"
 INTERVAL_METHOD = "prompt-clustered bootstrap percentile"
 _NEWTON_STEPS = 50
-_TOLERANCE = 1e-10
+_TOLERANCE = 1e-7
 
 
 @dataclass(frozen=True, slots=True)
 class LengthControlled:
-    """``system`` against ``opponent`` over the ``n`` judgments whose lengths are known."""
+    """``system`` against ``opponent`` over the ``n`` judgments whose lengths are known;
+    ``length_ratio`` is the geometric mean of system's length / opponent's over them."""
 
     system: str
     opponent: str
@@ -63,23 +66,30 @@ def logistic_fit(
     weights: np.ndarray,
     *,
     prior_weight: float = PRIOR_WEIGHT,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """(β₀, β₁) of logit P = β₀ + β₁ x for each row of ``weights`` (batch, n): a weighted
     fractional-response logistic regression, with ``prior_weight`` virtual ½ outcomes at
-    x = ±log 2. Returns (batch, 2)."""
+    x = ±log 2, by Newton's method from ``start`` (default 0). Returns (batch, 2)."""
     x = np.concatenate([np.asarray(covariate, dtype=float), [-math.log(2), math.log(2)]])
     y = np.concatenate([np.asarray(outcome, dtype=float), [0.5, 0.5]])
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     w = np.hstack([weights, np.full((len(weights), 2), prior_weight)])
-    design = np.column_stack([np.ones_like(x), x])
-    beta = np.zeros((len(w), 2))
+    beta = np.zeros((len(w), 2)) if start is None else np.tile(start, (len(w), 1))
     for _ in range(_NEWTON_STEPS):
-        mu = 1 / (1 + np.exp(-(beta @ design.T)))
-        gradient = (w * (y - mu)) @ design
-        if np.abs(gradient).max() < _TOLERANCE:
+        mu = 1 / (1 + np.exp(-(beta[:, :1] + beta[:, 1:] * x)))
+        residual = w * (y - mu)
+        gradient = np.column_stack([residual.sum(axis=1), residual @ x])
+        spread = w * mu * (1 - mu)
+        cross = spread @ x
+        information = np.stack(
+            [np.column_stack([spread.sum(axis=1), cross]), np.column_stack([cross, spread @ x**2])],
+            axis=1,
+        )
+        step = np.linalg.solve(information, gradient[:, :, None])[:, :, 0]
+        beta = beta + step
+        if np.abs(step).max() < _TOLERANCE:
             break
-        information = np.einsum("bn,ni,nj->bij", w * mu * (1 - mu), design, design)
-        beta = beta + np.linalg.solve(information, gradient[:, :, None])[:, :, 0]
     return beta
 
 
@@ -95,32 +105,36 @@ def length_controlled(
 ) -> LengthControlled | Insufficient:
     """Raw and length-controlled win rate of ``system`` against ``opponent`` with
     prompt-clustered intervals; judgments without both lengths are left out."""
-    outcome, covariate, clusters = [], [], []
+    # Judgments of one item share its length ratio: one row per (prompt, ratio) with the
+    # outcomes' total and count fits the same likelihood with fewer rows.
+    rows: dict[tuple[int, float], list[float]] = defaultdict(lambda: [0.0, 0.0])
     for r in ratings:
         won = r.outcome_for(system)
         if won is None or not r.compares(system, opponent) or not r.length_a or not r.length_b:
             continue
         ratio = math.log(r.length_a / r.length_b)
-        outcome.append(won)
-        covariate.append(ratio if r.system_a == system else -ratio)
-        clusters.append(r.cluster)
-    prompts = sorted(set(clusters))
+        row = rows[(r.cluster, ratio if r.system_a == system else -ratio)]
+        row[0] += won
+        row[1] += 1
+    prompts = sorted({cluster for cluster, _ in rows})
     k = len(prompts)
     if k < MIN_ITEMS:
         return Insufficient(REASON_FEW_ITEMS, k, MIN_ITEMS)
-    x, y = np.array(covariate), np.array(outcome)
+    x = np.array([ratio for _, ratio in rows])
+    totals, counts = np.array(list(rows.values())).T
     if np.ptp(x) == 0:
         return Insufficient(REASON_EQUAL_LENGTHS, k, MIN_ITEMS)
+    y = totals / counts
     position = {p: i for i, p in enumerate(prompts)}
-    member = np.array([position[c] for c in clusters])
-    rng = np.random.default_rng(seed)
-    drawn = np.vstack(
-        [np.ones(k)]
-        + [np.bincount(rng.integers(0, k, size=k), minlength=k) for _ in range(resamples)]
-    )
-    weights = drawn[:, member]  # each judgment weighs as often as its prompt was drawn
-    beta = logistic_fit(x, y, weights, prior_weight=prior_weight)
-    raw = (weights @ y) / weights.sum(axis=1)
+    member = np.array([position[cluster] for cluster, _ in rows])
+    point = logistic_fit(x, y, counts, prior_weight=prior_weight)
+    betas, raws = [point], [np.array([totals.sum() / counts.sum()])]
+    for drawn in resample_counts(k, resamples, seed=seed, cells_per_resample=len(y)):
+        weights = drawn[:, member] * counts  # a row weighs as often as its prompt was drawn
+        # a resample's fit starts from the data's: a few Newton steps away
+        betas.append(logistic_fit(x, y, weights, prior_weight=prior_weight, start=point[0]))
+        raws.append((weights @ y) / weights.sum(axis=1))
+    beta, raw = np.concatenate(betas), np.concatenate(raws)  # row 0: the data itself
     lc = 1 / (1 + np.exp(-beta[:, 0]))
     odds = np.exp(beta[:, 1] * math.log(2))
     tail = (1 - confidence) / 2 * 100
@@ -132,9 +146,9 @@ def length_controlled(
     return LengthControlled(
         system=system,
         opponent=opponent,
-        n=len(y),
+        n=round(counts.sum()),
         prompts=k,
-        length_ratio=float(np.exp(x.mean())),
+        length_ratio=float(np.exp((counts @ x) / counts.sum())),
         win_rate=float(raw[0]),
         win_rate_interval=interval(raw),
         lc_win_rate=float(lc[0]),

@@ -32,6 +32,7 @@ from evalhub.analysis.base import (
     REASON_FEW_ITEMS,
     Insufficient,
     Interval,
+    resample_counts,
 )
 from evalhub.analysis.ranking import REASON_DISCONNECTED, connected
 from evalhub.analysis.records import BOTH_BAD, A, B, Rating
@@ -209,12 +210,9 @@ def tie_model(
     totals = counts.sum(axis=0)
     if not connected(totals[0] + totals[1]):
         return Insufficient(REASON_DISCONNECTED, k, MIN_ITEMS)
-    rng = np.random.default_rng(seed)
-    weights = np.vstack(
-        [np.ones(k)]
-        + [np.bincount(rng.integers(0, k, size=k), minlength=k) for _ in range(resamples)]
-    )
-    tables = np.tensordot(weights, counts, axes=1)  # (1 + resamples, 3, m, m); row 0: the data
+    blocks = [np.ones((1, k)), *resample_counts(k, resamples, seed=seed)]
+    # (1 + resamples, 3, m, m): row 0 is the data itself, the others its resamples
+    tables = np.concatenate([np.tensordot(weights, counts, axes=1) for weights in blocks])
     theta, log_nu = davidson_fit(tables[:, 0], tables[:, 1], regularization=regularization)
     p, t = _probabilities(theta, log_nu)
     index = {s: i for i, s in enumerate(systems)}

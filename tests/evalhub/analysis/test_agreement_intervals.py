@@ -1,8 +1,16 @@
 import krippendorff
 import numpy as np
+import pytest
+from statsmodels.stats.inter_rater import fleiss_kappa
 
-from evalhub.analysis.agreement import agreement_summary
-from evalhub.analysis.agreement_intervals import agreement_intervals, rater_drift
+from evalhub.analysis.agreement import agreement_summary, category_table, labels_by_item
+from evalhub.analysis.agreement_intervals import (
+    agreement_intervals,
+    alpha_weighted,
+    fleiss_weighted,
+    percent_agreement_weighted,
+    rater_drift,
+)
 from evalhub.analysis.base import Insufficient
 from tests.evalhub.analysis.builders import rating
 
@@ -37,6 +45,23 @@ def test_intervals_hold_the_point_estimates_of_the_packages():
     assert result.fleiss_kappa.low < summary.fleiss_kappa.value < result.fleiss_kappa.high
     percent = summary.percent_agreement.value
     assert result.percent_agreement.low < percent < result.percent_agreement.high
+
+
+def test_weighted_coefficients_equal_the_packages_on_the_repeated_table():
+    # Weight w on an item must mean the same as the item written w times.
+    table = category_table(
+        list(labels_by_item(_study(items=40, accuracy=0.6, seed=2, raters=3)).values())
+    )
+    weights = np.random.default_rng(0).integers(0, 4, size=(5, len(table))).astype(float)
+    for row in weights:
+        repeated = np.repeat(table, row.astype(int), axis=0)
+        alpha = krippendorff.alpha(value_counts=repeated, level_of_measurement="nominal")
+        assert alpha_weighted(table, row[None])[0] == pytest.approx(alpha, abs=1e-12)
+        kappa = fleiss_kappa(repeated, method="fleiss")
+        assert fleiss_weighted(table, row[None])[0] == pytest.approx(kappa, abs=1e-12)
+        m = repeated.sum(axis=1)
+        percent = ((repeated * (repeated - 1)).sum(axis=1) / (m * (m - 1))).mean()
+        assert percent_agreement_weighted(table, row[None])[0] == pytest.approx(percent)
 
 
 def test_intervals_cover_the_true_agreement_in_a_seeded_simulation():

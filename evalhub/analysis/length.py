@@ -36,7 +36,9 @@ from evalhub.analysis.base import (
 from evalhub.analysis.records import Rating
 
 PRIOR_WEIGHT = 0.5
-REASON_EQUAL_LENGTHS = "the answers' lengths never differ, so their effect cannot be measured"
+REASON_EQUAL_LENGTHS = (
+    "the ratio of the two answer lengths never varies, so its effect cannot be measured"
+)
 INTERVAL_METHOD = "prompt-clustered bootstrap percentile"
 _NEWTON_STEPS = 50
 _TOLERANCE = 1e-7
@@ -44,11 +46,9 @@ _TOLERANCE = 1e-7
 
 @dataclass(frozen=True, slots=True)
 class LengthControlled:
-    """``system`` against ``opponent`` over the ``n`` judgments whose lengths are known;
+    """A system against its opponent over the ``n`` judgments whose lengths are known;
     ``length_ratio`` is the geometric mean of system's length / opponent's over them."""
 
-    system: str
-    opponent: str
     n: int
     prompts: int
     length_ratio: float
@@ -58,6 +58,13 @@ class LengthControlled:
     lc_win_rate_interval: Interval
     odds_ratio_per_doubling: float
     odds_ratio_interval: Interval
+
+
+@dataclass(frozen=True, slots=True)
+class PairLength:
+    system: str
+    opponent: str
+    estimate: LengthControlled | Insufficient
 
 
 def logistic_fit(
@@ -123,7 +130,7 @@ def length_controlled(
     x = np.array([ratio for _, ratio in rows])
     totals, counts = np.array(list(rows.values())).T
     if np.ptp(x) == 0:
-        return Insufficient(REASON_EQUAL_LENGTHS, k, MIN_ITEMS)
+        return Insufficient(REASON_EQUAL_LENGTHS, 1, 2)  # one length ratio; a slope needs two
     y = totals / counts
     position = {p: i for i, p in enumerate(prompts)}
     member = np.array([position[cluster] for cluster, _ in rows])
@@ -144,8 +151,6 @@ def length_controlled(
         return Interval(float(low), float(high), INTERVAL_METHOD)
 
     return LengthControlled(
-        system=system,
-        opponent=opponent,
         n=round(counts.sum()),
         prompts=k,
         length_ratio=float(np.exp((counts @ x) / counts.sum())),

@@ -14,7 +14,7 @@ from evalhub.analysis.agreement_intervals import (
 from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, MODEL_RESAMPLES, Insufficient
 from evalhub.analysis.bias import BiasSummary, length_bias, position_bias
 from evalhub.analysis.criteria import CriterionSummary, criterion_summary
-from evalhub.analysis.length import LengthControlled, length_controlled
+from evalhub.analysis.length import PairLength, length_controlled
 from evalhub.analysis.metric_agreement import (
     MetricAgreement,
     human_preferences,
@@ -29,8 +29,7 @@ from evalhub.analysis.winrate import PairSummary, pair_summary
 
 @dataclass(frozen=True, slots=True)
 class StudyAnalysis:
-    """``judgments`` and ``items`` count the evaluated (non-gold) ones; ``length_controlled[i]``
-    is about ``pairs[i]``."""
+    """``judgments`` and ``items`` count the evaluated (non-gold) ones."""
 
     judgments: int
     items: int
@@ -44,7 +43,7 @@ class StudyAnalysis:
     ranking: Ranking | Insufficient
     metrics: list[MetricAgreement]
     ties: TieModel | Insufficient
-    length_controlled: list[LengthControlled | Insufficient]
+    length_controlled: list[PairLength]
     agreement_intervals: AgreementIntervals
     drift: Drift
 
@@ -111,8 +110,12 @@ def analyse_study(
         ],
         ties=tie_model(evaluated, judged, pairs, seed=seed, resamples=model_resamples),
         length_controlled=[
-            length_controlled(
-                by_pair[frozenset((x, y))], x, y, seed=seed, resamples=model_resamples
+            PairLength(
+                x,
+                y,
+                length_controlled(
+                    by_pair[frozenset((x, y))], x, y, seed=seed, resamples=model_resamples
+                ),
             )
             for x, y in pairs
         ],

@@ -109,39 +109,33 @@ def fleiss_groups(groups: Sequence[dict[str, str]]) -> tuple[int, list[dict[str,
     return size, [g for g in groups if len(g) == size]
 
 
-def fleiss_value(table: np.ndarray) -> float:
-    from statsmodels.stats.inter_rater import fleiss_kappa
-
-    return float(fleiss_kappa(table, method="fleiss"))
-
-
 def fleiss(groups: Sequence[dict[str, str]]) -> Coefficient | Insufficient:
     """Fleiss' κ (statsmodels) over the items rated by the most common number of raters (≥ 2);
     the others are left out."""
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
     size, same = fleiss_groups(groups)
     table = category_table(same)
     if len(table) < MIN_ITEMS:
         return Insufficient(REASON_FEW_ITEMS, len(table), MIN_ITEMS)
     if table.shape[1] < 2:
         return Insufficient(REASON_NO_VARIATION, len(table), MIN_ITEMS)
-    return Coefficient(fleiss_value(table), len(table), f"Fleiss' kappa ({size} raters per item)")
-
-
-def alpha_value(table: np.ndarray) -> float:
-    import krippendorff
-
-    return float(krippendorff.alpha(value_counts=table, level_of_measurement="nominal"))
+    value = float(fleiss_kappa(table, method="fleiss"))
+    return Coefficient(value, len(table), f"Fleiss' kappa ({size} raters per item)")
 
 
 def krippendorff_nominal(groups: Sequence[dict[str, str]]) -> Coefficient | Insufficient:
     """Krippendorff's α, nominal, over every item with at least two ratings (it allows any
     number of raters per item)."""
+    import krippendorff
+
     table = category_table([g for g in groups if len(g) >= 2])
     if len(table) < MIN_ITEMS:
         return Insufficient(REASON_FEW_ITEMS, len(table), MIN_ITEMS)
     if table.shape[1] < 2:
         return Insufficient(REASON_NO_VARIATION, len(table), MIN_ITEMS)
-    return Coefficient(alpha_value(table), len(table), "Krippendorff's alpha (nominal)")
+    value = float(krippendorff.alpha(value_counts=table, level_of_measurement="nominal"))
+    return Coefficient(value, len(table), "Krippendorff's alpha (nominal)")
 
 
 def agreement_summary(ratings: Sequence[Rating]) -> AgreementSummary:

@@ -138,26 +138,40 @@ def krippendorff_nominal(groups: Sequence[dict[str, str]]) -> Coefficient | Insu
     return Coefficient(value, len(table), "Krippendorff's alpha (nominal)")
 
 
-def agreement_summary(ratings: Sequence[Rating]) -> AgreementSummary:
-    table = labels_by_item(ratings)
-    groups = list(table.values())
+def rater_pairs(
+    table: dict[int, dict[str, str]],
+) -> list[tuple[str, str, list[str], list[str]]]:
+    """Every pair of raters (in name order) with their labels of the items both judged, from
+    ``labels_by_item``'s table."""
     per_rater: dict[str, dict[int, str]] = defaultdict(dict)
     for item, raters in table.items():
         for rater, verdict in raters.items():
             per_rater[rater][item] = verdict
-    raters = sorted(per_rater)
     pairs = []
-    for first, second in itertools.combinations(raters, 2):
+    for first, second in itertools.combinations(sorted(per_rater), 2):
         shared = sorted(per_rater[first].keys() & per_rater[second].keys())
-        kappa = cohen_kappa(
-            [per_rater[first][i] for i in shared], [per_rater[second][i] for i in shared]
+        pairs.append(
+            (
+                first,
+                second,
+                [per_rater[first][i] for i in shared],
+                [per_rater[second][i] for i in shared],
+            )
         )
-        pairs.append(KappaPair(first, second, len(shared), kappa))
+    return pairs
+
+
+def agreement_summary(ratings: Sequence[Rating]) -> AgreementSummary:
+    table = labels_by_item(ratings)
+    groups = list(table.values())
     return AgreementSummary(
-        raters=raters,
+        raters=sorted({rater for raters in groups for rater in raters}),
         items_with_overlap=sum(len(g) >= 2 for g in groups),
         percent_agreement=percent_agreement(groups),
         fleiss_kappa=fleiss(groups),
         krippendorff_alpha=krippendorff_nominal(groups),
-        pairs=pairs,
+        pairs=[
+            KappaPair(first, second, len(labels), cohen_kappa(labels, others))
+            for first, second, labels, others in rater_pairs(table)
+        ],
     )

@@ -1,11 +1,12 @@
 """How sure the agreement figures are, and whether the raters drift.
 
-Intervals: percent agreement, Fleiss' κ and Krippendorff's α (as in ``agreement``) recomputed on
-item-bootstrap resamples (whole comparisons with all their ratings, seeded); the percentile
-interval of those values. Fleiss' κ resamples its own items (those with the most common number
-of raters). Each coefficient is written here once more, for all resamples at once as item
-weights (the packages take one table at a time, too slow for a page); at weight 1 everywhere
-they equal the packages' values, which the tests check.
+Intervals: percent agreement, Fleiss' κ, Krippendorff's α and each pair of raters' Cohen's κ
+(as in ``agreement``) recomputed on item-bootstrap resamples (whole comparisons with all their
+ratings, seeded); the percentile interval of those values. Fleiss' κ resamples its own items
+(those with the most common number of raters), Cohen's κ the items both raters judged. Each
+coefficient is written here once more, for all resamples at once as item weights (the packages
+take one table at a time, too slow for a page); at weight 1 everywhere they equal the values
+of the packages and of ``agreement``, which the tests check.
 
 Drift: each rater's judgments are split in half by the order they made them (the first half is
 "early", the rest "late"); in each half, the share that agree with the other raters' majority
@@ -25,12 +26,15 @@ from evalhub.analysis.agreement import (
     fleiss_groups,
     item_agreement,
     labels_by_item,
+    rater_pairs,
 )
 from evalhub.analysis.base import (
     CONFIDENCE,
     MIN_ITEMS,
+    MIN_SHARED_ITEMS,
     MODEL_RESAMPLES,
     REASON_FEW_ITEMS,
+    REASON_FEW_SHARED,
     REASON_NO_VARIATION,
     Insufficient,
     Interval,
@@ -46,9 +50,12 @@ INTERVAL_METHOD = "item bootstrap percentile"
 
 @dataclass(frozen=True, slots=True)
 class AgreementIntervals:
+    """``pairs[i]`` is the interval of Cohen's κ of ``AgreementSummary.pairs[i]``."""
+
     percent_agreement: Interval | Insufficient
     fleiss_kappa: Interval | Insufficient
     krippendorff_alpha: Interval | Insufficient
+    pairs: list[Interval | Insufficient]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +107,35 @@ def alpha_weighted(table: np.ndarray, weights: np.ndarray) -> np.ndarray:
         return 1 - (n - 1) * (n - weights @ matching) / (n * n - (values * values).sum(axis=1))
 
 
-def _interval(
+def cohen_weighted(first: np.ndarray, second: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Cohen's κ of two raters' one-hot labels (items × categories) for each row of item
+    ``weights``: (p_o − p_e) / (1 − p_e)."""
+    total = weights.sum(axis=1)
+    observed = weights @ (first * second).sum(axis=1) / total
+    chance = ((weights @ first) * (weights @ second)).sum(axis=1) / (total * total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (observed - chance) / (1 - chance)
+
+
+def _bootstrap(
+    items: int,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    seed: int,
+    resamples: int,
+    confidence: float,
+) -> Interval | Insufficient:
+    """Percentile interval of ``statistic`` (item weights → one value per resample)."""
+    values = np.concatenate([statistic(w) for w in resample_counts(items, resamples, seed=seed)])
+    # A resample with one category only has total chance agreement and no coefficient.
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return Insufficient(REASON_NO_VARIATION, items, MIN_ITEMS)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return Interval(float(low), float(high), INTERVAL_METHOD)
+
+
+def _table_interval(
     table: np.ndarray,
     statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
     seed: int,
@@ -111,16 +146,19 @@ def _interval(
         return Insufficient(REASON_FEW_ITEMS, len(table), MIN_ITEMS)
     if table.shape[1] < 2:
         return Insufficient(REASON_NO_VARIATION, len(table), MIN_ITEMS)
-    values = np.concatenate(
-        [statistic(table, w) for w in resample_counts(len(table), resamples, seed=seed)]
-    )
-    # A resample with one category only has total chance agreement and no coefficient.
-    values = values[np.isfinite(values)]
-    if not len(values):
-        return Insufficient(REASON_NO_VARIATION, len(table), MIN_ITEMS)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return Interval(float(low), float(high), INTERVAL_METHOD)
+    return _bootstrap(len(table), lambda w: statistic(table, w), seed, resamples, confidence)
+
+
+def _cohen_interval(
+    first: list[str], second: list[str], seed: int, resamples: int, confidence: float
+) -> Interval | Insufficient:
+    if len(first) < MIN_SHARED_ITEMS:
+        return Insufficient(REASON_FEW_SHARED, len(first), MIN_SHARED_ITEMS)
+    labels = sorted(set(first) | set(second))
+    one_hot = np.eye(len(labels))
+    a = one_hot[[labels.index(x) for x in first]]
+    b = one_hot[[labels.index(x) for x in second]]
+    return _bootstrap(len(a), lambda w: cohen_weighted(a, b, w), seed, resamples, confidence)
 
 
 def agreement_intervals(
@@ -130,15 +168,20 @@ def agreement_intervals(
     resamples: int = MODEL_RESAMPLES,
     confidence: float = CONFIDENCE,
 ) -> AgreementIntervals:
-    groups = list(labels_by_item(ratings).values())
+    table = labels_by_item(ratings)
+    groups = list(table.values())
     shared = category_table([g for g in groups if len(g) >= 2])
-    _, same = fleiss_groups(groups)
+    same = category_table(fleiss_groups(groups)[1])
     return AgreementIntervals(
-        percent_agreement=_interval(
+        percent_agreement=_table_interval(
             shared, percent_agreement_weighted, seed, resamples, confidence
         ),
-        fleiss_kappa=_interval(category_table(same), fleiss_weighted, seed, resamples, confidence),
-        krippendorff_alpha=_interval(shared, alpha_weighted, seed, resamples, confidence),
+        fleiss_kappa=_table_interval(same, fleiss_weighted, seed, resamples, confidence),
+        krippendorff_alpha=_table_interval(shared, alpha_weighted, seed, resamples, confidence),
+        pairs=[
+            _cohen_interval(labels, others, seed, resamples, confidence)
+            for _, _, labels, others in rater_pairs(table)
+        ],
     )
 
 

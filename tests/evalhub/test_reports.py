@@ -447,6 +447,7 @@ def test_report_gives_agreement_intervals_and_each_raters_drift(report):
     keys = {a["data-key"] for _, a in _parse(render_html(report)).tags if "data-key" in a}
     assert {
         "analysis.agreement_intervals.krippendorff_alpha",
+        "analysis.agreement_intervals.pairs.0",
         "analysis.drift.change",
         "analysis.ties.pairs.0.both_bad_interval",
     } <= keys

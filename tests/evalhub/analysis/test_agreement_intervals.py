@@ -3,10 +3,16 @@ import numpy as np
 import pytest
 from statsmodels.stats.inter_rater import fleiss_kappa
 
-from evalhub.analysis.agreement import agreement_summary, category_table, labels_by_item
+from evalhub.analysis.agreement import (
+    agreement_summary,
+    category_table,
+    cohen_kappa,
+    labels_by_item,
+)
 from evalhub.analysis.agreement_intervals import (
     agreement_intervals,
     alpha_weighted,
+    cohen_weighted,
     fleiss_weighted,
     percent_agreement_weighted,
     rater_drift,
@@ -45,6 +51,9 @@ def test_intervals_hold_the_point_estimates_of_the_packages():
     assert result.fleiss_kappa.low < summary.fleiss_kappa.value < result.fleiss_kappa.high
     percent = summary.percent_agreement.value
     assert result.percent_agreement.low < percent < result.percent_agreement.high
+    assert len(result.pairs) == len(summary.pairs) == 3
+    for interval, pair in zip(result.pairs, summary.pairs, strict=True):
+        assert interval.low < pair.kappa.value < interval.high
 
 
 def test_weighted_coefficients_equal_the_packages_on_the_repeated_table():
@@ -62,6 +71,19 @@ def test_weighted_coefficients_equal_the_packages_on_the_repeated_table():
         m = repeated.sum(axis=1)
         percent = ((repeated * (repeated - 1)).sum(axis=1) / (m * (m - 1))).mean()
         assert percent_agreement_weighted(table, row[None])[0] == pytest.approx(percent)
+
+
+def test_weighted_cohen_kappa_equals_the_plain_one_on_repeated_items():
+    rng = np.random.default_rng(3)
+    first = [VERDICTS[i] for i in rng.integers(0, 4, 30)]
+    second = [v if rng.random() < 0.6 else VERDICTS[int(rng.integers(4))] for v in first]
+    one_hot = np.eye(4)
+    a = one_hot[[VERDICTS.index(v) for v in first]]
+    b = one_hot[[VERDICTS.index(v) for v in second]]
+    for row in rng.integers(0, 3, size=(5, 30)).astype(float):
+        times = row.astype(int)
+        expected = cohen_kappa(np.repeat(first, times).tolist(), np.repeat(second, times).tolist())
+        assert cohen_weighted(a, b, row[None])[0] == pytest.approx(expected.value, abs=1e-12)
 
 
 def test_intervals_cover_the_true_agreement_in_a_seeded_simulation():

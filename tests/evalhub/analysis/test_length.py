@@ -74,3 +74,20 @@ def test_equal_or_unknown_lengths_have_no_length_effect():
     assert isinstance(result, Insufficient) and result.reason == REASON_EQUAL_LENGTHS
     unknown = [rating(i, "a", prompt=i) for i in range(20)]
     assert isinstance(length_controlled(unknown, "adapter", "base"), Insufficient)
+
+
+def test_length_controlled_interval_covers_the_truth_in_a_seeded_simulation():
+    # Ties left out (they fall independently of length), the logistic model is the true one:
+    # at equal lengths the adapter wins σ(0.4).
+    truth = 1 / (1 + math.exp(-0.4))
+    runs, covered = 50, 0
+    for seed in range(runs):
+        ratings = [
+            r
+            for r in _simulated(prompts=120, intercept=0.4, per_log_ratio=0.8, seed=100 + seed)
+            if r.verdict != "tie"
+        ]
+        result = length_controlled(ratings, "adapter", "base", seed=seed, resamples=300)
+        covered += result.lc_win_rate_interval.low <= truth <= result.lc_win_rate_interval.high
+    # 95 % intervals: out of 50, fewer than 43 covered would be very unlikely (p < 0.01)
+    assert covered >= 43

@@ -136,3 +136,24 @@ def test_tie_model_says_why_it_has_no_estimate():
         _study({("a", "b"): "AB" * 5, ("c", "d"): "AB" * 5}), ["a", "b", "c", "d"], []
     )
     assert isinstance(split, Insufficient) and split.reason == REASON_DISCONNECTED
+
+
+def test_intervals_cover_the_true_strengths_in_a_seeded_simulation():
+    # Davidson with θ_adapter − θ_base = 0.6 and ν = 0.5: centred, the adapter's strength is 0.3.
+    half, nu = 0.3, 0.5
+    denominator = math.exp(half) + math.exp(-half) + nu
+    chances = [math.exp(half) / denominator, math.exp(-half) / denominator]
+    runs, covered, covered_nu = 60, 0, 0
+    for seed in range(runs):
+        rng = np.random.default_rng(seed)
+        draws = rng.choice(3, size=80, p=[*chances, nu / denominator])
+        verdicts = "".join("ABT"[d] for d in draws)
+        result = tie_model(
+            _study({("adapter", "base"): verdicts}), ["adapter", "base"], [], seed=seed
+        )
+        adapter = next(s for s in result.systems if s.system == "adapter")
+        covered += adapter.interval.low <= half <= adapter.interval.high
+        interval = result.tie_propensity_interval
+        covered_nu += interval.low <= nu <= interval.high
+    # 95 % intervals: out of 60, fewer than 52 covered would be very unlikely (p < 0.01)
+    assert covered >= 52 and covered_nu >= 52

@@ -73,7 +73,7 @@ def cohen_kappa(first: Sequence[str], second: Sequence[str]) -> Coefficient | In
     return Coefficient((observed - expected) / (1 - expected), n, "Cohen's kappa")
 
 
-def _category_table(groups: Sequence[dict[str, str]]) -> np.ndarray:
+def category_table(groups: Sequence[dict[str, str]]) -> np.ndarray:
     """items × categories counts; the categories are the labels that occur."""
     labels = sorted({label for g in groups for label in g.values()})
     column = {label: i for i, label in enumerate(labels)}
@@ -84,26 +84,38 @@ def _category_table(groups: Sequence[dict[str, str]]) -> np.ndarray:
     return table
 
 
+def item_agreement(table: np.ndarray) -> np.ndarray:
+    """Per item (row, ≥ 2 ratings): the share of its pairs of raters that gave the same label."""
+    m = table.sum(axis=1)
+    return (table * (table - 1)).sum(axis=1) / (m * (m - 1))
+
+
 def percent_agreement(groups: Sequence[dict[str, str]]) -> Coefficient | Insufficient:
     """Mean over items (with ≥ 2 ratings) of the share of rater pairs that gave the same verdict."""
-    table = _category_table([g for g in groups if len(g) >= 2])
+    table = category_table([g for g in groups if len(g) >= 2])
     if len(table) < MIN_ITEMS:
         return Insufficient(REASON_FEW_ITEMS, len(table), MIN_ITEMS)
-    m = table.sum(axis=1)
-    share = (table * (table - 1)).sum(axis=1) / (m * (m - 1))
-    return Coefficient(float(share.mean()), len(table), "mean pairwise percent agreement")
+    value = float(item_agreement(table).mean())
+    return Coefficient(value, len(table), "mean pairwise percent agreement")
+
+
+def fleiss_groups(groups: Sequence[dict[str, str]]) -> tuple[int, list[dict[str, str]]]:
+    """Fleiss' κ needs the same number of ratings on every item: the most common number of
+    raters per item (≥ 2) and the items rated by that many."""
+    sizes = Counter(len(g) for g in groups if len(g) >= 2)
+    if not sizes:
+        return 0, []
+    size = max(sizes, key=lambda s: (sizes[s], s))
+    return size, [g for g in groups if len(g) == size]
 
 
 def fleiss(groups: Sequence[dict[str, str]]) -> Coefficient | Insufficient:
-    """Fleiss' κ (statsmodels) over the items rated by the most common number of raters (≥ 2):
-    Fleiss' κ needs the same number of ratings on every item, so the others are left out."""
+    """Fleiss' κ (statsmodels) over the items rated by the most common number of raters (≥ 2);
+    the others are left out."""
     from statsmodels.stats.inter_rater import fleiss_kappa
 
-    sizes = Counter(len(g) for g in groups if len(g) >= 2)
-    if not sizes:
-        return Insufficient(REASON_FEW_ITEMS, 0, MIN_ITEMS)
-    size = max(sizes, key=lambda s: (sizes[s], s))
-    table = _category_table([g for g in groups if len(g) == size])
+    size, same = fleiss_groups(groups)
+    table = category_table(same)
     if len(table) < MIN_ITEMS:
         return Insufficient(REASON_FEW_ITEMS, len(table), MIN_ITEMS)
     if table.shape[1] < 2:
@@ -117,7 +129,7 @@ def krippendorff_nominal(groups: Sequence[dict[str, str]]) -> Coefficient | Insu
     number of raters per item)."""
     import krippendorff
 
-    table = _category_table([g for g in groups if len(g) >= 2])
+    table = category_table([g for g in groups if len(g) >= 2])
     if len(table) < MIN_ITEMS:
         return Insufficient(REASON_FEW_ITEMS, len(table), MIN_ITEMS)
     if table.shape[1] < 2:
@@ -126,26 +138,40 @@ def krippendorff_nominal(groups: Sequence[dict[str, str]]) -> Coefficient | Insu
     return Coefficient(value, len(table), "Krippendorff's alpha (nominal)")
 
 
-def agreement_summary(ratings: Sequence[Rating]) -> AgreementSummary:
-    table = labels_by_item(ratings)
-    groups = list(table.values())
+def rater_pairs(
+    table: dict[int, dict[str, str]],
+) -> list[tuple[str, str, list[str], list[str]]]:
+    """Every pair of raters (in name order) with their labels of the items both judged, from
+    ``labels_by_item``'s table."""
     per_rater: dict[str, dict[int, str]] = defaultdict(dict)
     for item, raters in table.items():
         for rater, verdict in raters.items():
             per_rater[rater][item] = verdict
-    raters = sorted(per_rater)
     pairs = []
-    for first, second in itertools.combinations(raters, 2):
+    for first, second in itertools.combinations(sorted(per_rater), 2):
         shared = sorted(per_rater[first].keys() & per_rater[second].keys())
-        kappa = cohen_kappa(
-            [per_rater[first][i] for i in shared], [per_rater[second][i] for i in shared]
+        pairs.append(
+            (
+                first,
+                second,
+                [per_rater[first][i] for i in shared],
+                [per_rater[second][i] for i in shared],
+            )
         )
-        pairs.append(KappaPair(first, second, len(shared), kappa))
+    return pairs
+
+
+def agreement_summary(ratings: Sequence[Rating]) -> AgreementSummary:
+    table = labels_by_item(ratings)
+    groups = list(table.values())
     return AgreementSummary(
-        raters=raters,
+        raters=sorted({rater for raters in groups for rater in raters}),
         items_with_overlap=sum(len(g) >= 2 for g in groups),
         percent_agreement=percent_agreement(groups),
         fleiss_kappa=fleiss(groups),
         krippendorff_alpha=krippendorff_nominal(groups),
-        pairs=pairs,
+        pairs=[
+            KappaPair(first, second, len(labels), cohen_kappa(labels, others))
+            for first, second, labels, others in rater_pairs(table)
+        ],
     )

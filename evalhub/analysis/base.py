@@ -16,7 +16,7 @@ instead of a number. Raw counts and observed proportions are always reported, wi
 - ``MIN_GOLD`` (5): gold judgments before a rater's gold accuracy.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +29,9 @@ MIN_GOLD = 5
 
 CONFIDENCE = 0.95
 BOOTSTRAP_RESAMPLES = 2000
+# Fewer where each resample refits a model or recomputes a coefficient (ties, length control,
+# agreement): the report is built on page load.
+MODEL_RESAMPLES = 500
 # Resampling is done in blocks of at most this many drawn indices, so 100,000 judgments never
 # need a resamples × items matrix in memory at once.
 _BOOTSTRAP_CELLS = 2_000_000
@@ -41,6 +44,7 @@ THRESHOLDS = {
     "min_gold": MIN_GOLD,
     "confidence": CONFIDENCE,
     "bootstrap_resamples": BOOTSTRAP_RESAMPLES,
+    "model_resamples": MODEL_RESAMPLES,
 }
 
 REASON_FEW_JUDGMENTS = "fewer judgments than the minimum"
@@ -114,6 +118,21 @@ def clustered_bootstrap(
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(flat, [tail, 100 - tail])
     return Interval(float(low), float(high), "item-clustered bootstrap percentile")
+
+
+def resample_counts(
+    k: int, resamples: int, *, seed: int, cells_per_resample: int | None = None
+) -> Iterator[np.ndarray]:
+    """Bootstrap resamples of ``k`` clusters as counts, in blocks: each block has shape
+    (rows, k), row r holding how often each cluster was drawn in that resample (k draws with
+    replacement). A block stays under the memory bound when a caller spreads each row over
+    ``cells_per_resample`` values (e.g. per judgment; default k)."""
+    rng = np.random.default_rng(seed)
+    block = max(1, _BOOTSTRAP_CELLS // max(k, cells_per_resample or k))
+    for start in range(0, resamples, block):
+        rows = min(block, resamples - start)
+        drawn = rng.integers(0, k, size=(rows, k)) + k * np.arange(rows)[:, None]
+        yield np.bincount(drawn.ravel(), minlength=rows * k).reshape(rows, k).astype(float)
 
 
 def median_or_none(values: Sequence[float]) -> float | None:

@@ -77,7 +77,8 @@ def _item_contributions(
     return items, matrix
 
 
-def _connected(matrix: np.ndarray) -> bool:
+def connected(matrix: np.ndarray) -> bool:
+    """Whether every system is linked to every other by a chain of comparisons."""
     linked = (matrix + matrix.T) > 0
     seen = {0}
     frontier = [0]
@@ -130,7 +131,7 @@ def ranking(
         return Insufficient(REASON_FEW_ITEMS, len(items), MIN_ITEMS)
     size = len(systems)
     matrix = contributions.sum(axis=0).reshape(size, size)
-    if not _connected(matrix):
+    if not connected(matrix):
         return Insufficient(REASON_DISCONNECTED, len(items), MIN_ITEMS)
     try:
         point = bradley_terry(matrix, regularization=regularization)

@@ -25,6 +25,8 @@ class Rating:
     length_a, length_b: output lengths (tokens when known for both, else characters).
     gold: the comparison's gold answer ("a" | "b" | "tie") or None.
     flagged: the rater flagged the item (broken prompt, offensive output, ...).
+    prompt: the prompt the item asks about, or None; judgments of one prompt (several raters,
+        several pairs of systems) are one cluster for the bootstrap.
     """
 
     item: int
@@ -39,12 +41,18 @@ class Rating:
     length_b: int | None = None
     gold: str | None = None
     flagged: bool = False
+    prompt: int | None = None
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, not {self.verdict!r}")
         if self.left not in DECISIVE:
             raise ValueError(f"left must be 'a' or 'b', not {self.left!r}")
+
+    @property
+    def cluster(self) -> int:
+        """What a bootstrap resamples as one unit: the prompt, or the item when it is unknown."""
+        return self.prompt if self.prompt is not None else self.item
 
     def compares(self, system: str, opponent: str) -> bool:
         """Whether this judgment is of ``system`` against ``opponent``, in either order."""

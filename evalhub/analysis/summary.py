@@ -5,9 +5,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from evalhub.analysis.agreement import AgreementSummary, agreement_summary
-from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, Insufficient
+from evalhub.analysis.agreement_intervals import (
+    AgreementIntervals,
+    Drift,
+    agreement_intervals,
+    rater_drift,
+)
+from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, MODEL_RESAMPLES, Insufficient
 from evalhub.analysis.bias import BiasSummary, length_bias, position_bias
 from evalhub.analysis.criteria import CriterionSummary, criterion_summary
+from evalhub.analysis.length import PairLength, length_controlled
 from evalhub.analysis.metric_agreement import (
     MetricAgreement,
     human_preferences,
@@ -16,6 +23,7 @@ from evalhub.analysis.metric_agreement import (
 from evalhub.analysis.ranking import BT_RESAMPLES, Ranking, ranking
 from evalhub.analysis.raters import RaterSummary, rater_summaries
 from evalhub.analysis.records import Rating
+from evalhub.analysis.ties import TieModel, tie_model
 from evalhub.analysis.winrate import PairSummary, pair_summary
 
 
@@ -34,6 +42,10 @@ class StudyAnalysis:
     length_bias: BiasSummary
     ranking: Ranking | Insufficient
     metrics: list[MetricAgreement]
+    ties: TieModel | Insufficient
+    length_controlled: list[PairLength]
+    agreement_intervals: AgreementIntervals
+    drift: Drift
 
 
 def compared_pairs(ratings: Sequence[Rating], systems: Sequence[str]) -> list[tuple[str, str]]:
@@ -57,8 +69,10 @@ def analyse_study(
     seed: int = 0,
     resamples: int = BOOTSTRAP_RESAMPLES,
     bt_resamples: int = BT_RESAMPLES,
+    model_resamples: int = MODEL_RESAMPLES,
 ) -> StudyAnalysis:
-    """``item_metrics[metric][item]`` = (value for output a, value for output b).
+    """``item_metrics[metric][item]`` = (value for output a, value for output b). ``ratings``
+    come in the order they were made (rater drift reads it).
 
     Gold items (``Rating.gold`` set) check the raters, not the systems: they count for gold
     accuracy and position bias only, never for win rates, criteria, agreement, ranking, length
@@ -94,4 +108,17 @@ def analyse_study(
             metric_agreement(evaluated, values, m, humans=humans)
             for m, values in item_metrics.items()
         ],
+        ties=tie_model(evaluated, judged, pairs, seed=seed, resamples=model_resamples),
+        length_controlled=[
+            PairLength(
+                x,
+                y,
+                length_controlled(
+                    by_pair[frozenset((x, y))], x, y, seed=seed, resamples=model_resamples
+                ),
+            )
+            for x, y in pairs
+        ],
+        agreement_intervals=agreement_intervals(evaluated, seed=seed, resamples=model_resamples),
+        drift=rater_drift(evaluated, seed=seed, resamples=model_resamples),
     )

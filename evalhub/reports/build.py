@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from evalhub import blinding
 from evalhub.analysis.adjudication import adjudication_summary
-from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, THRESHOLDS
+from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, MODEL_RESAMPLES, THRESHOLDS
 from evalhub.analysis.ranking import BT_RESAMPLES
 from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
@@ -53,6 +53,7 @@ def report_build(
     include_judgments: bool = True,
     resamples: int = BOOTSTRAP_RESAMPLES,
     bt_resamples: int = BT_RESAMPLES,
+    model_resamples: int = MODEL_RESAMPLES,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Everything a report shows, as a JSON-serialisable dict.
@@ -79,6 +80,7 @@ def report_build(
         seed=study.seed,
         resamples=resamples,
         bt_resamples=bt_resamples,
+        model_resamples=model_resamples,
     )
     result = dataclasses.asdict(analysis)
     for m in result["metrics"]:
@@ -97,7 +99,9 @@ def report_build(
         "bertscore_encoders": _encoders(study),
         "metrics_available": [m["metric"] for m in result["metrics"]],
         "systems_order": order,
-        "thresholds": dict(THRESHOLDS, bradley_terry_resamples=bt_resamples),
+        "thresholds": dict(
+            THRESHOLDS, bradley_terry_resamples=bt_resamples, model_resamples=model_resamples
+        ),
         "software": library_versions(SOFTWARE),
         "conclusion": conclusion(sequential=sequential, analysis=result, systems=order),
         "analysis": result,
@@ -265,6 +269,7 @@ def _judgments(
                     length_b=c["length_b"],
                     gold=c["gold_answer"],
                     flagged=flagged,
+                    prompt=c["prompt"],
                 )
             )
         if not with_rows:

@@ -38,6 +38,8 @@ def test_no_chart_text_or_table_runs_past_the_page_at_1366_px(live_server, new_p
     page.goto(f"{live_server.url}/studies/{study.pk}/analysis/")
     assert page.locator("#conclusion").inner_text().startswith(f"No verdict yet: {ADAPTER} wins")
     page.screenshot(path=str(artifacts / "analysis-1366.png"), full_page=True)
+    for section in ("ties", "length-control", "agreement"):
+        page.locator(f"#{section}").screenshot(path=str(artifacts / f"analysis-{section}.png"))
     found = page.evaluate(OVERFLOWS)
     assert found == {"texts": [], "page": 0, "report": []}, found
     # every chart shows axis values: a percent or signed tick in each one

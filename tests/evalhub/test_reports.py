@@ -6,6 +6,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from evalhub.analysis.length import REASON_EQUAL_LENGTHS
 from evalhub.reports.build import report_build
 from evalhub.reports.csv_export import TEXT_CELL_CHARS, TEXT_CUT, neutralise
 from evalhub.reports.render import (
@@ -406,3 +407,59 @@ def test_a_study_with_gold_items_reports_them_in_their_stored_order(db):
             row["gold"]
             == (stored.output_a if stored.gold_answer == "a" else stored.output_b).system.name
         )
+
+
+def test_report_gives_the_tie_model_with_both_bad_apart(report):
+    ties = report["analysis"]["ties"]
+    (pair,) = ties["pairs"]
+    assert (pair["system"], pair["opponent"]) == ("adapter-r16", HOSTILE_SYSTEM)
+    # 16 adapter wins, 6 base wins, one tie and one "both bad", on 12 prompts
+    assert (pair["n"], pair["prompts"], pair["both_bad"]) == (24, 12, 1)
+    assert pair["both_bad_rate"] == pytest.approx(1 / 24)
+    assert pair["p_win"] + pair["p_no_preference"] + pair["p_loss"] == pytest.approx(1)
+    assert pair["p_win"] == pytest.approx(16 / 24, abs=0.01)
+    assert "Davidson" in ties["method"]
+    html = render_html(report)
+    assert 'id="ties"' in html and "How to read this" in html[html.index('id="ties"') :]
+
+
+def test_report_says_why_length_cannot_be_controlled_when_lengths_never_vary(report):
+    # every adapter answer has 30 tokens and every base answer 10: one length ratio only
+    (entry,) = report["analysis"]["length_controlled"]
+    assert entry["system"] == "adapter-r16"
+    assert entry["estimate"]["insufficient"] is True
+    assert entry["estimate"]["reason"] == REASON_EQUAL_LENGTHS
+    html = render_html(report)
+    assert REASON_EQUAL_LENGTHS in html[html.index('id="length-control"') :]
+
+
+def test_report_gives_agreement_intervals_and_each_raters_drift(report):
+    analysis = report["analysis"]
+    for measure in ("percent_agreement", "fleiss_kappa", "krippendorff_alpha"):
+        interval = analysis["agreement_intervals"][measure]
+        value = analysis["agreement"][measure]["value"]
+        assert interval["low"] <= value <= interval["high"]
+    drift = analysis["drift"]
+    assert [r["rater"] for r in drift["raters"]] == ["@bob", "ann"]
+    # each rater judged the 12 items in order and took 1 s longer per item
+    assert drift["raters"][1]["early_median_ms"] == 3500
+    assert drift["raters"][1]["late_median_ms"] == 9500
+    keys = {a["data-key"] for _, a in _parse(render_html(report)).tags if "data-key" in a}
+    assert {
+        "analysis.agreement_intervals.krippendorff_alpha",
+        "analysis.agreement_intervals.pairs.0",
+        "analysis.drift.change",
+        "analysis.ties.pairs.0.both_bad_interval",
+    } <= keys
+
+
+def test_three_systems_get_a_tie_model_and_a_length_control_per_pair(db):
+    from tests.evalhub.report_fixtures import build_three_system_study
+
+    report = report_build(
+        build_three_system_study(), resamples=100, bt_resamples=50, model_resamples=100
+    )
+    ties = report["analysis"]["ties"]
+    assert [s["system"] for s in ties["systems"]] == ["reference", "adapter", "base"]
+    assert ties["prompts"] == 36 and ties["judgments"] == 36
+    assert len(ties["pairs"]) == len(report["analysis"]["length_controlled"]) == 3

@@ -28,6 +28,14 @@ def test_json_report_is_the_default_and_carries_the_study(world, login, fmt):
         "zebra-base-system",
         "quokka-adapter-system",
     }
+    # ties, length control, agreement intervals and drift: present, and saying why one
+    # judgment is not enough rather than printing a number
+    analysis = report["analysis"]
+    assert analysis["ties"]["insufficient"] is True
+    assert analysis["length_controlled"][0]["estimate"]["insufficient"] is True
+    assert analysis["agreement_intervals"]["krippendorff_alpha"]["insufficient"] is True
+    assert analysis["drift"]["change_interval"]["insufficient"] is True
+    assert report["thresholds"]["model_resamples"] == 500
 
 
 def test_csv_report_has_one_unblinded_row_per_judgment(world, login):

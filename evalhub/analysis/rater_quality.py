@@ -37,6 +37,11 @@ CHANCE = 1 / K
 # have MIN_FLAG_JUDGMENTS judgments (fewer say too little about anyone).
 FAR_BELOW = 0.25
 MIN_FLAG_JUDGMENTS = 5
+# The gate a new study starts with: half the gold items right once a rater has judged three,
+# and a median of three seconds per item (nobody reads two answers faster).
+DEFAULT_MIN_GOLD_ACCURACY = 0.5
+DEFAULT_MIN_MEDIAN_SECONDS = 3.0
+GATE_MIN_GOLD_JUDGED = 3
 _MAX_ITERATIONS = 200
 _TOLERANCE = 1e-8
 

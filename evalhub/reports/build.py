@@ -12,6 +12,7 @@ judgments stays fast.
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -28,8 +29,15 @@ from evalhub.metrics import METRIC_LABELS, METRICS
 from evalhub.models import Assignment, Choice, Comparison, Judgment, Output, Prompt, Study
 from evalhub.reports.conclusion import conclusion
 from evalhub.reports.disagreements import Texts, disagreeing_items, disagreement_rows
+from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
-from evalhub.selectors.studies import KIND_ORDER, ppi_block, sequential_block
+from evalhub.selectors.studies import (
+    KIND_ORDER,
+    ppi_block,
+    sequential_block,
+    study_gated_raters,
+    study_rater_stats,
+)
 from trainer.engine.environment import library_versions
 from trainer.models import FineTuneRun, RunMetric
 
@@ -60,7 +68,14 @@ def report_build(
         key=lambda name: (KIND_ORDER.get(_kind(systems, name), 3), name),
     )
     _orient(comparisons, order)
-    ratings, judgment_rows = _judgments(study, comparisons, with_rows=include_judgments)
+    rater_stats = study_rater_stats(study=study)
+    gated = study_gated_raters(study=study, rater_stats=rater_stats)
+    every_rating, judgment_rows = _judgments(
+        study, comparisons, with_rows=include_judgments, gated=gated
+    )
+    # The verdict counts the judgments of raters who meet the study's gate; ``rater_quality``
+    # shows the win rate and verdict with the others too.
+    ratings = [r for r in every_rating if r.rater not in gated]
     analysis = analyse_study(
         ratings,
         systems=order,
@@ -78,7 +93,7 @@ def report_build(
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "generated_at": (now or timezone.now()).isoformat(timespec="seconds"),
-        "study": _study_block(study, systems, comparisons, len(ratings)),
+        "study": _study_block(study, systems, comparisons, len(every_rating)),
         "run": _run_block(run) if run else None,
         "dataset": _dataset_block(run, comparisons),
         "base_model": _base_model_block(run, systems),
@@ -101,6 +116,10 @@ def report_build(
         "ppi": ppi_block(study=study, ratings=ratings),
         # Whether raters may tell the systems apart, or the gold items from real ones, by form.
         "recognisability": recognisability_block(study=study),
+        # Each rater's competence, the gate and whom it leaves out, the verdict with and without.
+        "rater_quality": rater_quality_block(
+            study=study, ratings=every_rating, rater_stats=rater_stats
+        ),
     }
     if include_judgments:
         texts = _texts(comparisons, list(comparisons))
@@ -217,10 +236,15 @@ EXPORT_COLUMNS = ("flag_reason", "comment", "revisions", "created_at", "updated_
 
 
 def _judgments(
-    study: Study, comparisons: dict[int, dict[str, Any]], *, with_rows: bool
+    study: Study,
+    comparisons: dict[int, dict[str, Any]],
+    *,
+    with_rows: bool,
+    gated: Collection[str],
 ) -> tuple[list[Rating], list[dict[str, Any]]]:
-    """Unblinded records for the analysis and, ``with_rows``, the export table's rows (the
-    page skips the columns only the export needs)."""
+    """Unblinded records of every rater and, ``with_rows``, the export table's rows (the page
+    skips the columns only the export needs); a row's ``counted`` says whether the verdict
+    counts it (its rater is not among the ``gated``, it is no skip and no gold item)."""
     columns = ANALYSIS_COLUMNS + (EXPORT_COLUMNS if with_rows else ())
     query = (
         Judgment.objects.filter(assignment__comparison__study=study)
@@ -266,6 +290,7 @@ def _judgments(
                 "scores": {k: {A: a, B: b} for k, (a, b) in pairs.items()},
                 "time_on_task_ms": time_ms,
                 "flagged": flagged,
+                "counted": rater not in gated and choice != Choice.SKIP and not c["is_gold"],
                 "flag_reason": reason,
                 "comment": comment,
                 "revisions": revisions,

@@ -1,5 +1,7 @@
 """CSV of the raw judgments: one row per judgment, unblinded, with the prompt, both outputs'
-texts and their lengths, scores and metric values.
+texts and their lengths, scores and metric values; ``counted`` says whether the verdict counts
+the judgment (its rater meets the study's gate, it is no skip and no gold item) and
+``rater_competence`` is its rater's estimated competence (one-coin Dawid–Skene).
 
 Columns that belong to a system are named by the system ("adapter-r16: output",
 "adapter-r16: correctness", "base: rouge1"): one set per system of the study, empty where a
@@ -38,6 +40,8 @@ BASE_COLUMNS = [
 TAIL_COLUMNS = [
     "time_on_task_ms",
     "flagged",
+    "counted",
+    "rater_competence",
     "flag_reason",
     "comment",
     "revisions",
@@ -89,6 +93,7 @@ def _system_cells(c: dict[str, Any], j: dict[str, Any], criteria: list[str]) -> 
 def render_csv(report: dict[str, Any]) -> str:
     """``report`` must have been built with ``include_judgments=True``."""
     comparisons = {c["comparison"]: c for c in report["comparisons"]}
+    competence = {r["rater"]: r["competence"] for r in report["rater_quality"]["raters"]}
     criteria, systems = report["study"]["criteria"], report["systems_order"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -111,6 +116,8 @@ def render_csv(report: dict[str, Any]) -> str:
         row += [
             j["time_on_task_ms"],
             j["flagged"],
+            j["counted"],
+            competence.get(j["rater"]),
             j["flag_reason"],
             j["comment"],
             j["revisions"],

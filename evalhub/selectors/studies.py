@@ -14,6 +14,7 @@ from django.db.models import Count, Q, QuerySet
 
 from evalhub import blinding
 from evalhub.analysis import allocation, planning, ppi
+from evalhub.analysis.rater_quality import GATE_MIN_GOLD_JUDGED, Gate, gate_reasons
 from evalhub.analysis.records import Rating
 from evalhub.analysis.sequential import Sequential, monitor, pair_outcomes
 from evalhub.blinding import unblind_choice
@@ -195,14 +196,47 @@ def study_monitored_pair(*, study: Study) -> tuple[System, System] | None:
     return (systems[0], systems[1]) if len(systems) >= 2 else None
 
 
-def _pair_ratings(studies: QuerySet[Study] | list[Study]) -> dict[int, list[Rating]]:
-    """Unblinded non-gold judgments of each study, in the order they were made; skips name
-    no verdict and are left out."""
-    rows = (
-        Judgment.objects.filter(
-            assignment__comparison__study__in=studies, assignment__comparison__is_gold=False
+def study_gate(*, study: Study) -> Gate:
+    return Gate(
+        min_gold_accuracy=study.min_gold_accuracy,
+        min_gold_judged=GATE_MIN_GOLD_JUDGED,
+        min_median_seconds=study.min_median_seconds,
+    )
+
+
+def study_gated_raters(
+    *, study: Study, rater_stats: list[RaterStats] | None = None
+) -> dict[str, list[str]]:
+    """The raters the study's gate leaves out of the verdict, by username, with the reasons in
+    words; computed from :func:`study_rater_stats` (given, or read)."""
+    gate = study_gate(study=study)
+    if rater_stats is None:
+        rater_stats = study_rater_stats(study=study)
+    failed = {
+        row.rater.get_username(): gate_reasons(
+            gate,
+            gold_judged=row.gold_judged,
+            gold_correct=row.gold_correct,
+            median_time_ms=row.median_time_ms,
         )
-        .exclude(choice=Choice.SKIP)
+        for row in rater_stats
+    }
+    return {rater: reasons for rater, reasons in failed.items() if reasons}
+
+
+def _pair_ratings(
+    studies: QuerySet[Study] | list[Study], *, gated: bool = True, gold: bool = False
+) -> dict[int, list[Rating]]:
+    """Unblinded judgments of each study, in the order they were made; skips name no verdict
+    and are left out. ``gated``: the judgments of raters the study's gate leaves out are left
+    out too (the verdict's default). ``gold``: gold items come too, with their answer."""
+    studies = list(studies)
+    excluded = {s.pk: set(study_gated_raters(study=s)) if gated else set() for s in studies}
+    rows = Judgment.objects.filter(assignment__comparison__study__in=studies)
+    if not gold:
+        rows = rows.filter(assignment__comparison__is_gold=False)
+    rows = (
+        rows.exclude(choice=Choice.SKIP)
         .order_by("id")
         .values_list(
             "assignment__comparison__study_id",
@@ -212,40 +246,48 @@ def _pair_ratings(studies: QuerySet[Study] | list[Study]) -> dict[int, list[Rati
             "assignment__comparison__output_a_id",
             "assignment__comparison__output_a__system__name",
             "assignment__comparison__output_b__system__name",
+            "assignment__comparison__gold_answer",
             "choice",
         )
     )
     ratings: dict[int, list[Rating]] = defaultdict(list)
-    for study_id, item, rater, left, output_a, system_a, system_b, choice in rows.iterator(
+    for study_id, item, rater, left, output_a, system_a, system_b, answer, choice in rows.iterator(
         chunk_size=5000
     ):
+        if rater in excluded[study_id]:
+            continue
         left_is_a = blinding.left_is_a(left_output=left, output_a=output_a)
         verdict = blinding.unblind_choice(choice, left_is_a=left_is_a)
-        ratings[study_id].append(Rating(item, rater, system_a, system_b, verdict))
+        ratings[study_id].append(
+            Rating(item, rater, system_a, system_b, verdict, gold=answer or None)
+        )
     return ratings
 
 
-def pair_ratings(*, study: Study) -> list[Rating]:
-    """The study's unblinded non-gold judgments, in the order they were made."""
-    return _pair_ratings([study])[study.pk]
+def pair_ratings(*, study: Study, gated: bool = True, gold: bool = False) -> list[Rating]:
+    """The study's unblinded judgments, in the order they were made (see :func:`_pair_ratings`)."""
+    return _pair_ratings([study], gated=gated, gold=gold)[study.pk]
 
 
-def study_sequential(*, study: Study, ratings: list[Rating] | None = None) -> Sequential | None:
+def study_sequential(
+    *, study: Study, ratings: list[Rating] | None = None, gated: bool = True
+) -> Sequential | None:
     """The always-valid interval and verdict for the monitored pair; None without a pair.
-    ``ratings`` (unblinded, in judgment order) are read when not given. In a uniform study a
-    comparison counts once it has a judgment for each of its assignments; in an adaptive one
-    each draw counts once its judgment is in (:func:`_adaptive_sequential`)."""
+    ``ratings`` (unblinded, in judgment order, left out by the gate when ``gated``) are read
+    when not given. In a uniform study a comparison counts once it has a judgment for each of
+    its assignments (the gated raters' not counted); in an adaptive one each draw counts once
+    its judgment is in (:func:`_adaptive_sequential`)."""
     pair = study_monitored_pair(study=study)
     if pair is None:
         return None
     if ratings is None:
-        ratings = pair_ratings(study=study)
+        ratings = pair_ratings(study=study, gated=gated)
     outcomes = pair_outcomes(ratings, pair[0].name, pair[1].name)
     if study.allocation == Allocation.ADAPTIVE:
         return _adaptive_sequential(study, outcomes)
     return monitor(
         outcomes,
-        required=_required(study),
+        required=_required(study, gated=gated),
         margin=study.equivalence_margin,
         raters_at_large=study.raters_at_large,
     )
@@ -297,12 +339,15 @@ def _adaptive_sequential(study: Study, outcomes: list) -> Sequential:
     )
 
 
-def _required(study: Study) -> dict[int, int]:
+def _required(study: Study, *, gated: bool) -> dict[int, int]:
     """The judgments that complete each non-gold comparison: its assignments less its skips,
-    which bring no outcome. A comparison every rater skipped needs none and is left out."""
+    which bring no outcome, and, ``gated``, less those of the raters the gate leaves out. A
+    comparison that needs none is left out."""
+    assignments = Assignment.objects.filter(comparison__study=study, comparison__is_gold=False)
+    if gated:
+        assignments = assignments.exclude(rater__username__in=study_gated_raters(study=study))
     rows = (
-        Assignment.objects.filter(comparison__study=study, comparison__is_gold=False)
-        .values("comparison_id")
+        assignments.values("comparison_id")
         .annotate(
             assignments=Count("id"), skips=Count("id", filter=Q(judgment__choice=Choice.SKIP))
         )
@@ -311,10 +356,12 @@ def _required(study: Study) -> dict[int, int]:
     return {item: total - skips for item, total, skips in rows if total > skips}
 
 
-def sequential_block(*, study: Study, ratings: list[Rating] | None = None) -> dict | None:
+def sequential_block(
+    *, study: Study, ratings: list[Rating] | None = None, gated: bool = True
+) -> dict | None:
     """What the study page, the report (``sequential``) and the API show: the monitored pair
     by name, the verdict and interval, and the study's stopping settings. Managers only."""
-    state = study_sequential(study=study, ratings=ratings)
+    state = study_sequential(study=study, ratings=ratings, gated=gated)
     if state is None:
         return None
     adapter, base = study_monitored_pair(study=study)
@@ -361,7 +408,9 @@ def study_signal(*, study: Study, pair: tuple[System, System]) -> tuple[str, dic
     return metric, ppi.metric_predictions(differences[metric])
 
 
-def ppi_block(*, study: Study, ratings: list[Rating] | None = None) -> dict | None:
+def ppi_block(
+    *, study: Study, ratings: list[Rating] | None = None, gated: bool = True
+) -> dict | None:
     """What the study page, the report (``ppi``) and the API show beside the verdict: the
     prediction-powered interval for the monitored pair's win rate and the experts' alone over
     the same complete comparisons, or why there is none. Managers only; None without a pair."""
@@ -369,9 +418,9 @@ def ppi_block(*, study: Study, ratings: list[Rating] | None = None) -> dict | No
     if pair is None:
         return None
     if ratings is None:
-        ratings = pair_ratings(study=study)
+        ratings = pair_ratings(study=study, gated=gated)
     labels = ppi.complete_comparisons(
-        pair_outcomes(ratings, pair[0].name, pair[1].name), _required(study)
+        pair_outcomes(ratings, pair[0].name, pair[1].name), _required(study, gated=gated)
     )
     signal, predictions = study_signal(study=study, pair=pair)
     if study.allocation == Allocation.ADAPTIVE:

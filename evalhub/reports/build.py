@@ -89,7 +89,7 @@ def report_build(
     for m in result["metrics"]:
         m["label"] = METRIC_LABELS.get(m["metric"], m["metric"])
     run = study.run or next((s.run for s in systems if s.run_id), None)
-    sequential = sequential_block(study=study, ratings=ratings)
+    sequential = sequential_block(study=study, ratings=ratings, excluded=gated)
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "generated_at": (now or timezone.now()).isoformat(timespec="seconds"),
@@ -113,7 +113,7 @@ def report_build(
         # The always-valid interval and verdict for the monitored pair (adapter vs base).
         "sequential": sequential,
         # Beside it, not instead of it: the win rate with the automated signal's help.
-        "ppi": ppi_block(study=study, ratings=ratings),
+        "ppi": ppi_block(study=study, ratings=ratings, excluded=gated),
         # Whether raters may tell the systems apart, or the gold items from real ones, by form.
         "recognisability": recognisability_block(study=study),
         # Each rater's competence, the gate and whom it leaves out, the verdict with and without.

@@ -37,7 +37,7 @@ def rater_quality_block(
     ``ratings`` are every rater's unblinded judgments, gold items included (read when not
     given); ``rater_stats`` those of :func:`study_rater_stats` (read when not given)."""
     if ratings is None:
-        ratings = pair_ratings(study=study, gated=False, gold=True)
+        ratings = pair_ratings(study=study, excluded=(), gold=True)
     if rater_stats is None:
         rater_stats = study_rater_stats(study=study)
     gated = study_gated_raters(study=study, rater_stats=rater_stats)
@@ -88,8 +88,8 @@ def _pair_block(
         return None
     adapter, base = pair[0].name, pair[1].name
     counted = [r for r in ratings if r.rater not in gated]
-    with_all = study_sequential(study=study, ratings=ratings, gated=False)
-    without = study_sequential(study=study, ratings=counted, gated=True)
+    with_all = study_sequential(study=study, ratings=ratings, excluded=())
+    without = study_sequential(study=study, ratings=counted, excluded=gated)
     seed = study.seed
     weighted = weighted_win_rate(counted, weights, adapter, base, seed=seed)
     return {

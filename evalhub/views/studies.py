@@ -20,6 +20,7 @@ from evalhub.selectors.studies import (
     sequential_block,
     study_counts,
     study_flagged,
+    study_gated_raters,
     study_plan,
     study_rater_stats,
 )
@@ -146,6 +147,7 @@ def _render_detail(
     request: HttpRequest, study: Study, raters_form: AddRatersForm, status: int = 200
 ) -> HttpResponse:
     rater_stats = study_rater_stats(study=study)
+    gated = study_gated_raters(study=study, rater_stats=rater_stats)
     context = {
         "study": study,
         "systems": study.systems.order_by("name"),
@@ -153,8 +155,8 @@ def _render_detail(
         "rater_stats": rater_stats,
         "rater_quality": rater_quality_block(study=study, rater_stats=rater_stats),
         "flagged": study_flagged(study=study),
-        "sequential": sequential_block(study=study),
-        "ppi": ppi_block(study=study),
+        "sequential": sequential_block(study=study, excluded=gated),
+        "ppi": ppi_block(study=study, excluded=gated),
         "recognisability": recognisability_block(study=study),
         "actions": [
             (target, STATUS_ACTIONS[target])

@@ -86,9 +86,9 @@ def test_the_default_gate_leaves_out_a_rater_with_no_gold_right_at_a_second_an_i
 
 def test_the_verdict_counts_only_the_raters_the_gate_keeps(gated):
     assert {r.rater for r in pair_ratings(study=gated)} == {"ann", "bob"}
-    assert {r.rater for r in pair_ratings(study=gated, gated=False)} == {"ann", "bob", "hasty"}
+    assert {r.rater for r in pair_ratings(study=gated, excluded=())} == {"ann", "bob", "hasty"}
     counted = study_sequential(study=gated)
-    every = study_sequential(study=gated, gated=False)
+    every = study_sequential(study=gated, excluded=())
     # Every comparison completes without the hasty rater's judgments: 12 of 2 judgments each.
     assert (counted.judgments, counted.units) == (24, 12)
     assert (every.judgments, every.units) == (36, 12)

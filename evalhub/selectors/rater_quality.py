@@ -87,17 +87,18 @@ def _pair_block(
     if pair is None:
         return None
     adapter, base = pair[0].name, pair[1].name
+    seed = study.seed
     counted = [r for r in ratings if r.rater not in gated]
     with_all = study_sequential(study=study, ratings=ratings, excluded=())
-    without = study_sequential(study=study, ratings=counted, excluded=gated)
-    seed = study.seed
-    weighted = weighted_win_rate(counted, weights, adapter, base, seed=seed)
+    every = _win_rate(pair_summary(ratings, adapter, base, seed=seed))
+    # With nobody left out, the verdict and win rate as counted are those with everyone.
+    without = study_sequential(study=study, ratings=counted, excluded=gated) if gated else with_all
     return {
         "adapter": adapter,
         "base": base,
-        "counted": _win_rate(pair_summary(counted, adapter, base, seed=seed)),
-        "weighted": _win_rate(weighted),
-        "all": _win_rate(pair_summary(ratings, adapter, base, seed=seed)),
+        "counted": _win_rate(pair_summary(counted, adapter, base, seed=seed)) if gated else every,
+        "weighted": _win_rate(weighted_win_rate(counted, weights, adapter, base, seed=seed)),
+        "all": every,
         "verdict_counted": without.verdict,
         "verdict_all": with_all.verdict,
     }

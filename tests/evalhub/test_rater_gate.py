@@ -14,6 +14,7 @@ from django.urls import reverse
 from evalhub.models import Assignment, Study, StudyStatus
 from evalhub.reports.build import report_build
 from evalhub.reports.render import render_csv, render_html
+from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.studies import pair_ratings, study_gated_raters, study_sequential
 from evalhub.services.judgments import judgment_submit
 from evalhub.services.studies import (
@@ -101,6 +102,9 @@ def test_a_gate_of_zero_counts_everyone(gated):
     gated.refresh_from_db()
     assert study_gated_raters(study=gated) == {}
     assert len(pair_ratings(study=gated)) == 36
+    verdicts = rater_quality_block(study=gated)["pair"]
+    assert verdicts["counted"] == verdicts["all"] and verdicts["all"]["judgments"] == 36
+    assert verdicts["verdict_counted"] == verdicts["verdict_all"]
 
 
 def test_the_report_counts_the_gated_verdict_and_shows_it_with_everyone(gated):

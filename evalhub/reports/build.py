@@ -23,6 +23,7 @@ from django.utils import timezone
 from evalhub import blinding
 from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, THRESHOLDS
 from evalhub.analysis.ranking import BT_RESAMPLES
+from evalhub.analysis.raters import rater_summaries
 from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
 from evalhub.metrics import METRIC_LABELS, METRICS
@@ -86,6 +87,8 @@ def report_build(
         bt_resamples=bt_resamples,
     )
     result = dataclasses.asdict(analysis)
+    if gated:  # the per-rater table describes the raters the gate leaves out of the verdict too
+        result["raters"] = [dataclasses.asdict(r) for r in rater_summaries(every_rating)]
     for m in result["metrics"]:
         m["label"] = METRIC_LABELS.get(m["metric"], m["metric"])
     run = study.run or next((s.run for s in systems if s.run_id), None)

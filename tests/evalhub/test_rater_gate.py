@@ -134,6 +134,9 @@ def test_the_report_counts_the_gated_verdict_and_shows_it_with_everyone(gated):
         row["rater"]: row["counted"] for row in report["judgments"] if not _gold(report, row)
     }
     assert counted == {"ann": True, "bob": True, "hasty": False}
+    # The per-rater table still describes the rater the gate left out.
+    described = {r["rater"]: r for r in report["analysis"]["raters"]}
+    assert described["hasty"]["gold_accuracy"]["value"] == 0.0
 
 
 def quality_adapter(study: Study) -> str:

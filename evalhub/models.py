@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from evalhub import blinding
+from evalhub.analysis.rater_quality import DEFAULT_MIN_GOLD_ACCURACY, DEFAULT_MIN_MEDIAN_SECONDS
 
 
 class SystemKind(models.TextChoices):
@@ -179,6 +180,16 @@ class Study(models.Model):
     allocation = models.CharField(
         max_length=8, choices=Allocation.choices, default=Allocation.UNIFORM
     )
+    min_gold_accuracy = models.FloatField(
+        default=DEFAULT_MIN_GOLD_ACCURACY,
+        help_text="A rater with a lower share of gold items right (once they have judged 3) is "
+        "left out of the verdict; 0 checks nothing",
+    )
+    min_median_seconds = models.FloatField(
+        default=DEFAULT_MIN_MEDIAN_SECONDS,
+        help_text="A rater whose median time per item is shorter is left out of the verdict; "
+        "0 checks nothing",
+    )
     stopped_at = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -207,6 +218,13 @@ class Study(models.Model):
             models.CheckConstraint(
                 condition=Q(equivalence_margin__gte=0, equivalence_margin__lt=0.5),
                 name="study_margin_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_gold_accuracy__gte=0, min_gold_accuracy__lte=1),
+                name="study_min_gold_accuracy_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(min_median_seconds__gte=0), name="study_min_median_seconds_positive"
             ),
         ]
 

@@ -157,6 +157,37 @@ def test_the_demo_builds_a_browsable_study_from_nothing(fakes):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_demo_rater_who_clicks_through_is_left_out_of_the_verdict_and_shown(fakes, client):
+    """The case that prompted the gate: the demo expert got 0 of 7 gold items right at about
+    one second an item, and counted fully in the verdict."""
+    from evalhub.reports.build import report_build
+    from evalhub.reports.render import render_csv, render_html
+    from evalhub.services.judgments import judgment_submit
+
+    run_demo()
+    study = Study.objects.get()
+    for a in Assignment.objects.filter(comparison__study=study).select_related("comparison"):
+        wrong = {"a": "b", "b": "a"}.get(a.comparison.gold_answer, "a")
+        shown = "a" if (wrong == "a") == a.left_is_a else "b"
+        judgment_submit(assignment=a, rater=a.rater, choice=shown, time_on_task_ms=1000)
+
+    report = report_build(study, resamples=100, bt_resamples=10)
+
+    quality = report["rater_quality"]
+    assert quality["excluded"] == [demo.EXPERT_USERNAME]
+    (row,) = quality["raters"]
+    assert (row["gold_correct"], row["gold_judged"], row["median_seconds"]) == (0, 7, 1.0)
+    assert report["sequential"]["judgments"] == 0 and report["analysis"]["judgments"] == 0
+    assert quality["pair"]["all"]["judgments"] == 36
+    assert quality["pair"]["counted"]["judgments"] == 0
+    assert "0 of 7 gold items right" in render_html(report)
+    assert ",False," in render_csv(report)
+    client.force_login(get_user_model().objects.get(username=demo.MANAGER_USERNAME))
+    page = client.get(f"/studies/{study.pk}/").content.decode()
+    assert f"<strong>{demo.EXPERT_USERNAME}</strong> is left out of the verdict" in page
+
+
+@pytest.mark.django_db(transaction=True)
 def test_running_the_demo_again_reuses_everything(fakes):
     run_demo()
     counts = [Dataset, FineTuneRun, Output, Prompt, Study, Comparison, Assignment]

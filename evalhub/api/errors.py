@@ -28,6 +28,8 @@ _FIELD_OF_MESSAGE = {
     st.ERROR_OPEN_WITHOUT_RATERS: "status",
     st.ERROR_GOLD_NEEDS_REFERENCE: "gold",
     st.ERROR_MARGIN: "equivalence_margin",
+    st.ERROR_MIN_GOLD_ACCURACY: "min_gold_accuracy",
+    st.ERROR_MIN_MEDIAN_SECONDS: "min_median_seconds",
 }
 
 

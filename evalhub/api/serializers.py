@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from evalhub.analysis.rater_quality import DEFAULT_MIN_GOLD_ACCURACY, DEFAULT_MIN_MEDIAN_SECONDS
 from evalhub.analysis.sequential import VERDICTS
 from evalhub.api.form_input import form_serializer
 from evalhub.api.rater_serializers import OwnJudgmentSerializer
@@ -21,6 +22,7 @@ from evalhub.models import (
     StudyStatus,
     System,
 )
+from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.studies import ppi_block, sequential_block
 from trainer.models import Dataset, FineTuneRun, RunMetric
 
@@ -197,6 +199,8 @@ class StudySerializer(serializers.ModelSerializer):
             "equivalence_margin",
             "raters_at_large",
             "allocation",
+            "min_gold_accuracy",
+            "min_median_seconds",
             "stopped_at",
             "comparison_count",
             "assignment_count",
@@ -336,6 +340,18 @@ class StudyCreateSerializer(serializers.Serializer):
         default=0.05,
         help_text="Win rates within 0.5 ± this are 'equivalent'; 0 for no such verdict",
     )
+    min_gold_accuracy = serializers.FloatField(
+        required=False,
+        default=DEFAULT_MIN_GOLD_ACCURACY,
+        help_text="A rater with a lower share of gold items right (once they have judged 3) is "
+        "left out of the verdict; 0 checks nothing",
+    )
+    min_median_seconds = serializers.FloatField(
+        required=False,
+        default=DEFAULT_MIN_MEDIAN_SECONDS,
+        help_text="A rater whose median seconds per item is lower is left out of the verdict; "
+        "0 checks nothing",
+    )
     gold = serializers.ListField(
         child=serializers.DictField(),
         required=False,
@@ -397,12 +413,75 @@ class PredictionPoweredSerializer(serializers.Serializer):
     signal_correlation = serializers.FloatField(required=False, allow_null=True)
 
 
+class RaterQualityRowSerializer(serializers.Serializer):
+    rater = serializers.CharField()
+    judgments = serializers.IntegerField()
+    gold_judged = serializers.IntegerField()
+    gold_correct = serializers.IntegerField()
+    gold_accuracy = serializers.FloatField(allow_null=True)
+    median_seconds = serializers.FloatField(allow_null=True)
+    competence = serializers.FloatField(
+        allow_null=True, help_text="Chance of naming an item's true verdict (one-coin Dawid–Skene)"
+    )
+    weight = serializers.FloatField(
+        allow_null=True,
+        help_text="Log odds of naming the truth against one wrong verdict; 0 at chance",
+    )
+    far_below = serializers.BooleanField(help_text="Competence far below the other raters' median")
+    excluded = serializers.BooleanField(help_text="Left out of the verdict by the study's gate")
+    reasons = serializers.ListField(child=serializers.CharField())
+
+
+class RaterGateSerializer(serializers.Serializer):
+    min_gold_accuracy = serializers.FloatField()
+    min_gold_judged = serializers.IntegerField()
+    min_median_seconds = serializers.FloatField()
+
+
+class CountedWinRateSerializer(serializers.Serializer):
+    judgments = serializers.IntegerField()
+    win_rate = serializers.FloatField(allow_null=True)
+    interval = serializers.DictField(
+        help_text="Item-clustered bootstrap {low, high, method}, or why there is none: "
+        "{insufficient, reason, n, needed}"
+    )
+
+
+class RaterVerdictsSerializer(serializers.Serializer):
+    """The monitored pair's win rate as the verdict counts it (gate applied), the same
+    judgments weighted by competence, and every rater's; the verdict with and without the
+    raters the gate leaves out."""
+
+    adapter = serializers.CharField()
+    base = serializers.CharField()
+    counted = CountedWinRateSerializer()
+    weighted = CountedWinRateSerializer()
+    all = CountedWinRateSerializer()
+    verdict_counted = serializers.ChoiceField(choices=VERDICTS)
+    verdict_all = serializers.ChoiceField(choices=VERDICTS)
+
+
+class RaterQualitySerializer(serializers.Serializer):
+    model = serializers.CharField()
+    far_below_margin = serializers.FloatField()
+    gate = RaterGateSerializer()
+    raters = RaterQualityRowSerializer(many=True)
+    excluded = serializers.ListField(child=serializers.CharField())
+    far_below = serializers.ListField(child=serializers.CharField())
+    pair = RaterVerdictsSerializer(allow_null=True)
+
+
 class StudyDetailSerializer(StudySerializer):
     sequential = serializers.SerializerMethodField()
     ppi = serializers.SerializerMethodField()
+    rater_quality = serializers.SerializerMethodField()
 
     class Meta(StudySerializer.Meta):
-        fields = [*StudySerializer.Meta.fields, "sequential", "ppi"]
+        fields = [*StudySerializer.Meta.fields, "sequential", "ppi", "rater_quality"]
+
+    @extend_schema_field(RaterQualitySerializer())
+    def get_rater_quality(self, study: Study) -> dict:
+        return rater_quality_block(study=study)
 
     @extend_schema_field(SequentialSerializer(allow_null=True))
     def get_sequential(self, study: Study) -> dict | None:

@@ -2,6 +2,7 @@
 
 from django import forms
 
+from evalhub.analysis.rater_quality import DEFAULT_MIN_GOLD_ACCURACY, DEFAULT_MIN_MEDIAN_SECONDS
 from evalhub.analysis.sequential import DEFAULT_MARGIN
 from evalhub.models import GOLD_KINDS, Allocation, System
 from evalhub.selectors.people import active_expert_count
@@ -80,6 +81,23 @@ class StudyCreateForm(forms.Form):
         initial=DEFAULT_MARGIN,
         help_text="Win rates within 50 % ± this margin count as equivalent; 0 for no such verdict.",
     )
+    min_gold_accuracy = forms.FloatField(
+        required=False,
+        min_value=0,
+        max_value=1,
+        initial=DEFAULT_MIN_GOLD_ACCURACY,
+        label="Minimum gold accuracy",
+        help_text="A rater with a lower share of gold items right, once they have judged 3, is "
+        "left out of the verdict (the report shows it with and without them); 0 checks nothing.",
+    )
+    min_median_seconds = forms.FloatField(
+        required=False,
+        min_value=0,
+        initial=DEFAULT_MIN_MEDIAN_SECONDS,
+        label="Minimum median seconds per item",
+        help_text="A rater who takes less than this per item, by the median, is left out of "
+        "the verdict; 0 checks nothing.",
+    )
     open_now = forms.BooleanField(required=False, label="Open it for rating now")
 
     def clean_allocation(self) -> str:
@@ -97,6 +115,14 @@ class StudyCreateForm(forms.Form):
     def clean_equivalence_margin(self) -> float:
         margin = self.cleaned_data["equivalence_margin"]
         return DEFAULT_MARGIN if margin is None else margin
+
+    def clean_min_gold_accuracy(self) -> float:
+        value = self.cleaned_data["min_gold_accuracy"]
+        return DEFAULT_MIN_GOLD_ACCURACY if value is None else value
+
+    def clean_min_median_seconds(self) -> float:
+        value = self.cleaned_data["min_median_seconds"]
+        return DEFAULT_MIN_MEDIAN_SECONDS if value is None else value
 
     def clean_criteria(self) -> list[str]:
         return [c.strip() for c in self.cleaned_data["criteria"].split(",") if c.strip()]

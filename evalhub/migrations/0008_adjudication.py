@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('evalhub', '0006_adaptive_allocation'),
+        ('evalhub', '0007_rater_gate'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -12,6 +12,7 @@ judgments stays fast.
 
 import dataclasses
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from evalhub import blinding
 from evalhub.analysis.adjudication import adjudication_summary
 from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, MODEL_RESAMPLES, THRESHOLDS
 from evalhub.analysis.ranking import BT_RESAMPLES
+from evalhub.analysis.raters import rater_summaries
 from evalhub.analysis.records import A, B, Rating
 from evalhub.analysis.summary import analyse_study
 from evalhub.metrics import METRIC_LABELS, METRICS
@@ -38,8 +40,15 @@ from evalhub.models import (
 )
 from evalhub.reports.conclusion import conclusion
 from evalhub.reports.disagreements import Texts, disagreeing_items, disagreement_rows
+from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
-from evalhub.selectors.studies import KIND_ORDER, ppi_block, sequential_block
+from evalhub.selectors.studies import (
+    KIND_ORDER,
+    ppi_block,
+    sequential_block,
+    study_gated_raters,
+    study_rater_stats,
+)
 from trainer.engine.environment import library_versions
 from trainer.models import FineTuneRun, RunMetric
 
@@ -71,7 +80,14 @@ def report_build(
         key=lambda name: (KIND_ORDER.get(_kind(systems, name), 3), name),
     )
     _orient(comparisons, order)
-    ratings, judgment_rows = _judgments(study, comparisons, with_rows=include_judgments)
+    rater_stats = study_rater_stats(study=study)
+    gated = study_gated_raters(study=study, rater_stats=rater_stats)
+    every_rating, judgment_rows = _judgments(
+        study, comparisons, with_rows=include_judgments, gated=gated
+    )
+    # The verdict counts the judgments of raters who meet the study's gate; ``rater_quality``
+    # shows the win rate and verdict with the others too.
+    ratings = [r for r in every_rating if r.rater not in gated]
     analysis = analyse_study(
         ratings,
         systems=order,
@@ -83,16 +99,18 @@ def report_build(
         model_resamples=model_resamples,
     )
     result = dataclasses.asdict(analysis)
+    if gated:  # the per-rater table describes the raters the gate leaves out of the verdict too
+        result["raters"] = [dataclasses.asdict(r) for r in rater_summaries(every_rating)]
     for m in result["metrics"]:
         m["label"] = METRIC_LABELS.get(m["metric"], m["metric"])
     final_calls, final_call_rows = _final_calls(study, comparisons)
     pairs = [(p["system"], p["opponent"]) for p in result["pairs"]]
     run = study.run or next((s.run for s in systems if s.run_id), None)
-    sequential = sequential_block(study=study, ratings=ratings)
+    sequential = sequential_block(study=study, ratings=ratings, excluded=gated)
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "generated_at": (now or timezone.now()).isoformat(timespec="seconds"),
-        "study": _study_block(study, systems, comparisons, len(ratings)),
+        "study": _study_block(study, systems, comparisons, len(every_rating)),
         "run": _run_block(run) if run else None,
         "dataset": _dataset_block(run, comparisons),
         "base_model": _base_model_block(run, systems),
@@ -114,11 +132,15 @@ def report_build(
         # The always-valid interval and verdict for the monitored pair (adapter vs base).
         "sequential": sequential,
         # Beside it, not instead of it: the win rate with the automated signal's help.
-        "ppi": ppi_block(study=study, ratings=ratings),
+        "ppi": ppi_block(study=study, ratings=ratings, excluded=gated),
         # Whether raters may tell the systems apart, or the gold items from real ones, by form.
         "recognisability": recognisability_block(study=study),
         # The reviewers' final calls as the labels of the comparisons they settled.
         "adjudication": dataclasses.asdict(adjudication_summary(ratings, final_calls, pairs)),
+        # Each rater's competence, the gate and whom it leaves out, the verdict with and without.
+        "rater_quality": rater_quality_block(
+            study=study, ratings=every_rating, rater_stats=rater_stats
+        ),
     }
     if include_judgments:
         texts = _texts(comparisons, list(comparisons))
@@ -236,10 +258,15 @@ EXPORT_COLUMNS = ("flag_reason", "comment", "revisions", "created_at", "updated_
 
 
 def _judgments(
-    study: Study, comparisons: dict[int, dict[str, Any]], *, with_rows: bool
+    study: Study,
+    comparisons: dict[int, dict[str, Any]],
+    *,
+    with_rows: bool,
+    gated: Collection[str],
 ) -> tuple[list[Rating], list[dict[str, Any]]]:
-    """Unblinded records for the analysis and, ``with_rows``, the export table's rows (the
-    page skips the columns only the export needs)."""
+    """Unblinded records of every rater and, ``with_rows``, the export table's rows (the page
+    skips the columns only the export needs); a row's ``counted`` says whether the verdict
+    counts it (its rater is not among the ``gated``, it is no skip and no gold item)."""
     columns = ANALYSIS_COLUMNS + (EXPORT_COLUMNS if with_rows else ())
     query = (
         Judgment.objects.filter(assignment__comparison__study=study)
@@ -286,6 +313,7 @@ def _judgments(
                 "scores": {k: {A: a, B: b} for k, (a, b) in pairs.items()},
                 "time_on_task_ms": time_ms,
                 "flagged": flagged,
+                "counted": rater not in gated and choice != Choice.SKIP and not c["is_gold"],
                 "flag_reason": reason,
                 "comment": comment,
                 "revisions": revisions,

@@ -1,6 +1,9 @@
 """CSV of the raw judgments: one row per judgment, unblinded, with the prompt, both outputs'
-texts and their lengths, scores and metric values, and the reviewer's final call on the row's
-comparison (``final_call``: a system's name, tie or both_bad; empty where none was made).
+texts and their lengths, scores and metric values, the reviewer's final call on the row's
+comparison (``final_call``: a system's name, tie or both_bad; empty where none was made);
+``counted`` says whether the verdict counts the judgment (its rater meets the study's gate,
+it is no skip and no gold item) and ``rater_competence`` is its rater's estimated
+competence (one-coin Dawid–Skene).
 
 Columns that belong to a system are named by the system ("adapter-r16: output",
 "adapter-r16: correctness", "base: rouge1"): one set per system of the study, empty where a
@@ -40,6 +43,8 @@ BASE_COLUMNS = [
 TAIL_COLUMNS = [
     "time_on_task_ms",
     "flagged",
+    "counted",
+    "rater_competence",
     "flag_reason",
     "comment",
     "revisions",
@@ -92,6 +97,7 @@ def render_csv(report: dict[str, Any]) -> str:
     """``report`` must have been built with ``include_judgments=True``."""
     comparisons = {c["comparison"]: c for c in report["comparisons"]}
     final_calls = {f["comparison"]: f["choice"] for f in report["final_calls"]}
+    competence = {r["rater"]: r["competence"] for r in report["rater_quality"]["raters"]}
     criteria, systems = report["study"]["criteria"], report["systems_order"]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -115,6 +121,8 @@ def render_csv(report: dict[str, Any]) -> str:
         row += [
             j["time_on_task_ms"],
             j["flagged"],
+            j["counted"],
+            competence.get(j["rater"]),
             j["flag_reason"],
             j["comment"],
             j["revisions"],

@@ -6,6 +6,7 @@ import bisect
 import dataclasses
 import statistics
 from collections import defaultdict
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -14,6 +15,7 @@ from django.db.models import Count, Q, QuerySet
 
 from evalhub import blinding
 from evalhub.analysis import allocation, planning, ppi
+from evalhub.analysis.rater_quality import GATE_MIN_GOLD_JUDGED, Gate, gate_reasons
 from evalhub.analysis.records import Rating
 from evalhub.analysis.sequential import Sequential, monitor, pair_outcomes
 from evalhub.blinding import unblind_choice
@@ -91,43 +93,58 @@ def study_counts(*, study: Study) -> StudyCounts:
 
 
 def study_rater_stats(*, study: Study) -> list[RaterStats]:
-    """One row per rater: progress, gold accuracy and median time on task."""
-    assignments = (
+    """One row per rater: progress, gold accuracy and median time on task. One read of plain
+    values and one of the raters, so a study of 100,000 judgments stays quick."""
+    rows_read = (
         Assignment.objects.filter(comparison__study=study)
-        .select_related("rater", "comparison", "judgment")
         .order_by("rater__username", "position")
+        .values_list(
+            "rater_id",
+            "left_output_id",
+            "comparison__output_a_id",
+            "comparison__is_gold",
+            "comparison__gold_answer",
+            "judgment__id",
+            "judgment__choice",
+            "judgment__flagged",
+            "judgment__time_on_task_ms",
+        )
     )
     rows: dict[int, dict] = {}
     times: dict[int, list[int]] = defaultdict(list)
-    for a in assignments:
+    for (
+        rater_id,
+        left,
+        output_a,
+        is_gold,
+        answer,
+        judged,
+        choice,
+        flagged,
+        time_ms,
+    ) in rows_read.iterator(chunk_size=5000):
         row = rows.setdefault(
-            a.rater_id,
-            {
-                "rater": a.rater,
-                "assigned": 0,
-                "done": 0,
-                "gold_judged": 0,
-                "gold_correct": 0,
-                "flagged": 0,
-            },
+            rater_id,
+            {"assigned": 0, "done": 0, "gold_judged": 0, "gold_correct": 0, "flagged": 0},
         )
         row["assigned"] += 1
-        judgment = getattr(a, "judgment", None)
-        if judgment is None:
+        if judged is None:
             continue
         row["done"] += 1
-        row["flagged"] += judgment.flagged
-        if judgment.time_on_task_ms is not None:
-            times[a.rater_id].append(judgment.time_on_task_ms)
-        if a.comparison.is_gold and judgment.choice != Choice.SKIP:  # a skip is no answer
+        row["flagged"] += flagged
+        if time_ms is not None:
+            times[rater_id].append(time_ms)
+        if is_gold and choice != Choice.SKIP:  # a skip is no answer
             row["gold_judged"] += 1
             row["gold_correct"] += gold_is_correct(
-                choice=judgment.choice,
-                left_is_a=a.left_is_a,
-                gold_answer=a.comparison.gold_answer,
+                choice=choice,
+                left_is_a=blinding.left_is_a(left_output=left, output_a=output_a),
+                gold_answer=answer,
             )
+    users = get_user_model().objects.in_bulk(list(rows))
     return [
         RaterStats(
+            rater=users[rater_id],
             **row,
             median_time_ms=statistics.median(times[rater_id]) if times[rater_id] else None,
         )
@@ -195,14 +212,52 @@ def study_monitored_pair(*, study: Study) -> tuple[System, System] | None:
     return (systems[0], systems[1]) if len(systems) >= 2 else None
 
 
-def _pair_ratings(studies: QuerySet[Study] | list[Study]) -> dict[int, list[Rating]]:
-    """Unblinded non-gold judgments of each study, in the order they were made; skips name
-    no verdict and are left out."""
-    rows = (
-        Judgment.objects.filter(
-            assignment__comparison__study__in=studies, assignment__comparison__is_gold=False
+def study_gate(*, study: Study) -> Gate:
+    return Gate(
+        min_gold_accuracy=study.min_gold_accuracy,
+        min_gold_judged=GATE_MIN_GOLD_JUDGED,
+        min_median_seconds=study.min_median_seconds,
+    )
+
+
+def study_gated_raters(
+    *, study: Study, rater_stats: list[RaterStats] | None = None
+) -> dict[str, list[str]]:
+    """The raters the study's gate leaves out of the verdict, by username, with the reasons in
+    words; computed from :func:`study_rater_stats` (given, or read)."""
+    gate = study_gate(study=study)
+    if rater_stats is None:
+        rater_stats = study_rater_stats(study=study)
+    failed = {
+        row.rater.get_username(): gate_reasons(
+            gate,
+            gold_judged=row.gold_judged,
+            gold_correct=row.gold_correct,
+            median_time_ms=row.median_time_ms,
         )
-        .exclude(choice=Choice.SKIP)
+        for row in rater_stats
+    }
+    return {rater: reasons for rater, reasons in failed.items() if reasons}
+
+
+def _pair_ratings(
+    studies: QuerySet[Study] | list[Study],
+    *,
+    excluded: Mapping[int, Collection[str]] | None = None,
+    gold: bool = False,
+) -> dict[int, list[Rating]]:
+    """Unblinded judgments of each study, in the order they were made; skips name no verdict
+    and are left out, and so are the judgments of the raters ``excluded[study id]`` (by
+    default those each study's gate leaves out: the verdict counts no others). ``gold``: gold
+    items come too, with their answer."""
+    studies = list(studies)
+    if excluded is None:
+        excluded = {s.pk: study_gated_raters(study=s) for s in studies}
+    rows = Judgment.objects.filter(assignment__comparison__study__in=studies)
+    if not gold:
+        rows = rows.filter(assignment__comparison__is_gold=False)
+    rows = (
+        rows.exclude(choice=Choice.SKIP)
         .order_by("id")
         .values_list(
             "assignment__comparison__study_id",
@@ -212,40 +267,58 @@ def _pair_ratings(studies: QuerySet[Study] | list[Study]) -> dict[int, list[Rati
             "assignment__comparison__output_a_id",
             "assignment__comparison__output_a__system__name",
             "assignment__comparison__output_b__system__name",
+            "assignment__comparison__gold_answer",
             "choice",
         )
     )
     ratings: dict[int, list[Rating]] = defaultdict(list)
-    for study_id, item, rater, left, output_a, system_a, system_b, choice in rows.iterator(
+    for study_id, item, rater, left, output_a, system_a, system_b, answer, choice in rows.iterator(
         chunk_size=5000
     ):
+        if rater in excluded[study_id]:
+            continue
         left_is_a = blinding.left_is_a(left_output=left, output_a=output_a)
         verdict = blinding.unblind_choice(choice, left_is_a=left_is_a)
-        ratings[study_id].append(Rating(item, rater, system_a, system_b, verdict))
+        ratings[study_id].append(
+            Rating(item, rater, system_a, system_b, verdict, gold=answer or None)
+        )
     return ratings
 
 
-def pair_ratings(*, study: Study) -> list[Rating]:
-    """The study's unblinded non-gold judgments, in the order they were made."""
-    return _pair_ratings([study])[study.pk]
+def pair_ratings(
+    *, study: Study, excluded: Collection[str] | None = None, gold: bool = False
+) -> list[Rating]:
+    """The study's unblinded judgments, in the order they were made, less those of the raters
+    ``excluded`` (by default, those the study's gate leaves out; see :func:`_pair_ratings`)."""
+    by_study = None if excluded is None else {study.pk: excluded}
+    return _pair_ratings([study], excluded=by_study, gold=gold)[study.pk]
 
 
-def study_sequential(*, study: Study, ratings: list[Rating] | None = None) -> Sequential | None:
+def study_sequential(
+    *,
+    study: Study,
+    ratings: list[Rating] | None = None,
+    excluded: Collection[str] | None = None,
+) -> Sequential | None:
     """The always-valid interval and verdict for the monitored pair; None without a pair.
-    ``ratings`` (unblinded, in judgment order) are read when not given. In a uniform study a
-    comparison counts once it has a judgment for each of its assignments; in an adaptive one
-    each draw counts once its judgment is in (:func:`_adaptive_sequential`)."""
+    ``excluded`` raters count for nothing (by default, those the study's gate leaves out);
+    ``ratings`` (unblinded, in judgment order, without theirs) are read when not given. In a
+    uniform study a comparison counts once it has a judgment for each of its assignments but
+    theirs; in an adaptive one each draw counts once its judgment is in
+    (:func:`_adaptive_sequential`)."""
     pair = study_monitored_pair(study=study)
     if pair is None:
         return None
+    if excluded is None:
+        excluded = study_gated_raters(study=study)
     if ratings is None:
-        ratings = pair_ratings(study=study)
+        ratings = pair_ratings(study=study, excluded=excluded)
     outcomes = pair_outcomes(ratings, pair[0].name, pair[1].name)
     if study.allocation == Allocation.ADAPTIVE:
         return _adaptive_sequential(study, outcomes)
     return monitor(
         outcomes,
-        required=_required(study),
+        required=_required(study, excluded=excluded),
         margin=study.equivalence_margin,
         raters_at_large=study.raters_at_large,
     )
@@ -297,12 +370,15 @@ def _adaptive_sequential(study: Study, outcomes: list) -> Sequential:
     )
 
 
-def _required(study: Study) -> dict[int, int]:
+def _required(study: Study, *, excluded: Collection[str]) -> dict[int, int]:
     """The judgments that complete each non-gold comparison: its assignments less its skips,
-    which bring no outcome. A comparison every rater skipped needs none and is left out."""
+    which bring no outcome, and less those of the ``excluded`` raters. A comparison that needs
+    none is left out."""
+    assignments = Assignment.objects.filter(
+        comparison__study=study, comparison__is_gold=False
+    ).exclude(rater__username__in=list(excluded))
     rows = (
-        Assignment.objects.filter(comparison__study=study, comparison__is_gold=False)
-        .values("comparison_id")
+        assignments.values("comparison_id")
         .annotate(
             assignments=Count("id"), skips=Count("id", filter=Q(judgment__choice=Choice.SKIP))
         )
@@ -311,10 +387,15 @@ def _required(study: Study) -> dict[int, int]:
     return {item: total - skips for item, total, skips in rows if total > skips}
 
 
-def sequential_block(*, study: Study, ratings: list[Rating] | None = None) -> dict | None:
+def sequential_block(
+    *,
+    study: Study,
+    ratings: list[Rating] | None = None,
+    excluded: Collection[str] | None = None,
+) -> dict | None:
     """What the study page, the report (``sequential``) and the API show: the monitored pair
     by name, the verdict and interval, and the study's stopping settings. Managers only."""
-    state = study_sequential(study=study, ratings=ratings)
+    state = study_sequential(study=study, ratings=ratings, excluded=excluded)
     if state is None:
         return None
     adapter, base = study_monitored_pair(study=study)
@@ -361,17 +442,24 @@ def study_signal(*, study: Study, pair: tuple[System, System]) -> tuple[str, dic
     return metric, ppi.metric_predictions(differences[metric])
 
 
-def ppi_block(*, study: Study, ratings: list[Rating] | None = None) -> dict | None:
+def ppi_block(
+    *,
+    study: Study,
+    ratings: list[Rating] | None = None,
+    excluded: Collection[str] | None = None,
+) -> dict | None:
     """What the study page, the report (``ppi``) and the API show beside the verdict: the
     prediction-powered interval for the monitored pair's win rate and the experts' alone over
     the same complete comparisons, or why there is none. Managers only; None without a pair."""
     pair = study_monitored_pair(study=study)
     if pair is None:
         return None
+    if excluded is None:
+        excluded = study_gated_raters(study=study)
     if ratings is None:
-        ratings = pair_ratings(study=study)
+        ratings = pair_ratings(study=study, excluded=excluded)
     labels = ppi.complete_comparisons(
-        pair_outcomes(ratings, pair[0].name, pair[1].name), _required(study)
+        pair_outcomes(ratings, pair[0].name, pair[1].name), _required(study, excluded=excluded)
     )
     signal, predictions = study_signal(study=study, pair=pair)
     if study.allocation == Allocation.ADAPTIVE:

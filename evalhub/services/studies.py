@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Count, Q
 
 from evalhub import blinding
+from evalhub.analysis.rater_quality import DEFAULT_MIN_GOLD_ACCURACY, DEFAULT_MIN_MEDIAN_SECONDS
 from evalhub.analysis.sequential import DEFAULT_MARGIN, UNDECIDED, Sequential
 from evalhub.models import (
     GOLD_KINDS,
@@ -64,6 +65,8 @@ ERROR_ADAPTIVE_AT_LARGE = (
     "Adaptive allocation gives a verdict about the study's own raters; it cannot speak for "
     "raters at large."
 )
+ERROR_MIN_GOLD_ACCURACY = "The minimum gold accuracy must be between 0 and 1; got {value}."
+ERROR_MIN_MEDIAN_SECONDS = "The minimum median seconds per item must be at least 0; got {value}."
 ERROR_MARGIN = "The equivalence margin must be at least 0 and below 0.5; got {margin}."
 
 MAX_CRITERIA = 10
@@ -230,6 +233,8 @@ def study_create(
     equivalence_margin: float = DEFAULT_MARGIN,
     raters_at_large: bool = False,
     allocation: str = Allocation.UNIFORM,
+    min_gold_accuracy: float = DEFAULT_MIN_GOLD_ACCURACY,
+    min_median_seconds: float = DEFAULT_MIN_MEDIAN_SECONDS,
 ) -> Study:
     """Create a study: every pair of ``systems`` on every chosen prompt becomes a comparison.
 
@@ -240,7 +245,9 @@ def study_create(
     ``study_stop_if_decided``); ``equivalence_margin`` bounds the "equivalent" verdict;
     ``raters_at_large`` makes the verdict speak for raters beyond the study's own.
     ``allocation`` "adaptive" gives judgments out where they say most (two systems only; each
-    comparison keeps the metric's prediction it had at creation).
+    comparison keeps the metric's prediction it had at creation). ``min_gold_accuracy`` and
+    ``min_median_seconds`` are the gate a rater must meet for their judgments to count in the
+    verdict (0 checks nothing; see ``evalhub.analysis.rater_quality``).
     """
     name = name.strip()
     if not name:
@@ -262,6 +269,10 @@ def study_create(
         raise StudyError(ERROR_PROMPT_COUNT.format(count=prompts))
     if not 0 <= equivalence_margin < 0.5:
         raise StudyError(ERROR_MARGIN.format(margin=equivalence_margin))
+    if not 0 <= min_gold_accuracy <= 1:
+        raise StudyError(ERROR_MIN_GOLD_ACCURACY.format(value=min_gold_accuracy))
+    if not min_median_seconds >= 0:
+        raise StudyError(ERROR_MIN_MEDIAN_SECONDS.format(value=min_median_seconds))
     if allocation not in Allocation.values:
         raise StudyError(ERROR_ALLOCATION.format(allocation=allocation))
     if allocation == Allocation.ADAPTIVE and len(systems) != 2:
@@ -288,6 +299,8 @@ def study_create(
         equivalence_margin=equivalence_margin,
         raters_at_large=raters_at_large,
         allocation=allocation,
+        min_gold_accuracy=min_gold_accuracy,
+        min_median_seconds=min_median_seconds,
         created_by=created_by,
     )
     study.systems.set(systems)

@@ -13,6 +13,7 @@ from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
 from evalhub.selectors import studies as study_selectors
 from evalhub.selectors.outputs import run_systems
+from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
 from evalhub.selectors.review import review_counts
 from evalhub.selectors.studies import (
@@ -20,6 +21,7 @@ from evalhub.selectors.studies import (
     sequential_block,
     study_counts,
     study_flagged,
+    study_gated_raters,
     study_plan,
     study_rater_stats,
 )
@@ -120,6 +122,8 @@ def study_create_view(request: HttpRequest) -> HttpResponse:
                 equivalence_margin=data["equivalence_margin"],
                 raters_at_large=data["raters_at_large"],
                 allocation=data["allocation"],
+                min_gold_accuracy=data["min_gold_accuracy"],
+                min_median_seconds=data["min_median_seconds"],
                 created_by=request.user,
             )
         except GoldError as exc:
@@ -143,14 +147,17 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def _render_detail(
     request: HttpRequest, study: Study, raters_form: AddRatersForm, status: int = 200
 ) -> HttpResponse:
+    rater_stats = study_rater_stats(study=study)
+    gated = study_gated_raters(study=study, rater_stats=rater_stats)
     context = {
         "study": study,
         "systems": study.systems.order_by("name"),
         "counts": study_counts(study=study),
-        "rater_stats": study_rater_stats(study=study),
+        "rater_stats": rater_stats,
+        "rater_quality": rater_quality_block(study=study, rater_stats=rater_stats),
         "flagged": study_flagged(study=study),
-        "sequential": sequential_block(study=study),
-        "ppi": ppi_block(study=study),
+        "sequential": sequential_block(study=study, excluded=gated),
+        "ppi": ppi_block(study=study, excluded=gated),
         "recognisability": recognisability_block(study=study),
         "review": review_counts(study=study, reviewer=request.user),
         "actions": [

@@ -6,6 +6,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from evalhub.analysis.rater_quality import DEFAULT_MIN_GOLD_ACCURACY, DEFAULT_MIN_MEDIAN_SECONDS
 from evalhub.models import Allocation, Study, StudyStatus, System
 from evalhub.roles import EXPERT_GROUP
 from evalhub.selectors.outputs import run_systems
@@ -78,6 +79,21 @@ class Command(BaseCommand):
             "differ (5+ raters); default: a verdict about the study's own raters",
         )
 
+        parser.add_argument(
+            "--min-gold-accuracy",
+            type=float,
+            default=DEFAULT_MIN_GOLD_ACCURACY,
+            help="Leave out of the verdict a rater with a lower share of gold items right, "
+            "once they have judged 3; 0 checks nothing (default 0.5)",
+        )
+        parser.add_argument(
+            "--min-median-seconds",
+            type=float,
+            default=DEFAULT_MIN_MEDIAN_SECONDS,
+            help="Leave out of the verdict a rater whose median time per item is shorter; "
+            "0 checks nothing (default 3)",
+        )
+
     def fail(self, message: str) -> CommandError:
         return CommandError(message, returncode=USAGE_ERROR)
 
@@ -117,6 +133,8 @@ class Command(BaseCommand):
                 equivalence_margin=options["equivalence_margin"],
                 raters_at_large=options["raters_at_large"],
                 allocation=options["allocation"],
+                min_gold_accuracy=options["min_gold_accuracy"],
+                min_median_seconds=options["min_median_seconds"],
             )
             if options["open"]:
                 study = study_set_status(study=study, status=StudyStatus.OPEN)

@@ -141,7 +141,7 @@ class Allocation(models.TextChoices):
     where a judgment says most (``evalhub.analysis.allocation``)."""
 
     UNIFORM = "uniform", "uniform: every comparison to as many raters as the overlap"
-    ADAPTIVE = "adaptive", "adaptive: ask where it matters"
+    ADAPTIVE = "adaptive", "adaptive (experimental): ask where it matters"
 
 
 class Study(models.Model):

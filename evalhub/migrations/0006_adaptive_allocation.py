@@ -56,7 +56,7 @@ class Migration(migrations.Migration):
             field=models.CharField(
                 choices=[
                     ("uniform", "uniform: every comparison to as many raters as the overlap"),
-                    ("adaptive", "adaptive: ask where it matters"),
+                    ("adaptive", "adaptive (experimental): ask where it matters"),
                 ],
                 default="uniform",
                 max_length=8,

@@ -7,8 +7,9 @@
 Migrates, creates a demo manager and a demo expert, imports and lints the demo dataset,
 fine-tunes SmolLM2-135M with QLoRA on CPU, generates and scores base and adapter outputs on the
 held-out split, opens a study with gold items and a second one rated by simulated raters (so
-the analysis has numbers to show), then serves the site on 127.0.0.1 with a worker beside it. Run it again and it reuses all of that. Exit codes: 0 done (or stopped with Ctrl-C
-while serving), 1 a step failed or the server or worker stopped, 2 bad options.
+the analysis has numbers to show), then serves the site on 127.0.0.1 with a worker beside it.
+Run it again and it reuses all of that. Exit codes: 0 done (or stopped with Ctrl-C while
+serving), 1 a step failed or the server or worker stopped, 2 bad options.
 
 The terminal shows the demo's own lines and the training progress bar. Everything else (Python
 warnings, library loggers, whatever libraries write to stderr, the web server's banner and

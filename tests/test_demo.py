@@ -138,7 +138,7 @@ def test_the_demo_builds_a_browsable_study_from_nothing(fakes):
     assert run.hyperparameters == demo.demo_training_config().as_dict()
     test_prompts = Prompt.objects.filter(dataset=dataset, example__split="test").count()
     assert test_prompts == 36 and fakes.generated == 2 * test_prompts
-    study = Study.objects.get()
+    study = Study.objects.get(name=demo.STUDY_NAME)
     assert study.status == StudyStatus.OPEN and study.run == run
     assert study.name == demo.STUDY_NAME and list(study.criteria) == list(demo.STUDY_CRITERIA)
     gold = Comparison.objects.filter(study=study, is_gold=True).count()
@@ -163,7 +163,7 @@ def test_a_demo_rater_who_clicks_through_is_left_out_of_the_verdict_and_shown(fa
     from evalhub.services.judgments import judgment_submit
 
     run_demo()
-    study = Study.objects.get()
+    study = Study.objects.get(name=demo.STUDY_NAME)
     for a in Assignment.objects.filter(comparison__study=study).select_related("comparison"):
         wrong = {"a": "b", "b": "a"}.get(a.comparison.gold_answer, "a")
         shown = "a" if (wrong == "a") == a.left_is_a else "b"
@@ -272,8 +272,14 @@ def test_another_schedule_is_a_new_run_with_its_own_study(fakes):
     first, second = FineTuneRun.objects.order_by("pk")
     assert second.hyperparameters["max_steps"] == 5 and len(fakes.trained) == 2
     assert first.dataset_id == second.dataset_id
-    names = dict(Study.objects.values_list("run_id", "name"))
-    assert names == {first.pk: demo.STUDY_NAME, second.pk: f"{demo.STUDY_NAME} 2"}
+    names = sorted(Study.objects.values_list("run_id", "name"))
+    simulated = demo.SIMULATED_STUDY_NAME
+    assert names == [
+        (first.pk, simulated),
+        (first.pk, demo.STUDY_NAME),
+        (second.pk, f"{simulated} 2"),
+        (second.pk, f"{demo.STUDY_NAME} 2"),
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -91,10 +91,8 @@ def fakes(monkeypatch, tmp_path):
         for kind in ("base", "adapter"):
             system = system_get_or_create(run=run, kind=kind)
             missing = [p for p in prompts if not Output.objects.filter(system=system, prompt=p)]
-            items = [
-                (p, GeneratedText(BASE_ANSWER if kind == "base" else p.reference, 20, 5.0))
-                for p in missing
-            ]
+            texts = [(p, BASE_ANSWER if kind == "base" else p.reference) for p in missing]
+            items = [(p, GeneratedText(text, len(text.split()), 5.0)) for p, text in texts]
             outputs_store(system=system, items=items)
             made.generated += len(items)
             if on_system:
@@ -140,7 +138,7 @@ def test_the_demo_builds_a_browsable_study_from_nothing(fakes):
     assert run.hyperparameters == demo.demo_training_config().as_dict()
     test_prompts = Prompt.objects.filter(dataset=dataset, example__split="test").count()
     assert test_prompts == 36 and fakes.generated == 2 * test_prompts
-    study = Study.objects.get()
+    study = Study.objects.get(name=demo.STUDY_NAME)
     assert study.status == StudyStatus.OPEN and study.run == run
     assert study.name == demo.STUDY_NAME and list(study.criteria) == list(demo.STUDY_CRITERIA)
     gold = Comparison.objects.filter(study=study, is_gold=True).count()
@@ -165,7 +163,7 @@ def test_a_demo_rater_who_clicks_through_is_left_out_of_the_verdict_and_shown(fa
     from evalhub.services.judgments import judgment_submit
 
     run_demo()
-    study = Study.objects.get()
+    study = Study.objects.get(name=demo.STUDY_NAME)
     for a in Assignment.objects.filter(comparison__study=study).select_related("comparison"):
         wrong = {"a": "b", "b": "a"}.get(a.comparison.gold_answer, "a")
         shown = "a" if (wrong == "a") == a.left_is_a else "b"
@@ -185,6 +183,69 @@ def test_a_demo_rater_who_clicks_through_is_left_out_of_the_verdict_and_shown(fa
     client.force_login(get_user_model().objects.get(username=demo.MANAGER_USERNAME))
     page = client.get(f"/studies/{study.pk}/").content.decode()
     assert f"<strong>{demo.EXPERT_USERNAME}</strong> is left out of the verdict" in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_simulates_a_second_study_whose_report_fills_every_section(fakes, client):
+    """Issue 17's sections (ties, length control, agreement intervals, rater quality and the
+    gate, final calls) need several raters and a reviewer: the demo makes them up, says so, and
+    leaves the human's study as it was."""
+    from evalhub.models import Adjudication, Judgment
+    from evalhub.reports.build import report_build
+    from evalhub.roles import is_expert, is_reviewer
+
+    started = time.perf_counter()
+    output = run_demo()
+    seconds = time.perf_counter() - started
+
+    real = Study.objects.get(name=demo.STUDY_NAME)
+    assert not Judgment.objects.filter(assignment__comparison__study=real).exists()
+    study = Study.objects.get(name=demo.SIMULATED_STUDY_NAME)
+    assert study.run == real.run and study.status == StudyStatus.OPEN
+    assert study.guidelines.splitlines()[0] == demo.SIMULATED_NOTICE
+    raters = sorted(study.raters.values_list("username", flat=True))
+    assert raters == [f"sim-rater-{n}" for n in range(1, 6)]
+    users = get_user_model().objects.filter(username__startswith="sim-")
+    assert not any(u.has_usable_password() for u in users)
+    assert all(is_expert(u) for u in users.exclude(username=demo.SIMULATED_REVIEWER))
+    judgments = Judgment.objects.filter(assignment__comparison__study=study)
+    assert judgments.count() == 36 * demo.SIMULATED_OVERLAP + 7 * 5
+    assert all(j.time_on_task_ms for j in judgments)
+    calls = Adjudication.objects.filter(comparison__study=study)
+    assert calls.count() == demo.SIMULATED_FINAL_CALLS
+    assert {c.reviewer.username for c in calls} == {demo.SIMULATED_REVIEWER}
+    assert is_reviewer(calls[0].reviewer)
+    assert (
+        f"Simulated a second study: 5 raters, {judgments.count()} judgments, "
+        f"{demo.SIMULATED_FINAL_CALLS} final calls by 1 reviewer" in output
+    )
+    assert seconds < 60  # the whole faked demo; the simulation itself is timed in the README
+
+    report = report_build(study, resamples=100, bt_resamples=10, model_resamples=50)
+
+    analysis = report["analysis"]
+    (ties,) = analysis["ties"]["pairs"]
+    assert 0 < ties["p_no_preference"] < 1 and ties["both_bad"] > 0
+    (length,) = analysis["length_controlled"]
+    assert 0 < length["estimate"]["lc_win_rate"] < 1 and length["estimate"]["length_ratio"] > 1
+    intervals = analysis["agreement_intervals"]
+    assert intervals["krippendorff_alpha"]["low"] < intervals["krippendorff_alpha"]["high"]
+    assert all("low" in pair for pair in intervals["pairs"])
+    assert analysis["drift"]["change"] is not None and len(analysis["drift"]["raters"]) == 4
+    quality = report["rater_quality"]
+    assert quality["excluded"] == ["sim-rater-5"] and len(quality["raters"]) == 5
+    assert "sim-rater-5" in quality["far_below"]
+    assert report["adjudication"]["adjudicated"] == demo.SIMULATED_FINAL_CALLS
+    assert report["adjudication"]["pairs"][0]["win_rate_adjudicated"] is not None
+    client.force_login(get_user_model().objects.get(username=demo.MANAGER_USERNAME))
+    page = client.get(f"/studies/{study.pk}/").content.decode()
+    assert "Simulated raters: the demo made up" in page
+
+    counts = [Study, Comparison, Assignment, Judgment, Adjudication, get_user_model()]
+    before = {model: model.objects.count() for model in counts}
+    again = run_demo()
+    assert {model: model.objects.count() for model in counts} == before
+    assert f"{demo.SIMULATED_STUDY_NAME!r} reused" in again
 
 
 @pytest.mark.django_db(transaction=True)
@@ -211,8 +272,14 @@ def test_another_schedule_is_a_new_run_with_its_own_study(fakes):
     first, second = FineTuneRun.objects.order_by("pk")
     assert second.hyperparameters["max_steps"] == 5 and len(fakes.trained) == 2
     assert first.dataset_id == second.dataset_id
-    names = dict(Study.objects.values_list("run_id", "name"))
-    assert names == {first.pk: demo.STUDY_NAME, second.pk: f"{demo.STUDY_NAME} 2"}
+    names = sorted(Study.objects.values_list("run_id", "name"))
+    simulated = demo.SIMULATED_STUDY_NAME
+    assert names == [
+        (first.pk, simulated),
+        (first.pk, demo.STUDY_NAME),
+        (second.pk, f"{simulated} 2"),
+        (second.pk, f"{demo.STUDY_NAME} 2"),
+    ]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -5,11 +5,15 @@ Every step reuses what an earlier demo left (same dataset content, a succeeded r
 settings, outputs already generated and scored, the study, the accounts), so running the demo
 again is quick and never duplicates anything. The heavy steps call the same services as the
 management commands (``run_execute``, ``outputs_generate``, ``outputs_score``, ``study_create``).
+
+A second study on the same run is rated by simulated raters (``demo_simulated_study``), so the
+analysis has real numbers to show before anyone has rated; its guidelines say so first.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import socket
 import sys
 import time
@@ -20,12 +24,17 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractUser
+from django.db import transaction
 
-from evalhub.models import Output, Study, StudyStatus
+from evalhub import blinding
+from evalhub.models import Assignment, Comparison, Judgment, Output, Study, StudyStatus, Verdict
 from evalhub.roles import expert_group
 from evalhub.selectors.outputs import run_outputs, run_systems
-from evalhub.services.accounts import user_create
+from evalhub.selectors.review import SPLIT, disputed_comparisons
+from evalhub.services.accounts import user_create, user_invite
+from evalhub.services.adjudication import adjudication_submit
 from evalhub.services.gold import gold_load
+from evalhub.services.judgments import judgment_submit
 from evalhub.services.outputs import outputs_generate
 from evalhub.services.scores import outputs_score
 from evalhub.services.studies import study_create, study_set_status
@@ -282,13 +291,180 @@ def demo_study(
     return study, created
 
 
-def _free_study_name() -> str:
+def _free_study_name(base: str = STUDY_NAME) -> str:
     """The study name, numbered when an earlier demo run already has a study by that name."""
-    name, number = STUDY_NAME, 1
+    name, number = base, 1
     while Study.objects.filter(name=name).exists():
         number += 1
-        name = f"{STUDY_NAME} {number}"
+        name = f"{base} {number}"
     return name
+
+
+@dataclass(frozen=True)
+class SimulatedRater:
+    """How a made-up expert judges: ``follows`` is the chance they see in a comparison what a
+    careful rater sees (``_consensus``), and the share of gold items they get right;
+    ``seconds`` their typical time on an item."""
+
+    username: str
+    follows: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SimulatedStudy:
+    study: Study
+    created: bool
+    raters: int
+    judgments: int
+    final_calls: int
+
+
+# Three careful raters, one noisier, and one who clicks through at a second an item (the gate
+# leaves them out on both time and gold, and their competence sits far below the others').
+SIMULATED_RATERS = (
+    SimulatedRater("sim-rater-1", follows=0.9, seconds=24),
+    SimulatedRater("sim-rater-2", follows=0.85, seconds=31),
+    SimulatedRater("sim-rater-3", follows=0.85, seconds=18),
+    SimulatedRater("sim-rater-4", follows=0.65, seconds=12),
+    SimulatedRater("sim-rater-5", follows=0.3, seconds=1.2),
+)
+SIMULATED_REVIEWER = "sim-reviewer"
+SIMULATED_STUDY_NAME = "Demo study (simulated raters)"
+SIMULATED_OVERLAP = 4
+SIMULATED_FINAL_CALLS = 4
+SIMULATED_NOTICE = (
+    "Simulated raters: the demo made up this study's 5 raters and its reviewer. They prefer the "
+    "answer with the higher ROUGE-L more or less often, call ties and both bad now and then, "
+    "and one clicks through; the numbers show what the analysis reads, not what experts think."
+)
+# What raters see in a comparison (``_consensus``).
+TIE_RATE, TIE_CLOSE_RATE, CLOSE_ROUGE = 0.06, 0.3, 0.05
+BOTH_BAD_RATE, BOTH_BAD_LOW_RATE, LOW_ROUGE = 0.04, 0.3, 0.25
+
+
+def demo_simulated_study(*, run: FineTuneRun, manager: AbstractUser) -> SimulatedStudy:
+    """A second study of the run, every judgment made up (seeded, so every demo makes the same
+    ones) through the services a real rater's and reviewer's submits go through; created once
+    per run, all or nothing. Its guidelines' first line says the raters are simulated."""
+    study = (
+        Study.objects.filter(run=run, name__startswith=SIMULATED_STUDY_NAME).order_by("pk").first()
+    )
+    if study is not None:
+        return _simulated(study, created=False)
+    with transaction.atomic():
+        raters = {r.username: _simulated_account(r.username) for r in SIMULATED_RATERS}
+        reviewer = _simulated_account(SIMULATED_REVIEWER, reviewer=True)
+        study = study_create(
+            name=_free_study_name(SIMULATED_STUDY_NAME),
+            systems=[s for s in run_systems(run=run).values() if s is not None],
+            raters=list(raters.values()),
+            overlap=SIMULATED_OVERLAP,
+            criteria=STUDY_CRITERIA,
+            guidelines=f"{SIMULATED_NOTICE}\n\n{STUDY_GUIDELINES}",
+            gold=gold_load(GOLD_FILE),
+            run=run,
+            created_by=manager,
+            seed=0,
+        )
+        study = study_set_status(study=study, status=StudyStatus.OPEN)
+        rng = random.Random(study.seed)
+        profiles = {raters[r.username].pk: r for r in SIMULATED_RATERS}
+        assignments = Assignment.objects.filter(comparison__study=study).select_related(
+            "comparison__output_a", "comparison__output_b", "rater"
+        )
+        # Raters work side by side: the judgments come in the order of their queues' positions.
+        # Each rater gets the share ``follows`` of the gold items right, whatever the draws.
+        gold = sorted(
+            Comparison.objects.filter(study=study, is_gold=True).values_list("pk", flat=True)
+        )
+        right = {
+            rater: set(rng.sample(gold, round(profile.follows * len(gold))))
+            for rater, profile in profiles.items()
+        }
+        consensus: dict[int, str] = {}
+        for assignment in assignments.order_by("position", "rater_id"):
+            profile = profiles[assignment.rater_id]
+            comparison = assignment.comparison
+            if comparison.pk not in consensus:
+                consensus[comparison.pk] = _consensus(comparison, rng)
+            if comparison.is_gold:
+                follows = comparison.pk in right[assignment.rater_id]
+            else:
+                follows = rng.random() < profile.follows
+            verdict = _simulated_verdict(consensus[comparison.pk], follows, rng)
+            judgment_submit(
+                assignment=assignment,
+                rater=assignment.rater,
+                choice=blinding.blind_choice(verdict, left_is_a=assignment.left_is_a),
+                time_on_task_ms=round(profile.seconds * rng.lognormvariate(0, 0.4) * 1000),
+            )
+        _simulated_final_calls(study, reviewer)
+    return _simulated(study, created=True)
+
+
+def _simulated(study: Study, *, created: bool) -> SimulatedStudy:
+    return SimulatedStudy(
+        study=study,
+        created=created,
+        raters=study.raters.count(),
+        judgments=Judgment.objects.filter(assignment__comparison__study=study).count(),
+        final_calls=Comparison.objects.filter(study=study, adjudication__isnull=False).count(),
+    )
+
+
+def _simulated_account(username: str, *, reviewer: bool = False) -> AbstractUser:
+    """A simulated rater's (or reviewer's) account: nobody can log in to it."""
+    user = get_user_model().objects.filter(username=username).first()
+    return user or user_invite(username=username, reviewer=reviewer)
+
+
+def _rouge(output: Output) -> float:
+    value = (output.metrics or {}).get("rougeL")
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _consensus(comparison: Comparison, rng: random.Random) -> str:
+    """What a careful rater would see in a comparison, in storage order ("a": output_a is
+    better): the answer with the higher ROUGE-L, a tie now and then (more often when the two
+    score alike), both bad now and then (more often when neither is close to the reference)."""
+    if comparison.is_gold:
+        return comparison.gold_answer
+    rouge_a, rouge_b = _rouge(comparison.output_a), _rouge(comparison.output_b)
+    both_bad = BOTH_BAD_RATE + BOTH_BAD_LOW_RATE * (max(rouge_a, rouge_b) < LOW_ROUGE)
+    tie = TIE_RATE + TIE_CLOSE_RATE * (abs(rouge_a - rouge_b) < CLOSE_ROUGE)
+    draw = rng.random()
+    if draw < both_bad:
+        return Verdict.BOTH_BAD
+    if draw < both_bad + tie:
+        return Verdict.TIE
+    return Verdict.A if rouge_a >= rouge_b else Verdict.B
+
+
+def _simulated_verdict(consensus: str, follows: bool, rng: random.Random) -> str:
+    """The consensus if the rater ``follows`` it this time, else another verdict."""
+    if follows:
+        return consensus
+    return rng.choice([v for v in Verdict.values if v != consensus])
+
+
+def _simulated_final_calls(study: Study, reviewer: AbstractUser) -> None:
+    """The reviewer settles the first few comparisons where the raters split, siding with the
+    answer with the higher ROUGE-L, in their own blinded frame as on the review page."""
+    split = [d for d in disputed_comparisons(study=study, reviewer=reviewer) if SPLIT in d.reasons]
+    for disputed in split[:SIMULATED_FINAL_CALLS]:
+        comparison = Comparison.objects.select_related("output_a", "output_b").get(
+            pk=disputed.comparison
+        )
+        a_better = _rouge(comparison.output_a) >= _rouge(comparison.output_b)
+        verdict = Verdict.A if a_better else Verdict.B
+        adjudication_submit(
+            comparison=comparison,
+            reviewer=reviewer,
+            choice=blinding.blind_choice(verdict, left_is_a=disputed.left_is_a),
+            left_is_a=disputed.left_is_a,
+            note="Simulated: the answer with the higher ROUGE-L.",
+        )
 
 
 # --- serving -------------------------------------------------------------------------------

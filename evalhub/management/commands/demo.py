@@ -6,9 +6,10 @@
 
 Migrates, creates a demo manager and a demo expert, imports and lints the demo dataset,
 fine-tunes SmolLM2-135M with QLoRA on CPU, generates and scores base and adapter outputs on the
-held-out split, opens a study with gold items, then serves the site on 127.0.0.1 with a worker
-beside it. Run it again and it reuses all of that. Exit codes: 0 done (or stopped with Ctrl-C
-while serving), 1 a step failed or the server or worker stopped, 2 bad options.
+held-out split, opens a study with gold items and a second one rated by simulated raters (so
+the analysis has numbers to show), then serves the site on 127.0.0.1 with a worker beside it.
+Run it again and it reuses all of that. Exit codes: 0 done (or stopped with Ctrl-C while
+serving), 1 a step failed or the server or worker stopped, 2 bad options.
 
 The terminal shows the demo's own lines and the training progress bar. Everything else (Python
 warnings, library loggers, whatever libraries write to stderr, the web server's banner and
@@ -118,10 +119,10 @@ class Command(BaseCommand):
                     processes["web server"] = start("web server", demo.demo_server(port), log)
                     demo.demo_server_wait(port)
                     self.stdout.write(f"   the site is up at {url(port)}/")
-                run, study = self.evaluate(
+                run, study, simulated = self.evaluate(
                     phases, users, dataset, options["steps"], port, terminal, options["verbosity"]
                 )
-                self.summary(phases, run, study, port)
+                self.summary(phases, run, study, simulated, port)
                 if port is not None:
                     processes["worker"] = start("worker", demo.demo_worker(), log)
                     wait_then_stop(processes)
@@ -160,7 +161,7 @@ class Command(BaseCommand):
         port: int | None,
         terminal: TextIO,
         verbosity: int,
-    ) -> tuple[Any, Any]:
+    ) -> tuple[Any, Any, Any]:
         write = self.stdout.write
         config = demo.demo_training_config(steps)
         with phases("fine-tune"):
@@ -187,9 +188,17 @@ class Command(BaseCommand):
                 run=run, expert=users["expert"], manager=users["manager"]
             )
             write(f"   study {study.pk} {study.name!r} {'created' if created else 'reused'}")
-        return run, study
+        with phases("simulated study"):
+            simulated = demo.demo_simulated_study(run=run, manager=users["manager"])
+            write(
+                f"   study {simulated.study.pk} {simulated.study.name!r} "
+                f"{'created' if simulated.created else 'reused'}"
+            )
+        return run, study, simulated
 
-    def summary(self, phases: Phases, run: Any, study: Any, port: int | None) -> None:
+    def summary(
+        self, phases: Phases, run: Any, study: Any, simulated: Any, port: int | None
+    ) -> None:
         from evalhub.selectors.outputs import outputs_summary
 
         write = self.stdout.write
@@ -206,6 +215,13 @@ class Command(BaseCommand):
                     )
         for question, base, adapter in demo.adapter_examples(run=run, count=1):
             write(f"\nQ: {question}\n-- base:\n{base}\n-- adapter:\n{adapter}")
+        pk = simulated.study.pk
+        where = f"{url(port)}/studies/{pk}/" if port is not None else f"study {pk}"
+        write(
+            f"\nSimulated a second study: {simulated.raters} raters, {simulated.judgments} "
+            f"judgments, {simulated.final_calls} final calls by 1 reviewer, all made up to show "
+            f"the analysis — see {where}"
+        )
         if port is None:
             write(f"\nDone: run {run.pk}, study {study.pk}. Serve with `manage.py runserver`.")
             return

@@ -188,6 +188,7 @@ SPECTACULAR_SETTINGS = {
         "SystemKindEnum": "evalhub.models.SystemKind",
         "MetricKindEnum": "trainer.models.MetricKind",
         "ChoiceEnum": "evalhub.models.Choice",
+        "VerdictEnum": "evalhub.analysis.sequential.VERDICTS",
     },
 }
 

@@ -4,8 +4,9 @@
 
 Builds a throwaway SQLite database as ``review_queue_time`` does (one comparison per prompt,
 every rater judging every one with random sides and verdicts), then times the whole page (GET
-as a manager, test client) and the card's read and statistics (``verdict_details_block``)
-alone; the page without the card takes about the difference. Writes
+as a manager, test client): ``page_first_ms`` with the cache emptied before each view (the
+form check's too), ``page_ms`` as reloads find it, and ``card_ms`` the card's read and
+statistics (``verdict_details_block``) alone, uncached. Writes
 benchmarks/results/study_page_time.json.
 """
 
@@ -37,6 +38,7 @@ def main() -> None:
     try:
         setup_django(data_dir)
         from django.contrib.auth import get_user_model
+        from django.core.cache import cache
         from django.test import Client
         from django.urls import reverse
 
@@ -50,7 +52,8 @@ def main() -> None:
         url = reverse("study_detail", args=[study.pk])
         assert client.get(url, secure=True).status_code == 200
         page_ms = timed(lambda: client.get(url, secure=True), args.repeats)
-        card_ms = timed(lambda: verdict_details_block(study=study), args.repeats)
+        page_first_ms = timed(lambda: cache.clear() or client.get(url, secure=True), args.repeats)
+        card_ms = timed(lambda: cache.clear() or verdict_details_block(study=study), args.repeats)
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
     result = {
@@ -59,6 +62,7 @@ def main() -> None:
         "judgments": args.prompts * args.raters,
         "repeats": args.repeats,
         "page_ms": page_ms,
+        "page_first_ms": page_first_ms,
         "card_ms": card_ms,
         "machine": {
             "python": platform.python_version(),

@@ -7,9 +7,10 @@ import json
 import pytest
 from django.urls import reverse
 
-from evalhub.models import StudyStatus
+from evalhub.models import Judgment, Study, StudyStatus
 from evalhub.reports.build import report_build
 from evalhub.reports.render import report_render
+from evalhub.services.judgments import judgment_submit
 from evalhub.services.studies import study_create, study_set_status
 from tests.evalhub.rating_fixtures import run_with_outputs
 from tests.evalhub.test_rater_gate import gated, quality_adapter  # noqa: F401  (gated: a fixture)
@@ -61,6 +62,29 @@ def test_the_card_leaves_out_the_judgments_of_a_gated_rater(gated, manager_clien
     assert "Verdict details" in html
     assert "Leaves out the judgments of 1 rater the gate excludes" in html
     assert '<tr class="details-raw"><td>Win rate, raw</td><td class="n">75%</td>' in html
+
+
+def test_the_card_follows_a_change_of_the_gate_at_once(gated, manager_client):  # noqa: F811
+    assert _details(manager_client, gated)["ties"]["n"] == 24
+    Study.objects.filter(pk=gated.pk).update(min_gold_accuracy=0, min_median_seconds=0)
+    gated.refresh_from_db()
+    details = _details(manager_client, gated)
+    assert details["excluded"] == [] and details["ties"]["n"] == 36
+    assert details["length"]["win_rate"] == pytest.approx(0.5)
+
+
+def test_the_card_follows_a_revised_judgment(gated, manager_client):  # noqa: F811
+    before = _details(manager_client, gated)["ties"]
+    judgment = Judgment.objects.filter(
+        assignment__comparison__study=gated,
+        assignment__comparison__is_gold=False,
+        assignment__rater__username="ann",
+    ).first()
+    judgment_submit(
+        assignment=judgment.assignment, rater=judgment.assignment.rater, choice="both_bad"
+    )
+    after = _details(manager_client, gated)["ties"]
+    assert (before["both_bad"], after["both_bad"]) == (0, 1)
 
 
 def test_the_card_says_so_while_too_few_judgments_are_in(manager_client):

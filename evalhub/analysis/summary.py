@@ -4,17 +4,24 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from evalhub.analysis.agreement import AgreementSummary, agreement_summary
+from evalhub.analysis.agreement import AgreementSummary, Coefficient, agreement_summary
 from evalhub.analysis.agreement_intervals import (
     AgreementIntervals,
     Drift,
     agreement_intervals,
     rater_drift,
 )
-from evalhub.analysis.base import BOOTSTRAP_RESAMPLES, MODEL_RESAMPLES, Insufficient
+from evalhub.analysis.base import (
+    BOOTSTRAP_RESAMPLES,
+    MIN_ITEMS,
+    MODEL_RESAMPLES,
+    REASON_FEW_ITEMS,
+    Insufficient,
+    Interval,
+)
 from evalhub.analysis.bias import BiasSummary, length_bias, position_bias
 from evalhub.analysis.criteria import CriterionSummary, criterion_summary
-from evalhub.analysis.length import PairLength, length_controlled
+from evalhub.analysis.length import LengthControlled, PairLength, length_controlled
 from evalhub.analysis.metric_agreement import (
     MetricAgreement,
     human_preferences,
@@ -23,7 +30,7 @@ from evalhub.analysis.metric_agreement import (
 from evalhub.analysis.ranking import BT_RESAMPLES, Ranking, ranking
 from evalhub.analysis.raters import RaterSummary, rater_summaries
 from evalhub.analysis.records import Rating
-from evalhub.analysis.ties import TieModel, tie_model
+from evalhub.analysis.ties import TieModel, TiePair, tie_model
 from evalhub.analysis.winrate import PairSummary, pair_summary
 
 
@@ -60,6 +67,12 @@ def compared_pairs(ratings: Sequence[Rating], systems: Sequence[str]) -> list[tu
     return sorted(seen, key=lambda pair: (rank(pair[0]), rank(pair[1])))
 
 
+def judged_systems(ratings: Sequence[Rating], systems: Sequence[str]) -> list[str]:
+    """The systems that have judgments, in ``systems``' order, then any others by name."""
+    present = {r.system_a for r in ratings} | {r.system_b for r in ratings}
+    return [s for s in systems if s in present] + sorted(present - set(systems))
+
+
 def analyse_study(
     ratings: Sequence[Rating],
     *,
@@ -84,8 +97,7 @@ def analyse_study(
     for r in evaluated:
         by_pair[frozenset((r.system_a, r.system_b))].append(r)
     humans = human_preferences(evaluated)
-    present = {r.system_a for r in evaluated} | {r.system_b for r in evaluated}
-    judged = [s for s in systems if s in present] + sorted(present - set(systems))
+    judged = judged_systems(evaluated, systems)
     return StudyAnalysis(
         judgments=len(evaluated),
         items=len({r.item for r in evaluated}),
@@ -121,4 +133,52 @@ def analyse_study(
         ],
         agreement_intervals=agreement_intervals(evaluated, seed=seed, resamples=model_resamples),
         drift=rater_drift(evaluated, seed=seed, resamples=model_resamples),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictDetails:
+    """The study page's summary of one pair, ``system`` against ``opponent``: the tie-aware
+    model's row, the length-controlled win rate, and agreement over every evaluated judgment.
+    Each number is the one :func:`analyse_study` gives for the same ratings and seed."""
+
+    system: str
+    opponent: str
+    ties: TiePair | Insufficient
+    length: LengthControlled | Insufficient
+    krippendorff_alpha: Coefficient | Insufficient
+    krippendorff_alpha_interval: Interval | Insufficient
+    fleiss_kappa: Coefficient | Insufficient
+    fleiss_kappa_interval: Interval | Insufficient
+
+
+def verdict_details(
+    ratings: Sequence[Rating],
+    *,
+    systems: Sequence[str],
+    pair: tuple[str, str],
+    seed: int = 0,
+    resamples: int = MODEL_RESAMPLES,
+) -> VerdictDetails:
+    """:class:`VerdictDetails` of ``pair`` (system, opponent); gold items are left out as in
+    :func:`analyse_study`, and the tie model is fitted to every judged system, as there."""
+    evaluated = [r for r in ratings if r.gold is None]
+    system, opponent = pair
+    model = tie_model(
+        evaluated, judged_systems(evaluated, systems), [pair], seed=seed, resamples=resamples
+    )
+    if isinstance(model, TieModel):
+        # The pair has no row when none of its judgments are in: too few prompts, zero.
+        model = model.pairs[0] if model.pairs else Insufficient(REASON_FEW_ITEMS, 0, MIN_ITEMS)
+    agreement = agreement_summary(evaluated)
+    intervals = agreement_intervals(evaluated, seed=seed, resamples=resamples)
+    return VerdictDetails(
+        system=system,
+        opponent=opponent,
+        ties=model,
+        length=length_controlled(evaluated, system, opponent, seed=seed, resamples=resamples),
+        krippendorff_alpha=agreement.krippendorff_alpha,
+        krippendorff_alpha_interval=intervals.krippendorff_alpha,
+        fleiss_kappa=agreement.fleiss_kappa,
+        fleiss_kappa_interval=intervals.fleiss_kappa,
     )

@@ -44,6 +44,7 @@ from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
 from evalhub.selectors.studies import (
     KIND_ORDER,
+    RaterStats,
     ppi_block,
     sequential_block,
     study_gated_raters,
@@ -69,25 +70,10 @@ def report_build(
 
     ``include_judgments`` adds the raw, unblinded ``comparisons`` and ``judgments`` tables (the
     CSV and JSON exports need them; the analysis page does not)."""
-    systems = list(study.systems.select_related("base_model", "run").order_by("name"))
-    comparisons = _comparisons(study)
-    _attach_outputs(comparisons, _outputs(study))
-    evaluated = [c for c in comparisons.values() if not c["is_gold"]]
-    order = sorted(
-        {c["system_a"] for c in evaluated}
-        | {c["system_b"] for c in evaluated}
-        | {s.name for s in systems},
-        key=lambda name: (KIND_ORDER.get(_kind(systems, name), 3), name),
-    )
-    _orient(comparisons, order)
-    rater_stats = study_rater_stats(study=study)
-    gated = study_gated_raters(study=study, rater_stats=rater_stats)
-    every_rating, judgment_rows = _judgments(
-        study, comparisons, with_rows=include_judgments, gated=gated
-    )
-    # The verdict counts the judgments of raters who meet the study's gate; ``rater_quality``
-    # shows the win rate and verdict with the others too.
-    ratings = [r for r in every_rating if r.rater not in gated]
+    read = report_ratings(study, with_rows=include_judgments)
+    systems, comparisons, order = read.systems, read.comparisons, read.order
+    rater_stats, gated, every_rating = read.rater_stats, read.gated, read.every_rating
+    ratings = read.ratings
     analysis = analyse_study(
         ratings,
         systems=order,
@@ -147,9 +133,60 @@ def report_build(
         report["comparisons"] = [
             _public_comparison(c, texts[cid]) for cid, c in comparisons.items()
         ]
-        report["judgments"] = judgment_rows
+        report["judgments"] = read.judgment_rows
         report["final_calls"] = final_call_rows
     return report
+
+
+@dataclasses.dataclass(frozen=True)
+class ReportRatings:
+    """What the report's statistics read: the study's systems, its comparisons (oriented so
+    output a is the system earlier in ``order``), every rater's unblinded judgment, and
+    ``ratings``, those the study's gate counts in the verdict."""
+
+    systems: list
+    comparisons: dict[int, dict[str, Any]]
+    order: list[str]
+    rater_stats: list[RaterStats]
+    gated: dict[str, list[str]]
+    every_rating: list[Rating]
+    ratings: list[Rating]
+    judgment_rows: list[dict[str, Any]]
+
+
+def report_ratings(
+    study: Study, *, with_rows: bool = False, rater_stats: list[RaterStats] | None = None
+) -> ReportRatings:
+    """The report's records of ``study``; the study page reads the same ones, so its figures
+    are the report's. ``with_rows`` adds the export table's rows; ``rater_stats`` is read when
+    not given."""
+    systems = list(study.systems.select_related("base_model", "run").order_by("name"))
+    comparisons = _comparisons(study)
+    _attach_outputs(comparisons, _outputs(study))
+    evaluated = [c for c in comparisons.values() if not c["is_gold"]]
+    order = sorted(
+        {c["system_a"] for c in evaluated}
+        | {c["system_b"] for c in evaluated}
+        | {s.name for s in systems},
+        key=lambda name: (KIND_ORDER.get(_kind(systems, name), 3), name),
+    )
+    _orient(comparisons, order)
+    if rater_stats is None:
+        rater_stats = study_rater_stats(study=study)
+    gated = study_gated_raters(study=study, rater_stats=rater_stats)
+    every_rating, rows = _judgments(study, comparisons, with_rows=with_rows, gated=gated)
+    return ReportRatings(
+        systems=systems,
+        comparisons=comparisons,
+        order=order,
+        rater_stats=rater_stats,
+        gated=gated,
+        every_rating=every_rating,
+        # The verdict counts the judgments of raters who meet the study's gate;
+        # ``rater_quality`` shows the win rate and verdict with the others too.
+        ratings=[r for r in every_rating if r.rater not in gated],
+        judgment_rows=rows,
+    )
 
 
 def _kind(systems: list, name: str) -> str | None:

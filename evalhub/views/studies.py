@@ -25,6 +25,7 @@ from evalhub.selectors.studies import (
     study_plan,
     study_rater_stats,
 )
+from evalhub.selectors.verdict_details import verdict_details_block
 from evalhub.services.gold import GoldError, GoldItem, gold_read
 from evalhub.services.studies import (
     TRANSITIONS,
@@ -158,6 +159,7 @@ def _render_detail(
         "flagged": study_flagged(study=study),
         "sequential": sequential_block(study=study, excluded=gated),
         "ppi": ppi_block(study=study, excluded=gated),
+        "details": verdict_details_block(study=study, rater_stats=rater_stats),
         "recognisability": recognisability_block(study=study),
         "review": review_counts(study=study, reviewer=request.user),
         "actions": [

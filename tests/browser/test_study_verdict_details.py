@@ -31,3 +31,22 @@ def test_the_card_fits_the_page(gated, live_server, new_page, artifacts, width):
     assert fits
     box = card.bounding_box()
     assert box["x"] >= 0 and box["x"] + box["width"] <= width
+
+
+def test_the_managers_study_page_does_not_scroll_sideways_on_a_phone(
+    gated,
+    live_server,
+    new_page,  # noqa: F811
+):
+    """The manager's navigation and the raters' tables once pushed the page to 457 px at 390."""
+    client = Client()
+    client.force_login(ManagerFactory())
+    session = client.cookies[settings.SESSION_COOKIE_NAME].value
+    page = new_page(width=390, height=900)
+    page.context.add_cookies(
+        [{"name": settings.SESSION_COOKIE_NAME, "value": session, "url": live_server.url}]
+    )
+    page.goto(f"{live_server.url}/studies/{gated.pk}/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    raters = page.locator("table.study-raters")
+    assert raters.evaluate("t => t.scrollWidth > t.clientWidth")  # it scrolls in place

@@ -34,9 +34,9 @@ def test_the_card_fits_the_page(gated, live_server, new_page, artifacts, width):
 
 
 def test_the_managers_study_page_does_not_scroll_sideways_on_a_phone(
-    gated,
+    gated,  # noqa: F811
     live_server,
-    new_page,  # noqa: F811
+    new_page,
 ):
     """The manager's navigation and the raters' tables once pushed the page to 457 px at 390."""
     client = Client()

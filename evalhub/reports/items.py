@@ -5,7 +5,10 @@ from typing import Any
 from evalhub.analysis.records import A, B
 from evalhub.blinding import unblind_choice, unblind_scores
 from evalhub.metrics import METRIC_LABELS, METRICS
-from evalhub.models import Comparison, Judgment
+from evalhub.models import Choice, Comparison, Judgment
+
+# How the drill-down names a verdict that is no system's win.
+CHOICE_WORDS = {Choice.TIE: "tie", Choice.BOTH_BAD: "both bad", Choice.SKIP: "skipped"}
 
 
 def item_detail(comparison: Comparison) -> dict[str, Any]:
@@ -28,7 +31,7 @@ def item_detail(comparison: Comparison) -> dict[str, Any]:
                 "rater": j.assignment.rater.username,
                 "shown_left": names[A] if left_is_a else names[B],
                 "verdict": verdict,
-                "choice": names.get(verdict, verdict.replace("_", " ")),
+                "choice": names.get(verdict) or CHOICE_WORDS.get(verdict, verdict),
                 "scores": [{"criterion": k, "a": a, "b": b} for k, (a, b) in scores.items()],
                 "time_on_task_ms": j.time_on_task_ms,
                 "flagged": j.flagged,

@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from evalhub.models import Assignment, Choice, Judgment
 from evalhub.reports.build import report_build
+from evalhub.reports.items import item_detail
 from evalhub.selectors.rating import rater_next_assignment, rater_progress
 from evalhub.selectors.studies import (
     study_monitored_pair,
@@ -165,3 +166,11 @@ def test_managers_see_a_skip_and_its_reason_with_the_flagged_items(rating):
     comparison = Judgment.objects.get().assignment.comparison
     item = manager.get(reverse("study_item", args=[study.pk, comparison.pk])).content.decode()
     assert "flagged: prompt in Klingon" in item
+
+
+def test_the_managers_item_drill_down_says_skipped(rating):
+    study, rater, _, _ = rating
+    assignment = rater_next_assignment(study=study, rater=rater)
+    judgment_submit(assignment=assignment, rater=rater, choice=Choice.SKIP, flag_reason="cut off")
+    rows = item_detail(assignment.comparison)["judgments"]
+    assert [(r["choice"], r["flag_reason"]) for r in rows] == [("skipped", "cut off")]

@@ -55,7 +55,7 @@ from evalhub.analysis.sequential import (
     Sequential,
     confidence_sequence,
     units_needed,
-    verdict_of,
+    verdicts,
 )
 
 METHOD = (
@@ -183,12 +183,9 @@ def monitor(
             upper=[c.draw.high for c in completed],
             centre=prediction_mean(predictions),
         )
-        history = [verdict_of(lo, hi, margin=margin) for lo, hi in zip(low, high, strict=True)]
     else:
         low = high = np.array([])
-        history = []
-    verdict = history[-1] if count else UNDECIDED
-    decided = next((i for i, v in enumerate(history) if v != UNDECIDED), None)
+    verdict, decided = verdicts(low, high, margin=margin)
     needed = None
     if verdict == UNDECIDED and count:
         more = units_needed(z, 0.0, alpha=alpha, margin=margin)

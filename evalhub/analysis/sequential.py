@@ -299,6 +299,14 @@ def verdict_of(low: float, high: float, *, margin: float) -> str:
     return UNDECIDED
 
 
+def verdicts(low: np.ndarray, high: np.ndarray, *, margin: float) -> tuple[str, int | None]:
+    """The verdict after the last observation, and the index of the first that decided one
+    (None if none has); undecided with no observation."""
+    history = [verdict_of(lo, hi, margin=margin) for lo, hi in zip(low, high, strict=True)]
+    decided = next((i for i, v in enumerate(history) if v != UNDECIDED), None)
+    return (history[-1] if history else UNDECIDED), decided
+
+
 def _half_width(n: int, variance: float, alpha: float) -> float:
     """Approximate half-width of a time-uniform interval after n observations: the two-sided
     normal-mixture boundary of Howard et al. 2021 (eq. 14), tuned to be tightest near n."""
@@ -346,9 +354,7 @@ def monitor(
         units = Units(units.means, units.completed_at, np.zeros_like(units.rater_term))
     count = len(units.means)
     low, high = clustered_sequence(units, alpha=alpha)
-    history = [verdict_of(lo, hi, margin=margin) for lo, hi in zip(low, high, strict=True)]
-    verdict = history[-1] if count else UNDECIDED
-    decided = next((i for i, v in enumerate(history) if v != UNDECIDED), None)
+    verdict, decided = verdicts(low, high, margin=margin)
     needed = None
     if verdict == UNDECIDED:
         rater_term = float(units.rater_term[-1]) if count else 0.0

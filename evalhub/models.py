@@ -361,6 +361,11 @@ class Judgment(models.Model):
         default=dict, blank=True, help_text='{"correctness": {"a": 4, "b": 2}, ...}'
     )
     comment = models.TextField(blank=True)
+    correction = models.TextField(
+        blank=True,
+        help_text="The rater's own better answer to the prompt, optional: SFT data for the next "
+        "round",
+    )
     flagged = models.BooleanField(default=False)
     flag_reason = models.CharField(max_length=200, blank=True)
     time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -424,3 +429,35 @@ class Adjudication(models.Model):
 
     def __str__(self) -> str:
         return f"final call on comparison {self.comparison_id}: {self.verdict}"
+
+
+class PreferenceSet(models.Model):
+    """A versioned set of chosen/rejected pairs (and SFT rows from corrections) built from one
+    study's judgments. The rows live in ``dataset`` (a trainer dataset of kind preferences, so
+    the trainer reads them like any other); this record keeps where they came from."""
+
+    name = models.SlugField(max_length=80)
+    version = models.PositiveIntegerField()
+    study = models.ForeignKey(Study, on_delete=models.PROTECT, related_name="preference_sets")
+    dataset = models.OneToOneField(
+        "trainer.Dataset", on_delete=models.CASCADE, related_name="preference_set"
+    )
+    judgments = models.ManyToManyField(Judgment, blank=True, related_name="preference_sets")
+    rules = models.JSONField(default=dict, help_text="The rules applied and what each left out")
+    pair_count = models.PositiveIntegerField(default=0)
+    sft_count = models.PositiveIntegerField(default=0, help_text="Rows from corrections")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "-version"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["name", "version"], name="preferenceset_unique_version"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} v{self.version}"

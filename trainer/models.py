@@ -5,10 +5,26 @@ from django.db import models
 from django.db.models import Q
 
 
+class DatasetKind(models.TextChoices):
+    EXAMPLES = "examples", "examples (imported)"
+    PREFERENCES = "preferences", "preference set (built from an expert study)"
+
+
 class Dataset(models.Model):
-    """An imported fine-tuning dataset; its examples are stored in canonical chat form."""
+    """An imported fine-tuning dataset; its examples are stored in canonical chat form.
+
+    A preference set built from an expert study is a dataset too (``kind`` preferences): its
+    examples are chosen conversations with the rejected answer beside them, and ``provenance``
+    says which study, judgments and rules made it. The trainer reads it like any other dataset.
+    """
 
     name = models.SlugField(max_length=100, unique=True)
+    kind = models.CharField(
+        max_length=12, choices=DatasetKind.choices, default=DatasetKind.EXAMPLES
+    )
+    provenance = models.JSONField(
+        default=dict, blank=True, help_text="Where evalhub made it from: study, rules, counts"
+    )
     source_filename = models.CharField(max_length=255, blank=True)
     format = models.CharField(max_length=20, help_text="Reader used: alpaca, sharegpt, messages, …")
     content_hash = models.CharField(max_length=64, help_text="sha256 over the canonical examples")
@@ -31,8 +47,13 @@ class Dataset(models.Model):
 
 
 class Split(models.TextChoices):
+    """An example's role. train and validation feed training; feedback prompts go to studies
+    whose judgments may train the next adapter; test prompts go to studies that decide, and
+    never feed training, through any run."""
+
     TRAIN = "train", "train"
     VALIDATION = "validation", "validation"
+    FEEDBACK = "feedback", "feedback"
     TEST = "test", "test"
 
 
@@ -86,6 +107,11 @@ class RunStatus(models.TextChoices):
     INTERRUPTED = "interrupted", "interrupted"
 
 
+class TrainMethod(models.TextChoices):
+    SFT = "sft", "supervised fine-tuning"
+    DPO = "dpo", "direct preference optimisation"
+
+
 class FineTuneRun(models.Model):
     """One QLoRA fine-tuning run; updated as it trains, not only at the end."""
 
@@ -98,6 +124,15 @@ class FineTuneRun(models.Model):
         default=dict,
         blank=True,
         help_text="What the engine resolved at start: steps, evaluation interval, examples kept",
+    )
+    method = models.CharField(max_length=3, choices=TrainMethod.choices, default=TrainMethod.SFT)
+    from_run = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="children",
+        help_text="The run whose adapter this one starts from (and, for DPO, its reference)",
     )
     dataset_hash = models.CharField(max_length=64, blank=True)
     step = models.PositiveIntegerField(default=0)
@@ -144,6 +179,14 @@ class FineTuneRun(models.Model):
                 condition=Q(status__in=RunStatus.values), name="run_status_valid"
             ),
             models.CheckConstraint(
+                condition=Q(method__in=TrainMethod.values), name="run_method_valid"
+            ),
+            # DPO improves an adapter: it has one to start from and to use as its reference.
+            models.CheckConstraint(
+                condition=~Q(method=TrainMethod.DPO) | Q(from_run__isnull=False),
+                name="run_dpo_has_from_run",
+            ),
+            models.CheckConstraint(
                 condition=Q(total_steps=0) | Q(step__lte=models.F("total_steps")),
                 name="run_step_within_total",
             ),
@@ -179,6 +222,10 @@ class RunMetric(models.Model):
     learning_rate = models.FloatField(null=True, blank=True)
     grad_norm = models.FloatField(null=True, blank=True)
     tokens_per_s = models.FloatField(null=True, blank=True)
+    # DPO validation points: the share of held-out pairs whose chosen answer the policy now
+    # prefers more than the reference did, and the mean of that implicit reward margin.
+    reward_accuracy = models.FloatField(null=True, blank=True)
+    reward_margin = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -15,6 +15,7 @@ _FIELD_OF_MESSAGE = {
     st.ERROR_TOO_FEW_SYSTEMS: "systems",
     st.ERROR_GOLD_SYSTEM_COMPARED: "systems",
     st.ERROR_NO_PROMPTS: "systems",
+    st.ERROR_SPLIT: "split",
     st.ERROR_OVERLAP: "overlap",
     st.ERROR_OVERLAP_LOWERED: "overlap",
     st.ERROR_PROMPT_COUNT: "prompts",

@@ -24,7 +24,7 @@ from evalhub.models import (
 )
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.studies import ppi_block, sequential_block
-from trainer.models import Dataset, FineTuneRun, RunMetric
+from trainer.models import Dataset, FineTuneRun, RunMetric, Split
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -308,6 +308,13 @@ class StudyCreateSerializer(serializers.Serializer):
     )
     prompts = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="How many prompts; null for all"
+    )
+    split = serializers.ChoiceField(
+        choices=Split.choices,
+        required=False,
+        default=Split.TEST,
+        help_text="The split whose prompts the study is on: test (judgments decide, never "
+        "train) or feedback (judgments may train)",
     )
     raters = serializers.SlugRelatedField(
         many=True,

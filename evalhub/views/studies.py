@@ -125,6 +125,7 @@ def study_create_view(request: HttpRequest) -> HttpResponse:
                 allocation=data["allocation"],
                 min_gold_accuracy=data["min_gold_accuracy"],
                 min_median_seconds=data["min_median_seconds"],
+                split=data["split"],
                 created_by=request.user,
             )
         except GoldError as exc:

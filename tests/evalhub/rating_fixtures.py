@@ -11,8 +11,8 @@ from evalhub.services.systems import system_get_or_create
 from tests.factories import (
     BaseModelFactory,
     DatasetFactory,
-    ExpertFactory,
     ExampleFactory,
+    ExpertFactory,
     FineTuneRunFactory,
     OutputFactory,
     PromptFactory,

@@ -21,8 +21,8 @@ from trainer.datasets import (
     parse_ratios,
 )
 from trainer.datasets.hub import DEFAULT_HUB_SPLIT, hub_repo
-from trainer.datasets.split import Ratios
 from trainer.datasets.normalise import TokenCounter
+from trainer.datasets.split import Ratios
 from trainer.services.datasets import (
     DatasetImportResult,
     DatasetNameError,

@@ -23,6 +23,7 @@ NO_JUDGMENT = "no_judgment"
 TIED = "tie"
 BOTH_BAD_RULE = "both_bad"
 NO_MAJORITY = "no_majority"
+UNUSABLE = "same_or_empty_answers"
 CORRECTION_GOLD = "correction_on_gold"
 CORRECTION_GATED = "correction_by_gated_rater"
 
@@ -34,6 +35,7 @@ RULES = {
     TIED: ("comparisons", "decided as a tie: neither answer is better"),
     BOTH_BAD_RULE: ("comparisons", "decided as both bad: neither answer is worth choosing"),
     NO_MAJORITY: ("comparisons", "with no majority among their raters (an even split)"),
+    UNUSABLE: ("comparisons", "decided, but the two answers are the same or one is empty"),
     CORRECTION_GOLD: ("corrections", "written on gold comparisons"),
     CORRECTION_GATED: ("corrections", "by raters the study's gate leaves out"),
 }
@@ -88,10 +90,12 @@ def decide(
     comparisons: Collection[int],
     adjudications: Mapping[int, str],
     gated: Collection[str],
+    unusable: Collection[int] = (),
 ) -> Outcome:
     """The pairs and corrections a study's judgments give. ``comparisons`` are the study's
     regular (not gold) comparisons; ``adjudications`` the final calls by comparison, in storage
-    order; ``gated`` the raters the study's gate leaves out."""
+    order; ``gated`` the raters the study's gate leaves out; ``unusable`` the comparisons whose
+    answers cannot make a pair (the same text, or an empty one)."""
     left_out = dict.fromkeys(RULES, 0)
     counted: dict[int, list[Vote]] = {c: [] for c in comparisons}
     corrections: list[Vote] = []
@@ -112,6 +116,8 @@ def decide(
         final = adjudications.get(comparison)
         verdict = final if final is not None else majority(v.verdict for v in kept)
         rule = _comparison_rule(verdict, has_votes=bool(kept) or final is not None)
+        if not rule and comparison in unusable:
+            rule = UNUSABLE
         if rule:
             left_out[rule] += 1
             continue

@@ -55,6 +55,7 @@ def test_each_rule_leaves_out_what_it_names_and_the_rest_decide():
         pref.TIED: 1,  # comparison 3
         pref.BOTH_BAD_RULE: 1,  # comparison 7
         pref.NO_MAJORITY: 1,  # comparison 2
+        pref.UNUSABLE: 0,
         pref.CORRECTION_GOLD: 0,
         pref.CORRECTION_GATED: 0,
     }
@@ -80,6 +81,13 @@ def test_a_final_call_overrides_the_majority_and_decides_unjudged_comparisons():
     ]
     assert outcome.left_out[pref.TIED] == 1
     assert outcome.left_out[pref.NO_JUDGMENT] == 0
+
+
+def test_a_decided_comparison_whose_answers_cannot_pair_is_left_out():
+    study = [*votes(1, "aa", first_judgment=1), *votes(2, "tt", first_judgment=5)]
+    outcome = decide(study, comparisons=[1, 2], adjudications={}, gated=(), unusable={1, 2})
+    assert outcome.decisions == []
+    assert (outcome.left_out[pref.UNUSABLE], outcome.left_out[pref.TIED]) == (1, 1)
 
 
 def test_flagged_judgments_do_not_vote():
@@ -112,6 +120,7 @@ def test_every_rule_is_described_with_its_unit():
         pref.TIED,
         pref.BOTH_BAD_RULE,
         pref.NO_MAJORITY,
+        pref.UNUSABLE,
         pref.CORRECTION_GOLD,
         pref.CORRECTION_GATED,
     }

@@ -1,6 +1,11 @@
+import json
+from io import StringIO
+
 import pytest
+from django.core.management import CommandError, call_command
 
 from evalhub.analysis import preferences as rules
+from evalhub.management.commands import build_preferences as cmd
 from evalhub.models import Comparison, PreferenceSet, Study
 from evalhub.services import preferences as svc
 from evalhub.services.adjudication import adjudication_submit
@@ -193,3 +198,65 @@ def test_a_dataset_name_taken_by_an_import_is_refused_naming_it():
         preference_set_build(study=study, name="taken")
     assert "taken-v1" in str(caught.value)
     assert not PreferenceSet.objects.exists()
+
+
+# The command.
+
+
+def build(*args: str) -> str:
+    out = StringIO()
+    call_command("build_preferences", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_command_builds_and_prints_the_counts_and_what_was_left_out():
+    study, (ann, ben), _ = feedback_study(prompts=2, raters=2)
+    first, second = comparisons(study)
+    judge(first, ann, "adapter")
+    judge(first, ben, "adapter", correction="Mine.")
+    judge(second, ann, "tie")
+    out = build("--study", str(study.pk), "--name", "support")
+    assert out.splitlines() == [
+        "built support v1 (dataset support-v1) from study "
+        f"{study.pk}: 1 pairs, 1 rows from corrections, 0 of them held out for validation; "
+        "2 judgments of 2 raters",
+        f"  left out 1 comparisons {rules.RULES[rules.TIED][1]}",
+    ]
+
+
+def test_the_command_json_has_the_rules():
+    study, (ann, _), _ = feedback_study(prompts=2, raters=2)
+    for comparison in comparisons(study):
+        judge(comparison, ann, "base")
+    report = json.loads(build("--study", str(study.pk), "--name", "s", "--json"))
+    assert set(report) == {
+        "name", "version", "dataset", "study", "pairs", "sft_rows", "judgments", "rules"
+    }  # fmt: skip
+    assert (report["pairs"], report["sft_rows"], report["dataset"]) == (2, 0, "s-v1")
+    assert [r["rule"] for r in report["rules"]["left_out"]] == list(rules.RULES)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--study", "999", "--name", "x"], cmd.ERROR_UNKNOWN_STUDY.format(study_id=999)),
+        (["--name", "bad name"], svc.ERROR_NAME.format(name="bad name")),
+        (["--name", "x", "--validation-share", "0.9"], svc.ERROR_SHARE.format(share=0.9)),
+    ],
+)
+def test_the_command_exits_2_with_the_reason(args, message):
+    study, _, _ = feedback_study(prompts=1, raters=2)
+    if "--study" not in args:
+        args = ["--study", str(study.pk), *args]
+    with pytest.raises(CommandError) as caught:
+        build(*args)
+    assert caught.value.returncode == 2
+    assert str(caught.value) == message
+
+
+def test_the_command_refuses_a_test_study():
+    study, (ann, _), _ = feedback_study(prompts=1, raters=2, split="test")
+    judge(comparisons(study)[0], ann, "base")
+    with pytest.raises(CommandError) as caught:
+        build("--study", str(study.pk), "--name", "leak")
+    assert (caught.value.returncode, str(caught.value)) == (2, svc.ERROR_TEST_PROMPTS)

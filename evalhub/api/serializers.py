@@ -32,6 +32,7 @@ class DatasetSerializer(serializers.ModelSerializer):
     example_count = serializers.IntegerField(read_only=True)
     train_count = serializers.IntegerField(read_only=True)
     validation_count = serializers.IntegerField(read_only=True)
+    feedback_count = serializers.IntegerField(read_only=True)
     test_count = serializers.IntegerField(read_only=True)
     pair_count = serializers.IntegerField(read_only=True, help_text="preference pairs")
 
@@ -40,6 +41,7 @@ class DatasetSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
+            "kind",
             "source_filename",
             "format",
             "content_hash",
@@ -51,6 +53,7 @@ class DatasetSerializer(serializers.ModelSerializer):
             "example_count",
             "train_count",
             "validation_count",
+            "feedback_count",
             "test_count",
             "pair_count",
             "created_by",

@@ -2,6 +2,8 @@
 from, the sets themselves and their rows. Managers only: a set names no system, but its
 provenance ties judgments to answers."""
 
+from collections.abc import Iterator
+
 from django.db.models import QuerySet
 
 from evalhub import blinding
@@ -84,3 +86,30 @@ def preference_set_list() -> QuerySet[PreferenceSet]:
 def preference_set_rows(*, preference_set: PreferenceSet) -> QuerySet[Example]:
     """The set's rows in order: pairs (a rejected answer) and SFT rows from corrections."""
     return Example.objects.filter(dataset_id=preference_set.dataset_id).order_by("index")
+
+
+PAIRS, MESSAGES = "pairs", "messages"
+LAYOUTS = (PAIRS, MESSAGES)
+BAD_LAYOUT = (
+    "layout must be pairs (prompt, chosen, rejected) or messages (SFT rows); got {layout!r}"
+)
+
+
+def preference_set_records(*, preference_set: PreferenceSet, layout: str) -> Iterator[dict]:
+    """The set's rows as JSONL records. ``pairs``: each pair in the conversational
+    prompt/chosen/rejected layout that TRL's DPO trainer and ``import_dataset`` read.
+    ``messages``: every chosen conversation and correction as an SFT row. Raises ValueError
+    (``BAD_LAYOUT``) at once for another layout."""
+    if layout not in LAYOUTS:
+        raise ValueError(BAD_LAYOUT.format(layout=layout))
+    return _records(preference_set_rows(preference_set=preference_set), layout)
+
+
+def _records(rows: QuerySet[Example], layout: str) -> Iterator[dict]:
+    for row in rows.iterator():
+        if layout == MESSAGES:
+            yield {"messages": row.messages}
+        elif row.rejected:
+            *prompt, chosen = row.messages
+            rejected = {"role": "assistant", "content": row.rejected}
+            yield {"prompt": prompt, "chosen": [chosen], "rejected": [rejected]}

@@ -1,8 +1,6 @@
 """``/api/preference-sets/``: the sets built from studies' judgments, building the next version
 of one, and its JSONL download. Managers only, like the pages."""
 
-import json
-
 from django.db.models import QuerySet
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -22,6 +20,7 @@ from evalhub.selectors.preferences import (
     preference_set_records,
 )
 from evalhub.services.preferences import PreferenceError, preference_set_build
+from evalhub.views.preferences import DOWNLOAD_CONTENT_TYPE, preference_set_file
 
 
 class PreferenceSetViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
@@ -60,7 +59,7 @@ class PreferenceSetViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
     @extend_schema(
         summary="The set as JSONL: pairs (prompt, chosen, rejected) or messages (SFT rows)",
         parameters=[OpenApiParameter("layout", OpenApiTypes.STR, enum=LAYOUTS, default=PAIRS)],
-        responses={(200, "application/jsonl"): OpenApiTypes.STR},
+        responses={(200, DOWNLOAD_CONTENT_TYPE): OpenApiTypes.BINARY},
     )
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: int) -> HttpResponse:
@@ -69,8 +68,4 @@ class PreferenceSetViewSet(ManagerViewSet, viewsets.ReadOnlyModelViewSet):
         preference_set = self.get_object()
         layout = query.validated_data["layout"]
         records = preference_set_records(preference_set=preference_set, layout=layout)
-        body = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-        response = HttpResponse(body, content_type="application/jsonl; charset=utf-8")
-        filename = f"{preference_set.dataset.name}-{layout}.jsonl"
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
+        return preference_set_file(preference_set=preference_set, records=records, layout=layout)

@@ -2,6 +2,7 @@
 study. Managers only."""
 
 import json
+from collections.abc import Iterable
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
@@ -19,6 +20,7 @@ from evalhub.selectors.preferences import (
 from evalhub.services.preferences import PreferenceError, preference_set_build
 
 PREVIEW_ROWS = 20
+DOWNLOAD_CONTENT_TYPE = "application/octet-stream"
 
 
 @manager_required
@@ -53,8 +55,16 @@ def preference_download(request: HttpRequest, name: str, version: int) -> HttpRe
         records = preference_set_records(preference_set=preference_set, layout=layout)
     except ValueError as error:
         return HttpResponseBadRequest(str(error))
+    return preference_set_file(preference_set=preference_set, records=records, layout=layout)
+
+
+def preference_set_file(
+    *, preference_set: PreferenceSet, records: Iterable[dict], layout: str
+) -> HttpResponse:
+    """The set's records as a JSONL attachment, for the page and the API alike. Served as
+    octet-stream: JSON Lines has no registered media type, and clients treat the file as bytes."""
     body = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    response = HttpResponse(body, content_type="application/jsonl; charset=utf-8")
+    response = HttpResponse(body.encode(), content_type=DOWNLOAD_CONTENT_TYPE)
     filename = f"{preference_set.dataset.name}-{layout}.jsonl"
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -56,6 +56,12 @@ def test_the_page_shows_provenance_rules_counts_and_a_preview(manager_client, bu
     assert escape(answer_of(first, "adapter")) in page
 
 
+def test_the_sets_dataset_page_says_where_it_comes_from(manager_client, built):
+    page = manager_client.get(reverse("dataset_detail", args=["support-v1"])).content.decode()
+    assert reverse("preference_detail", args=["support", 1]) in page
+    assert "train / validation / feedback / test" in page
+
+
 def test_an_unknown_set_is_a_404(manager_client, built):
     assert manager_client.get(reverse("preference_detail", args=["support", 2])).status_code == 404
 

@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import APIRootView, DefaultRouter
 
-from evalhub.api import rater_views
+from evalhub.api import preference_views, rater_views
 from evalhub.api import views as api
 from evalhub.api.auth import ObtainTokenView
 from evalhub.api.permissions import AUTHENTICATION_CLASSES
@@ -20,6 +20,7 @@ from evalhub.views import (
     home,
     outputs,
     people,
+    preferences,
     rating,
     review,
     run_evaluation,
@@ -44,6 +45,9 @@ router.register("studies", api.StudyViewSet, basename="api-study")
 router.register("comparisons", api.ComparisonViewSet, basename="api-comparison")
 router.register("judgments", api.JudgmentViewSet, basename="api-judgment")
 router.register("assignments", rater_views.AssignmentViewSet, basename="api-assignment")
+router.register(
+    "preference-sets", preference_views.PreferenceSetViewSet, basename="api-preference-set"
+)
 
 # Login is required everywhere in the API, the schema and its docs page included.
 _logged_in = {
@@ -80,6 +84,19 @@ urlpatterns = [
     path("studies/<int:pk>/status/", studies.study_status, name="study_status"),
     path("studies/<int:pk>/raters/", studies.study_raters, name="study_raters"),
     path("studies/<int:pk>/delete/", deletes.study_delete_view, name="study_delete"),
+    path("studies/<int:pk>/preferences/", preferences.preference_build, name="preference_build"),
+    # 5b preference sets: judgments of feedback studies that train the next adapter
+    path("preferences/", preferences.preference_list, name="preference_list"),
+    path(
+        "preferences/<slug:name>/v<int:version>/",
+        preferences.preference_detail,
+        name="preference_detail",
+    ),
+    path(
+        "preferences/<slug:name>/v<int:version>/download.jsonl",
+        preferences.preference_download,
+        name="preference_download",
+    ),
     # people: experts and managers
     path("people/", people.people, name="people"),
     path("people/new/", people.person_create, name="person_create"),

@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from evalhub.analysis.planning import PlanError, StudyPlan
+from evalhub.forms.preferences import PreferenceSetBuildForm
 from evalhub.forms.studies import AddRatersForm, StudyCreateForm, StudyPlanForm
 from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
@@ -125,6 +126,7 @@ def study_create_view(request: HttpRequest) -> HttpResponse:
                 allocation=data["allocation"],
                 min_gold_accuracy=data["min_gold_accuracy"],
                 min_median_seconds=data["min_median_seconds"],
+                split=data["split"],
                 created_by=request.user,
             )
         except GoldError as exc:
@@ -168,6 +170,8 @@ def _render_detail(
             if target in TRANSITIONS[study.status]
         ],
         "raters_form": raters_form,
+        "preference_sets": study.preference_sets.order_by("name", "-version"),
+        "preference_form": PreferenceSetBuildForm(),
     }
     return render(request, "evalhub/study_detail.html", context, status=status)
 

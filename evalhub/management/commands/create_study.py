@@ -13,7 +13,7 @@ from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.studies import study_counts, study_rater_stats
 from evalhub.services.gold import GoldError, gold_load
 from evalhub.services.studies import StudyError, study_create, study_set_status
-from trainer.models import FineTuneRun
+from trainer.models import FineTuneRun, Split
 
 ERROR_UNKNOWN_RUN = "No fine-tuning run with id {run_id}."
 ERROR_UNKNOWN_SYSTEMS = "Unknown systems: {names}. Known: {known}."
@@ -43,6 +43,13 @@ class Command(BaseCommand):
             "Default: base,adapter",
         )
         parser.add_argument("--prompts", default="all", help="How many prompts (sampled), or all")
+        parser.add_argument(
+            "--split",
+            default=Split.TEST,
+            choices=Split.values,
+            help="The split whose prompts the study is on: test (default; its judgments decide "
+            "and never train) or feedback (its judgments may train: build_preferences)",
+        )
         parser.add_argument("--raters", help="Comma separated usernames; default: every expert")
         parser.add_argument("--overlap", type=int, default=2, help="Raters per comparison")
         parser.add_argument("--criteria", default="", help='e.g. "correctness,helpfulness,style"')
@@ -135,6 +142,7 @@ class Command(BaseCommand):
                 allocation=options["allocation"],
                 min_gold_accuracy=options["min_gold_accuracy"],
                 min_median_seconds=options["min_median_seconds"],
+                split=options["split"],
             )
             if options["open"]:
                 study = study_set_status(study=study, status=StudyStatus.OPEN)

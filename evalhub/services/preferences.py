@@ -2,6 +2,10 @@
 its raters decided (``evalhub.analysis.preferences`` holds the rules), one SFT row per
 correction, stored as a trainer dataset of kind preferences with where it came from.
 
+A correction is the rater's own answer, written because neither answer shown was good enough:
+unless ``correction_pairs`` is off it also makes a pair against each answer the rater saw (the
+correction chosen), which is where DPO learns what the raters fixed, not only what they chose.
+
 Only studies on prompts that may train are used: feedback prompts, or training prompts. Test
 prompts decide and never train; validation prompts measure training (early stopping), so a
 set built from them would train on what judges it.
@@ -46,6 +50,11 @@ ERROR_SHARE = "the validation share must be at least 0 and at most 0.5; got {sha
 ERROR_DATASET = "cannot store the set's dataset: {detail}"
 ERROR_VERSION_TAKEN = "{name} v{version} was built at the same moment; build it again"
 
+CORRECTION_PAIRS = (
+    "a correction is chosen over each answer its rater saw (the same text or an empty answer "
+    "makes no pair)"
+)
+
 ALLOWED_SPLITS = (Split.FEEDBACK, Split.TRAIN)
 MAX_VALIDATION_SHARE = 0.5
 _NAME = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")
@@ -77,6 +86,7 @@ def preference_set_build(
     created_by: AbstractBaseUser | None = None,
     validation_share: float = 0.1,
     seed: int = 0,
+    correction_pairs: bool = True,
 ) -> PreferenceSet:
     """Build the next version of the set ``name`` from ``study``; nothing is stored when it is
     refused (``PreferenceError``)."""
@@ -100,12 +110,20 @@ def preference_set_build(
         raise PreferenceError(ERROR_NO_PAIR.format(study=study.name, reasons=reasons))
 
     rows = [_pair_row(comparisons[d.comparison], d.winner) for d in outcome.decisions]
-    rows += _correction_rows(outcome.corrections, comparisons)
+    sft_rows, fixed_pairs = _correction_rows(
+        outcome.corrections, comparisons, pairs=correction_pairs
+    )
+    rows += sft_rows + fixed_pairs
     version = (
         PreferenceSet.objects.filter(name=name).aggregate(latest=Max("version"))["latest"] or 0
     ) + 1
     used = sorted({j for d in outcome.decisions for j in d.judgments} | set(outcome.corrections))
     rule_record = _rules(study, outcome, gated, splits, validation_share, seed)
+    rule_record["correction_pairs"] = {
+        "on": correction_pairs,
+        "count": len(fixed_pairs),
+        "description": CORRECTION_PAIRS,
+    }
     try:
         dataset = dataset_create_from_rows(
             name=f"{name}-v{version}",
@@ -131,7 +149,7 @@ def preference_set_build(
                 study=study,
                 dataset=dataset,
                 rules=rule_record,
-                pair_count=len(outcome.decisions),
+                pair_count=len(outcome.decisions) + len(fixed_pairs),
                 sft_count=len(outcome.corrections),
                 created_by=created_by,
             )
@@ -155,18 +173,25 @@ def _pair_row(comparison: Comparison, winner: str) -> Row:
     return Row([*comparison.prompt.messages, message("assistant", chosen)], rejected)
 
 
-def _correction_rows(judgments: list[int], comparisons: dict[int, Comparison]) -> list[Row]:
-    """One SFT row per correction: the prompt with the rater's own answer."""
+def _correction_rows(
+    judgments: list[int], comparisons: dict[int, Comparison], *, pairs: bool
+) -> tuple[list[Row], list[Row]]:
+    """(one SFT row per correction: the prompt with the rater's own answer; with ``pairs``,
+    that answer chosen over each answer the rater saw, unless it is the same text)."""
     found = Judgment.objects.filter(pk__in=judgments).values_list(
         "pk", "assignment__comparison_id", "correction"
     )
     by_pk = {pk: (comparison, text) for pk, comparison, text in found}
-    rows = []
+    sft, fixed = [], []
     for pk in judgments:
-        comparison, text = by_pk[pk]
-        messages = comparisons[comparison].prompt.messages
-        rows.append(Row([*messages, message("assistant", text.strip())]))
-    return rows
+        comparison = comparisons[by_pk[pk][0]]
+        answer = by_pk[pk][1].strip()
+        conversation = [*comparison.prompt.messages, message("assistant", answer)]
+        sft.append(Row(conversation))
+        if pairs:
+            shown = (comparison.output_a.text, comparison.output_b.text)
+            fixed += [Row(conversation, text) for text in shown if text.strip() not in ("", answer)]
+    return sft, fixed
 
 
 def _rules(

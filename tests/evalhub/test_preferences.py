@@ -42,7 +42,9 @@ def test_a_majority_makes_a_pair_of_the_preferred_answer_and_corrections_make_sf
     judge(third, ben, "both_bad")
     manager = ManagerFactory()
 
-    built = preference_set_build(study=study, name="support", created_by=manager)
+    built = preference_set_build(
+        study=study, name="support", created_by=manager, correction_pairs=False
+    )
 
     assert (built.name, built.version, built.pair_count, built.sft_count) == ("support", 1, 2, 1)
     dataset = built.dataset
@@ -76,6 +78,31 @@ def test_a_majority_makes_a_pair_of_the_preferred_answer_and_corrections_make_sf
     assert dataset.provenance["prompt_examples"] == sorted(
         c.prompt.example_id for c in (first, second, third)
     )
+
+
+def test_a_correction_is_chosen_over_each_answer_its_rater_saw():
+    study, (ann, ben), _ = feedback_study(prompts=2, raters=2)
+    first, second = comparisons(study)
+    judge(first, ann, "adapter", correction="The right answer.")
+    judge(first, ben, "adapter")
+    # A correction that repeats an answer shown makes no pair against it.
+    judge(second, ann, "base", correction=answer_of(second, "base"))
+
+    built = preference_set_build(study=study, name="fixed")
+
+    # Two majority pairs, two from the first correction, one from the second.
+    assert (built.pair_count, built.sft_count) == (2 + 2 + 1, 2)
+    assert built.rules["correction_pairs"]["count"] == 3
+    fixed = {
+        (r.messages[-1]["content"], r.rejected)
+        for r in built.dataset.examples.exclude(rejected="")
+        if r.messages[-1]["content"] != answer_of(first, "adapter")
+    }
+    assert fixed == {
+        ("The right answer.", answer_of(first, "adapter")),
+        ("The right answer.", answer_of(first, "base")),
+        (answer_of(second, "base"), answer_of(second, "adapter")),
+    }
 
 
 def test_each_build_is_the_next_version_of_its_name():
@@ -218,7 +245,8 @@ def test_the_command_builds_and_prints_the_counts_and_what_was_left_out():
     out = build("--study", str(study.pk), "--name", "support")
     assert out.splitlines() == [
         "built support v1 (dataset support-v1) from study "
-        f"{study.pk}: 1 pairs, 1 rows from corrections, 0 of them held out for validation; "
+        f"{study.pk}: 3 pairs (2 of them a correction over an answer shown), 1 SFT rows from "
+        "corrections, 0 of them held out for validation; "
         "2 judgments of 2 raters",
         f"  left out 1 comparisons {rules.RULES[rules.TIED][1]}",
     ]

@@ -44,6 +44,11 @@ class Command(BaseCommand):
             help="Share of rows held out for DPO's early stopping, by prompt (default 0.1)",
         )
         parser.add_argument("--seed", type=int, default=0, help="Seed of the validation draw")
+        parser.add_argument(
+            "--no-correction-pairs",
+            action="store_true",
+            help="Corrections make SFT rows only, not also pairs against the answers shown",
+        )
         parser.add_argument("--json", action="store_true", help="Print the result as JSON")
 
     def handle(self, *args, **options) -> None:
@@ -58,6 +63,7 @@ class Command(BaseCommand):
                 name=options["name"],
                 validation_share=options["validation_share"],
                 seed=options["seed"],
+                correction_pairs=not options["no_correction_pairs"],
             )
         except PreferenceError as error:
             raise CommandError(str(error), returncode=USAGE_ERROR) from None
@@ -69,7 +75,9 @@ class Command(BaseCommand):
         validation = sum(1 for split in counts if split == "validation")
         self.stdout.write(
             f"built {built.name} v{built.version} (dataset {report['dataset']}) from study "
-            f"{study.pk}: {built.pair_count} pairs, {built.sft_count} rows from corrections, "
+            f"{study.pk}: {built.pair_count} pairs "
+            f"({built.rules['correction_pairs']['count']} of them a correction over an answer "
+            f"shown), {built.sft_count} SFT rows from corrections, "
             f"{validation} of them held out for validation; {report['judgments']} judgments "
             f"of {len(built.rules['raters'])} raters"
         )

@@ -29,7 +29,7 @@ def built():
     judge(first, ben, "adapter", correction="Ben's own answer.")
     judge(second, ann, "base")
     judge(third, ann, "tie")
-    return preference_set_build(study=study, name="support")
+    return preference_set_build(study=study, name="support", correction_pairs=False)
 
 
 def lines(response) -> list[dict]:

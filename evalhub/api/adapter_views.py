@@ -1,5 +1,8 @@
 """``GET /api/runs/<id>/adapter/``: the run's adapter files and model card as a zip, the same
-file as the run page's "Download adapter" link. Managers only; 404 while it has no adapter."""
+file as the run page's "Download adapter" link. Managers only; 404 while it has no adapter.
+
+It is served as application/octet-stream (a .zip by its file name): the type OpenAPI client
+generators read as bytes; they skip an application/zip response."""
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -18,7 +21,7 @@ from trainer.models import FineTuneRun
 
 @extend_schema(
     summary="The run's LoRA adapter with its model card (README.md), as a zip",
-    responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
 )
 class RunAdapterView(APIView):
     authentication_classes = AUTHENTICATION_CLASSES
@@ -31,4 +34,4 @@ class RunAdapterView(APIView):
             content = adapter_zip(run=run)
         except AdapterExportError as exc:
             raise NotFound(str(exc)) from exc
-        return zip_response(content, zip_name(run))
+        return zip_response(content, zip_name(run), content_type="application/octet-stream")

@@ -100,7 +100,9 @@ def test_the_run_page_links_a_zip_of_the_same_files(manager_client, loop):
 
 def test_the_api_answers_the_zip_and_404_without_an_adapter(manager_client, loop):
     response = manager_client.get(f"/api/runs/{loop.v2.pk}/adapter/")
-    assert response.status_code == 200 and response["Content-Type"] == "application/zip"
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/octet-stream"
+    assert f'filename="adapter-run-{loop.v2.pk}.zip"' in response["Content-Disposition"]
     assert len(_zip_names(response.content)) == 3
     missing = manager_client.get(f"/api/runs/{loop.v1.pk}/adapter/")
     assert missing.status_code == 404

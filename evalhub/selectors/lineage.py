@@ -106,9 +106,18 @@ def study_runs(*, study: Study) -> list[FineTuneRun]:
     return sorted(runs.values(), key=lambda r: r.pk)
 
 
-def _hashes_in(dataset: Dataset, wanted: set[str]) -> set[str]:
+def _last_user_turn(messages: list[dict]) -> str | None:
+    return next((m["content"] for m in reversed(messages) if m.get("role") == "user"), None)
+
+
+def _hashes_in(dataset: Dataset, wanted: dict[str, str]) -> set[str]:
+    """The hashes of ``wanted`` ({hash: last user turn}) among the rows ``dataset`` trains on.
+    Only rows whose last user turn is one of theirs are hashed: most rows are not."""
+    questions = set(wanted.values())
     found = set()
     for messages in training_rows(dataset).values_list("messages", flat=True).iterator():
+        if _last_user_turn(messages) not in questions:
+            continue
         digest = prompt_hash(messages)
         if digest in wanted:
             found.add(digest)
@@ -121,8 +130,11 @@ def study_leakage(*, study: Study) -> Leakage:
     messages = Comparison.objects.filter(study=study, is_gold=False).values_list(
         "prompt_id", "prompt__messages"
     )
-    by_prompt = {pid: prompt_hash(m) for pid, m in messages}
-    wanted = {h for h in by_prompt.values() if h is not None}
+    by_prompt, wanted = {}, {}
+    for pid, conversation in messages:
+        by_prompt[pid] = digest = prompt_hash(conversation)
+        if digest is not None:
+            wanted[digest] = _last_user_turn(conversation)
     leaked: set[str] = set()
     through = []
     set_names = preference_set_names()

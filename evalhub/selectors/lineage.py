@@ -59,6 +59,26 @@ def lineage_systems(*, run: FineTuneRun) -> list[System]:
     return [s for s in found if s is not None]
 
 
+@dataclass(frozen=True)
+class LearnedFrom:
+    """A set a run learned from: ``run`` (the run itself or an ancestor) trained on
+    ``dataset`` (the preference set ``preference_set`` when it is one), ``rows`` rows of it."""
+
+    run: FineTuneRun
+    dataset: Dataset
+    preference_set: str | None
+    rows: int
+
+
+def run_learned_from(*, run: FineTuneRun) -> list[LearnedFrom]:
+    """The sets the run and each of its ancestors trained on, the first run's first."""
+    names = preference_set_names()
+    return [
+        LearnedFrom(r, r.dataset, names.get(r.dataset_id), training_rows(r.dataset).count())
+        for r in reversed(run_ancestors(run=run))
+    ]
+
+
 def training_rows(dataset: Dataset):
     """The examples of ``dataset`` a run on it trains on."""
     rows = dataset.examples.all()

@@ -6,7 +6,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from evalhub.charts import loss_curve_svg
 from evalhub.roles import manager_required
-from evalhub.selectors.lineage import run_root
+from evalhub.selectors.lineage import run_learned_from, run_root
 from evalhub.selectors.run_tasks import run_task_list
 from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
 from trainer.selectors import runs as run_selectors
@@ -76,6 +76,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     }
     # The lineage page of the dataset the chain began with shows this run in its place.
     context["lineage_root"] = run_root(run=run)
+    context["learned_from"] = run_learned_from(run=run)
     if request.htmx:
         return render(request, "evalhub/run_detail.html#live", context)
     return render(request, "evalhub/run_detail.html", context)

@@ -207,3 +207,15 @@ def test_the_lineage_page_is_for_managers_only(expert_client, loop):
     url = reverse("dataset_lineage", args=["support"])
     assert expert_client.get(url).status_code == 403
     assert Client().get(url).status_code == 302
+
+
+def test_the_run_page_says_which_sets_the_run_learned_from_through_its_ancestors(
+    manager_client, loop
+):
+    body = manager_client.get(reverse("run_detail", args=[loop.v2.pk])).content.decode()
+    text = re.sub(r"\s+([),])", r"\1", " ".join(re.sub(r"<[^>]+>", " ", body).split()))
+    # support: its 6 train examples (feedback and test never count); the set: all 4 rows
+    assert (
+        "learned from support (6 rows, through sft-v1), preference set support-prefs v1 (4 rows)"
+        in text
+    )

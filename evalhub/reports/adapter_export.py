@@ -15,6 +15,7 @@ ERROR_ADAPTER_MISSING = "Run {run_id}: the adapter directory {path} does not exi
 ERROR_OUT_NOT_EMPTY = "{path} exists and is not empty; pass --force to write into it."
 ERROR_OUT_NOT_DIR = "{path} exists and is not a directory."
 CARD = "README.md"
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt")
 MERGED = "merged"
 
 
@@ -62,7 +63,10 @@ def adapter_zip(*, run: FineTuneRun) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in files:
-            archive.write(path, f"{folder}/{path.relative_to(source).as_posix()}")
+            name = f"{folder}/{path.relative_to(source).as_posix()}"
+            # Weights barely compress and deflating them takes seconds: stored as they are.
+            stored = path.suffix in WEIGHT_SUFFIXES
+            archive.write(path, name, zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED)
         archive.writestr(f"{folder}/{CARD}", model_card(model_card_data(run=run)))
     return buffer.getvalue()
 

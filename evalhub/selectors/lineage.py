@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
-from evalhub.models import Comparison, PreferenceSet, Study, System
+from evalhub.models import Comparison, PreferenceSet, Study, System, SystemKind
+from evalhub.selectors.outputs import run_systems
 from evalhub.services.prompts import split_conversation
 from trainer.datasets.normalise import content_hash
 from trainer.models import Dataset, DatasetKind, FineTuneRun, Split
@@ -53,9 +54,8 @@ def lineage_systems(*, run: FineTuneRun) -> list[System]:
     system: every run of a chain shares its base model) and the adapter of every run of the
     chain, oldest first. Systems that do not exist yet are left out."""
     chain = list(reversed(run_ancestors(run=run)))
-    base = System.objects.filter(run=chain[0], kind="base").first()
-    adapters = {s.run_id: s for s in System.objects.filter(run__in=chain, kind="adapter")}
-    found = [base] + [adapters.get(r.pk) for r in chain]
+    found = [run_systems(run=chain[0])[SystemKind.BASE]]
+    found += [run_systems(run=r)[SystemKind.ADAPTER] for r in chain]
     return [s for s in found if s is not None]
 
 
@@ -195,7 +195,7 @@ def studies_by_run(runs: Iterable[FineTuneRun]) -> dict[int, list[Study]]:
     one among them, else the newest run whose adapter it compares."""
     ids = [r.pk for r in runs]
     adapter_runs = dict(
-        System.objects.filter(kind="adapter", run__in=ids).values_list("pk", "run_id")
+        System.objects.filter(kind=SystemKind.ADAPTER, run__in=ids).values_list("pk", "run_id")
     )
     studies = (
         Study.objects.filter(Q(run__in=ids) | Q(systems__in=list(adapter_runs)))

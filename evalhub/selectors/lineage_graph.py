@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from django.db.models import Q
 
-from evalhub.models import PreferenceSet, Study
+from evalhub.models import PreferenceSet, Study, SystemKind
 from evalhub.selectors.lineage import studies_by_run
 from evalhub.selectors.studies import sequential_block
 from trainer.models import Dataset, FineTuneRun, MetricKind, RunMetric, TrainMethod
@@ -56,7 +56,7 @@ def _reachable_runs(dataset: Dataset) -> list[FineTuneRun]:
         runs[run.pk] = run
         pending.extend(run.children.order_by("pk"))
         studies = Study.objects.filter(
-            Q(run=run) | Q(systems__run=run, systems__kind="adapter")
+            Q(run=run) | Q(systems__run=run, systems__kind=SystemKind.ADAPTER)
         ).distinct()
         datasets.extend(
             PreferenceSet.objects.filter(study__in=studies).values_list("dataset_id", flat=True)

@@ -9,7 +9,7 @@ from evalhub.analysis.base import Insufficient
 from evalhub.analysis.winrate import pair_summary
 from evalhub.api.selectors import system_metric_means
 from evalhub.metrics import METRICS
-from evalhub.models import Choice, Judgment, Study, System
+from evalhub.models import Choice, Judgment, Study, System, SystemKind
 from evalhub.reports.build import report_ratings
 from evalhub.reports.model_card import CardData, LineageStep, WinRate
 from evalhub.selectors.lineage import (
@@ -19,6 +19,7 @@ from evalhub.selectors.lineage import (
     training_rows,
 )
 from evalhub.selectors.lineage_graph import run_headline
+from evalhub.selectors.outputs import run_systems
 from trainer.models import FineTuneRun
 
 WEAKNESSES_SHOWN = 5
@@ -79,16 +80,14 @@ def _lost_comments(adapter: System, studies) -> list[str]:
 def model_card_data(*, run: FineTuneRun) -> CardData:
     chain = run_ancestors(run=run)
     sets = preference_set_names()
-    adapter = System.objects.filter(run=run, kind="adapter").first()
+    adapter = run_systems(run=run)[SystemKind.ADAPTER]
     win_rates, weaknesses, experts, judgments = [], [], 0, 0
     if adapter is not None:
         systems = lineage_systems(run=run)
-        base = next((s for s in systems if s.kind == "base"), None)
-        previous = next(
-            (s for s in systems if s.kind == "adapter" and s.run_id == run.from_run_id), None
-        )
+        base = next((s for s in systems if s.kind == SystemKind.BASE), None)
+        previous = run_systems(run=run.from_run)[SystemKind.ADAPTER] if run.from_run else None
         opponents = [(role, s) for role, s in (("base", base), ("previous adapter", previous))]
-        opponents = [(role, s) for role, s in opponents if s is not None and s != adapter]
+        opponents = [(role, s) for role, s in opponents if s is not None]
         studies = Study.objects.filter(systems=adapter).order_by("created_at", "pk")
         win_rates = _win_rates(adapter, opponents, studies.prefetch_related("systems"))
         weaknesses = _lost_comments(adapter, studies)
@@ -99,7 +98,7 @@ def model_card_data(*, run: FineTuneRun) -> CardData:
         experts = done.values("assignment__rater").distinct().count()
     means = system_metric_means(system=adapter) if adapter is not None else {}
     return CardData(
-        name=f"{run.name}",
+        name=run.name,
         run=run.pk,
         method=run.method,
         base_model=run.base_model.source,

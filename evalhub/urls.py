@@ -9,6 +9,7 @@ from rest_framework.routers import APIRootView, DefaultRouter
 
 from evalhub.api import preference_views, rater_views
 from evalhub.api import views as api
+from evalhub.api.adapter_views import RunAdapterView
 from evalhub.api.auth import ObtainTokenView
 from evalhub.api.permissions import AUTHENTICATION_CLASSES
 from evalhub.api.report_views import StudyReportView
@@ -18,6 +19,7 @@ from evalhub.views import (
     datasets,
     deletes,
     home,
+    lineage,
     outputs,
     people,
     preferences,
@@ -64,6 +66,7 @@ urlpatterns = [
     path("datasets/upload/", datasets.dataset_upload, name="dataset_upload"),
     path("datasets/<slug:name>/", datasets.dataset_detail, name="dataset_detail"),
     path("datasets/<slug:name>/delete/", deletes.dataset_delete_view, name="dataset_delete"),
+    path("datasets/<slug:name>/lineage/", lineage.dataset_lineage_view, name="dataset_lineage"),
     # 2 fine-tune
     path("runs/", runs.run_list, name="run_list"),
     path("runs/new/", run_launch.run_new, name="run_new"),
@@ -73,6 +76,7 @@ urlpatterns = [
     path("runs/<int:pk>/delete/", deletes.run_delete_view, name="run_delete"),
     path("runs/<int:pk>/retry/", run_launch.run_retry, name="run_retry"),
     path("runs/<int:pk>/clone/", run_launch.run_clone, name="run_clone"),
+    path("runs/<int:pk>/adapter.zip", lineage.run_adapter_download, name="run_adapter"),
     # 3-4 generate and score
     path("runs/<int:run_id>/evaluate/", run_evaluation.run_evaluate, name="run_evaluate"),
     path("runs/<int:run_id>/outputs/", outputs.run_outputs, name="run_outputs"),
@@ -128,6 +132,7 @@ urlpatterns = [
         name="api_docs",
     ),
     path("api/studies/<int:pk>/report/", StudyReportView.as_view(), name="api_study_report"),
+    path("api/runs/<int:pk>/adapter/", RunAdapterView.as_view(), name="api_run_adapter"),
     path("api/review/studies/<int:pk>/", ReviewQueueView.as_view(), name="api_review_queue"),
     path(
         "api/review/studies/<int:pk>/<str:token>/",

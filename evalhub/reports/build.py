@@ -40,6 +40,7 @@ from evalhub.models import (
 )
 from evalhub.reports.conclusion import conclusion
 from evalhub.reports.disagreements import Texts, disagreeing_items, disagreement_rows
+from evalhub.selectors.lineage import study_leakage
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
 from evalhub.selectors.studies import (
@@ -127,6 +128,8 @@ def report_build(
         "rater_quality": rater_quality_block(
             study=study, ratings=every_rating, rater_stats=rater_stats
         ),
+        # Which of the study's prompts any run of its systems, or an ancestor, trained on.
+        "leakage": study_leakage(study=study).as_json(),
     }
     if include_judgments:
         texts = _texts(comparisons, list(comparisons))

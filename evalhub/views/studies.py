@@ -13,7 +13,7 @@ from evalhub.forms.studies import AddRatersForm, StudyCreateForm, StudyPlanForm
 from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
 from evalhub.selectors import studies as study_selectors
-from evalhub.selectors.outputs import run_systems
+from evalhub.selectors.lineage import lineage_systems, study_leakage
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
 from evalhub.selectors.review import review_counts
@@ -51,11 +51,12 @@ def study_list(request: HttpRequest) -> HttpResponse:
 
 
 def _initial_for_run(request: HttpRequest) -> dict:
-    """``?run=<id>`` preselects that run with its base and adapter systems."""
+    """``?run=<id>`` preselects that run with the base model and the adapter of every run of
+    its chain (base, v1, v2 for a run that improves v1)."""
     run = FineTuneRun.objects.filter(pk=request.GET.get("run") or None).first()
     if run is None:
         return {}
-    return {"run": run, "systems": [s for s in run_systems(run=run).values() if s is not None]}
+    return {"run": run, "systems": lineage_systems(run=run)}
 
 
 def _uploaded_gold(upload, show_reference: bool) -> list[GoldItem]:
@@ -164,6 +165,7 @@ def _render_detail(
         "details": verdict_details_block(study=study, rater_stats=rater_stats),
         "recognisability": recognisability_block(study=study),
         "review": review_counts(study=study, reviewer=request.user),
+        "leakage": study_leakage(study=study),
         "actions": [
             (target, STATUS_ACTIONS[target])
             for target in (StudyStatus.OPEN, StudyStatus.PAUSED, StudyStatus.CLOSED)

@@ -44,6 +44,9 @@ MATRIX = {
     "run_delete_post": ("post", lambda w: w["run_delete"], {}, (302, 403, 403, 403, 409)),
     "dataset_delete": ("get", lambda w: w["dataset_delete"], None, (302, 403, 403, 403, 200)),
     "dataset_delete_post": ("post", lambda w: w["dataset_delete"], {}, (302, 403, 403, 403, 409)),
+    "dataset_lineage": ("get", lambda w: w["lineage"], None, (302, 403, 403, 403, 200)),
+    # The study's run has no adapter yet: a manager learns so with a 404.
+    "run_adapter": ("get", lambda w: w["run_adapter"], None, (302, 403, 403, 403, 404)),
     "people": ("get", lambda w: reverse("people"), None, (302, 403, 403, 403, 200)),
     "person_create": ("get", lambda w: reverse("person_create"), None, (302, 403, 403, 403, 200)),
     "person_create_post": (
@@ -146,6 +149,8 @@ def world():
         "study_delete": reverse("study_delete", args=[study.pk]),
         "run_delete": reverse("run_delete", args=[study.run.pk]),
         "dataset_delete": reverse("dataset_delete", args=[study.run.dataset.name]),
+        "lineage": reverse("dataset_lineage", args=[study.run.dataset.name]),
+        "run_adapter": reverse("run_adapter", args=[study.run.pk]),
         "person_link": reverse("person_link", args=[expert.pk]),
         "overview": reverse("rate_study", args=[study.pk]),
         "next": reverse("rate_next", args=[study.pk]),

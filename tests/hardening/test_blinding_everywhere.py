@@ -261,6 +261,9 @@ MANAGER_URLS = [
     lambda w: reverse("people"),
     lambda w: reverse("person_create"),
     lambda w: reverse("run_clone", args=[w["run"].pk]),
+    lambda w: reverse("dataset_lineage", args=[w["dataset"].name]),
+    lambda w: reverse("run_adapter", args=[w["run"].pk]),
+    lambda w: f"/api/runs/{w['run'].pk}/adapter/",
     lambda w: (
         reverse("study_plan") + "?plan-win_rate=0.6&plan-tie_rate=0.2&plan-power=0.8"
         "&plan-alpha=0.05&plan-overlap=2"

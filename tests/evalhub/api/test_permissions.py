@@ -32,6 +32,10 @@ MATRIX = [
     ("get", "/api/runs/{run}/", None, (401, 403, 403, 200)),
     ("post", "/api/runs/", {"name": "x"}, (401, 403, 403, 400)),
     ("delete", "/api/runs/{run}/", None, (401, 403, 403, 405)),
+    # The run has no adapter yet: a manager learns so with a 404.
+    ("get", "/api/runs/{run}/adapter/", None, (401, 403, 403, 404)),
+    ("get", f"/api/runs/{MISSING}/adapter/", None, (401, 403, 403, 404)),
+    ("post", "/api/runs/{run}/adapter/", {}, (401, 403, 403, 405)),
     ("get", "/api/systems/", None, (401, 403, 403, 200)),
     ("get", "/api/systems/{system}/", None, (401, 403, 403, 200)),
     ("patch", "/api/systems/{system}/", {"name": "x"}, (401, 403, 403, 405)),

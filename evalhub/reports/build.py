@@ -53,6 +53,7 @@ from evalhub.selectors.studies import (
 )
 from trainer.engine.environment import library_versions
 from trainer.models import FineTuneRun, RunMetric
+from trainer.selectors.runs import evaluation_dataset
 
 SCHEMA = "evalhub.report/1"
 SOFTWARE = ("django", "numpy", "scipy", "statsmodels", "krippendorff", "choix", "ppi-python")
@@ -521,7 +522,7 @@ def _run_block(run: FineTuneRun) -> dict[str, Any]:
 
 def _dataset_block(run: FineTuneRun | None, comparisons: dict[int, dict[str, Any]]) -> Any:
     if run is not None:
-        dataset = run.dataset
+        dataset = evaluation_dataset(run=run)
     else:
         first = next(iter(comparisons.values()), None)
         if first is None:

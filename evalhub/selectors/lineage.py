@@ -18,6 +18,7 @@ from evalhub.selectors.outputs import run_systems
 from evalhub.services.prompts import split_conversation
 from trainer.datasets.normalise import content_hash
 from trainer.models import Dataset, DatasetKind, FineTuneRun, Split
+from trainer.selectors.runs import run_ancestors
 
 # The splits of an imported dataset that feed training; a preference set trains on every row.
 TRAINING_SPLITS = (Split.TRAIN, Split.VALIDATION)
@@ -27,26 +28,6 @@ def prompt_hash(messages: list[dict]) -> str | None:
     """The hash of a conversation up to its last user turn; None without a user turn."""
     parts = split_conversation(messages)
     return content_hash(parts[0]) if parts is not None else None
-
-
-def run_ancestors(*, run: FineTuneRun) -> list[FineTuneRun]:
-    """The run, then the run it started from, and so on to the first (``from_run`` chain)."""
-    chain, seen = [], set()
-    current: FineTuneRun | None = run
-    while current is not None and current.pk not in seen:
-        seen.add(current.pk)
-        chain.append(current)
-        current = (
-            FineTuneRun.objects.select_related("dataset", "base_model", "from_run")
-            .filter(pk=current.from_run_id)
-            .first()
-        )
-    return chain
-
-
-def run_root(*, run: FineTuneRun) -> FineTuneRun:
-    """The first run of the chain: the one that started from the base model itself."""
-    return run_ancestors(run=run)[-1]
 
 
 def lineage_systems(*, run: FineTuneRun) -> list[System]:

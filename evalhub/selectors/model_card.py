@@ -15,12 +15,12 @@ from evalhub.reports.model_card import CardData, LineageStep, WinRate
 from evalhub.selectors.lineage import (
     lineage_systems,
     preference_set_names,
-    run_ancestors,
     training_rows,
 )
 from evalhub.selectors.lineage_graph import run_headline
 from evalhub.selectors.outputs import run_systems
 from trainer.models import FineTuneRun
+from trainer.selectors.runs import run_ancestors
 
 WEAKNESSES_SHOWN = 5
 

@@ -31,8 +31,8 @@ from evalhub.models import (
     SystemKind,
 )
 from evalhub.roles import EXPERT_GROUP
-from evalhub.selectors.lineage import run_root
 from evalhub.selectors.outputs import run_systems
+from trainer.selectors.runs import run_root
 
 # Pairs read "adapter vs base": the newer kind of system is the one whose win rate is shown.
 KIND_ORDER = {SystemKind.ADAPTER: 0, SystemKind.IMPORTED: 1, SystemKind.BASE: 2}

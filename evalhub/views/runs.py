@@ -6,10 +6,11 @@ from django.views.decorators.vary import vary_on_headers
 
 from evalhub.charts import loss_curve_svg
 from evalhub.roles import manager_required
-from evalhub.selectors.lineage import run_learned_from, run_root
+from evalhub.selectors.lineage import run_learned_from
 from evalhub.selectors.run_tasks import run_task_list
 from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
 from trainer.selectors import runs as run_selectors
+from trainer.selectors.runs import run_root
 from trainer.services.run_queue import runs_check_orphans
 from trainer.services.runs import RESUMABLE, RETRYABLE
 

@@ -14,10 +14,9 @@ from evalhub.reports.build import report_build
 from evalhub.selectors.lineage import (
     lineage_systems,
     prompt_hash,
-    run_ancestors,
-    run_root,
     study_leakage,
 )
+from evalhub.selectors.outputs import evaluation_prompts, run_outputs
 from tests.evalhub.lineage_fixtures import build_loop
 from tests.factories import (
     DatasetFactory,
@@ -27,6 +26,7 @@ from tests.factories import (
     StudyFactory,
     SystemFactory,
 )
+from trainer.selectors.runs import evaluation_dataset, run_ancestors, run_root
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +40,21 @@ def test_a_run_walks_its_from_run_chain_to_the_first_run(loop):
     assert run_ancestors(run=loop.v2) == [loop.v2, loop.v1]
     assert run_root(run=loop.v2) == loop.v1
     assert run_root(run=loop.v1) == loop.v1
+
+
+def test_a_dpo_run_is_judged_on_its_first_runs_test_prompts(loop):
+    assert evaluation_dataset(run=loop.v1) == loop.dataset
+    assert evaluation_dataset(run=loop.v2) == loop.dataset
+    assert loop.v2.dataset != loop.dataset  # it trained on the preference set
+    test_prompts = {p.pk for p in loop.test_prompts}
+    assert (
+        set(
+            evaluation_prompts(dataset=evaluation_dataset(run=loop.v2)).values_list("pk", flat=True)
+        )
+        == test_prompts
+    )
+    v2_outputs = run_outputs(run=loop.v2).filter(system=loop.adapter_v2)
+    assert {o.prompt_id for o in v2_outputs} == test_prompts
 
 
 def test_the_prompt_hash_ignores_the_answer_but_not_the_question():
@@ -148,8 +163,9 @@ def test_create_study_compares_base_v1_and_v2_by_default_for_v2(loop):
     )
     study = Study.objects.get(name="three")
     assert set(study.systems.all()) == {loop.base, loop.adapter_v1, loop.adapter_v2}
-    # every pair of the three on every test prompt (the feedback prompts have v2 outputs too)
-    assert study.comparisons.count() == 3 * 14
+    # every pair of the three on every test prompt; the feedback prompts, which have v2 outputs
+    # too, stay out of a study on the test split
+    assert study.comparisons.count() == 3 * len(loop.test_prompts)
 
 
 def test_the_analysis_page_ranks_three_systems_with_intervals(manager_client, loop):

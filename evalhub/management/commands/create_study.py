@@ -9,12 +9,13 @@ from django.core.management.base import BaseCommand, CommandError
 from evalhub.analysis.rater_quality import DEFAULT_MIN_GOLD_ACCURACY, DEFAULT_MIN_MEDIAN_SECONDS
 from evalhub.models import Allocation, Study, StudyStatus, System
 from evalhub.roles import EXPERT_GROUP
-from evalhub.selectors.lineage import lineage_systems, run_root
+from evalhub.selectors.lineage import lineage_systems
 from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.studies import study_counts, study_rater_stats
 from evalhub.services.gold import GoldError, gold_load
 from evalhub.services.studies import StudyError, study_create, study_set_status
 from trainer.models import FineTuneRun, Split
+from trainer.selectors.runs import run_root
 
 ERROR_UNKNOWN_RUN = "No fine-tuning run with id {run_id}."
 ERROR_UNKNOWN_SYSTEMS = "Unknown systems: {names}. Known: {known}."

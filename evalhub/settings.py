@@ -187,6 +187,7 @@ SPECTACULAR_SETTINGS = {
         "StudyStatusEnum": "evalhub.models.StudyStatus",
         "RunStatusEnum": "trainer.models.RunStatus",
         "SystemKindEnum": "evalhub.models.SystemKind",
+        "DatasetKindEnum": "trainer.models.DatasetKind",
         "MetricKindEnum": "trainer.models.MetricKind",
         "ChoiceEnum": "evalhub.models.Choice",
         "VerdictEnum": "evalhub.analysis.sequential.VERDICTS",

@@ -7,8 +7,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import APIRootView, DefaultRouter
 
-from evalhub.api import rater_views
+from evalhub.api import preference_views, rater_views
 from evalhub.api import views as api
+from evalhub.api.adapter_views import RunAdapterView
 from evalhub.api.auth import ObtainTokenView
 from evalhub.api.permissions import AUTHENTICATION_CLASSES
 from evalhub.api.report_views import StudyReportView
@@ -18,8 +19,10 @@ from evalhub.views import (
     datasets,
     deletes,
     home,
+    lineage,
     outputs,
     people,
+    preferences,
     rating,
     review,
     run_evaluation,
@@ -44,6 +47,9 @@ router.register("studies", api.StudyViewSet, basename="api-study")
 router.register("comparisons", api.ComparisonViewSet, basename="api-comparison")
 router.register("judgments", api.JudgmentViewSet, basename="api-judgment")
 router.register("assignments", rater_views.AssignmentViewSet, basename="api-assignment")
+router.register(
+    "preference-sets", preference_views.PreferenceSetViewSet, basename="api-preference-set"
+)
 
 # Login is required everywhere in the API, the schema and its docs page included.
 _logged_in = {
@@ -60,6 +66,7 @@ urlpatterns = [
     path("datasets/upload/", datasets.dataset_upload, name="dataset_upload"),
     path("datasets/<slug:name>/", datasets.dataset_detail, name="dataset_detail"),
     path("datasets/<slug:name>/delete/", deletes.dataset_delete_view, name="dataset_delete"),
+    path("datasets/<slug:name>/lineage/", lineage.dataset_lineage_view, name="dataset_lineage"),
     # 2 fine-tune
     path("runs/", runs.run_list, name="run_list"),
     path("runs/new/", run_launch.run_new, name="run_new"),
@@ -69,6 +76,7 @@ urlpatterns = [
     path("runs/<int:pk>/delete/", deletes.run_delete_view, name="run_delete"),
     path("runs/<int:pk>/retry/", run_launch.run_retry, name="run_retry"),
     path("runs/<int:pk>/clone/", run_launch.run_clone, name="run_clone"),
+    path("runs/<int:pk>/adapter.zip", lineage.run_adapter_download, name="run_adapter"),
     # 3-4 generate and score
     path("runs/<int:run_id>/evaluate/", run_evaluation.run_evaluate, name="run_evaluate"),
     path("runs/<int:run_id>/outputs/", outputs.run_outputs, name="run_outputs"),
@@ -80,6 +88,19 @@ urlpatterns = [
     path("studies/<int:pk>/status/", studies.study_status, name="study_status"),
     path("studies/<int:pk>/raters/", studies.study_raters, name="study_raters"),
     path("studies/<int:pk>/delete/", deletes.study_delete_view, name="study_delete"),
+    path("studies/<int:pk>/preferences/", preferences.preference_build, name="preference_build"),
+    # 5b preference sets: judgments of feedback studies that train the next adapter
+    path("preferences/", preferences.preference_list, name="preference_list"),
+    path(
+        "preferences/<slug:name>/v<int:version>/",
+        preferences.preference_detail,
+        name="preference_detail",
+    ),
+    path(
+        "preferences/<slug:name>/v<int:version>/download.jsonl",
+        preferences.preference_download,
+        name="preference_download",
+    ),
     # people: experts and managers
     path("people/", people.people, name="people"),
     path("people/new/", people.person_create, name="person_create"),
@@ -111,6 +132,7 @@ urlpatterns = [
         name="api_docs",
     ),
     path("api/studies/<int:pk>/report/", StudyReportView.as_view(), name="api_study_report"),
+    path("api/runs/<int:pk>/adapter/", RunAdapterView.as_view(), name="api_run_adapter"),
     path("api/review/studies/<int:pk>/", ReviewQueueView.as_view(), name="api_review_queue"),
     path(
         "api/review/studies/<int:pk>/<str:token>/",

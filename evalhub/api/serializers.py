@@ -24,7 +24,7 @@ from evalhub.models import (
 )
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.studies import ppi_block, sequential_block
-from trainer.models import Dataset, FineTuneRun, RunMetric
+from trainer.models import Dataset, FineTuneRun, RunMetric, Split
 
 
 class DatasetSerializer(serializers.ModelSerializer):
@@ -32,6 +32,7 @@ class DatasetSerializer(serializers.ModelSerializer):
     example_count = serializers.IntegerField(read_only=True)
     train_count = serializers.IntegerField(read_only=True)
     validation_count = serializers.IntegerField(read_only=True)
+    feedback_count = serializers.IntegerField(read_only=True)
     test_count = serializers.IntegerField(read_only=True)
     pair_count = serializers.IntegerField(read_only=True, help_text="preference pairs")
 
@@ -40,6 +41,7 @@ class DatasetSerializer(serializers.ModelSerializer):
         fields = [
             "id",
             "name",
+            "kind",
             "source_filename",
             "format",
             "content_hash",
@@ -51,6 +53,7 @@ class DatasetSerializer(serializers.ModelSerializer):
             "example_count",
             "train_count",
             "validation_count",
+            "feedback_count",
             "test_count",
             "pair_count",
             "created_by",
@@ -308,6 +311,13 @@ class StudyCreateSerializer(serializers.Serializer):
     )
     prompts = serializers.IntegerField(
         required=False, allow_null=True, default=None, help_text="How many prompts; null for all"
+    )
+    split = serializers.ChoiceField(
+        choices=Split.choices,
+        required=False,
+        default=Split.TEST,
+        help_text="The split whose prompts the study is on: test (judgments decide, never "
+        "train) or feedback (judgments may train)",
     )
     raters = serializers.SlugRelatedField(
         many=True,

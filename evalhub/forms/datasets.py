@@ -4,6 +4,7 @@ from django import forms
 from django.core.files.uploadedfile import UploadedFile
 
 from trainer.datasets import AUTO, FORMATS, InvalidSplit, ReadOptions, parse_ratios
+from trainer.datasets.split import Ratios
 from trainer.services.datasets import ImportSpec
 
 # Parquet files of fine-tuning sets run to a few hundred MB; anything larger belongs on the
@@ -21,7 +22,11 @@ class DatasetUploadForm(forms.Form):
     )
     name = forms.SlugField(max_length=100, help_text="letters, digits, - and _")
     format = forms.ChoiceField(choices=[(f, f) for f in (AUTO, *FORMATS)], initial=AUTO)
-    split = forms.CharField(initial="0.8,0.1,0.1", help_text="train,validation,test shares")
+    split = forms.CharField(
+        initial="0.8,0.1,0.1",
+        help_text="train,validation,test shares, or train,validation,feedback,test such as "
+        "0.7,0.1,0.1,0.1 (feedback prompts go to studies whose judgments may train)",
+    )
     seed = forms.IntegerField(initial=0)
     strict = forms.BooleanField(required=False, help_text="refuse on warnings too")
     prompt_field = forms.CharField(required=False, help_text=FIELD_HELP + " ('prompt' in CSV)")
@@ -39,7 +44,7 @@ class DatasetUploadForm(forms.Form):
             )
         return upload
 
-    def clean_split(self) -> tuple[float, float, float]:
+    def clean_split(self) -> Ratios:
         try:
             return parse_ratios(self.cleaned_data["split"])
         except InvalidSplit as error:

@@ -7,9 +7,10 @@ from evalhub.analysis.sequential import DEFAULT_MARGIN
 from evalhub.models import GOLD_KINDS, Allocation, System
 from evalhub.selectors.people import active_expert_count
 from evalhub.selectors.studies import study_candidate_raters
-from trainer.models import FineTuneRun
+from trainer.models import FineTuneRun, Split
 
 DEFAULT_OVERLAP = 2
+STUDY_SPLITS = [(Split.TEST, "test"), (Split.FEEDBACK, "feedback")]
 
 
 class RaterChoiceField(forms.ModelMultipleChoiceField):
@@ -32,6 +33,14 @@ class StudyCreateForm(forms.Form):
     )
     prompts = forms.IntegerField(
         required=False, min_value=1, help_text="How many prompts to sample; blank for all."
+    )
+    split = forms.ChoiceField(
+        choices=STUDY_SPLITS,
+        required=False,
+        initial=Split.TEST,
+        label="Prompts from the split",
+        help_text="test: the judgments decide and never train. feedback: the judgments may "
+        "train the next adapter (a preference set built from this study).",
     )
     raters = RaterChoiceField(
         study_candidate_raters(),
@@ -104,6 +113,9 @@ class StudyCreateForm(forms.Form):
 
     def clean_allocation(self) -> str:
         return self.cleaned_data["allocation"] or Allocation.UNIFORM
+
+    def clean_split(self) -> str:
+        return self.cleaned_data["split"] or Split.TEST
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

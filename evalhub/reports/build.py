@@ -40,6 +40,7 @@ from evalhub.models import (
 )
 from evalhub.reports.conclusion import conclusion
 from evalhub.reports.disagreements import Texts, disagreeing_items, disagreement_rows
+from evalhub.selectors.lineage import study_leakage
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
 from evalhub.selectors.studies import (
@@ -52,6 +53,7 @@ from evalhub.selectors.studies import (
 )
 from trainer.engine.environment import library_versions
 from trainer.models import FineTuneRun, RunMetric
+from trainer.selectors.runs import evaluation_dataset
 
 SCHEMA = "evalhub.report/1"
 SOFTWARE = ("django", "numpy", "scipy", "statsmodels", "krippendorff", "choix", "ppi-python")
@@ -127,6 +129,8 @@ def report_build(
         "rater_quality": rater_quality_block(
             study=study, ratings=every_rating, rater_stats=rater_stats
         ),
+        # Which of the study's prompts any run of its systems, or an ancestor, trained on.
+        "leakage": study_leakage(study=study).as_json(),
     }
     if include_judgments:
         texts = _texts(comparisons, list(comparisons))
@@ -518,7 +522,7 @@ def _run_block(run: FineTuneRun) -> dict[str, Any]:
 
 def _dataset_block(run: FineTuneRun | None, comparisons: dict[int, dict[str, Any]]) -> Any:
     if run is not None:
-        dataset = run.dataset
+        dataset = evaluation_dataset(run=run)
     else:
         first = next(iter(comparisons.values()), None)
         if first is None:

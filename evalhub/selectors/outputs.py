@@ -9,6 +9,7 @@ from evalhub.metrics import EMPTY_FLAG, METRICS
 from evalhub.metrics.summary import metric_intervals, paired_difference
 from evalhub.models import RUN_KINDS, Output, Prompt, System, SystemKind
 from trainer.models import Dataset, FineTuneRun, Split
+from trainer.selectors.runs import evaluation_dataset
 
 RUN_NOT_FOUND = "run {run_id} does not exist"
 DATASET_NOT_FOUND = "dataset {name!r} does not exist"
@@ -53,7 +54,7 @@ def scoring_systems(*, run: FineTuneRun) -> QuerySet[System]:
 def run_outputs(*, run: FineTuneRun, split: str = Split.TEST) -> QuerySet[Output]:
     """Outputs of the run's systems (and imported ones) on the run's evaluation prompts."""
     return Output.objects.filter(
-        prompt__in=evaluation_prompts(dataset=run.dataset, split=split),
+        prompt__in=evaluation_prompts(dataset=evaluation_dataset(run=run), split=split),
         system__in=scoring_systems(run=run),
     ).select_related("prompt", "system")
 
@@ -86,7 +87,7 @@ def outputs_summary(
     """Per system: mean metrics with bootstrap 95% intervals, counts of scored, skipped (no
     reference) and empty outputs; and the paired difference adapter − base over prompts."""
     boot = {"n_resamples": n_resamples, "seed": seed}
-    prompts = evaluation_prompts(dataset=run.dataset, split=split)
+    prompts = evaluation_prompts(dataset=evaluation_dataset(run=run), split=split)
     by_system: dict[int, list[Output]] = {}
     systems: dict[int, System] = {}
     for output in run_outputs(run=run, split=split).order_by("system__name", "prompt_id"):
@@ -121,7 +122,7 @@ def outputs_summary(
         warnings.append("some outputs are not scored yet: run `manage.py score`")
     return {
         "run": run.pk,
-        "dataset": run.dataset.name,
+        "dataset": evaluation_dataset(run=run).name,
         "split": split,
         "prompts": prompts.count(),
         "prompts_without_reference": prompts.filter(reference__regex=r"^\s*$").count(),
@@ -156,15 +157,16 @@ def output_rows(
     if sort not in sort_keys():
         raise OutputsError(BAD_SORT.format(metrics=", ".join(METRICS)))
     systems = run_systems(run=run)
+    prompts = evaluation_prompts(dataset=evaluation_dataset(run=run), split=split)
     outputs: dict[tuple[int, int], Output] = {
         (o.system_id, o.prompt_id): o
         for o in Output.objects.filter(
             system__in=[s for s in systems.values() if s is not None],
-            prompt__in=evaluation_prompts(dataset=run.dataset, split=split),
+            prompt__in=prompts,
         )
     }
     rows = []
-    for prompt in evaluation_prompts(dataset=run.dataset, split=split):
+    for prompt in prompts:
         base, adapter = (
             outputs.get((systems[k].pk, prompt.pk)) if systems[k] else None
             for k in ("base", "adapter")

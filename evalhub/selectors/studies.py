@@ -32,6 +32,7 @@ from evalhub.models import (
 )
 from evalhub.roles import EXPERT_GROUP
 from evalhub.selectors.outputs import run_systems
+from trainer.selectors.runs import run_root
 
 # Pairs read "adapter vs base": the newer kind of system is the one whose win rate is shown.
 KIND_ORDER = {SystemKind.ADAPTER: 0, SystemKind.IMPORTED: 1, SystemKind.BASE: 2}
@@ -202,13 +203,18 @@ def study_systems_in_order(*, study: Study) -> list[System]:
 
 def study_monitored_pair(*, study: Study) -> tuple[System, System] | None:
     """The two systems whose win rate the sequential verdict follows, as (adapter, base):
-    the study run's adapter and base, found by (run, kind), when both are in the study;
+    the study run's adapter and base, found by (run, kind), when both are in the study (the
+    base of the first run of its ``from_run`` chain when the run has none of its own);
     otherwise the first two systems in :func:`study_systems_in_order`. None with fewer."""
     systems = study_systems_in_order(study=study)
     if study.run_id:
-        own = run_systems(run=study.run)
-        if all(own[kind] in systems for kind in (SystemKind.ADAPTER, SystemKind.BASE)):
-            return own[SystemKind.ADAPTER], own[SystemKind.BASE]
+        adapter = run_systems(run=study.run)[SystemKind.ADAPTER]
+        # A run that improves another's adapter shares its base model: the first run's base
+        # system is its base when the run has none of its own in the study (base, v1, v2).
+        bases = [run_systems(run=r)[SystemKind.BASE] for r in (study.run, run_root(run=study.run))]
+        base = next((b for b in bases if b in systems), None)
+        if adapter in systems and base is not None:
+            return adapter, base
     return (systems[0], systems[1]) if len(systems) >= 2 else None
 
 

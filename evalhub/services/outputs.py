@@ -23,6 +23,7 @@ from evalhub.services.systems import (
 )
 from trainer.engine.generate import DecodingConfig, GeneratedText
 from trainer.models import FineTuneRun, Split
+from trainer.selectors.runs import evaluation_dataset
 
 NO_PROMPTS = "dataset {dataset!r} has no {split} examples with a user turn to evaluate"
 DECODING_CHANGED = (
@@ -120,10 +121,11 @@ def outputs_generate(
     if not systems or any(kind not in RUN_KINDS for kind in systems):
         raise OutputsError(BAD_SYSTEMS.format(value=",".join(systems)))
     adapter = adapter_dir(run) if "adapter" in systems else None
-    prompts_create_from_split(dataset=run.dataset, split=split)
-    prompts = list(evaluation_prompts(dataset=run.dataset, split=split))
+    dataset = evaluation_dataset(run=run)
+    prompts_create_from_split(dataset=dataset, split=split)
+    prompts = list(evaluation_prompts(dataset=dataset, split=split))
     if not prompts:
-        raise OutputsError(NO_PROMPTS.format(dataset=run.dataset.name, split=split))
+        raise OutputsError(NO_PROMPTS.format(dataset=dataset.name, split=split))
     precision = generation.resolve_precision(device, quantization)
     wanted = {**decoding.as_dict(), **precision.as_dict()}
     todo = {}

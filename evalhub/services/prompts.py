@@ -10,7 +10,7 @@ from evalhub.models import Prompt
 from evalhub.selectors.outputs import OutputsError
 from trainer.models import Dataset, Split
 
-BAD_SPLIT = "split must be one of train, validation, test; got {split!r}"
+BAD_SPLIT = "split must be one of train, validation, feedback, test; got {split!r}"
 
 
 def split_conversation(messages: Sequence[dict]) -> tuple[list[dict], str] | None:

@@ -32,7 +32,7 @@ from evalhub.models import (
 from evalhub.selectors.studies import study_monitored_pair, study_sequential, study_signal
 from evalhub.services.allocation import allocation_budget
 from evalhub.services.gold import GOLD_NEEDS_REFERENCE, GoldItem, gold_comparisons_create
-from trainer.models import FineTuneRun
+from trainer.models import FineTuneRun, Split
 
 ERROR_NAME_EMPTY = "A study needs a name."
 ERROR_NAME_TAKEN = "A study named {name!r} already exists."
@@ -43,7 +43,10 @@ ERROR_GOLD_SYSTEM_COMPARED = "System {name!r} holds gold answers and cannot be c
 ERROR_OVERLAP = "Overlap (raters per comparison) must be at least 1; got {overlap}."
 ERROR_OVERLAP_LOWERED = "Overlap can only be raised, from {current}; got {overlap}."
 ERROR_PROMPT_COUNT = "The number of prompts must be at least 1; got {count}."
-ERROR_NO_PROMPTS = "No prompt has an output from every chosen system ({systems})."
+ERROR_NO_PROMPTS = "No {split} prompt has an output from every chosen system ({systems})."
+ERROR_SPLIT = (
+    "A study is on one split's prompts: test, feedback, train or validation; got {split!r}."
+)
 ERROR_NOT_ENOUGH_PROMPTS = (
     "Only {available} prompts have an output from every chosen system; asked for {count}."
 )
@@ -120,17 +123,27 @@ def _identity_names(systems: Sequence[System], run: FineTuneRun | None) -> set[s
     return {n.lower() for n in names if len(n) >= 3}
 
 
-def _choose_prompts(systems: Sequence[System], count: int | None, rng: random.Random) -> list[int]:
+def split_prompts(split: str) -> Q:
+    """The prompts of one split. A prompt that no dataset example stands behind (imported
+    outputs, gold items) counts as a test prompt: nothing shows it may train."""
+    if split == Split.TEST:
+        return Q(example__split=Split.TEST) | Q(example__isnull=True)
+    return Q(example__split=split)
+
+
+def _choose_prompts(
+    systems: Sequence[System], count: int | None, rng: random.Random, split: str
+) -> list[int]:
     ids = list(
-        Prompt.objects.annotate(
-            covered=Count("outputs", filter=Q(outputs__system__in=systems), distinct=True)
-        )
+        Prompt.objects.filter(split_prompts(split))
+        .annotate(covered=Count("outputs", filter=Q(outputs__system__in=systems), distinct=True))
         .filter(covered=len(systems))
         .order_by("id")
         .values_list("id", flat=True)
     )
     if not ids:
-        raise StudyError(ERROR_NO_PROMPTS.format(systems=", ".join(s.name for s in systems)))
+        names = ", ".join(s.name for s in systems)
+        raise StudyError(ERROR_NO_PROMPTS.format(split=split, systems=names))
     if count is None:
         return ids
     if count > len(ids):
@@ -235,9 +248,12 @@ def study_create(
     allocation: str = Allocation.UNIFORM,
     min_gold_accuracy: float = DEFAULT_MIN_GOLD_ACCURACY,
     min_median_seconds: float = DEFAULT_MIN_MEDIAN_SECONDS,
+    split: str = Split.TEST,
 ) -> Study:
     """Create a study: every pair of ``systems`` on every chosen prompt becomes a comparison.
 
+    The prompts come from one ``split``: test (the default; judgments decide, never train) or
+    feedback (judgments may train the next adapter: ``evalhub.services.preferences``).
     ``prompts`` is how many prompts to sample (seeded) among those every system answered, or
     None for all. ``gold`` items (parsed by ``evalhub.services.gold``) go to every rater, mixed
     in unseen. Raters get their blinded assignments at once (or later: ``study_add_raters``).
@@ -275,6 +291,8 @@ def study_create(
         raise StudyError(ERROR_MIN_MEDIAN_SECONDS.format(value=min_median_seconds))
     if allocation not in Allocation.values:
         raise StudyError(ERROR_ALLOCATION.format(allocation=allocation))
+    if split not in Split.values:
+        raise StudyError(ERROR_SPLIT.format(split=split))
     if allocation == Allocation.ADAPTIVE and len(systems) != 2:
         raise StudyError(ERROR_ADAPTIVE_SYSTEMS.format(count=len(systems)))
     if allocation == Allocation.ADAPTIVE and raters_at_large:
@@ -285,7 +303,7 @@ def study_create(
 
     seed = secrets.randbelow(2**31) if seed is None else seed
     rng = random.Random(seed)
-    prompt_ids = _choose_prompts(systems, prompts, rng)
+    prompt_ids = _choose_prompts(systems, prompts, rng, split)
 
     study = Study.objects.create(
         name=name,

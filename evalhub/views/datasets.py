@@ -3,6 +3,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from evalhub.forms.datasets import DatasetUploadForm
+from evalhub.models import PreferenceSet
 from evalhub.roles import manager_required
 from trainer.datasets import DatasetError
 from trainer.models import Dataset
@@ -63,5 +64,6 @@ def dataset_detail(request: HttpRequest, name: str) -> HttpResponse:
         "pairs": dataset_pair_count(dataset=dataset),
         "preview": dataset_preview(dataset=dataset),
         "issues": dataset.lint_report,
+        "preference_set": PreferenceSet.objects.filter(dataset=dataset).first(),
     }
     return render(request, "evalhub/dataset_detail.html", context)

@@ -11,7 +11,7 @@ from evalhub.selectors.outputs import OutputsError, PromptRow, output_rows, outp
 from trainer.models import FineTuneRun, Split
 
 PROMPTS_PER_PAGE = 25
-BAD_SPLIT = "split must be one of: train, validation, test"
+BAD_SPLIT = "split must be one of: train, validation, feedback, test"
 
 
 @manager_required

@@ -6,9 +6,11 @@ from django.views.decorators.vary import vary_on_headers
 
 from evalhub.charts import loss_curve_svg
 from evalhub.roles import manager_required
+from evalhub.selectors.lineage import run_learned_from
 from evalhub.selectors.run_tasks import run_task_list
 from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
 from trainer.selectors import runs as run_selectors
+from trainer.selectors.runs import run_root
 from trainer.services.run_queue import runs_check_orphans
 from trainer.services.runs import RESUMABLE, RETRYABLE
 
@@ -37,7 +39,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     dead worker is noticed."""
     runs_check_orphans()
     run = get_object_or_404(
-        FineTuneRun.objects.select_related("dataset", "base_model", "resumed_from", "retry_of"),
+        FineTuneRun.objects.select_related(
+            "dataset", "base_model", "resumed_from", "retry_of", "from_run"
+        ),
         pk=pk,
     )
     tasks = run_task_list(run_id=run.pk, limit=TASKS_SHOWN)
@@ -71,6 +75,9 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         # Poll while the run trains or any of its tasks waits or runs: a failure shows at once.
         "live": run.is_active or any(task.pending for task in tasks),
     }
+    # The lineage page of the dataset the chain began with shows this run in its place.
+    context["lineage_root"] = run_root(run=run)
+    context["learned_from"] = run_learned_from(run=run)
     if request.htmx:
         return render(request, "evalhub/run_detail.html#live", context)
     return render(request, "evalhub/run_detail.html", context)

@@ -8,11 +8,12 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 
 from evalhub.analysis.planning import PlanError, StudyPlan
+from evalhub.forms.preferences import PreferenceSetBuildForm
 from evalhub.forms.studies import AddRatersForm, StudyCreateForm, StudyPlanForm
 from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
 from evalhub.selectors import studies as study_selectors
-from evalhub.selectors.outputs import run_systems
+from evalhub.selectors.lineage import lineage_systems, study_leakage
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
 from evalhub.selectors.review import review_counts
@@ -50,11 +51,12 @@ def study_list(request: HttpRequest) -> HttpResponse:
 
 
 def _initial_for_run(request: HttpRequest) -> dict:
-    """``?run=<id>`` preselects that run with its base and adapter systems."""
+    """``?run=<id>`` preselects that run with the base model and the adapter of every run of
+    its chain (base, v1, v2 for a run that improves v1)."""
     run = FineTuneRun.objects.filter(pk=request.GET.get("run") or None).first()
     if run is None:
         return {}
-    return {"run": run, "systems": [s for s in run_systems(run=run).values() if s is not None]}
+    return {"run": run, "systems": lineage_systems(run=run)}
 
 
 def _uploaded_gold(upload, show_reference: bool) -> list[GoldItem]:
@@ -125,6 +127,7 @@ def study_create_view(request: HttpRequest) -> HttpResponse:
                 allocation=data["allocation"],
                 min_gold_accuracy=data["min_gold_accuracy"],
                 min_median_seconds=data["min_median_seconds"],
+                split=data["split"],
                 created_by=request.user,
             )
         except GoldError as exc:
@@ -162,12 +165,15 @@ def _render_detail(
         "details": verdict_details_block(study=study, rater_stats=rater_stats),
         "recognisability": recognisability_block(study=study),
         "review": review_counts(study=study, reviewer=request.user),
+        "leakage": study_leakage(study=study),
         "actions": [
             (target, STATUS_ACTIONS[target])
             for target in (StudyStatus.OPEN, StudyStatus.PAUSED, StudyStatus.CLOSED)
             if target in TRANSITIONS[study.status]
         ],
         "raters_form": raters_form,
+        "preference_sets": study.preference_sets.order_by("name", "-version"),
+        "preference_form": PreferenceSetBuildForm(),
     }
     return render(request, "evalhub/study_detail.html", context, status=status)
 

@@ -11,6 +11,7 @@ from evalhub.services.systems import system_get_or_create
 from tests.factories import (
     BaseModelFactory,
     DatasetFactory,
+    ExampleFactory,
     ExpertFactory,
     FineTuneRunFactory,
     OutputFactory,
@@ -32,8 +33,11 @@ class RunOutputs:
         return [self.base, self.adapter]
 
 
-def run_with_outputs(prompts: int = 4, run_name: str = "zebra-run") -> RunOutputs:
-    """A run whose base and adapter systems both answered ``prompts`` prompts."""
+def run_with_outputs(
+    prompts: int = 4, run_name: str = "zebra-run", split: str | None = None
+) -> RunOutputs:
+    """A run whose base and adapter systems both answered ``prompts`` prompts; with ``split``,
+    each prompt stands for an example of that split of the run's dataset."""
     base_model = BaseModelFactory(name=MODEL_NAME, source=MODEL_NAME)
     dataset = DatasetFactory()
     run = FineTuneRunFactory(name=run_name, dataset=dataset, base_model=base_model)
@@ -41,9 +45,12 @@ def run_with_outputs(prompts: int = 4, run_name: str = "zebra-run") -> RunOutput
     adapter = system_get_or_create(run=run, kind=SystemKind.ADAPTER)
     made = []
     for i in range(prompts):
-        prompt = PromptFactory(
-            dataset=dataset, messages=[{"role": "user", "content": f"Question number {i}?"}]
-        )
+        question = [{"role": "user", "content": f"Question number {i}?"}]
+        example = None
+        if split is not None:
+            answer = {"role": "assistant", "content": f"Reference {i}."}
+            example = ExampleFactory(dataset=dataset, split=split, messages=[*question, answer])
+        prompt = PromptFactory(dataset=dataset, example=example, messages=question)
         OutputFactory(system=base, prompt=prompt, text=f"An answer to question {i}.")
         OutputFactory(system=adapter, prompt=prompt, text=f"Another answer to question {i}.")
         made.append(prompt)

@@ -37,6 +37,18 @@ def test_defaults_compare_the_runs_base_and_adapter_with_every_expert():
     assert {a.rater for a in Assignment.objects.all()} == {alice, bob}
 
 
+def test_split_feedback_makes_a_study_on_feedback_prompts():
+    outputs = run_with_outputs(prompts=3, split="feedback")
+    ExpertFactory(username="alice"), ExpertFactory(username="bob")
+    create("--run", str(outputs.run.pk), "--split", "feedback", "--name", "Round two")
+    study = Study.objects.get()
+    assert set(study.comparisons.values_list("prompt__example__split", flat=True)) == {"feedback"}
+    with pytest.raises(CommandError) as caught:
+        create("--run", str(outputs.run.pk), "--name", "Final")
+    assert caught.value.returncode == 2
+    assert "No test prompt has an output" in str(caught.value)
+
+
 def test_every_option_reaches_the_study(tmp_path):
     outputs = run_with_outputs(prompts=6)
     for name in ("ann", "ben", "cid"):

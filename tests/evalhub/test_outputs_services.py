@@ -81,6 +81,16 @@ def test_prompts_come_from_the_held_out_split_only_and_are_created_once(run):
     assert prompts[0].messages == test_examples[0].messages[:-1]
 
 
+def test_feedback_prompts_are_made_and_read_apart_from_test_prompts(run):
+    feedback = [ExampleFactory(dataset=run.dataset, split=Split.FEEDBACK) for _ in range(2)]
+    ExampleFactory(dataset=run.dataset, split=Split.TEST)
+    made = prompts_create_from_split(dataset=run.dataset, split=Split.FEEDBACK)
+    assert made.created == 2
+    prompts = evaluation_prompts(dataset=run.dataset, split=Split.FEEDBACK)
+    assert [p.example_id for p in prompts] == [e.pk for e in feedback]
+    assert not evaluation_prompts(dataset=run.dataset).exists()
+
+
 def test_a_bad_split_is_refused(run):
     with pytest.raises(OutputsError, match="split must be one of"):
         prompts_create_from_split(dataset=run.dataset, split="holdout")

@@ -12,6 +12,8 @@ from django.urls import reverse
 from evalhub.models import Judgment
 from evalhub.selectors.rating import rater_next_assignment
 from evalhub.selectors.review import disputed_comparisons
+from evalhub.services.preferences import preference_set_build
+from tests.evalhub.preference_fixtures import feedback_study, judge
 from tests.evalhub.rating_fixtures import open_study
 from tests.evalhub.review_fixtures import disputed_study
 from tests.factories import ExpertFactory, ManagerFactory, ReviewerFactory
@@ -42,6 +44,9 @@ MATRIX = {
     "run_delete_post": ("post", lambda w: w["run_delete"], {}, (302, 403, 403, 403, 409)),
     "dataset_delete": ("get", lambda w: w["dataset_delete"], None, (302, 403, 403, 403, 200)),
     "dataset_delete_post": ("post", lambda w: w["dataset_delete"], {}, (302, 403, 403, 403, 409)),
+    "dataset_lineage": ("get", lambda w: w["lineage"], None, (302, 403, 403, 403, 200)),
+    # The study's run has no adapter yet: a manager learns so with a 404.
+    "run_adapter": ("get", lambda w: w["run_adapter"], None, (302, 403, 403, 403, 404)),
     "people": ("get", lambda w: reverse("people"), None, (302, 403, 403, 403, 200)),
     "person_create": ("get", lambda w: reverse("person_create"), None, (302, 403, 403, 403, 200)),
     "person_create_post": (
@@ -76,6 +81,39 @@ MATRIX = {
         (302, 403, 403, 302, 404),
     ),
     "review_item_put": ("put", lambda w: w["review_item"], None, (302, 403, 403, 405, 405)),
+    "preference_list": (
+        "get",
+        lambda w: reverse("preference_list"),
+        None,
+        (302, 403, 403, 403, 200),
+    ),
+    "preference_detail": ("get", lambda w: w["preference"], None, (302, 403, 403, 403, 200)),
+    "preference_download": (
+        "get",
+        lambda w: w["preference_download"] + "?layout=messages",
+        None,
+        (302, 403, 403, 403, 200),
+    ),
+    "preference_download_bad": (
+        "get",
+        lambda w: w["preference_download"] + "?layout=csv",
+        None,
+        (302, 403, 403, 403, 400),
+    ),
+    "preference_build": ("get", lambda w: w["preference_build"], None, (302, 403, 403, 403, 200)),
+    "preference_build_post": (
+        "post",
+        lambda w: w["preference_build"],
+        {"name": "again", "validation_share": "0.1", "seed": "0"},
+        (302, 403, 403, 403, 302),
+    ),
+    # The rated study is on test prompts: building from it is refused, as a form error.
+    "preference_build_refused": (
+        "post",
+        lambda w: w["preference_build_test"],
+        {"name": "leak", "validation_share": "0.1", "seed": "0"},
+        (302, 403, 403, 403, 422),
+    ),
 }
 
 
@@ -91,6 +129,9 @@ def world():
     open_study(prompts=1, raters=2, name="Another study")  # other experts rate elsewhere
     disputes = disputed_study(name="Disputed study")
     reviewer = ReviewerFactory()
+    feedback, (first, _), _ = feedback_study(prompts=1, raters=2, name="Feedback round")
+    judge(feedback.comparisons.get(), first, "adapter")
+    built = preference_set_build(study=feedback, name="round")
     review_token = disputed_comparisons(study=disputes.study, reviewer=reviewer)[0].token
     return {
         "users": {
@@ -108,6 +149,8 @@ def world():
         "study_delete": reverse("study_delete", args=[study.pk]),
         "run_delete": reverse("run_delete", args=[study.run.pk]),
         "dataset_delete": reverse("dataset_delete", args=[study.run.dataset.name]),
+        "lineage": reverse("dataset_lineage", args=[study.run.dataset.name]),
+        "run_adapter": reverse("run_adapter", args=[study.run.pk]),
         "person_link": reverse("person_link", args=[expert.pk]),
         "overview": reverse("rate_study", args=[study.pk]),
         "next": reverse("rate_next", args=[study.pk]),
@@ -115,6 +158,10 @@ def world():
         "review": reverse("review_study", args=[disputes.study.pk]),
         "review_next": reverse("review_next", args=[disputes.study.pk]),
         "review_item": reverse("review_item", args=[disputes.study.pk, review_token]),
+        "preference": reverse("preference_detail", args=[built.name, built.version]),
+        "preference_download": reverse("preference_download", args=[built.name, built.version]),
+        "preference_build": reverse("preference_build", args=[feedback.pk]),
+        "preference_build_test": reverse("preference_build", args=[study.pk]),
     }
 
 

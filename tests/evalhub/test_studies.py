@@ -21,7 +21,14 @@ from evalhub.services.studies import (
     study_set_status,
 )
 from tests.evalhub.rating_fixtures import run_with_outputs
-from tests.factories import ExpertFactory, OutputFactory, PromptFactory, SystemFactory
+from tests.factories import (
+    ExampleFactory,
+    ExpertFactory,
+    OutputFactory,
+    PromptFactory,
+    SystemFactory,
+)
+from trainer.models import Split
 
 pytestmark = pytest.mark.django_db
 
@@ -65,6 +72,46 @@ def test_only_prompts_answered_by_every_system_are_used():
     assert set(study.comparisons.values_list("prompt_id", flat=True)) == {
         p.pk for p in outputs.prompts
     }
+
+
+def _with_test_prompts(outputs, count: int) -> list:
+    """Add ``count`` test-split prompts, answered by both systems, beside the fixture's."""
+    made = []
+    for i in range(count):
+        example = ExampleFactory(dataset=outputs.run.dataset, split=Split.TEST)
+        prompt = PromptFactory(dataset=outputs.run.dataset, example=example)
+        for system in outputs.systems:
+            OutputFactory(system=system, prompt=prompt, text=f"{system.name} test answer {i}")
+        made.append(prompt)
+    return made
+
+
+def test_a_study_is_on_one_splits_prompts_test_by_default():
+    outputs = run_with_outputs(prompts=3, split=Split.FEEDBACK)
+    tests = _with_test_prompts(outputs, 2)
+    untraced = PromptFactory(dataset=outputs.run.dataset)  # no example: counts as test
+    for system in outputs.systems:
+        OutputFactory(system=system, prompt=untraced)
+    decides = study_create(name="decides", systems=outputs.systems)
+    learns = study_create(name="learns", systems=outputs.systems, split=Split.FEEDBACK)
+    assert set(decides.comparisons.values_list("prompt_id", flat=True)) == {
+        *(p.pk for p in tests),
+        untraced.pk,
+    }
+    assert set(learns.comparisons.values_list("prompt_id", flat=True)) == {
+        p.pk for p in outputs.prompts
+    }
+
+
+def test_a_split_without_answered_prompts_or_unknown_is_refused():
+    outputs = run_with_outputs(prompts=2, split=Split.TEST)
+    with pytest.raises(StudyError) as err:
+        study_create(name="s", systems=outputs.systems, split=Split.FEEDBACK)
+    names = ", ".join(s.name for s in sorted(outputs.systems, key=lambda s: s.pk))
+    assert str(err.value) == svc.ERROR_NO_PROMPTS.format(split="feedback", systems=names)
+    with pytest.raises(StudyError) as err:
+        study_create(name="s", systems=outputs.systems, split="holdout")
+    assert str(err.value) == svc.ERROR_SPLIT.format(split="holdout")
 
 
 def test_a_prompt_count_samples_that_many_prompts_reproducibly():

@@ -261,6 +261,9 @@ MANAGER_URLS = [
     lambda w: reverse("people"),
     lambda w: reverse("person_create"),
     lambda w: reverse("run_clone", args=[w["run"].pk]),
+    lambda w: reverse("dataset_lineage", args=[w["dataset"].name]),
+    lambda w: reverse("run_adapter", args=[w["run"].pk]),
+    lambda w: f"/api/runs/{w['run'].pk}/adapter/",
     lambda w: (
         reverse("study_plan") + "?plan-win_rate=0.6&plan-tie_rate=0.2&plan-power=0.8"
         "&plan-alpha=0.05&plan-overlap=2"
@@ -272,6 +275,13 @@ MANAGER_URLS = [
     lambda w: "/api/judgments/",
     lambda w: "/api/datasets/",
     lambda w: f"/api/studies/{w['study'].pk}/",
+    lambda w: reverse("preference_list"),
+    lambda w: reverse("preference_detail", args=["feedback-set", 1]),
+    lambda w: reverse("preference_download", args=["feedback-set", 1]) + "?layout=pairs",
+    lambda w: reverse("preference_build", args=[w["study"].pk]),
+    lambda w: "/api/preference-sets/",
+    lambda w: "/api/preference-sets/1/",
+    lambda w: "/api/preference-sets/1/download/?layout=messages",
 ]
 
 
@@ -312,6 +322,8 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
         (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
         ("/api/datasets/", {"name": "x", "file": SimpleUploadedFile("d.jsonl", b"{}")}),
         ("/api/runs/", {"dataset": run.dataset.name}),
+        (reverse("preference_build", args=[study.pk]), {"name": "x", "validation_share": "0.1"}),
+        ("/api/preference-sets/", {"study": study.pk, "name": "x"}),
     ]
     datasets, runs = Dataset.objects.count(), FineTuneRun.objects.count()
     for url, data in posts:
@@ -573,6 +585,8 @@ def test_manager_pages_writes_and_exports_refuse_the_reviewer_with_a_blind_403(w
         (reverse("study_raters", args=[study.pk]), {}),
         (reverse("person_create"), {"username": "intruder", "role": "manager"}),
         (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
+        (reverse("preference_build", args=[study.pk]), {"name": "x", "validation_share": "0.1"}),
+        ("/api/preference-sets/", {"study": study.pk, "name": "x"}),
     ]
     for url, data in posts:
         response = client.post(url, data)

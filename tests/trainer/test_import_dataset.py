@@ -68,7 +68,11 @@ def test_import_stores_the_dataset_and_every_example(clean_file, manager):
     )
     assert result.imported
     dataset = Dataset.objects.get(name="clean")
-    assert (dataset.format, dataset.seed, dataset.split_ratios) == ("messages", 3, [0.8, 0.1, 0.1])
+    assert (dataset.format, dataset.seed, dataset.split_ratios) == (
+        "messages",
+        3,
+        [0.8, 0.1, 0.0, 0.1],
+    )
     assert (dataset.source_filename, dataset.tokenizer, dataset.created_by) == (
         "clean.jsonl",
         "chars/4",
@@ -88,7 +92,12 @@ def test_import_stores_the_dataset_and_every_example(clean_file, manager):
     assert [(e.split, e.content_hash, e.token_count) for e in stored] == [
         (p.split, p.content_hash, p.token_count) for p in result.prepared.examples
     ]
-    assert dataset_split_counts(dataset=dataset) == {"train": 96, "validation": 12, "test": 12}
+    assert dataset_split_counts(dataset=dataset) == {
+        "train": 96,
+        "validation": 12,
+        "feedback": 0,
+        "test": 12,
+    }
 
 
 def test_lint_errors_refuse_the_import_and_store_nothing(tmp_path):
@@ -145,10 +154,22 @@ def test_bad_ratios_raise(clean_file):
 def test_command_imports_and_prints_a_table(clean_file):
     code, out, _ = run(str(clean_file), "--name", "clean", "--seed", "1")
     assert code == 0
-    assert "clean: 120 examples, format messages, split train 96 · validation 12 · test 12" in out
+    assert (
+        "clean: 120 examples, format messages, split train 96 · validation 12 · feedback 0 · "
+        "test 12" in out
+    )
     assert "inconsistent-system-prompt" in out and "8" in out
     assert "imported 'clean'" in out
     assert rows() == (1, 120)
+
+
+def test_command_splits_off_feedback_prompts_with_four_shares(clean_file):
+    code, out, _ = run(str(clean_file), "--name", "loop", "--split", "0.7,0.1,0.1,0.1", "--json")
+    assert code == 0
+    assert json.loads(out)["counts"] == {"train": 84, "validation": 12, "feedback": 12, "test": 12}
+    dataset = Dataset.objects.get(name="loop")
+    assert dataset.split_ratios == [0.7, 0.1, 0.1, 0.1]
+    assert dataset_split_counts(dataset=dataset)["feedback"] == 12
 
 
 def test_command_json_report_has_exactly_the_documented_shape(clean_file):
@@ -157,7 +178,7 @@ def test_command_json_report_has_exactly_the_documented_shape(clean_file):
     report = json.loads(out)
     assert set(report) == {"dataset", "counts", "issues"}
     assert report["dataset"] == "clean"
-    assert report["counts"] == {"train": 60, "validation": 30, "test": 30}
+    assert report["counts"] == {"train": 60, "validation": 30, "feedback": 0, "test": 30}
     assert report["issues"][0] == {
         "code": "inconsistent-system-prompt",
         "severity": "warning",

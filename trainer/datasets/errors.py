@@ -54,7 +54,7 @@ NOT_SAVED_DATASET = (
 )
 SAVED_DATASET_BROKEN = "the saved dataset's {name} cannot be read: {detail}"
 SPLIT_FOLDER_UNKNOWN = (
-    "split {split!r} of the saved dataset is not train, validation or test; import its "
+    "split {split!r} of the saved dataset is not train, validation, feedback or test; import its "
     "folder {folder!r} on its own"
 )
 MISSING_COLUMN = "missing column {column!r}; the header has {columns}"
@@ -67,7 +67,9 @@ TRANSCRIPT_NO_SPEAKER = (
 SPLIT_FIELD_MIXED = (
     "some records carry a 'split' field and others do not; give every record one or none"
 )
-SPLIT_FIELD_VALUE = "unknown split {value!r}; expected train, validation (val, valid, dev) or test"
+SPLIT_FIELD_VALUE = (
+    "unknown split {value!r}; expected train, validation (val, valid, dev), feedback or test"
+)
 TOO_DEEP = "JSON nested too deeply to be an example"
 
 

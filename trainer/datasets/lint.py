@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from trainer.datasets.normalise import normalise_text
 from trainer.datasets.readers import SourceExample
-from trainer.datasets.split import TRAIN
+from trainer.datasets.split import FEEDBACK, TEST, TRAIN
 from trainer.datasets.transcript import markers_in
 
 ERROR, WARNING, INFO = "error", "warning", "info"
@@ -81,7 +81,10 @@ MSG_SIZE_BELOW = (
 MSG_SIZE_ABOVE = (
     "{n} examples: above the 1,000–5,000 sweet spot, quality matters more than more data"
 )
-MSG_LEAKAGE = "{split} example duplicates the training example at line {train_line} ({how})"
+MSG_LEAKAGE = "{split} example duplicates the {source} example at line {train_line} ({how})"
+# The splits an example must not copy: nothing held out copies a training example, and a test
+# example copies no feedback example either (feedback judgments may train the next adapter).
+MUST_NOT_COPY = {TEST: (TRAIN, FEEDBACK)}
 MSG_SPLIT_FROM_FILE = "the file assigns the splits; the split ratios and seed were not used"
 
 MIN_EXAMPLES = 100
@@ -264,23 +267,42 @@ def leakage(
     splits: Sequence[str],
     keys: dict[str, Sequence[object]],
 ) -> list[Issue]:
-    """Held-out examples that share a key with a training example. ``keys`` maps a description
-    ("identical", "same prompt", …) to one key per example; None keys never match."""
-    seen: dict[str, dict[object, int]] = {how: {} for how in keys}
+    """Held-out examples that share a key with an example of a split they must not copy
+    (``MUST_NOT_COPY``; a training example for every held-out split). ``keys`` maps a
+    description ("identical", "same prompt", …) to one key per example; None keys never
+    match."""
+    seen: dict[str, dict[str, dict[object, int]]] = {
+        source: {how: {} for how in keys} for source in (TRAIN, FEEDBACK)
+    }
     for index, split in enumerate(splits):
-        if split == TRAIN:
+        if split in seen:
             for how, values in keys.items():
                 if values[index] is not None:
-                    seen[how].setdefault(values[index], index)
+                    seen[split][how].setdefault(values[index], index)
     issues = []
     for index, split in enumerate(splits):
         if split == TRAIN:
             continue
-        for how, values in keys.items():
-            twin = seen[how].get(values[index]) if values[index] is not None else None
-            if twin is not None:
-                line, train_line = examples[index].line, examples[twin].line
-                message = MSG_LEAKAGE.format(split=split, train_line=train_line, how=how)
-                issues.append(issue(SPLIT_LEAKAGE, message, [line, train_line]))
-                break
+        found = _twin(index, keys, [seen[s] for s in MUST_NOT_COPY.get(split, (TRAIN,))])
+        if found is not None:
+            twin, how = found
+            line, train_line = examples[index].line, examples[twin].line
+            message = MSG_LEAKAGE.format(
+                split=split, source=splits[twin], train_line=train_line, how=how
+            )
+            issues.append(issue(SPLIT_LEAKAGE, message, [line, train_line]))
     return issues
+
+
+def _twin(
+    index: int, keys: dict[str, Sequence[object]], sources: list[dict[str, dict[object, int]]]
+) -> tuple[int, str] | None:
+    """The first example of ``sources`` that example ``index`` copies, and how."""
+    for how, values in keys.items():
+        if values[index] is None:
+            continue
+        for source in sources:
+            twin = source[how].get(values[index])
+            if twin is not None:
+                return twin, how
+    return None

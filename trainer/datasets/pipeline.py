@@ -21,10 +21,16 @@ from trainer.datasets.normalise import (
 )
 from trainer.datasets.options import ReadOptions
 from trainer.datasets.readers import DatasetReader, SourceExample
-from trainer.datasets.split import DEFAULT_RATIOS, SPLITS, assign_splits, validate_ratios
+from trainer.datasets.split import (
+    DEFAULT_RATIOS,
+    SPLITS,
+    Ratios,
+    assign_splits,
+    validate_ratios,
+)
 
 
-def rejected_turn(example: SourceExample) -> dict[str, str]:
+def rejected_turn(example: "SourceExample | Row") -> dict[str, str]:
     """The rejected answer as a turn of its own role, so a pair's hash covers both answers."""
     return message("rejected", example.rejected or "")
 
@@ -52,7 +58,7 @@ class PreparedDataset:
     examples: list[PreparedExample]
     issues: list[Issue]
     content_hash: str
-    ratios: tuple[float, float, float]
+    ratios: Ratios
     seed: int
     split_source: str
     tokenizer: str
@@ -98,10 +104,7 @@ def prepare_dataset(
     texts = [conversation_key(e.messages) for e in examples]
     prompts = [prompt_key(e.messages) for e in examples]
     near = near_duplicate_clusters(texts, hashes)
-    cluster_of: list[int | None] = [None] * len(examples)
-    for number, cluster in enumerate(near):
-        for index in cluster:
-            cluster_of[index] = number
+    cluster_of = _cluster_of(near, len(examples))
     tokens = [example_tokens(e.messages, count_tokens) for e in examples]
 
     split_source = FILE_SPLIT if examples[0].file_split else SEED_SPLIT
@@ -154,12 +157,72 @@ def prepare_dataset(
     )
 
 
+@dataclass(frozen=True)
+class Row:
+    """A canonical example made elsewhere (a preference set's chosen conversation, a rater's
+    correction): ``rejected`` is the rejected answer of a pair, None for an SFT row."""
+
+    messages: Messages
+    rejected: str | None = None
+
+
+def prepare_rows(
+    rows: Sequence[Row], *, ratios: Sequence[float], seed: int = 0, format: str
+) -> PreparedDataset:
+    """Hash, measure and split canonical rows as an import would a file (nothing to read or
+    lint): rows that share a prompt, a text or a near-duplicate cluster land on one side."""
+    ratios = validate_ratios(ratios)
+    messages = [row.messages for row in rows]
+    hashes = [content_hash(m) for m in messages]
+    texts = [conversation_key(m) for m in messages]
+    prompts = [prompt_key(m) for m in messages]
+    cluster_of = _cluster_of(near_duplicate_clusters(texts, hashes), len(rows))
+    splits = _seeded_split(hashes, texts, prompts, cluster_of, ratios, seed)
+    counts = Counter(splits)
+    pair_hashes = [
+        digest if row.rejected is None else content_hash([*row.messages, rejected_turn(row)])
+        for row, digest in zip(rows, hashes, strict=True)
+    ]
+    return PreparedDataset(
+        source=format,
+        format=format,
+        examples=[
+            PreparedExample(
+                index,
+                index + 1,
+                row.messages,
+                split,
+                digest,
+                example_tokens(row.messages),
+                row.rejected,
+            )
+            for index, (row, split, digest) in enumerate(zip(rows, splits, hashes, strict=True))
+        ],
+        issues=[],
+        content_hash=dataset_hash(pair_hashes),
+        ratios=ratios,
+        seed=seed,
+        split_source=SEED_SPLIT,
+        tokenizer=CHAR_ESTIMATE,
+        counts={s: counts[s] for s in SPLITS},
+    )
+
+
+def _cluster_of(near: list[list[int]], total: int) -> list[int | None]:
+    """Each example's near-duplicate cluster number, None when it is in none."""
+    cluster_of: list[int | None] = [None] * total
+    for number, cluster in enumerate(near):
+        for index in cluster:
+            cluster_of[index] = number
+    return cluster_of
+
+
 def _seeded_split(
     hashes: list[str],
     texts: list[str],
     prompts: list[str],
     cluster_of: list[int | None],
-    ratios: tuple[float, float, float],
+    ratios: Ratios,
     seed: int,
 ) -> list[str]:
     """Group everything that would leak (identical, same text, same prompt, near-identical) so

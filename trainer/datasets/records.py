@@ -60,6 +60,7 @@ SPLIT_ALIASES = {
     "val": "validation",
     "valid": "validation",
     "dev": "validation",
+    "feedback": "feedback",
     "test": "test",
 }
 Parsed = tuple[Messages, tuple[str, ...]]

@@ -25,7 +25,8 @@ def dataset_list() -> QuerySet[Dataset]:
 
 
 def dataset_split_counts(*, dataset: Dataset) -> dict[str, int]:
-    """Examples per split, every split present (zero when empty), in train/validation/test order."""
+    """Examples per split, every split present (zero when empty), in train/validation/feedback/
+    test order."""
     rows = (
         Example.objects.filter(dataset=dataset).order_by().values("split").annotate(n=Count("id"))
     )

@@ -1,4 +1,5 @@
-"""dataset_import: the only code that writes datasets and their examples."""
+"""dataset_import and dataset_create_from_rows: the only code that writes datasets and their
+examples."""
 
 import os
 import re
@@ -23,9 +24,11 @@ from trainer.datasets import (
     ReadOptions,
     prepare_dataset,
 )
+from trainer.datasets.errors import EmptyDataset
 from trainer.datasets.hub import HUB_PREFIX, hub_fetch
 from trainer.datasets.normalise import TokenCounter
-from trainer.models import Dataset, Example
+from trainer.datasets.pipeline import Row, prepare_rows
+from trainer.models import Dataset, DatasetKind, Example
 
 NAME_TAKEN = "a dataset named {name!r} already exists; choose another name"
 INVALID_NAME = (
@@ -35,6 +38,7 @@ INVALID_NAME = (
 RESERVED_NAME = "dataset name {name!r} is reserved; choose another name"
 REFUSED_ERRORS = "refused: {n} lint error(s); nothing was stored"
 REFUSED_STRICT = "refused in strict mode: {n} lint warning(s); nothing was stored"
+NO_ROWS = "no rows to store"
 CUSTOM_TOKENIZER = "custom"
 
 RESERVED_NAMES = frozenset({"upload"})
@@ -137,16 +141,56 @@ def dataset_import(
     return result
 
 
+@transaction.atomic
+def dataset_create_from_rows(
+    *,
+    name: str,
+    rows: Sequence[Row],
+    provenance: dict,
+    validation_share: float,
+    seed: int = 0,
+    kind: str = DatasetKind.PREFERENCES,
+    created_by: AbstractBaseUser | None = None,
+) -> Dataset:
+    """Store canonical rows made elsewhere (a preference set built from an expert study) as a
+    dataset the trainer reads like any other: hashed, and split train/validation by a seeded,
+    content-based draw that keeps rows sharing a prompt on one side. ``provenance`` says what
+    made it. Raises ``DatasetNameError`` for a bad or taken name, ``EmptyDataset`` for no rows
+    and ``InvalidSplit`` for a bad share; in every case nothing is stored."""
+    dataset_name_check(name)
+    if not rows:
+        raise EmptyDataset(NO_ROWS, file=name)
+    prepared = prepare_rows(
+        rows, ratios=(1 - validation_share, validation_share, 0, 0), seed=seed, format=kind
+    )
+    return _store(
+        name=name,
+        prepared=prepared,
+        filename="",
+        user=created_by,
+        kind=kind,
+        provenance=provenance,
+    )
+
+
 # Only the writes are one transaction: reading and linting a large file takes a while, and on
 # SQLite (IMMEDIATE transactions) holding the write lock that long would stall every rater.
 @transaction.atomic
 def _store(
-    *, name: str, prepared: PreparedDataset, filename: str, user: AbstractBaseUser | None
+    *,
+    name: str,
+    prepared: PreparedDataset,
+    filename: str,
+    user: AbstractBaseUser | None,
+    kind: str = DatasetKind.EXAMPLES,
+    provenance: dict | None = None,
 ) -> Dataset:
     try:
         with transaction.atomic():
             dataset = Dataset.objects.create(
                 name=name,
+                kind=kind,
+                provenance=provenance or {},
                 source_filename=filename,
                 format=prepared.format,
                 content_hash=prepared.content_hash,

@@ -9,11 +9,13 @@ from django.core.management.base import BaseCommand, CommandError
 from evalhub.analysis.rater_quality import DEFAULT_MIN_GOLD_ACCURACY, DEFAULT_MIN_MEDIAN_SECONDS
 from evalhub.models import Allocation, Study, StudyStatus, System
 from evalhub.roles import EXPERT_GROUP
+from evalhub.selectors.lineage import lineage_systems
 from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.studies import study_counts, study_rater_stats
 from evalhub.services.gold import GoldError, gold_load
 from evalhub.services.studies import StudyError, study_create, study_set_status
-from trainer.models import FineTuneRun
+from trainer.models import FineTuneRun, Split
+from trainer.selectors.runs import run_root
 
 ERROR_UNKNOWN_RUN = "No fine-tuning run with id {run_id}."
 ERROR_UNKNOWN_SYSTEMS = "Unknown systems: {names}. Known: {known}."
@@ -40,9 +42,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--systems",
             help="Comma separated system names; 'base' and 'adapter' mean the run's own. "
-            "Default: base,adapter",
+            "Default: base,adapter; for a run that starts from another run's adapter, the "
+            "first run's base and the adapter of every run of the chain (base, v1, v2)",
         )
         parser.add_argument("--prompts", default="all", help="How many prompts (sampled), or all")
+        parser.add_argument(
+            "--split",
+            default=Split.TEST,
+            choices=Split.values,
+            help="The split whose prompts the study is on: test (default; its judgments decide "
+            "and never train) or feedback (its judgments may train: build_preferences)",
+        )
         parser.add_argument("--raters", help="Comma separated usernames; default: every expert")
         parser.add_argument("--overlap", type=int, default=2, help="Raters per comparison")
         parser.add_argument("--criteria", default="", help='e.g. "correctness,helpfulness,style"')
@@ -101,7 +111,8 @@ class Command(BaseCommand):
         run = FineTuneRun.objects.filter(pk=options["run"]).select_related("base_model").first()
         if run is None:
             raise self.fail(ERROR_UNKNOWN_RUN.format(run_id=options["run"]))
-        systems = self.systems(run, _split(options["systems"]) or ["base", "adapter"])
+        names = _split(options["systems"])
+        systems = self.systems(run, names) if names else self.default_systems(run)
         raters = self.raters(_split(options["raters"]))
         prompts = self.prompt_count(options["prompts"])
         guidelines = ""
@@ -135,6 +146,7 @@ class Command(BaseCommand):
                 allocation=options["allocation"],
                 min_gold_accuracy=options["min_gold_accuracy"],
                 min_median_seconds=options["min_median_seconds"],
+                split=options["split"],
             )
             if options["open"]:
                 study = study_set_status(study=study, status=StudyStatus.OPEN)
@@ -157,6 +169,17 @@ class Command(BaseCommand):
         if unknown:
             known = ", ".join(System.objects.values_list("name", flat=True)) or "none"
             raise self.fail(ERROR_UNKNOWN_SYSTEMS.format(names=", ".join(unknown), known=known))
+        return chosen
+
+    def default_systems(self, run: FineTuneRun) -> list[System]:
+        if run.from_run_id is None:
+            return self.systems(run, ["base", "adapter"])
+        chosen = lineage_systems(run=run)
+        if not chosen or chosen[0].kind != "base":
+            root = run_root(run=run)
+            raise self.fail(ERROR_NO_DEFAULT_SYSTEM.format(run_id=root.pk, kind="base"))
+        if chosen[-1].run_id != run.pk:
+            raise self.fail(ERROR_NO_DEFAULT_SYSTEM.format(run_id=run.pk, kind="adapter"))
         return chosen
 
     def raters(self, usernames: list[str]) -> list:

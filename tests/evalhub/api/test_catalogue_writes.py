@@ -88,7 +88,7 @@ def test_upload_options_reach_the_import(manager_api):
     response = upload(manager_api, jsonl(distinct_records(20)), **fields)
     assert response.status_code == 201, response.content
     dataset = Dataset.objects.get()
-    assert (dataset.split_ratios, dataset.seed) == ([0.5, 0.25, 0.25], 7)
+    assert (dataset.split_ratios, dataset.seed) == ([0.5, 0.25, 0.0, 0.25], 7)
     assert dataset.format == "messages"
 
 

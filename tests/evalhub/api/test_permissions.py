@@ -32,6 +32,10 @@ MATRIX = [
     ("get", "/api/runs/{run}/", None, (401, 403, 403, 200)),
     ("post", "/api/runs/", {"name": "x"}, (401, 403, 403, 400)),
     ("delete", "/api/runs/{run}/", None, (401, 403, 403, 405)),
+    # The run has no adapter yet: a manager learns so with a 404.
+    ("get", "/api/runs/{run}/adapter/", None, (401, 403, 403, 404)),
+    ("get", f"/api/runs/{MISSING}/adapter/", None, (401, 403, 403, 404)),
+    ("post", "/api/runs/{run}/adapter/", {}, (401, 403, 403, 405)),
     ("get", "/api/systems/", None, (401, 403, 403, 200)),
     ("get", "/api/systems/{system}/", None, (401, 403, 403, 200)),
     ("patch", "/api/systems/{system}/", {"name": "x"}, (401, 403, 403, 405)),
@@ -72,6 +76,11 @@ MATRIX = [
     # An unsupported method is refused before any lookup: 405 for any token, so no leak.
     ("post", "/api/assignments/{mine}/judgment/", {"choice": "a"}, (401, 405, 405, 405)),
     ("delete", "/api/assignments/{theirs}/judgment/", None, (401, 405, 405, 405)),
+    ("get", "/api/preference-sets/", None, (401, 403, 403, 200)),
+    ("get", f"/api/preference-sets/{MISSING}/", None, (401, 403, 403, 404)),
+    ("get", f"/api/preference-sets/{MISSING}/download/", None, (401, 403, 403, 404)),
+    ("post", "/api/preference-sets/", {}, (401, 403, 403, 400)),
+    ("delete", f"/api/preference-sets/{MISSING}/", None, (401, 403, 403, 405)),
     ("get", "/api/schema/", None, (401, 200, 200, 200)),
     ("get", "/api/docs/", None, (401, 200, 200, 200)),
     ("post", "/api/token/", {}, (400, 400, 400, 400)),

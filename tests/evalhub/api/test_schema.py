@@ -28,6 +28,9 @@ EXPECTED_PATHS = {
     "/api/review/studies/{id}/",
     "/api/review/studies/{id}/{token}/",
     "/api/review/studies/{id}/{token}/final-call/",
+    "/api/preference-sets/",
+    "/api/preference-sets/{id}/",
+    "/api/preference-sets/{id}/download/",
 }
 
 

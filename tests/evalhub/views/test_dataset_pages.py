@@ -175,12 +175,13 @@ def test_the_list_links_to_upload_and_detail(manager_client):
 
 def test_the_list_shows_examples_per_split_read_as_the_api_reads_them(manager_client):
     dataset = DatasetFactory(name="counted")
-    for split in ("train", "train", "test"):
+    for split in ("train", "train", "feedback", "test"):
         ExampleFactory(dataset=dataset, split=split)
     html = manager_client.get(reverse("dataset_list")).content.decode()
-    assert "<td>3 (2 / 0 / 1)</td>" in html
+    assert "<td>4 (2 / 0 / 1 / 1)</td>" in html
     api = manager_client.get("/api/datasets/").json()["results"][0]
-    assert (api["example_count"], api["train_count"], api["test_count"]) == (3, 2, 1)
+    assert (api["example_count"], api["train_count"], api["test_count"]) == (4, 2, 1)
+    assert (api["feedback_count"], api["kind"]) == (1, "examples")
 
 
 # The layouts of issue 15 through the upload page.

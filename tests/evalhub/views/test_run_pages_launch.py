@@ -122,7 +122,7 @@ def test_the_dataset_from_the_link_is_preselected_with_its_lint_summary(manager_
     )
     html = manager_client.get(f"/runs/new/?dataset={dataset.name}").content.decode()
     assert '<option value="noisy" selected>' in html
-    assert "train 10 · validation 5 · test 1" in html
+    assert "train 10 · validation 5 · feedback 0 · test 1" in html
     assert "line 3 has an empty turn" in html and "near-duplicate" in html
 
 
@@ -131,7 +131,7 @@ def test_choosing_a_dataset_with_htmx_fetches_only_its_lint_summary(manager_clie
     response = manager_client.get("/runs/new/?dataset=colours", headers={"HX-Request": "true"})
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="dataset-lint"')
-    assert "train 10 · validation 5 · test 1" in html and "<form" not in html
+    assert "train 10 · validation 5 · feedback 0 · test 1" in html and "<form" not in html
     assert "HX-Request" in response["Vary"]
 
 
@@ -493,7 +493,7 @@ def test_a_clone_keeps_an_alpha_that_is_not_twice_the_rank(manager_client, model
     run = failed_run(model_dir, hyperparameters=TrainConfig(rank=8, alpha=8).as_dict())
     html = manager_client.get(f"/runs/{run.pk}/clone/").content.decode()
     assert 'name="alpha" value="8"' in html
-    assert 'action="/runs/new/"' in html and "train 10 · validation 5 · test 1" in html
+    assert 'action="/runs/new/"' in html and "train 10 · validation 5 · feedback 0 · test 1" in html
     assert f'copied from <a href="/runs/{run.pk}/">run {run.pk} (kitchen)</a>' in html
 
 

@@ -220,7 +220,9 @@ def test_leakage_from_splits_given_by_the_file(tmp_path):
     path = write_jsonl(tmp_path / "m.jsonl", records)
     found = issues(path, lint.SPLIT_LEAKAGE)
     assert [(i.severity, i.lines) for i in found] == [("error", (1, 6)), ("error", (2, 7))]
-    assert found[0].message == lint.MSG_LEAKAGE.format(split="test", train_line=1, how="identical")
+    assert found[0].message == lint.MSG_LEAKAGE.format(
+        split="test", source="train", train_line=1, how="identical"
+    )
     assert "same prompt" in found[1].message
     assert lines_of(path, lint.SPLIT_FROM_FILE) == [()]
 
@@ -234,3 +236,16 @@ def test_issues_are_ordered_by_severity_then_line(tmp_path):
         (i.severity for i in prepared.issues), key=lint.SEVERITIES.index
     )
     assert prepared.issues[0].code == lint.EMPTY_TURN
+
+
+def test_a_test_example_copying_a_feedback_example_is_leakage(tmp_path):
+    records = [dict(r, split="train") for r in distinct_records(8)]
+    records[2] = dict(records[2], split="feedback")
+    records[6] = dict(records[2], split="test")  # identical to a feedback example
+    records[7] = dict(records[7], split="feedback")
+    path = write_jsonl(tmp_path / "m.jsonl", records)
+    found = issues(path, lint.SPLIT_LEAKAGE)
+    assert [(i.severity, i.lines) for i in found] == [("error", (3, 7))]
+    assert found[0].message == lint.MSG_LEAKAGE.format(
+        split="test", source="feedback", train_line=3, how="identical"
+    )

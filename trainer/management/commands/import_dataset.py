@@ -22,6 +22,7 @@ from trainer.datasets import (
 )
 from trainer.datasets.hub import DEFAULT_HUB_SPLIT, hub_repo
 from trainer.datasets.normalise import TokenCounter
+from trainer.datasets.split import Ratios
 from trainer.services.datasets import (
     DatasetImportResult,
     DatasetNameError,
@@ -84,7 +85,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--split",
             default="0.8,0.1,0.1",
-            help="train,validation,test shares; for hub:OWNER/NAME, a split name such as train "
+            help="train,validation,test shares, or four: train,validation,feedback,test such as "
+            "0.7,0.1,0.1,0.1 (feedback prompts go to studies whose judgments may train); "
+            "for hub:OWNER/NAME, a split name such as train "
             f"(default {DEFAULT_HUB_SPLIT}, then split by the default shares)",
         )
         parser.add_argument("--seed", type=int, default=0, help="seed of the split")
@@ -160,7 +163,7 @@ class Command(BaseCommand):
             raise CommandError(result.refused, returncode=EXIT_REFUSED)
 
     @staticmethod
-    def parse_split(value: str, *, hub: bool) -> tuple[tuple[float, float, float], str]:
+    def parse_split(value: str, *, hub: bool) -> tuple[Ratios, str]:
         """(the shares, the hub split): ``--split`` holds shares, or for a hub dataset either
         shares (of its default split) or the name of the split to load."""
         if hub and not any(ch.isdigit() for ch in value):

@@ -190,6 +190,12 @@ class Study(models.Model):
         help_text="A rater whose median time per item is shorter is left out of the verdict; "
         "0 checks nothing",
     )
+    signal = models.CharField(
+        max_length=90,
+        default="metric",
+        help_text="The cheap signal of the prediction-powered interval and adaptive allocation: "
+        '"metric" or "judge:<judge name>"',
+    )
     stopped_at = models.PositiveIntegerField(
         null=True,
         blank=True,

@@ -46,7 +46,9 @@ from evalhub.analysis.raters import majority
 from evalhub.analysis.records import BOTH_BAD, TIE, A, B, Rating
 
 LABELS = (A, B, TIE)
-AB, BA = "ab", "ba"  # the order a judge was shown a comparison in: output a first, or b first
+# The order a judge was shown a comparison in: output a first, or b first (a and b as the
+# records name them, which may be the report's orientation rather than the stored one).
+AB, BA = "ab", "ba"
 FIRST_SHOWN = {AB: A, BA: B}
 
 MIN_DECIDED = 50

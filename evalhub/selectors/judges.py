@@ -123,8 +123,10 @@ def _judge_block(
                 "comparison": d.item,
                 "judge": named(d.item, d.judge),
                 "experts": named(d.item, d.experts),
-                "judge_ab": named(d.item, d.judge_ab),
-                "judge_ba": named(d.item, d.judge_ba),
+                "orders": [
+                    {"first": named(d.item, A), "choice": named(d.item, d.judge_ab)},
+                    {"first": named(d.item, B), "choice": named(d.item, d.judge_ba)},
+                ],
             }
             for d in result.disagreements
         ],
@@ -134,13 +136,13 @@ def _judge_block(
 def judge_verdict_rows(
     *, study: Study, comparisons: Mapping[int, dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The export's ``judge_verdicts``: one row per judge and comparison judged, its verdict
-    in each order and its call, by system name (``flipped``: the orders disagree)."""
+    """The export's ``judge_verdicts``: one row per judge and comparison judged, its choice
+    with each output shown first and its call, by system name (``flipped``: the orders
+    disagree; the call and ``flipped`` are None until both orders are in)."""
     rows = []
     for name, ratings in judge_ratings(study=study, comparisons=comparisons).items():
-        orders = judge_calibration.judge_orders(ratings)
         calls = judge_calibration.judge_calls(ratings)
-        for cid, verdicts in orders.items():
+        for cid, verdicts in judge_calibration.judge_orders(ratings).items():
             c = comparisons[cid]
             names = {A: c["system_a"], B: c["system_b"]}
             call, flipped = calls.get(cid, (None, None))
@@ -148,8 +150,14 @@ def judge_verdict_rows(
                 {
                     "judge": name,
                     "comparison": cid,
-                    "ab": names.get(verdicts.get(JudgeOrder.AB), verdicts.get(JudgeOrder.AB)),
-                    "ba": names.get(verdicts.get(JudgeOrder.BA), verdicts.get(JudgeOrder.BA)),
+                    "orders": [
+                        {"first": names[side], "choice": names.get(choice, choice)}
+                        for side, choice in (
+                            (A, verdicts.get(judge_calibration.AB)),
+                            (B, verdicts.get(judge_calibration.BA)),
+                        )
+                        if choice is not None
+                    ],
                     "call": names.get(call, call),
                     "flipped": flipped,
                 }

@@ -44,10 +44,12 @@ from evalhub.analysis.base import (
 from evalhub.analysis.bias import BiasSummary, length_bias, position_bias
 from evalhub.analysis.raters import majority
 from evalhub.analysis.records import BOTH_BAD, TIE, A, B, Rating
+from evalhub.judging.pairwise import combine
 
 LABELS = (A, B, TIE)
 # The order a judge was shown a comparison in: output a first, or b first (a and b as the
 # records name them, which may be the report's orientation rather than the stored one).
+# Their calls follow the judging core's rule: agreement gives the choice, a flip a tie.
 AB, BA = "ab", "ba"
 FIRST_SHOWN = {AB: A, BA: B}
 
@@ -137,13 +139,13 @@ def judge_orders(judge: Sequence[Rating]) -> dict[int, dict[str, str]]:
 
 
 def judge_calls(judge: Sequence[Rating]) -> dict[int, tuple[str, bool]]:
-    """item -> (the judge's call, whether it flipped), for the items judged in both orders."""
-    calls = {}
-    for item, orders in judge_orders(judge).items():
-        if AB in orders and BA in orders:
-            flipped = orders[AB] != orders[BA]
-            calls[item] = (TIE if flipped else orders[AB], flipped)
-    return calls
+    """item -> (the judge's call, whether it flipped), for the items judged in both orders
+    (the rule is :func:`evalhub.judging.pairwise.combine`'s)."""
+    return {
+        item: combine(orders[AB], orders[BA])
+        for item, orders in judge_orders(judge).items()
+        if AB in orders and BA in orders
+    }
 
 
 def expert_calls(experts: Sequence[Rating], final_calls: Sequence[Rating]) -> dict[int, str]:

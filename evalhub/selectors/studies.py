@@ -416,7 +416,7 @@ def sequential_block(
 SIGNAL_METRICS = ("bertscore_f1", "rougeL")
 SIGNAL_METRIC = "metric"
 REASON_ADAPTIVE = (
-    "an adaptive study already combines the metric with the experts in its verdict's interval; "
+    "an adaptive study already combines its signal with the experts in its verdict's interval; "
     "its judgments are not a random sample, which this interval needs"
 )
 REASON_NO_SIGNAL = "no automated metric is scored on both outputs of the pair's comparisons"

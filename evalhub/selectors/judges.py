@@ -13,6 +13,7 @@ from evalhub.analysis.records import A, B, Rating
 from evalhub.models import Judge, JudgeOrder, JudgeVerdict, Study, System
 
 JUDGE_SIGNAL_PREFIX = "judge:"
+CONFUSION_NAMES = ("the system listed first", "the system listed second", "tie")
 
 
 def judge_ratings(
@@ -90,6 +91,10 @@ def _judge_block(
         c = comparisons[cid]
         return {A: c["system_a"], B: c["system_b"]}.get(call, call)
 
+    # The confusion's a and b by system name when the study compares one pair.
+    pairs = {(c["system_a"], c["system_b"]) for c in comparisons.values() if not c["is_gold"]}
+    names = [*next(iter(pairs)), "tie"] if len(pairs) == 1 else list(CONFUSION_NAMES)
+
     return {
         "name": judge.name,
         "model": judge.model,
@@ -105,6 +110,7 @@ def _judge_block(
         "expert_kappa": dataclasses.asdict(result.expert_kappa),
         "confusion": {
             "labels": list(judge_calibration.LABELS),
+            "names": names,
             "rows": "experts",
             "columns": "judge",
             "counts": result.confusion,

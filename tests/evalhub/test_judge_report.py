@@ -55,6 +55,7 @@ def test_the_report_calibrates_the_judge_in_the_reports_orientation():
     assert block["flip_rate"] == pytest.approx(0.25)
     # experts (a = adapter): 0–7 a, 8–10 b, 11 tie (tie and both bad); judge: 0–7 a, 8–10 tie, 11 b
     assert block["confusion"]["counts"] == [[8, 0, 0], [0, 0, 3], [0, 1, 0]]
+    assert block["confusion"]["names"] == ["adapter-r16", HOSTILE_SYSTEM, "tie"]
     experts = ["a"] * 8 + ["b"] * 3 + ["tie"]
     judge = ["a"] * 8 + ["tie"] * 3 + ["b"]
     assert block["kappa"]["value"] == pytest.approx(26 / 74)

@@ -40,6 +40,7 @@ from evalhub.models import (
 )
 from evalhub.reports.conclusion import conclusion
 from evalhub.reports.disagreements import Texts, disagreeing_items, disagreement_rows
+from evalhub.selectors.judges import judge_verdict_rows, judges_block
 from evalhub.selectors.lineage import study_leakage
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
@@ -131,6 +132,14 @@ def report_build(
         ),
         # Which of the study's prompts any run of its systems, or an ancestor, trained on.
         "leakage": study_leakage(study=study).as_json(),
+        # Each model judge against the experts: may it stand in for them on this study?
+        "judges": judges_block(
+            study=study,
+            comparisons=comparisons,
+            experts=ratings,
+            final_calls=final_calls,
+            resamples=model_resamples,
+        ),
     }
     if include_judgments:
         texts = _texts(comparisons, list(comparisons))
@@ -139,6 +148,7 @@ def report_build(
         ]
         report["judgments"] = read.judgment_rows
         report["final_calls"] = final_call_rows
+        report["judge_verdicts"] = judge_verdict_rows(study=study, comparisons=comparisons)
     return report
 
 

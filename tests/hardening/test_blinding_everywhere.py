@@ -24,7 +24,15 @@ from django.test import Client
 from django.urls import reverse
 
 from evalhub import blinding
-from evalhub.models import Adjudication, Allocation, Assignment, Comparison, StudyStatus
+from evalhub.models import (
+    Adjudication,
+    Allocation,
+    Assignment,
+    Comparison,
+    Judge,
+    JudgeVerdict,
+    StudyStatus,
+)
 from evalhub.selectors.review import disputed_comparisons
 from evalhub.services.accounts import password_set_path
 from evalhub.services.judgments import judgment_submit
@@ -46,6 +54,8 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 FIRST_ID = 8_110_417_000  # ids far from anything else in a page: finding one means a leak
 NAMES = ["wombat-7b-chat", "pangolin-finetune", "adapter:pangolin", "base:wombat", "tapir-data"]
+# A model judge with verdicts on the study: its name, model and replies are managers' only.
+JUDGE_NAMES = ["okapi-judge", "okapi-13b", "okapi reply"]
 # Words a rating page has no reason to use; the API schema and docs may, being generic.
 RATING_WORDS = ["adapter", "base model", "fine-tun", "finetune", "lora", "system"]
 NEVER_SEEN = [
@@ -102,6 +112,12 @@ def world():
     )
     study_set_status(study=study, status=StudyStatus.OPEN)
     ids += list(study.comparisons.values_list("id", flat=True))
+    judge = Judge.objects.create(name=JUDGE_NAMES[0], model=JUDGE_NAMES[1])
+    for comparison in study.comparisons.all():
+        for order in ("ab", "ba"):
+            JudgeVerdict.objects.create(
+                judge=judge, comparison=comparison, order=order, choice="a", raw=JUDGE_NAMES[2]
+            )
     client = Client(raise_request_exception=False)
     client.force_login(expert)
     return {
@@ -141,7 +157,7 @@ def assert_blind(response, world, *, rating: bool | None = None) -> str:
     headers = " ".join(f"{k}: {v}" for k, v in response.items())
     for text in (body, headers):
         lowered = text.lower()
-        for name in NAMES:
+        for name in NAMES + JUDGE_NAMES:
             assert name.lower() not in lowered, (name, response.request["PATH_INFO"])
         for leaked in world["ids"]:
             assert leaked not in text, (leaked, response.request["PATH_INFO"])
@@ -310,6 +326,7 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
     posts = [
         (reverse("study_status", args=[study.pk]), {"status": "closed"}),
         (reverse("study_raters", args=[study.pk]), {}),
+        (reverse("study_signal", args=[study.pk]), {"signal": f"judge:{JUDGE_NAMES[0]}"}),
         (reverse("run_evaluate", args=[run.pk]), {}),
         (reverse("run_cancel", args=[run.pk]), {}),
         (reverse("run_resume", args=[run.pk]), {}),
@@ -333,6 +350,8 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
     assert Assignment.objects.filter(comparison__study=study).count() == 8
     assert not get_user_model().objects.filter(username="intruder").exists()
     assert (Dataset.objects.count(), FineTuneRun.objects.count()) == (datasets, runs)
+    study.refresh_from_db()
+    assert study.signal == "metric"
 
 
 def test_the_set_password_page_is_blind_whoever_opens_it(world, settings):
@@ -611,3 +630,11 @@ def test_the_review_pages_refuse_the_expert_with_a_blind_403(world, settings):
         response = world["client"].get(url)
         assert response.status_code == 403, url
         assert_blind(response, world)
+
+
+def test_the_judge_hidden_from_the_expert_is_on_the_managers_analysis_page(world):
+    """The judge's name is a real leak to look for: managers read it where experts cannot."""
+    manager = Client()
+    manager.force_login(ManagerFactory())
+    page = manager.get(reverse("study_analysis", args=[world["study"].pk]))
+    assert page.status_code == 200 and JUDGE_NAMES[0] in page.content.decode()

@@ -39,6 +39,7 @@ from evalhub.models import (
     Study,
 )
 from evalhub.reports.conclusion import conclusion
+from evalhub.reports.corrections import correction_rows
 from evalhub.reports.disagreements import Texts, disagreeing_items, disagreement_rows
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
@@ -127,6 +128,8 @@ def report_build(
         "rater_quality": rater_quality_block(
             study=study, ratings=every_rating, rater_stats=rater_stats
         ),
+        # The better answers raters wrote, apart from the numbers: text, not a verdict.
+        "corrections": correction_rows(study.pk),
     }
     if include_judgments:
         texts = _texts(comparisons, list(comparisons))
@@ -291,7 +294,14 @@ ANALYSIS_COLUMNS = (
     "time_on_task_ms",
     "flagged",
 )
-EXPORT_COLUMNS = ("flag_reason", "comment", "revisions", "created_at", "updated_at")
+EXPORT_COLUMNS = (
+    "flag_reason",
+    "comment",
+    "correction",
+    "revisions",
+    "created_at",
+    "updated_at",
+)
 
 
 def _judgments(
@@ -338,7 +348,7 @@ def _judgments(
             )
         if not with_rows:
             continue
-        reason, comment, revisions, created, updated = values[8:]
+        reason, comment, correction, revisions, created, updated = values[8:]
         rows.append(
             {
                 "judgment": jid,
@@ -353,6 +363,7 @@ def _judgments(
                 "counted": rater not in gated and choice != Choice.SKIP and not c["is_gold"],
                 "flag_reason": reason,
                 "comment": comment,
+                "correction": correction,
                 "revisions": revisions,
                 "created_at": created.isoformat(),
                 "updated_at": updated.isoformat(),

@@ -3,7 +3,7 @@ texts and their lengths, scores and metric values, the reviewer's final call on 
 comparison (``final_call``: a system's name, tie or both_bad; empty where none was made);
 ``counted`` says whether the verdict counts the judgment (its rater meets the study's gate,
 it is no skip and no gold item) and ``rater_competence`` is its rater's estimated
-competence (one-coin Dawid–Skene).
+competence (one-coin Dawid–Skene); ``correction`` is the rater's own better answer, if any.
 
 Columns that belong to a system are named by the system ("adapter-r16: output",
 "adapter-r16: correctness", "base: rouge1"): one set per system of the study, empty where a
@@ -47,6 +47,7 @@ TAIL_COLUMNS = [
     "rater_competence",
     "flag_reason",
     "comment",
+    "correction",
     "revisions",
     "created_at",
     "updated_at",
@@ -125,6 +126,7 @@ def render_csv(report: dict[str, Any]) -> str:
             competence.get(j["rater"]),
             j["flag_reason"],
             j["comment"],
+            j["correction"],
             j["revisions"],
             j["created_at"],
             j["updated_at"],

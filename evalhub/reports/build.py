@@ -39,7 +39,7 @@ from evalhub.models import (
     Study,
 )
 from evalhub.reports.conclusion import conclusion
-from evalhub.reports.corrections import correction_rows
+from evalhub.reports.corrections import corrections_block
 from evalhub.reports.disagreements import Texts, disagreeing_items, disagreement_rows
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
@@ -129,7 +129,7 @@ def report_build(
             study=study, ratings=every_rating, rater_stats=rater_stats
         ),
         # The better answers raters wrote, apart from the numbers: text, not a verdict.
-        "corrections": correction_rows(study.pk),
+        "corrections": corrections_block(study.pk),
     }
     if include_judgments:
         texts = _texts(comparisons, list(comparisons))

@@ -82,3 +82,24 @@ def test_without_javascript_the_fold_opens_and_the_answer_is_stored(live_server,
     page.click(".rate-submit button[type=submit]")
     page.wait_for_url(lambda url: token not in url)
     assert Judgment.objects.get().correction == "Boil, then rest."
+
+
+def test_a_too_long_answer_comes_back_open_with_its_message_and_the_caret(live_server, new_page):
+    study, (rater, _), _ = open_study(prompts=2)
+    page = new_page()
+    log_in(page, live_server, rater)
+    page.goto(live_server.url + reverse("rate_next", args=[study.pk]))
+    page.wait_for_selector("#rate-item")
+    token = current_token(page)
+    page.click(".rate-correction summary")
+    page.fill('textarea[name="correction"]', "x" * 10_001)
+    page.check('input[name="choice"][value="a"]')
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.click(".rate-submit button[type=submit]")
+    assert answer.value.status == 422
+    message = "A better answer is limited to 10,000 characters; yours has 10,001."
+    page.wait_for_selector(f"#correction-error:has-text('{message}')")
+    assert correction_open(page) and current_token(page) == token
+    page.wait_for_function("() => document.activeElement.name === 'correction'")
+    assert len(page.input_value('textarea[name="correction"]')) == 10_001
+    assert not Judgment.objects.exists()

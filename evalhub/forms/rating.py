@@ -1,7 +1,7 @@
 """The rating form: a choice in the rater's terms (A = left), optional 1–5 scores per criterion,
 a comment, an optional better answer of the rater's own (``correction``), a flag, and the time
-on task that rate.js measures. The "Flag and skip" button
-sends ``skip`` instead of a choice: the item is flagged, with its reason, and no side chosen."""
+on task that rate.js measures. The "Flag and skip" button sends ``skip`` instead of a choice:
+the item is flagged, with its reason, and no side chosen."""
 
 from django import forms
 

@@ -67,7 +67,7 @@ def test_a_too_long_better_answer_is_refused_open_with_its_message_and_kept(rati
     assert response.status_code == 422
     html = response.content.decode()
     assert OPEN in html and TOO_LONG in html
-    assert 'aria-invalid="true">' + text + "</textarea>" in html
+    assert 'aria-invalid="true" autofocus>' + text + "</textarea>" in html
     assert 'id="correction-error"' in html
     assert not Judgment.objects.exists()
 

@@ -3,9 +3,10 @@ texts and their lengths, scores and metric values, the reviewer's final call on 
 comparison (``final_call``: a system's name, tie or both_bad; empty where none was made);
 ``counted`` says whether the verdict counts the judgment (its rater meets the study's gate,
 it is no skip and no gold item) and ``rater_competence`` is its rater's estimated
-competence (one-coin Dawid–Skene). Each model judge of the study adds two last columns,
-"judge <name>: call" (its call on the row's comparison, a system's name or tie; empty until it
-judged both orders) and "judge <name>: flipped" (its verdict changed with the order).
+competence (one-coin Dawid–Skene); ``correction`` is the rater's own better answer, if any.
+Each model judge of the study adds two last columns, "judge <name>: call" (its call on the row's
+comparison, a system's name or tie; empty until it judged both orders) and "judge <name>:
+flipped" (its verdict changed with the order).
 
 Columns that belong to a system are named by the system ("adapter-r16: output",
 "adapter-r16: correctness", "base: rouge1"): one set per system of the study, empty where a
@@ -49,6 +50,7 @@ TAIL_COLUMNS = [
     "rater_competence",
     "flag_reason",
     "comment",
+    "correction",
     "revisions",
     "created_at",
     "updated_at",
@@ -130,6 +132,7 @@ def render_csv(report: dict[str, Any]) -> str:
             competence.get(j["rater"]),
             j["flag_reason"],
             j["comment"],
+            j["correction"],
             j["revisions"],
             j["created_at"],
             j["updated_at"],

@@ -501,7 +501,7 @@ def test_a_better_answer_shown_where_it_is_hidden_fails_the_check(world):
     _raters_split(world)
     response = world["client"].get(reverse("rate_item", args=[world["mine"][1].token]))
     assert EXPERTS_ANSWER in response.content.decode()
-    with pytest.raises(AssertionError, match="okapi-answer"):
+    with pytest.raises(AssertionError, match="numbat-answer"):
         assert_blind(response, world)
 
 

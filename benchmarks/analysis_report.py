@@ -1,6 +1,7 @@
 """Time the analysis and all four report exports on a generated study of 100,000 judgments.
 
     .venv/bin/python benchmarks/analysis_report.py [--judgments 100000] [--raters 20]
+        [--corrections 0.02] [--out benchmarks/results/analysis_report.json]
 
 Builds a throwaway SQLite database under a temporary EVALHUB_DATA_DIR (DATABASE_URL is ignored,
 nothing else is touched), fills it with bulk_create, then times ``report_build`` and the HTML,
@@ -12,6 +13,8 @@ prompt gets an adapter-vs-base comparison and one more pair; four raters per com
 the pool; 1 % gold items; two criteria; ROUGE and BERTScore values on every output. Verdicts
 come from a simple latent-quality model (the adapter is better on average, raters are noisy,
 some prefer the left side), so agreement and bias figures are realistic rather than constant.
+A share of the judgments (``--corrections``) carry a rater's better answer of a few hundred
+characters; ``corrections_block`` (their list in the report) is timed on its own too.
 """
 
 import argparse
@@ -32,6 +35,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "analysis_report.json"
 RATERS_PER_ITEM = 4
 QUALITY = {"base": 0.0, "adapter": 0.45, "distilled": 0.2}
+CORRECTION = (
+    "Check the cable first, then restart the router and wait two minutes before you call. "
+) * 5
 
 
 def setup_django(data_dir: str) -> None:
@@ -50,7 +56,7 @@ def setup_django(data_dir: str) -> None:
     call_command("migrate", verbosity=0)
 
 
-def generate(judgments: int, raters: int, seed: int = 0) -> int:
+def generate(judgments: int, raters: int, corrections: float, seed: int = 0) -> int:
     """Create the study; returns its id."""
     from django.contrib.auth import get_user_model
 
@@ -195,6 +201,7 @@ def generate(judgments: int, raters: int, seed: int = 0) -> int:
                 time_on_task_ms=rng.randint(4000, 90000),
                 flagged=rng.random() < 0.005,
                 comment="=1+1 looks wrong" if rng.random() < 0.001 else "",
+                correction=CORRECTION if rng.random() < corrections else "",
             )
         )
     ev.Judgment.objects.bulk_create(judgments_rows, batch_size=5000)
@@ -226,6 +233,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--judgments", type=int, default=100_000)
     parser.add_argument("--raters", type=int, default=20)
+    parser.add_argument(
+        "--corrections", type=float, default=0.02, help="share of judgments with a better answer"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -234,10 +244,11 @@ def main() -> None:
         setup_django(data_dir)
         from evalhub.models import Judgment, Study
         from evalhub.reports.build import report_build
+        from evalhub.reports.corrections import corrections_block
         from evalhub.reports.render import render_csv, render_html, render_json, render_pdf
 
         started = time.perf_counter()
-        study_id = generate(args.judgments, args.raters)
+        study_id = generate(args.judgments, args.raters, args.corrections)
         generation_s = time.perf_counter() - started
         study = Study.objects.get(pk=study_id)
         count = Judgment.objects.filter(assignment__comparison__study=study).count()
@@ -252,6 +263,7 @@ def main() -> None:
             return value
 
         load_before = os.getloadavg()
+        listed = timed("corrections_block", lambda: corrections_block(study.pk))
         page_report = timed(
             "report_build_page", lambda: report_build(study, include_judgments=False)
         )
@@ -270,6 +282,7 @@ def main() -> None:
             "judgments": count,
             "comparisons": study.comparisons.count(),
             "raters": args.raters,
+            "corrections": listed["total"],
             "systems": 3,
             "generation_s": round(generation_s, 2),
             "wall_s": {k: round(v, 2) for k, v in timings.items()},

@@ -190,6 +190,12 @@ class Study(models.Model):
         help_text="A rater whose median time per item is shorter is left out of the verdict; "
         "0 checks nothing",
     )
+    signal = models.CharField(
+        max_length=90,
+        default="metric",
+        help_text="The cheap signal of the prediction-powered interval and adaptive allocation: "
+        '"metric" or "judge:<judge name>"',
+    )
     stopped_at = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -461,3 +467,143 @@ class PreferenceSet(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
+
+
+class JudgeBackend(models.TextChoices):
+    LOCAL = "local", "local model"
+    HTTP = "http", "OpenAI-compatible endpoint"
+
+
+class Judge(models.Model):
+    """A model judge: a model plus a pairwise prompt template, run locally through the shared
+    model-loading path or against an OpenAI-compatible chat-completions endpoint. The key of an
+    endpoint is never stored: ``api_key_env`` names the environment variable that holds it."""
+
+    name = models.SlugField(max_length=80, unique=True)
+    backend = models.CharField(
+        max_length=5, choices=JudgeBackend.choices, default=JudgeBackend.LOCAL
+    )
+    model = models.CharField(
+        max_length=500,
+        default="smollm2-135m",
+        help_text="local: smollm2-135m, a local path or a hub id; http: the served model name",
+    )
+    base_url = models.CharField(
+        max_length=500, blank=True, help_text="http: e.g. http://127.0.0.1:8080/v1"
+    )
+    api_key_env = models.CharField(
+        max_length=100, blank=True, help_text="Name of the environment variable with the key"
+    )
+    template = models.TextField(blank=True, help_text="Blank: the built-in pairwise template")
+    use_reference = models.BooleanField(default=False)
+    max_tokens = models.PositiveIntegerField(default=16)
+    temperature = models.FloatField(default=0.0)
+    timeout_s = models.FloatField(default=60.0)
+    max_retries = models.PositiveSmallIntegerField(default=3)
+    concurrency = models.PositiveSmallIntegerField(default=4)
+    token_budget = models.PositiveIntegerField(default=0, help_text="Per study; 0 = none")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(backend__in=JudgeBackend.values), name="judge_backend_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(backend=JudgeBackend.HTTP) | ~Q(base_url=""),
+                name="judge_http_has_url",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_tokens__gte=1) & Q(concurrency__gte=1) & Q(timeout_s__gt=0),
+                name="judge_limits_positive",
+            ),
+            models.CheckConstraint(condition=Q(temperature__gte=0), name="judge_temperature"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JudgeRunStatus(models.TextChoices):
+    QUEUED = "queued", "queued"
+    RUNNING = "running", "running"
+    SUCCEEDED = "succeeded", "succeeded"
+    FAILED = "failed", "failed"
+    CANCELLED = "cancelled", "cancelled"
+
+
+class JudgeRun(models.Model):
+    """One pass of a judge over a study. Verdicts already stored are skipped, so a run that
+    stopped (budget, errors, a killed worker) is resumed by starting another."""
+
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="runs")
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="judge_runs")
+    status = models.CharField(
+        max_length=9, choices=JudgeRunStatus.choices, default=JudgeRunStatus.QUEUED
+    )
+    tokens_used = models.PositiveIntegerField(default=0)
+    verdicts_done = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(
+        default=list, blank=True, help_text='[{"comparison": 12, "order": "ba", "error": "..."}]'
+    )
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=JudgeRunStatus.values), name="judgerun_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.judge} on study {self.study_id} ({self.status})"
+
+
+class JudgeOrder(models.TextChoices):
+    """The order a judge was shown a comparison's outputs in."""
+
+    AB = "ab", "output_a shown first"
+    BA = "ba", "output_b shown first"
+
+
+class JudgeVerdict(models.Model):
+    """A judge's parsed answer on one comparison in one order. ``choice`` is in storage terms
+    (a = ``output_a`` better), whatever order it was shown in. A row exists only for a reply
+    that named a choice."""
+
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="verdicts")
+    comparison = models.ForeignKey(
+        Comparison, on_delete=models.CASCADE, related_name="judge_verdicts"
+    )
+    order = models.CharField(max_length=2, choices=JudgeOrder.choices)
+    choice = models.CharField(max_length=3, choices=GoldAnswer.choices)
+    raw = models.TextField(blank=True, help_text="The judge's reply as received")
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["comparison", "order"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["judge", "comparison", "order"], name="judgeverdict_one_per_order"
+            ),
+            models.CheckConstraint(
+                condition=Q(order__in=JudgeOrder.values), name="judgeverdict_order_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(choice__in=GoldAnswer.values), name="judgeverdict_choice_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.judge} on comparison {self.comparison_id} ({self.order}): {self.choice}"

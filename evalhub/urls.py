@@ -87,6 +87,7 @@ urlpatterns = [
     path("studies/<int:pk>/", studies.study_detail, name="study_detail"),
     path("studies/<int:pk>/status/", studies.study_status, name="study_status"),
     path("studies/<int:pk>/raters/", studies.study_raters, name="study_raters"),
+    path("studies/<int:pk>/signal/", studies.study_signal_view, name="study_signal"),
     path("studies/<int:pk>/delete/", deletes.study_delete_view, name="study_delete"),
     path("studies/<int:pk>/preferences/", preferences.preference_build, name="preference_build"),
     # 5b preference sets: judgments of feedback studies that train the next adapter

@@ -12,6 +12,7 @@ PURE_CORES = [
     "trainer/datasets",
     "evalhub/analysis",
     "evalhub/blinding.py",
+    "evalhub/judging",
 ]
 NO_WEB_CODE = ["views", "urls", "forms", "charts", "templatetags", "admin"]
 

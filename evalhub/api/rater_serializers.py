@@ -1,7 +1,8 @@
 """The rater's view of an assignment, as blind as the rating page: the opaque token, the prompt,
 the reference when the study shows it, the two responses as "a" (shown on the left) and "b",
-the study's criteria and guidelines, and the rater's own judgment. No system, run, model, output
-or comparison id, no gold flag, nothing about other raters."""
+the study's criteria and guidelines, and the rater's own judgment (their better answer,
+``correction``, included). No system, run, model, output or comparison id, no gold flag, nothing
+about other raters."""
 
 from rest_framework import serializers
 
@@ -26,6 +27,7 @@ class OwnJudgmentSerializer(serializers.ModelSerializer):
             "choice",
             "criterion_scores",
             "comment",
+            "correction",
             "flagged",
             "flag_reason",
             "time_on_task_ms",
@@ -97,6 +99,13 @@ class JudgmentInputSerializer(serializers.Serializer):
     comment = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=judgments.MAX_COMMENT
     )
+    correction = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Your own better answer to the prompt, optional. A PUT replaces the whole "
+        "judgment: leaving it out removes one sent before",
+    )
     flagged = serializers.BooleanField(required=False, default=False)
     flag_reason = serializers.CharField(
         required=False, allow_blank=True, default="", max_length=judgments.MAX_FLAG_REASON
@@ -109,6 +118,11 @@ class JudgmentInputSerializer(serializers.Serializer):
         if attrs["choice"] == Choice.SKIP and not attrs["flag_reason"].strip():
             raise serializers.ValidationError({"flag_reason": [judgments.ERROR_SKIP_REASON]})
         return attrs
+
+    def validate_correction(self, value: str) -> str:
+        if len(value) > judgments.MAX_CORRECTION:
+            raise serializers.ValidationError(judgments.correction_too_long(value))
+        return value
 
     def validate_criterion_scores(self, value: object) -> dict:
         if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):

@@ -411,6 +411,7 @@ class PredictionPoweredSerializer(serializers.Serializer):
     adapter = serializers.CharField()
     base = serializers.CharField()
     signal = serializers.CharField(allow_null=True)
+    signal_kind = serializers.ChoiceField(choices=["metric", "judge"])
     labelled = serializers.IntegerField()
     unlabelled = serializers.IntegerField()
     alpha = serializers.FloatField()

@@ -1,6 +1,7 @@
 """The rating form: a choice in the rater's terms (A = left), optional 1–5 scores per criterion,
-a comment, a flag, and the time on task that rate.js measures. The "Flag and skip" button
-sends ``skip`` instead of a choice: the item is flagged, with its reason, and no side chosen."""
+a comment, an optional better answer of the rater's own (``correction``), a flag, and the time
+on task that rate.js measures. The "Flag and skip" button sends ``skip`` instead of a choice:
+the item is flagged, with its reason, and no side chosen."""
 
 from django import forms
 
@@ -9,7 +10,9 @@ from evalhub.services.judgments import (
     ERROR_CHOICE,
     ERROR_SKIP_REASON,
     MAX_COMMENT,
+    MAX_CORRECTION,
     MAX_FLAG_REASON,
+    correction_too_long,
 )
 
 # (value, label, keyboard key): the order is the one the keys 1–4 follow.
@@ -34,6 +37,14 @@ class JudgmentForm(forms.Form):
         error_messages={"invalid_choice": ERROR_CHOICE},
     )
     comment = forms.CharField(required=False, max_length=MAX_COMMENT, widget=forms.Textarea)
+    # No max_length: ``clean_correction`` refuses a long one with the service's message, which
+    # names the field and the length (the page lists errors without their field's label).
+    correction = forms.CharField(
+        required=False,
+        widget=forms.Textarea,
+        help_text=f"Your own answer to the prompt, as it should read. Up to {MAX_CORRECTION:,} "
+        "characters; it is kept with your judgment.",
+    )
     flagged = forms.BooleanField(required=False)
     flag_reason = forms.CharField(required=False, max_length=MAX_FLAG_REASON)
     skip = forms.BooleanField(required=False)
@@ -62,6 +73,7 @@ class JudgmentForm(forms.Form):
         initial = {
             "choice": judgment.choice,
             "comment": judgment.comment,
+            "correction": judgment.correction,
             "flagged": judgment.flagged,
             "flag_reason": judgment.flag_reason,
         }
@@ -81,6 +93,12 @@ class JudgmentForm(forms.Form):
         elif "choice" in data and not data["choice"]:
             self.add_error("choice", ERROR_CHOICE)
         return data
+
+    def clean_correction(self) -> str:
+        correction = self.cleaned_data.get("correction", "")
+        if len(correction) > MAX_CORRECTION:
+            raise forms.ValidationError(correction_too_long(correction))
+        return correction
 
     def clean_time_on_task_ms(self) -> int | None:
         value = self.cleaned_data.get("time_on_task_ms", "")

@@ -39,7 +39,9 @@ from evalhub.models import (
     Study,
 )
 from evalhub.reports.conclusion import conclusion
+from evalhub.reports.corrections import corrections_block
 from evalhub.reports.disagreements import Texts, disagreeing_items, disagreement_rows
+from evalhub.selectors.judges import judge_verdict_rows, judges_block
 from evalhub.selectors.lineage import study_leakage
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
@@ -131,6 +133,16 @@ def report_build(
         ),
         # Which of the study's prompts any run of its systems, or an ancestor, trained on.
         "leakage": study_leakage(study=study).as_json(),
+        # Each model judge against the experts: may it stand in for them on this study?
+        "judges": judges_block(
+            study=study,
+            comparisons=comparisons,
+            experts=ratings,
+            final_calls=final_calls,
+            resamples=model_resamples,
+        ),
+        # The better answers raters wrote, apart from the numbers: text, not a verdict.
+        "corrections": corrections_block(study.pk),
     }
     if include_judgments:
         texts = _texts(comparisons, list(comparisons))
@@ -139,6 +151,7 @@ def report_build(
         ]
         report["judgments"] = read.judgment_rows
         report["final_calls"] = final_call_rows
+        report["judge_verdicts"] = judge_verdict_rows(study=study, comparisons=comparisons)
     return report
 
 
@@ -295,7 +308,14 @@ ANALYSIS_COLUMNS = (
     "time_on_task_ms",
     "flagged",
 )
-EXPORT_COLUMNS = ("flag_reason", "comment", "revisions", "created_at", "updated_at")
+EXPORT_COLUMNS = (
+    "flag_reason",
+    "comment",
+    "correction",
+    "revisions",
+    "created_at",
+    "updated_at",
+)
 
 
 def _judgments(
@@ -342,7 +362,7 @@ def _judgments(
             )
         if not with_rows:
             continue
-        reason, comment, revisions, created, updated = values[8:]
+        reason, comment, correction, revisions, created, updated = values[8:]
         rows.append(
             {
                 "judgment": jid,
@@ -357,6 +377,7 @@ def _judgments(
                 "counted": rater not in gated and choice != Choice.SKIP and not c["is_gold"],
                 "flag_reason": reason,
                 "comment": comment,
+                "correction": correction,
                 "revisions": revisions,
                 "created_at": created.isoformat(),
                 "updated_at": updated.isoformat(),

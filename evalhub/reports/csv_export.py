@@ -3,7 +3,10 @@ texts and their lengths, scores and metric values, the reviewer's final call on 
 comparison (``final_call``: a system's name, tie or both_bad; empty where none was made);
 ``counted`` says whether the verdict counts the judgment (its rater meets the study's gate,
 it is no skip and no gold item) and ``rater_competence`` is its rater's estimated
-competence (one-coin Dawid–Skene).
+competence (one-coin Dawid–Skene); ``correction`` is the rater's own better answer, if any.
+Each model judge of the study adds two last columns, "judge <name>: call" (its call on the row's
+comparison, a system's name or tie; empty until it judged both orders) and "judge <name>:
+flipped" (its verdict changed with the order).
 
 Columns that belong to a system are named by the system ("adapter-r16: output",
 "adapter-r16: correctness", "base: rouge1"): one set per system of the study, empty where a
@@ -47,6 +50,7 @@ TAIL_COLUMNS = [
     "rater_competence",
     "flag_reason",
     "comment",
+    "correction",
     "revisions",
     "created_at",
     "updated_at",
@@ -76,7 +80,8 @@ def csv_columns(report: dict[str, Any]) -> list[str]:
     systems = report["systems_order"]
     outputs = [f"{s}: output" for s in systems]
     values = [f"{s}: {v}" for s in systems for v in _per_system(report)]
-    return BASE_COLUMNS + outputs + TAIL_COLUMNS + values
+    judges = [f"judge {j['name']}: {v}" for j in report["judges"] for v in ("call", "flipped")]
+    return BASE_COLUMNS + outputs + TAIL_COLUMNS + values + judges
 
 
 def _system_cells(c: dict[str, Any], j: dict[str, Any], criteria: list[str]) -> dict[str, dict]:
@@ -99,6 +104,8 @@ def render_csv(report: dict[str, Any]) -> str:
     final_calls = {f["comparison"]: f["choice"] for f in report["final_calls"]}
     competence = {r["rater"]: r["competence"] for r in report["rater_quality"]["raters"]}
     criteria, systems = report["study"]["criteria"], report["systems_order"]
+    judged = {(v["judge"], v["comparison"]): v for v in report["judge_verdicts"]}
+    judges = [j["name"] for j in report["judges"]]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([neutralise(c) for c in csv_columns(report)])
@@ -125,11 +132,15 @@ def render_csv(report: dict[str, Any]) -> str:
             competence.get(j["rater"]),
             j["flag_reason"],
             j["comment"],
+            j["correction"],
             j["revisions"],
             j["created_at"],
             j["updated_at"],
             c["length_unit"],
         ]
         row += [cells.get(s, {}).get(v) for s in systems for v in _per_system(report)]
+        for name in judges:
+            verdict = judged.get((name, j["comparison"]), {})
+            row += [verdict.get("call"), verdict.get("flipped")]
         writer.writerow([neutralise(v) for v in row])
     return out.getvalue()

@@ -37,6 +37,7 @@ def item_detail(comparison: Comparison) -> dict[str, Any]:
                 "flagged": j.flagged,
                 "flag_reason": j.flag_reason,
                 "comment": j.comment,
+                "correction": j.correction,
                 "revisions": j.revisions,
                 "updated_at": j.updated_at,
             }

@@ -5,6 +5,7 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
+from evalhub.reports.corrections import CORRECTIONS_SHOWN
 from evalhub.reports.csv_export import render_csv
 from evalhub.reports.figures import report_figures
 
@@ -52,8 +53,8 @@ def _setting_value(value: Any) -> str:
 
 
 def report_context(report: dict[str, Any], *, link_items: bool) -> dict[str, Any]:
-    """What the report's template parts need: the dict, the charts drawn from it and the run's
-    settings as readable lines."""
+    """What the report's template parts need: the dict, the charts drawn from it, the run's
+    settings as readable lines and how many better answers to list."""
     run = report.get("run") or {}
     settings = {key: setting_rows(run.get(key) or {}) for key in ("hyperparameters", "plan")}
     return {
@@ -61,6 +62,7 @@ def report_context(report: dict[str, Any], *, link_items: bool) -> dict[str, Any
         "figures": report_figures(report),
         "settings": settings,
         "link_items": link_items,
+        "corrections_shown": CORRECTIONS_SHOWN,
     }
 
 

@@ -31,6 +31,7 @@ from evalhub.models import (
     SystemKind,
 )
 from evalhub.roles import EXPERT_GROUP
+from evalhub.selectors.judges import judge_predictions, judge_signal_name
 from evalhub.selectors.outputs import run_systems
 from trainer.selectors.runs import run_root
 
@@ -416,21 +417,27 @@ def sequential_block(
     }
 
 
-# The automated signals a prediction-powered interval may use, best first: the first that
-# covers the most comparisons of the pair is taken. A model judge's probability that the
-# adapter wins is a prediction already and would join here.
+# The automated metrics a prediction-powered interval may use, best first: the first that
+# covers the most comparisons of the pair is taken, unless the study names a judge instead.
 SIGNAL_METRICS = ("bertscore_f1", "rougeL")
+SIGNAL_METRIC = "metric"
 REASON_ADAPTIVE = (
-    "an adaptive study already combines the metric with the experts in its verdict's interval; "
+    "an adaptive study already combines its signal with the experts in its verdict's interval; "
     "its judgments are not a random sample, which this interval needs"
 )
 REASON_NO_SIGNAL = "no automated metric is scored on both outputs of the pair's comparisons"
+REASON_NO_JUDGE_VERDICTS = "the judge has judged none of the pair's comparisons in both orders"
 
 
 def study_signal(*, study: Study, pair: tuple[System, System]) -> tuple[str, dict[int, float]]:
     """(signal name, comparison -> predicted outcome for the adapter in [0, 1]) for the
-    study's non-gold comparisons of ``pair``: the metric difference adapter − base mapped by
-    :func:`ppi.metric_predictions`. An empty mapping when no metric is scored."""
+    study's non-gold comparisons of ``pair``. The study's ``signal`` chooses: "judge:<name>",
+    that judge's call on each comparison it judged in both orders (1, ½, 0); otherwise the
+    metric difference adapter − base mapped by :func:`ppi.metric_predictions`. An empty
+    mapping when the signal covers no comparison."""
+    judge = judge_signal_name(study.signal)
+    if judge is not None:
+        return study.signal, judge_predictions(study=study, judge=judge, pair=pair)
     adapter = pair[0]
     rows = Comparison.objects.filter(
         study=study,
@@ -470,6 +477,8 @@ def ppi_block(
     signal, predictions = study_signal(study=study, pair=pair)
     if study.allocation == Allocation.ADAPTIVE:
         result = ppi.NotComputed(signal, len(labels), 0, REASON_ADAPTIVE)
+    elif not predictions and judge_signal_name(study.signal) is not None:
+        result = ppi.NotComputed(signal, len(labels), 0, REASON_NO_JUDGE_VERDICTS)
     elif not predictions:
         result = ppi.NotComputed(None, len(labels), 0, REASON_NO_SIGNAL)
     else:
@@ -478,6 +487,7 @@ def ppi_block(
         "adapter": pair[0].name,
         "base": pair[1].name,
         "signal": result.signal,
+        "signal_kind": "metric" if judge_signal_name(study.signal) is None else "judge",
         "labelled": result.labelled,
         "unlabelled": result.unlabelled,
         "alpha": ppi.ALPHA,

@@ -20,6 +20,7 @@ ERROR_UNKNOWN_CRITERION = "Unknown criterion {name!r}."
 ERROR_SCORE = "Scores are whole numbers from 1 to 5; got {value!r} for {name} ({side})."
 ERROR_COMMENT_LONG = "Comments are limited to {limit} characters."
 ERROR_FLAG_REASON_LONG = "The flag reason is limited to {limit} characters."
+ERROR_CORRECTION_LONG = "A better answer is limited to {limit:,} characters; yours has {length:,}."
 
 NOT_YOURS = "not_yours"
 NOT_OPEN = "not_open"
@@ -27,6 +28,8 @@ INVALID = "invalid"
 
 MAX_COMMENT = 5000
 MAX_FLAG_REASON = 200  # Judgment.flag_reason's width
+# A rater's own answer to the prompt: room for a long answer, not for a pasted document.
+MAX_CORRECTION = 10_000
 # A tab left open overnight is not an hour of work: longer times are recorded as this cap.
 MAX_TIME_ON_TASK_MS = 60 * 60 * 1000
 
@@ -55,6 +58,12 @@ def _clean_scores(
     return cleaned
 
 
+def correction_too_long(correction: str) -> str:
+    """The refusal of a better answer over the limit, with its length (the form, the API and
+    this service say it alike)."""
+    return ERROR_CORRECTION_LONG.format(limit=MAX_CORRECTION, length=len(correction))
+
+
 def _cap_time(time_on_task_ms: int | None) -> int | None:
     if time_on_task_ms is None or time_on_task_ms < 0:
         return None
@@ -69,6 +78,7 @@ def judgment_submit(
     choice: str,
     criterion_scores: Mapping[str, Mapping[str, int]] | None = None,
     comment: str = "",
+    correction: str = "",
     flagged: bool = False,
     flag_reason: str = "",
     time_on_task_ms: int | None = None,
@@ -79,6 +89,8 @@ def judgment_submit(
     revision); a different one updates it in place and counts a revision. Time on task keeps
     the first submit's value: it measures how long the first verdict took.
     A skip (``Choice.SKIP``) chooses no side: it is always flagged and needs a flag reason.
+    ``correction`` is the rater's own better answer, optional; a skip keeps one it is sent
+    (the rules of a preference set decide what a skipped item's answer is worth).
     A study set to stop by itself is paused when this judgment decides it.
     Raises ``JudgmentError`` (NOT_YOURS, NOT_OPEN or INVALID).
     """
@@ -97,6 +109,9 @@ def judgment_submit(
     comment = comment.strip()
     if len(comment) > MAX_COMMENT:
         raise JudgmentError(ERROR_COMMENT_LONG.format(limit=MAX_COMMENT), INVALID)
+    correction = correction.strip()
+    if len(correction) > MAX_CORRECTION:
+        raise JudgmentError(correction_too_long(correction), INVALID)
     if choice == Choice.SKIP:
         flagged = True
         if not flag_reason.strip():
@@ -109,6 +124,7 @@ def judgment_submit(
         "choice": choice,
         "criterion_scores": _clean_scores(criterion_scores, list(study.criteria)),
         "comment": comment,
+        "correction": correction,
         "flagged": flagged,
         "flag_reason": flag_reason,
     }

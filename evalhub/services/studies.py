@@ -23,13 +23,20 @@ from evalhub.models import (
     Allocation,
     Assignment,
     Comparison,
+    Judge,
     Output,
     Prompt,
     Study,
     StudyStatus,
     System,
 )
-from evalhub.selectors.studies import study_monitored_pair, study_sequential, study_signal
+from evalhub.selectors.judges import judge_signal_name
+from evalhub.selectors.studies import (
+    SIGNAL_METRIC,
+    study_monitored_pair,
+    study_sequential,
+    study_signal,
+)
 from evalhub.services.allocation import allocation_budget
 from evalhub.services.gold import GOLD_NEEDS_REFERENCE, GoldItem, gold_comparisons_create
 from trainer.models import FineTuneRun, Split
@@ -60,6 +67,13 @@ ERROR_STATUS_UNKNOWN = "Unknown study status {status!r}."
 ERROR_STATUS_TRANSITION = "A {current} study cannot be moved to {target}."
 ERROR_OPEN_WITHOUT_RATERS = "Add raters before opening the study."
 ERROR_STUDY_CLOSED = "Study {name!r} is closed."
+ERROR_SIGNAL_UNKNOWN = (
+    "Unknown signal {signal!r}: use 'metric' or 'judge:<name>' with the name of a model judge."
+)
+ERROR_SIGNAL_AFTER_DRAWS = (
+    "The adaptive study {name!r} has given out judgments already: its predictions were fixed "
+    "before the first one, so its signal can no longer change."
+)
 ERROR_ALLOCATION = "Unknown allocation {allocation!r}; use uniform or adaptive."
 ERROR_ADAPTIVE_SYSTEMS = (
     "Adaptive allocation compares two systems (an adapter and its base); got {count}."
@@ -355,6 +369,24 @@ def _store_predictions(study: Study) -> None:
     for comparison in comparisons:
         comparison.prediction = predictions.get(comparison.pk, 0.5)
     Comparison.objects.bulk_update(comparisons, ["prediction"])
+
+
+@transaction.atomic
+def study_set_signal(*, study: Study, signal: str) -> Study:
+    """Choose the study's cheap signal: "metric" or "judge:<name>". The prediction-powered
+    interval reads it at once; an adaptive study, which fixes its predictions before its first
+    draw, takes the new signal's predictions only while it has made none."""
+    judge = judge_signal_name(signal)
+    if signal != SIGNAL_METRIC and (not judge or not Judge.objects.filter(name=judge).exists()):
+        raise StudyError(ERROR_SIGNAL_UNKNOWN.format(signal=signal))
+    study = Study.objects.select_for_update().get(pk=study.pk)
+    if study.allocation == Allocation.ADAPTIVE and study.draws.exists():
+        raise StudyError(ERROR_SIGNAL_AFTER_DRAWS.format(name=study.name))
+    study.signal = signal
+    study.save(update_fields=["signal"])
+    if study.allocation == Allocation.ADAPTIVE:
+        _store_predictions(study)
+    return study
 
 
 @transaction.atomic

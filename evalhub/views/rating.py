@@ -180,6 +180,7 @@ def rate_item(request: HttpRequest, token: str) -> HttpResponse:
             choice=form.cleaned_data["choice"],
             criterion_scores=form.criterion_scores(),
             comment=form.cleaned_data["comment"],
+            correction=form.cleaned_data["correction"],
             flagged=form.cleaned_data["flagged"],
             flag_reason=form.cleaned_data["flag_reason"],
             time_on_task_ms=form.cleaned_data["time_on_task_ms"],

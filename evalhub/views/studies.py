@@ -13,6 +13,7 @@ from evalhub.forms.studies import AddRatersForm, StudyCreateForm, StudyPlanForm
 from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
 from evalhub.selectors import studies as study_selectors
+from evalhub.selectors.judges import study_signal_choices
 from evalhub.selectors.lineage import lineage_systems, study_leakage
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
@@ -33,6 +34,7 @@ from evalhub.services.studies import (
     StudyError,
     study_add_raters,
     study_create,
+    study_set_signal,
     study_set_status,
 )
 from trainer.models import FineTuneRun
@@ -162,6 +164,7 @@ def _render_detail(
         "flagged": study_flagged(study=study),
         "sequential": sequential_block(study=study, excluded=gated),
         "ppi": ppi_block(study=study, excluded=gated),
+        "signal_choices": study_signal_choices(study=study),
         "details": verdict_details_block(study=study, rater_stats=rater_stats),
         "recognisability": recognisability_block(study=study),
         "review": review_counts(study=study, reviewer=request.user),
@@ -193,6 +196,19 @@ def _set_status(request: HttpRequest, study: Study, status: str) -> bool:
 def study_status(request: HttpRequest, pk: int) -> HttpResponse:
     study = get_object_or_404(Study, pk=pk)
     _set_status(request, study, request.POST.get("status", ""))
+    return redirect("study_detail", pk=study.pk)
+
+
+@manager_required
+@require_POST
+def study_signal_view(request: HttpRequest, pk: int) -> HttpResponse:
+    study = get_object_or_404(Study, pk=pk)
+    try:
+        study_set_signal(study=study, signal=request.POST.get("signal", ""))
+    except StudyError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "The prediction-powered interval now uses the chosen signal.")
     return redirect("study_detail", pk=study.pk)
 
 

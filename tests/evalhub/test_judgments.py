@@ -89,6 +89,10 @@ def test_another_raters_assignment_is_refused():
         ),
         ({"comment": "x" * 5001}, svc.ERROR_COMMENT_LONG.format(limit=5000)),
         ({"flagged": True, "flag_reason": "y" * 201}, svc.ERROR_FLAG_REASON_LONG.format(limit=200)),
+        (
+            {"correction": " " + "z" * 10_001 + " "},
+            "A better answer is limited to 10,000 characters; yours has 10,001.",
+        ),
     ],
 )
 def test_bad_input_is_refused_with_its_message(kwargs, message):
@@ -113,6 +117,39 @@ def test_a_flag_reason_without_a_flag_is_dropped():
     assignment = first_assignment(study, rater)
     judgment_submit(assignment=assignment, rater=rater, choice="a", flag_reason="broken")
     assert Judgment.objects.get().flag_reason == ""
+
+
+def test_a_better_answer_is_stored_trimmed_and_a_revision_edits_or_removes_it():
+    study, (rater, _), _ = open_study()
+    assignment = first_assignment(study, rater)
+    judgment_submit(assignment=assignment, rater=rater, choice="a", correction="  Paris.\n")
+    assert Judgment.objects.get().correction == "Paris."
+    judgment_submit(assignment=assignment, rater=rater, choice="a", correction="Paris, France.")
+    judgment = Judgment.objects.get()
+    assert (judgment.correction, judgment.revisions) == ("Paris, France.", 1)
+    judgment_submit(assignment=assignment, rater=rater, choice="a")
+    judgment = Judgment.objects.get()
+    assert (judgment.correction, judgment.revisions) == ("", 2)
+
+
+def test_a_better_answer_of_exactly_the_limit_is_kept():
+    study, (rater, _), _ = open_study()
+    assignment = first_assignment(study, rater)
+    judgment_submit(assignment=assignment, rater=rater, choice="b", correction="z" * 10_000)
+    assert len(Judgment.objects.get().correction) == 10_000
+
+
+def test_a_skip_needs_no_better_answer_and_keeps_one_it_is_given():
+    _study, (rater, _), _ = open_study(prompts=2)
+    first, second = rater.assignments.order_by("position")
+    judgment_submit(assignment=first, rater=rater, choice="skip", flag_reason="cut off")
+    judgment_submit(
+        assignment=second, rater=rater, choice="skip", flag_reason="cut off", correction="Yes."
+    )
+    assert list(Judgment.objects.order_by("id").values_list("correction", flat=True)) == [
+        "",
+        "Yes.",
+    ]
 
 
 def test_the_next_assignment_follows_the_raters_order_and_progress_counts():

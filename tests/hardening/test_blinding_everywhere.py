@@ -24,7 +24,15 @@ from django.test import Client
 from django.urls import reverse
 
 from evalhub import blinding
-from evalhub.models import Adjudication, Allocation, Assignment, Comparison, StudyStatus
+from evalhub.models import (
+    Adjudication,
+    Allocation,
+    Assignment,
+    Comparison,
+    Judge,
+    JudgeVerdict,
+    StudyStatus,
+)
 from evalhub.selectors.review import disputed_comparisons
 from evalhub.services.accounts import password_set_path
 from evalhub.services.judgments import judgment_submit
@@ -46,6 +54,11 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 FIRST_ID = 8_110_417_000  # ids far from anything else in a page: finding one means a leak
 NAMES = ["wombat-7b-chat", "pangolin-finetune", "adapter:pangolin", "base:wombat", "tapir-data"]
+# A model judge with verdicts on the study: its name, model and replies are managers' only.
+JUDGE_NAMES = ["okapi-judge", "okapi-13b", "okapi reply"]
+# Raters' better answers are their own text: no one else's page ever shows one.
+OTHERS_ANSWER = "kinkajou-answer: what the other rater would have written"
+EXPERTS_ANSWER = "numbat-answer: what this expert would have written"
 # Words a rating page has no reason to use; the API schema and docs may, being generic.
 RATING_WORDS = ["adapter", "base model", "fine-tun", "finetune", "lora", "system"]
 NEVER_SEEN = [
@@ -102,6 +115,12 @@ def world():
     )
     study_set_status(study=study, status=StudyStatus.OPEN)
     ids += list(study.comparisons.values_list("id", flat=True))
+    judge = Judge.objects.create(name=JUDGE_NAMES[0], model=JUDGE_NAMES[1])
+    for comparison in study.comparisons.all():
+        for order in ("ab", "ba"):
+            JudgeVerdict.objects.create(
+                judge=judge, comparison=comparison, order=order, choice="a", raw=JUDGE_NAMES[2]
+            )
     client = Client(raise_request_exception=False)
     client.force_login(expert)
     return {
@@ -112,6 +131,7 @@ def world():
         "other": other,
         "client": client,
         "ids": [str(i) for i in ids],
+        "hidden": [],  # texts of others that this walk must never meet
         "mine": list(Assignment.objects.filter(rater=expert).order_by("position")),
         "theirs": list(Assignment.objects.filter(rater=other).order_by("position")),
     }
@@ -141,10 +161,12 @@ def assert_blind(response, world, *, rating: bool | None = None) -> str:
     headers = " ".join(f"{k}: {v}" for k, v in response.items())
     for text in (body, headers):
         lowered = text.lower()
-        for name in NAMES:
+        for name in NAMES + JUDGE_NAMES:
             assert name.lower() not in lowered, (name, response.request["PATH_INFO"])
         for leaked in world["ids"]:
             assert leaked not in text, (leaked, response.request["PATH_INFO"])
+        for hidden in world["hidden"]:
+            assert hidden not in text, (hidden, response.request["PATH_INFO"])
         if rating:
             for word in RATING_WORDS:
                 assert word not in lowered, (word, response.request["PATH_INFO"])
@@ -152,7 +174,13 @@ def assert_blind(response, world, *, rating: bool | None = None) -> str:
 
 
 def test_every_page_linked_from_the_experts_pages_is_blind(world):
-    """Start at home and follow every same-site link, form and htmx URL, as the expert."""
+    """Start at home and follow every same-site link, form and htmx URL, as the expert, who
+    writes a better answer on each item; the other rater's better answers never show."""
+    for theirs in world["theirs"]:
+        judgment_submit(
+            assignment=theirs, rater=world["other"], choice="b", correction=OTHERS_ANSWER
+        )
+    world["hidden"].append(OTHERS_ANSWER)
     client = world["client"]
     seen, queue = set(), [reverse("home")]
     items = {reverse("rate_item", args=[a.token]) for a in world["mine"]}
@@ -165,7 +193,8 @@ def test_every_page_linked_from_the_experts_pages_is_blind(world):
         assert response.status_code in (200, 302, 403, 404, 405), (url, response.status_code)
         body = assert_blind(response, world)
         if url in items:  # judge it, as the expert would, and go where that leads
-            submitted = client.post(url, {"choice": "a", "comment": "fine"})
+            sent = {"choice": "a", "comment": "fine", "correction": EXPERTS_ANSWER}
+            submitted = client.post(url, sent)
             assert submitted.status_code == 302
             assert_blind(submitted, world)
             queue.append(submitted["Location"])
@@ -183,6 +212,11 @@ def test_every_page_linked_from_the_experts_pages_is_blind(world):
     names = {urlsplit(u).path for u in seen}
     manager_lists = ("study_list", "dataset_list", "run_list", "people")
     assert not names & {reverse(n) for n in manager_lists}
+    # The expert's own better answer is theirs to read and revise, on the page and in the API.
+    mine = world["mine"][0]
+    assert EXPERTS_ANSWER in client.get(reverse("rate_item", args=[mine.token])).content.decode()
+    api = client.get(f"/api/assignments/{mine.token}/judgment/").json()
+    assert api["correction"] == EXPERTS_ANSWER
 
 
 def test_htmx_fragments_redirects_and_refusals_are_blind(world, settings):
@@ -227,6 +261,8 @@ def test_the_api_answers_and_refusals_are_blind(world):
         {"choice": "a", "criterion_scores": 5},
         {"choice": "skip"},
         {"choice": "skip", "flag_reason": "cut off"},
+        {"choice": "a", "correction": EXPERTS_ANSWER},
+        {"choice": "a", "correction": "x" * 10_001},
     ):
         put = client.put(judgment, body, content_type="application/json")
         assert put.status_code in (200, 201, 400)
@@ -310,6 +346,7 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
     posts = [
         (reverse("study_status", args=[study.pk]), {"status": "closed"}),
         (reverse("study_raters", args=[study.pk]), {}),
+        (reverse("study_signal", args=[study.pk]), {"signal": f"judge:{JUDGE_NAMES[0]}"}),
         (reverse("run_evaluate", args=[run.pk]), {}),
         (reverse("run_cancel", args=[run.pk]), {}),
         (reverse("run_resume", args=[run.pk]), {}),
@@ -333,6 +370,8 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
     assert Assignment.objects.filter(comparison__study=study).count() == 8
     assert not get_user_model().objects.filter(username="intruder").exists()
     assert (Dataset.objects.count(), FineTuneRun.objects.count()) == (datasets, runs)
+    study.refresh_from_db()
+    assert study.signal == "metric"
 
 
 def test_the_set_password_page_is_blind_whoever_opens_it(world, settings):
@@ -456,6 +495,16 @@ def test_a_manager_sees_the_names_so_the_check_can_fail(world):
         assert_blind(response, world)
 
 
+def test_a_better_answer_shown_where_it_is_hidden_fails_the_check(world):
+    """The expert's own item shows their better answer: held to the reviewer's rule (every
+    rater's answer hidden), the check finds it, so the walks above are not vacuous."""
+    _raters_split(world)
+    response = world["client"].get(reverse("rate_item", args=[world["mine"][1].token]))
+    assert EXPERTS_ANSWER in response.content.decode()
+    with pytest.raises(AssertionError, match="numbat-answer"):
+        assert_blind(response, world)
+
+
 def test_an_adaptive_study_is_as_blind_as_a_uniform_one(world):
     """Draws make the expert's items as they ask: every page, fragment and API answer on the
     way is blind, and so are the items the draws made."""
@@ -487,8 +536,8 @@ def test_an_adaptive_study_is_as_blind_as_a_uniform_one(world):
 
 
 def _raters_split(world) -> None:
-    """The two raters disagree on every comparison, with comments and scores; the other rater
-    flags and skips the first one."""
+    """The two raters disagree on every comparison, with comments, scores and better answers
+    (which no reviewer sees); the other rater flags and skips the first one."""
     for mine, theirs in zip(world["mine"], _same_order(world), strict=True):
         judgment_submit(
             assignment=mine,
@@ -496,17 +545,26 @@ def _raters_split(world) -> None:
             choice="a",
             criterion_scores={"accuracy": {"a": 4, "b": 2}},
             comment="the left one follows the steps",
+            correction=EXPERTS_ANSWER,
         )
         verdict = blinding.unblind_choice("a", left_is_a=mine.left_is_a)
         opposite = blinding.blind_choice("b" if verdict == "a" else "a", left_is_a=theirs.left_is_a)
-        judgment_submit(assignment=theirs, rater=world["other"], choice=opposite, comment="no")
+        judgment_submit(
+            assignment=theirs,
+            rater=world["other"],
+            choice=opposite,
+            comment="no",
+            correction=OTHERS_ANSWER,
+        )
     judgment_submit(
         assignment=_same_order(world)[0],
         rater=world["other"],
         choice="skip",
         flagged=True,
         flag_reason="the prompt is cut off",
+        correction=OTHERS_ANSWER,
     )
+    world["hidden"] += [EXPERTS_ANSWER, OTHERS_ANSWER]
 
 
 def _same_order(world) -> list[Assignment]:
@@ -611,3 +669,11 @@ def test_the_review_pages_refuse_the_expert_with_a_blind_403(world, settings):
         response = world["client"].get(url)
         assert response.status_code == 403, url
         assert_blind(response, world)
+
+
+def test_the_judge_hidden_from_the_expert_is_on_the_managers_analysis_page(world):
+    """The judge's name is a real leak to look for: managers read it where experts cannot."""
+    manager = Client()
+    manager.force_login(ManagerFactory())
+    page = manager.get(reverse("study_analysis", args=[world["study"].pk]))
+    assert page.status_code == 200 and JUDGE_NAMES[0] in page.content.decode()

@@ -1,6 +1,6 @@
-"""Model outputs (and prompts, references, rater comments) that try to be markup, links,
-right-to-left tricks, spreadsheet formulas or a 1 MB line stay inert text on every page, every
-htmx fragment, the API and every export."""
+"""Model outputs (and prompts, references, rater comments and better answers) that try to be
+markup, links, right-to-left tricks, spreadsheet formulas or a 1 MB line stay inert text on every
+page, every htmx fragment, the API and every export."""
 
 import json
 
@@ -41,6 +41,8 @@ pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}
 SHORT = {k: v for k, v in PAYLOADS.items() if k != "huge"}
 PAGE_COMMENT = PAYLOADS["breakout"] + " " + PAYLOADS["rtl"]
+# A rater's better answer: it closes the textarea it is edited in, then tries markup.
+PAGE_CORRECTION = PAYLOADS["breakout"] + "\n" + PAYLOADS["handlers"]
 # The guidelines are rendered Markdown: their refused link and raw HTML show as text.
 GUIDELINES_TEXT = [
     "[click me](javascript:alert('pwn-md'))",
@@ -61,7 +63,8 @@ def _prompt(i: int, payload: str) -> str:
 @pytest.fixture
 def hostile(manager):
     """A run whose prompts, references and outputs are all hostile, a study on it, and raters
-    whose comments and flag reasons are too. ``expert`` has judged half of their items."""
+    whose comments, flag reasons and better answers are too. ``expert`` has judged half of
+    their items."""
     run = FineTuneRunFactory(name="hostile-run")
     payloads = list(PAYLOADS.values())
     for i, payload in enumerate(payloads):
@@ -106,6 +109,7 @@ def hostile(manager):
             choice="ab"[n % 2],
             criterion_scores={"correctness": {"a": 1 + n % 5, "b": 5 - n % 5}},
             comment=comment,
+            correction=FORMULA_COMMENTS[(n + 2) % len(FORMULA_COMMENTS)],
             flagged=True,
             flag_reason=FORMULA_COMMENTS[(n + 1) % len(FORMULA_COMMENTS)].strip() or "x",
         )
@@ -116,6 +120,7 @@ def hostile(manager):
             rater=expert,
             choice="b",
             comment=PAGE_COMMENT,
+            correction=PAGE_CORRECTION,
             flagged=True,
             flag_reason=PAYLOADS["script"],
         )
@@ -153,7 +158,7 @@ def test_every_rating_page_shows_both_outputs_prompt_and_reference_as_text(hosti
         html = _html(client.get(reverse("rate_item", args=[assignment.token])))
         shown = [*_shown(assignment), assignment.comparison.prompt.reference, *GUIDELINES_TEXT]
         if hasattr(assignment, "judgment"):
-            shown.append(PAGE_COMMENT)  # prefilled for revising, in the textarea
+            shown += [PAGE_COMMENT, PAGE_CORRECTION]  # prefilled for revising, in textareas
         assert_inert_html(html, shown=shown)
 
 
@@ -161,8 +166,11 @@ def test_the_htmx_fragments_after_a_submit_and_a_refusal_stay_inert(hostile):
     client = hostile["expert_client"]
     pending = [a for a in hostile["mine"] if not hasattr(a, "judgment")]
     url = reverse("rate_item", args=[pending[0].token])
-    refused = client.post(url, {"comment": PAGE_COMMENT, "flag_reason": PAYLOADS["script"]}, **HTMX)
-    assert_inert_html(_html(refused, 422), shown=[*_shown(pending[0]), PAGE_COMMENT])
+    sent = {"comment": PAGE_COMMENT, "correction": PAGE_CORRECTION, "flag_reason": "x"}
+    refused = client.post(url, sent, **HTMX)
+    assert_inert_html(
+        _html(refused, 422), shown=[*_shown(pending[0]), PAGE_COMMENT, PAGE_CORRECTION]
+    )
     fragment = client.post(url, {"choice": "a", "comment": PAYLOADS["handlers"]}, **HTMX)
     following = Assignment.objects.get(token=fragment["HX-Push-Url"].rstrip("/").split("/")[-1])
     assert_inert_html(_html(fragment), shown=_shown(following))
@@ -241,7 +249,7 @@ def test_manager_pages_show_outputs_comments_and_flags_as_text(hostile):
     pages = {
         reverse("study_list"): [],
         reverse("study_detail", args=[study.pk]): [FORMULA_COMMENTS[0], PAYLOADS["script"]],
-        reverse("study_analysis", args=[study.pk]): [],
+        reverse("study_analysis", args=[study.pk]): [PAGE_CORRECTION, FORMULA_COMMENTS[2]],
         reverse("run_outputs", args=[run.pk]): [HUGE_LINE, *SHORT.values()],
         reverse("run_outputs", args=[run.pk]) + "?sort=-rouge1": [HUGE_LINE],
         reverse("run_detail", args=[run.pk]): [],
@@ -258,7 +266,7 @@ def test_every_item_drill_down_shows_outputs_and_comments_as_text(hostile):
     for comparison in Comparison.objects.filter(study=study):
         html = _html(client.get(reverse("study_item", args=[study.pk, comparison.pk])))
         judged = [a for a in comparison.assignments.all() if hasattr(a, "judgment")]
-        comments = [a.judgment.comment for a in judged]
+        comments = [t for a in judged for t in (a.judgment.comment, a.judgment.correction)]
         outputs = [comparison.output_a.text, comparison.output_b.text]
         assert_inert_html(html, shown=[*outputs, *comments])
 
@@ -267,7 +275,7 @@ def test_html_report_downloads_and_the_print_html_are_inert(hostile):
     study = hostile["study"]
     response = hostile["manager_client"].get(reverse("study_report", args=[study.pk, "html"]))
     assert response["Content-Disposition"].startswith("attachment")
-    page = assert_inert_html(response.content.decode())
+    page = assert_inert_html(response.content.decode(), shown=[PAGE_CORRECTION])
     excerpts = [p.text[:PROMPT_EXCERPT_CHARS] for p in _prompts(study)]
     assert any(e in page.text for e in excerpts)
     assert_inert_html(render_html(report_build(study), for_print=True))
@@ -296,17 +304,20 @@ def test_csv_report_neutralises_every_formula(hostile):
     rows = assert_csv_inert(body.content.decode())
     cells = {cell for row in rows for cell in row}
     stored = Judgment.objects.filter(assignment__comparison__study=study)
-    for comment in stored.values_list("comment", flat=True):
-        if comment.startswith(("=", "+", "-", "@")):
-            assert "'" + comment in cells, comment
+    for texts in stored.values_list("comment", "correction"):
+        for text in texts:
+            if text.startswith(("=", "+", "-", "@")):
+                assert "'" + text in cells, text
     assert "'" + FORMULA_COMMENTS[0] in cells
+    assert "'" + FORMULA_COMMENTS[2] in cells  # a better answer
 
 
 def test_json_report_and_manager_api_round_trip_the_exact_text(hostile):
     client, study = hostile["manager_client"], hostile["study"]
     report = client.get(reverse("study_report", args=[study.pk, "json"]))
     assert report["Content-Type"] == "application/json"
-    assert FORMULA_COMMENTS[0] in strings_in(json.loads(report.content))
+    strings = strings_in(json.loads(report.content))
+    assert FORMULA_COMMENTS[0] in strings and PAGE_CORRECTION in strings
     comparisons = client.get(f"/api/comparisons/?study={study.pk}")
     assert comparisons["Content-Type"] == "application/json"
     strings = strings_in(comparisons.json())

@@ -79,7 +79,10 @@ def world(expert, other_expert, manager) -> World:
     mine_gold = f.AssignmentFactory(comparison=gold, rater=expert, left_output=gold.output_a)
     theirs = f.AssignmentFactory(comparison=plain, rater=other_expert, left_output=plain.output_a)
     judgment = f.JudgmentFactory(
-        assignment=theirs, choice=ev.Choice.B, comment="other rater's private comment"
+        assignment=theirs,
+        choice=ev.Choice.B,
+        comment="other rater's private comment",
+        correction="other rater's private answer",
     )
     return World(
         study=study,

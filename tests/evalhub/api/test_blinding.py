@@ -25,6 +25,7 @@ def _assert_blind(text: str, world) -> None:
         assert name not in text
     assert "gold" not in text.lower()
     assert "other rater's private comment" not in text
+    assert "other rater's private answer" not in text
     assert world.other_expert.username not in text
     assert world.theirs.token not in text
 
@@ -89,6 +90,7 @@ def test_rater_sees_own_judgment_but_not_others(world, login):
     data = login(world.other_expert).get(f"/api/assignments/{world.theirs.token}/").json()
     assert data["judgment"]["choice"] == "b"
     assert data["judgment"]["comment"] == "other rater's private comment"
+    assert data["judgment"]["correction"] == "other rater's private answer"
     mine = login(world.expert).get(f"/api/assignments/{world.mine.token}/").json()
     assert mine["judgment"] is None
 

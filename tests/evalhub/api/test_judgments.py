@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 from evalhub.api import rater_serializers
 from evalhub.api.permissions import JudgmentRateThrottle
 from evalhub.api.rater_views import ERROR_NO_JUDGMENT
+from evalhub.middleware import MESSAGE as NUL_MESSAGE
 from evalhub.models import Judgment, StudyStatus
 from evalhub.services import judgments
 
@@ -108,6 +109,11 @@ def test_another_raters_assignment_cannot_be_judged(world, login):
         ),
         ({"choice": "a", "comment": "x" * (judgments.MAX_COMMENT + 1)}, "comment", None),
         ({"choice": "a", "flag_reason": "x" * 201, "flagged": True}, "flag_reason", None),
+        (
+            {"choice": "a", "correction": "x" * 10_001},
+            "correction",
+            "A better answer is limited to 10,000 characters; yours has 10,001.",
+        ),
         ({"choice": "a", "time_on_task_ms": -5}, "time_on_task_ms", None),
         ({"choice": "a", "time_on_task_ms": "soon"}, "time_on_task_ms", None),
         ({"choice": "skip"}, "flag_reason", judgments.ERROR_SKIP_REASON),
@@ -171,3 +177,33 @@ def test_a_skip_is_stored_flagged_with_its_reason_and_read_back(world, login):
     )
     pending = client.get("/api/assignments/", {"pending": "true"}).json()
     assert world.mine.token not in str(pending)  # a skipped item is done
+
+
+def test_a_better_answer_is_stored_returned_and_replaced_with_the_judgment(world, login):
+    client = login(world.expert)
+    sent = client.put(
+        _url(world.mine), {"choice": "b", "correction": " Rest and fluids.\n"}, format="json"
+    )
+    assert sent.status_code == 201 and sent.json()["correction"] == "Rest and fluids."
+    assert Judgment.objects.get(assignment=world.mine).correction == "Rest and fluids."
+    assert client.get(_url(world.mine)).json()["correction"] == "Rest and fluids."
+    detail = client.get(f"/api/assignments/{world.mine.token}/").json()
+    assert detail["judgment"]["correction"] == "Rest and fluids."
+    # A PUT replaces the whole judgment: one without a correction removes it.
+    replaced = client.put(_url(world.mine), {"choice": "b"}, format="json")
+    assert replaced.status_code == 200 and replaced.json()["correction"] == ""
+    assert Judgment.objects.get(assignment=world.mine).revisions == 1
+
+
+def test_a_nul_in_a_better_answer_is_a_400_that_stores_nothing(world, login):
+    body = {"choice": "a", "correction": "Rest\u0000"}
+    response = login(world.expert).put(_url(world.mine), body, format="json")
+    assert response.status_code == 400
+    assert response.json()["detail"] == NUL_MESSAGE
+    assert not Judgment.objects.filter(assignment=world.mine).exists()
+
+
+def test_managers_read_every_raters_better_answer_with_the_judgment(world, login):
+    data = login(world.manager).get(f"/api/judgments/{world.judgment.pk}/").json()
+    assert data["correction"] == "other rater's private answer"
+    assert data["rater"] == world.other_expert.username

@@ -73,6 +73,19 @@ MATRIX = [
         (401, 201, 404, 404),
     ),
     ("put", "/api/assignments/{theirs}/judgment/", {"choice": "a"}, (401, 404, 200, 404)),
+    # A better answer goes with the rater's own judgment only, like every other field.
+    (
+        "put",
+        "/api/assignments/{mine}/judgment/",
+        {"choice": "a", "correction": "Rest and fluids."},
+        (401, 201, 404, 404),
+    ),
+    (
+        "put",
+        "/api/assignments/{theirs}/judgment/",
+        {"choice": "b", "correction": "Rest and fluids."},
+        (401, 404, 200, 404),
+    ),
     # An unsupported method is refused before any lookup: 405 for any token, so no leak.
     ("post", "/api/assignments/{mine}/judgment/", {"choice": "a"}, (401, 405, 405, 405)),
     ("delete", "/api/assignments/{theirs}/judgment/", None, (401, 405, 405, 405)),

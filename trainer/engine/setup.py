@@ -118,15 +118,14 @@ class TrainingSession:
         """This process's batches (example indices) for one epoch, in training order."""
         return _epoch_batches(self.train_split, self.config, self.context, epoch)
 
-    def batch(self, indices: list[int], *, validation: bool = False) -> dict[str, Any]:
-        """The collated micro-batch of these examples (pairs, with their reference, for DPO)."""
-        split = self.val_split if validation else self.train_split
+    def batch(self, indices: list[int]) -> dict[str, Any]:
+        """The collated training micro-batch of these examples (pairs, with their reference,
+        for DPO)."""
         if self.config.method == "dpo":
             from trainer.engine.preference import pair_batch
 
-            reference = self.val_reference if validation else self.train_reference
-            return pair_batch(split, indices, self.pad_id, reference)
-        return collate([split.examples[i] for i in indices], self.pad_id)
+            return pair_batch(self.train_split, indices, self.pad_id, self.train_reference)
+        return collate([self.train_split.examples[i] for i in indices], self.pad_id)
 
     def step_context(self) -> StepContext:
         return StepContext(

@@ -191,6 +191,36 @@ def test_a_dpo_run_turns_its_pairs_around_and_records_reward_curves(dpo_run):
     assert evaluations[-1].val_loss < evaluations[0].val_loss
 
 
+def test_a_resumed_dpo_run_keeps_its_reference_and_ends_where_an_uninterrupted_one_does(
+    tiny_model_dir, sft_adapter, tmp_path
+):
+    """The resumed run measures against the starting adapter again, not against the weights
+    of its checkpoint."""
+    from trainer.engine.checkpoint import CHECKPOINT_DIR
+
+    def run(output, stop_after=None, resume_from=None):
+        hooks = RecordingHooks(stop_after=stop_after)
+        train(
+            model_dir=tiny_model_dir,
+            config=dpo_config(epochs=4, patience=0),
+            train_conversations=REFUSALS,
+            validation_conversations=REFUSALS,
+            output_dir=output,
+            hooks=hooks,
+            start_adapter=sft_adapter,
+            resume_from=resume_from,
+        )
+        return hooks
+
+    whole = run(tmp_path / "whole")
+    stopped = run(tmp_path / "stopped", stop_after=2)
+    resumed = run(tmp_path / "resumed", resume_from=tmp_path / "stopped" / CHECKPOINT_DIR)
+    assert [p.step for p in stopped.steps] == [1, 2] and [p.step for p in resumed.steps] == [3, 4]
+    for done, again in zip(whole.steps[2:], resumed.steps, strict=True):
+        assert again.train_loss == pytest.approx(done.train_loss, abs=1e-5)
+        assert again.reward_margin == pytest.approx(done.reward_margin, abs=1e-5)
+
+
 def test_the_reference_is_the_starting_adapter_not_the_base(tiny_model_dir, sft_adapter, tmp_path):
     """The reference log-probs match the SFT adapter loaded apart by peft, and differ from the
     base model's."""

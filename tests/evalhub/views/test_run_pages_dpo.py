@@ -104,6 +104,17 @@ def test_the_api_starts_a_dpo_run_with_the_same_form(manager_client, model_dir, 
     run = FineTuneRun.objects.get(pk=response.json()["id"])
     assert run.method == "dpo" and run.from_run == sft_run
     assert run.hyperparameters["learning_rate"] == DPO_DEFAULTS["learning_rate"]
+    assert response.json()["method"] == "dpo" and response.json()["from_run"] == sft_run.pk
+
+
+def test_the_api_gives_a_dpo_runs_reward_points(manager_client, sft_run):
+    run = FineTuneRunFactory(method="dpo", from_run=sft_run)
+    RunMetric.objects.create(
+        run=run, kind=MetricKind.VALIDATION, step=4, loss=0.6, reward_accuracy=0.75,
+        reward_margin=0.125,
+    )  # fmt: skip
+    (point,) = manager_client.get(f"/api/runs/{run.pk}/").json()["metrics"]
+    assert point["reward_accuracy"] == 0.75 and point["reward_margin"] == 0.125
 
 
 def test_a_dpo_runs_page_draws_reward_curves_and_links_the_run_it_starts_from(

@@ -88,7 +88,17 @@ class DatasetRefusedSerializer(serializers.Serializer):
 class RunMetricSerializer(serializers.ModelSerializer):
     class Meta:
         model = RunMetric
-        fields = ["kind", "step", "epoch", "loss", "learning_rate", "grad_norm", "tokens_per_s"]
+        fields = [
+            "kind",
+            "step",
+            "epoch",
+            "loss",
+            "learning_rate",
+            "grad_norm",
+            "tokens_per_s",
+            "reward_accuracy",
+            "reward_margin",
+        ]
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -139,6 +149,8 @@ class RunDetailSerializer(RunSerializer):
             "adapter_size_bytes",
             "resumed_from",
             "retry_of",
+            "method",
+            "from_run",
             "metrics",
         ]
 

@@ -8,13 +8,26 @@ from typing import Any
 
 from django import forms
 
-from trainer.engine.config import FIELD_CHOICES, ConfigError, TrainConfig
+from trainer.engine.config import DPO_DEFAULTS, FIELD_CHOICES, ConfigError, TrainConfig
 from trainer.engine.model_store import DEFAULT_BASE_MODEL, ModelNotFound, check_model_spec
-from trainer.models import Dataset, FineTuneRun
+from trainer.models import Dataset, DatasetKind, FineTuneRun, RunStatus
 from trainer.services.runs import RunSpec
 
 # Shown open; everything else goes in the "advanced" fold.
-MAIN_SETTINGS = ("rank", "alpha", "learning_rate", "epochs", "batch_size", "max_steps")
+MAIN_SETTINGS = (
+    "method",
+    "rank",
+    "alpha",
+    "learning_rate",
+    "epochs",
+    "batch_size",
+    "max_steps",
+    "beta",
+)
+FROM_RUN_HELP = (
+    "start from this run's adapter (its rank, alpha, target modules and base model); DPO "
+    "needs one, and uses it as its reference"
+)
 NAME_TAKEN = "Name {name!r} is another run's already; run names are unique"
 BASE_MODEL_HELP = (
     "smollm2-135m is the packaged SmolLM2-135M-Instruct (no network needed); or a local model "
@@ -24,7 +37,14 @@ BASE_MODEL_HELP = (
 
 class DatasetChoiceField(forms.ModelChoiceField):
     def label_from_instance(self, obj: Dataset) -> str:
+        if obj.kind == DatasetKind.PREFERENCES:
+            return f"{obj.name} (preference set)"
         return f"{obj.name} ({obj.lint_errors} lint errors, {obj.lint_warnings} warnings)"
+
+
+class RunChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: FineTuneRun) -> str:
+        return f"run {obj.pk}: {obj.name} ({obj.get_method_display()})"
 
 
 def _setting_field(name: str, kind: str, default: Any, help_text: str) -> forms.Field:
@@ -64,7 +84,12 @@ def initial_from_run(run: FineTuneRun) -> dict[str, Any]:
     settings = dict(run.hyperparameters)
     if settings.get("alpha") is not None and settings.get("alpha") == 2 * settings.get("rank", 0):
         settings["alpha"] = None
-    return {**settings, "dataset": run.dataset.name, "base_model": run.base_model.source}
+    return {
+        **settings,
+        "dataset": run.dataset.name,
+        "base_model": run.base_model.source,
+        "from_run": run.from_run_id,
+    }
 
 
 def setting_fields() -> dict[str, forms.Field]:
@@ -88,6 +113,14 @@ class RunForm(forms.Form):
     )
     base_model = forms.CharField(
         initial=DEFAULT_BASE_MODEL, max_length=500, help_text=BASE_MODEL_HELP
+    )
+    from_run = RunChoiceField(
+        queryset=FineTuneRun.objects.filter(status=RunStatus.SUCCEEDED)
+        .exclude(adapter_path="")
+        .order_by("-created_at"),
+        required=False,
+        label="Start from run",
+        help_text=FROM_RUN_HELP,
     )
     name = forms.CharField(
         required=False, max_length=200, help_text="default: dataset, rank and time"
@@ -140,12 +173,21 @@ class RunForm(forms.Form):
         if any(name in self.errors for name in names):
             return cleaned
         try:
-            self.config = TrainConfig(**{name: cleaned.get(name) for name in names})
+            self.config = TrainConfig.for_method(cleaned["method"], **self._chosen(names))
         except ConfigError as error:
             # Every ConfigError message starts with the setting it is about.
             first = str(error).split(" ", 1)[0]
             self.add_error(first if first in names else None, self._labelled(str(error)))
         return cleaned
+
+    def _chosen(self, names: list[str]) -> dict[str, Any]:
+        """Every setting but the method; one that has a DPO default and was left at the form's
+        (SFT) default takes the method's default instead."""
+        return {
+            name: self.cleaned_data.get(name)
+            for name in names
+            if name != "method" and (name not in DPO_DEFAULTS or name in self.changed_data)
+        }
 
     def run_spec(self) -> RunSpec:
         """The run to queue, once the form is valid: the same for the page and the API."""
@@ -156,6 +198,7 @@ class RunForm(forms.Form):
             base_model=data["base_model"],
             name=data["name"],
             force=data["force"],
+            from_run=data["from_run"],
         )
 
     def _labelled(self, message: str) -> str:

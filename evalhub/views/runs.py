@@ -109,11 +109,12 @@ def status_line(run: FineTuneRun, *, percent: int, eta: str, wall: str) -> str:
 
 def training_charts(train: list[RunMetric], validation: list[RunMetric]) -> dict[str, str]:
     """The loss curves across the card, and the learning rate and gradient norm per step below
-    them, half as wide each (so their SVG sizes keep the text the same size); none before the
-    first point."""
+    them, half as wide each (so their SVG sizes keep the text the same size); a DPO run adds
+    its reward accuracy and margin, on its training pairs and its held-out ones. None before
+    the first point."""
     if not train and not validation:
         return {}
-    return {
+    return reward_charts(train, validation) | {
         "loss": loss_curve_svg(
             {
                 "train loss": [(m.step, m.loss) for m in train],
@@ -139,6 +140,22 @@ def training_charts(train: list[RunMetric], validation: list[RunMetric]) -> dict
             height=220,
         ),
     }
+
+
+def reward_charts(train: list[RunMetric], validation: list[RunMetric]) -> dict[str, str]:
+    """DPO's reward accuracy and margin per step (train and validation); none for SFT."""
+    charts = {}
+    for field in ("reward_accuracy", "reward_margin"):
+        label = field.replace("_", " ")
+        series = {
+            f"{kind} {label}": [
+                (m.step, getattr(m, field)) for m in points if getattr(m, field) is not None
+            ]
+            for kind, points in (("train", train), ("validation", validation))
+        }
+        if any(series.values()):
+            charts[field] = loss_curve_svg(series, y_label=label, width=530, height=220)
+    return charts
 
 
 def format_duration(seconds: float | None) -> str:

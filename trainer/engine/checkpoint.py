@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trainer.engine.hooks import AdapterMismatch
+
 ADAPTER_DIR = "adapter"
 CHECKPOINT_DIR = "checkpoint"
 STATE_FILE = "state.json"
@@ -27,8 +29,13 @@ TENSORS_FILE = "trainer_state.pt"
 BEST_ADAPTER = "best_adapter"
 CURRENT_ADAPTER = "current_adapter"
 METADATA_FILE = "training.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 NOT_A_CHECKPOINT = "{path} is not a training checkpoint (no {name})"
+ADAPTER_DOES_NOT_FIT = (
+    "the adapter in {path} does not fit the model being trained ({problem}); a run that starts "
+    "from an adapter keeps its rank, target modules and base model"
+)
 CONFIG_MISMATCH = "the checkpoint was trained with other settings: {fields}"
 BASE_MISMATCH = (
     "the checkpoint's adapter was trained on another base model: {details}; resume with the "
@@ -72,6 +79,24 @@ def save_adapter(model: Any, target: Path, metadata: dict[str, Any]) -> None:
         (tmp / METADATA_FILE).write_text(json.dumps(metadata, indent=2, default=str))
 
     replace_directory(target, write)
+
+
+def load_adapter_weights(model: Any, adapter_dir: Path) -> None:
+    """Copy a saved adapter's weights into ``model``'s adapter, refusing one of another shape
+    (rank, target modules or base model)."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    weights = load_file(Path(adapter_dir) / ADAPTER_WEIGHTS)
+    try:
+        result = set_peft_model_state_dict(model, weights)
+    except RuntimeError as error:  # a size mismatch
+        message = ADAPTER_DOES_NOT_FIT.format(path=adapter_dir, problem=error)
+        raise AdapterMismatch(message) from None
+    missing = [key for key in result.missing_keys if "lora_" in key]
+    if result.unexpected_keys or missing:
+        problem = f"{len(missing)} adapter weights missing, {len(result.unexpected_keys)} unknown"
+        raise AdapterMismatch(ADAPTER_DOES_NOT_FIT.format(path=adapter_dir, problem=problem))
 
 
 def rng_states() -> dict[str, Any]:
@@ -161,8 +186,12 @@ def check_base_matches(info: dict[str, Any], base_fingerprint: dict[str, Any]) -
     return BASE_MISMATCH.format(details=", ".join(differences)) if differences else None
 
 
-def check_config_matches(info: dict[str, Any], config: dict[str, Any]) -> str | None:
-    saved = info["config"]
+def check_config_matches(
+    info: dict[str, Any], config: dict[str, Any], defaults: dict[str, Any]
+) -> str | None:
+    """Differences between the checkpoint's settings and ``config``; a setting added to the
+    engine after the checkpoint was written counts as its default there."""
+    saved = {**defaults, **info["config"]}
     differences = [
         f"{key} {saved.get(key)!r} ≠ {config.get(key)!r}"
         for key in sorted(set(saved) | set(config))
@@ -176,12 +205,9 @@ def load_checkpoint(
 ) -> LoopState:
     """Load weights, optimizer, scheduler and this process's RNG states; return the counters."""
     import torch
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
 
     path = Path(path)
-    weights = load_file(path / CURRENT_ADAPTER / "adapter_model.safetensors")
-    set_peft_model_state_dict(model, weights)
+    load_adapter_weights(model, path / CURRENT_ADAPTER)
     tensors = torch.load(path / TENSORS_FILE, weights_only=False)
     optimizer.load_state_dict(tensors["optimizer"])
     scheduler.load_state_dict(tensors["scheduler"])

@@ -47,8 +47,32 @@ class TokenizedExample:
 
 
 @dataclass(frozen=True)
+class PreferencePair:
+    """One prompt answered twice: each side is the whole conversation, the prompt's messages
+    then its final assistant answer."""
+
+    chosen: list[Message]
+    rejected: list[Message]
+
+
+@dataclass(frozen=True)
+class TokenizedPair:
+    """Both sides of a pair, labelled on their final answer only."""
+
+    chosen: TokenizedExample
+    rejected: TokenizedExample
+
+    @property
+    def truncated(self) -> bool:
+        return self.chosen.truncated or self.rejected.truncated
+
+    def __len__(self) -> int:
+        return max(len(self.chosen), len(self.rejected))
+
+
+@dataclass(frozen=True)
 class TokenizedSplit:
-    examples: list[TokenizedExample]
+    examples: list[TokenizedExample] | list[TokenizedPair]
     truncated: int  # cut to max_seq_len, still trained on
     dropped: int  # no assistant token left (none in the conversation, or all cut off)
 
@@ -86,10 +110,18 @@ def assistant_spans(tokenizer: Any, messages: Sequence[Message], model: str) -> 
 
 
 def tokenize_conversation(
-    tokenizer: Any, messages: Sequence[Message], max_seq_len: int, *, model: str = "the model"
+    tokenizer: Any,
+    messages: Sequence[Message],
+    max_seq_len: int,
+    *,
+    model: str = "the model",
+    last_turn_only: bool = False,
 ) -> TokenizedExample | None:
-    """Token ids and assistant-only labels; None when no assistant token would be trained on."""
+    """Token ids and assistant-only labels; None when no assistant token would be trained on.
+    ``last_turn_only`` labels only the final assistant turn: the answer a preference is about."""
     spans = assistant_spans(tokenizer, messages, model)
+    if last_turn_only:
+        spans = spans[-1:]
     if not spans:
         return None
     text = tokenizer.apply_chat_template(list(messages), tokenize=False)
@@ -125,6 +157,25 @@ def tokenize_split(
             continue
         truncated += example.truncated
         examples.append(example)
+    return TokenizedSplit(examples=examples, truncated=truncated, dropped=dropped)
+
+
+def tokenize_pairs(
+    tokenizer: Any, pairs: Sequence[PreferencePair], max_seq_len: int, model: str
+) -> TokenizedSplit:
+    """A pair is dropped when either side has no answer token left after the cut."""
+    examples, truncated, dropped = [], 0, 0
+    for pair in pairs:
+        sides = [
+            tokenize_conversation(tokenizer, side, max_seq_len, model=model, last_turn_only=True)
+            for side in (pair.chosen, pair.rejected)
+        ]
+        if sides[0] is None or sides[1] is None:
+            dropped += 1
+            continue
+        tokenized = TokenizedPair(chosen=sides[0], rejected=sides[1])
+        truncated += tokenized.truncated
+        examples.append(tokenized)
     return TokenizedSplit(examples=examples, truncated=truncated, dropped=dropped)
 
 
@@ -187,3 +238,9 @@ def collate(examples: Sequence[TokenizedExample], pad_id: int) -> dict[str, Any]
         labels[row, :n] = torch.tensor(example.labels)
         attention_mask[row, :n] = 1
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+
+
+def collate_pairs(pairs: Sequence[TokenizedPair], pad_id: int) -> dict[str, Any]:
+    """One batch of 2 × len(pairs) rows: every chosen side, then every rejected side, so one
+    forward serves both (row i and row len(pairs) + i are a pair)."""
+    return collate([p.chosen for p in pairs] + [p.rejected for p in pairs], pad_id)

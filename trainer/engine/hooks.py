@@ -26,6 +26,10 @@ class TrainingOutOfMemory(TrainingError):
     """The device ran out of memory; the message says which settings to lower."""
 
 
+class AdapterMismatch(TrainingError):
+    """The adapter to start from does not fit the model and settings being trained."""
+
+
 class CheckpointMismatch(TrainingError):
     """A checkpoint was made for another base model or another configuration."""
 
@@ -61,6 +65,8 @@ class Progress:
     tokens_per_s: float
     elapsed_seconds: float
     eta_seconds: float | None
+    reward_accuracy: float | None = None  # DPO: share of the step's pairs the policy prefers
+    reward_margin: float | None = None  # DPO: their mean implicit reward margin
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Evaluation:
     best_val_loss: float
     best_step: int
     is_best: bool
+    reward_accuracy: float | None = None  # DPO: over the held-out pairs
+    reward_margin: float | None = None
 
 
 @dataclass(frozen=True)

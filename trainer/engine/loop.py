@@ -13,14 +13,14 @@ No Django here: the caller passes conversations in and receives progress through
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from trainer.engine import checkpoint as ckpt
 from trainer.engine.config import TrainConfig
-from trainer.engine.data import Message, collate, padding_share
+from trainer.engine.data import padding_share
 from trainer.engine.distributed import dist_context
 from trainer.engine.environment import peak_memory_bytes
 from trainer.engine.hooks import (
@@ -34,7 +34,7 @@ from trainer.engine.hooks import (
     TrainResult,
 )
 from trainer.engine.modeling import parameter_counts
-from trainer.engine.setup import TrainingSession, set_up
+from trainer.engine.setup import TrainingData, TrainingSession, set_up
 from trainer.engine.steps import StepStats, evaluate, train_step
 
 MODEL_DOES_NOT_FIT = (
@@ -49,16 +49,19 @@ def train(
     *,
     model_dir: Path | str,
     config: TrainConfig,
-    train_conversations: Sequence[Sequence[Message]],
-    validation_conversations: Sequence[Sequence[Message]],
+    train_conversations: TrainingData,
+    validation_conversations: TrainingData,
     output_dir: Path,
     hooks: TrainHooks | None = None,
     resume_from: Path | None = None,
     adapter_metadata: dict[str, Any] | None = None,
     show_progress: bool = False,
+    start_adapter: Path | None = None,
 ) -> TrainResult:
     """Train a QLoRA adapter; the best one (lowest validation loss) ends in output_dir/adapter.
 
+    Conversations for SFT, ``PreferencePair``s for DPO (``config.method``). ``start_adapter``
+    is a saved adapter to start from (for DPO also the reference: required there).
     ``resume_from`` is a checkpoint directory from an earlier call with the same config.
     ``hooks.should_stop`` is asked on every process; the other hooks only on the main one.
     """
@@ -74,6 +77,7 @@ def train(
             hooks=hooks or TrainHooks(),
             resume_from=Path(resume_from) if resume_from else None,
             adapter_metadata=adapter_metadata or {},
+            start_adapter=Path(start_adapter) if start_adapter else None,
         )
     except (torch.OutOfMemoryError, MemoryError) as error:
         device = dist_context().device
@@ -112,8 +116,7 @@ def run_steps(session: TrainingSession, *, show_progress: bool = False) -> str:
     loop_start, first_step = time.monotonic(), state.step
     try:
         for batches in islice(_steps_to_do(session), plan.total_steps - state.step):
-            examples = session.train_split.examples
-            micro_batches = [collate([examples[i] for i in b], session.pad_id) for b in batches]
+            micro_batches = [session.batch(b) for b in batches]
             stats = train_step(training_model, micro_batches, step_context)
             state.step += 1
             elapsed = time.monotonic() - loop_start
@@ -151,16 +154,7 @@ def evaluate_and_checkpoint(session: TrainingSession) -> None:
     """Validation loss (when there is a validation split), best adapter, checkpoint."""
     state = session.state
     if session.has_validation:
-        val_loss = evaluate(
-            session.model,
-            session.val_split,
-            session.val_batches,
-            session.pad_id,
-            session.context,
-            session.report,
-            session.device,
-            session.head,
-        )
+        val_loss, rewards = _validate(session)
         improved = state.best_val_loss is None or val_loss < state.best_val_loss
         if improved:
             state.best_val_loss, state.best_step = val_loss, state.step
@@ -176,9 +170,42 @@ def evaluate_and_checkpoint(session: TrainingSession) -> None:
                 best_val_loss=state.best_val_loss,
                 best_step=state.best_step,
                 is_best=improved,
+                reward_accuracy=rewards.reward_accuracy if rewards else None,
+                reward_margin=rewards.reward_margin if rewards else None,
             )
         )
     save_checkpoint(session)
+
+
+def _validate(session: TrainingSession) -> tuple[float, Any]:
+    """Validation loss, and for DPO the held-out pairs' scores (reward accuracy and margin)."""
+    if session.config.method == "dpo":
+        from trainer.engine.preference import evaluate_pairs
+
+        scores = evaluate_pairs(
+            session.model,
+            session.val_split,
+            session.val_batches,
+            session.pad_id,
+            session.val_reference,
+            beta=session.config.beta,
+            device=session.device,
+            head=session.head,
+            context=session.context,
+            heartbeat=session.report.on_heartbeat,
+        )
+        return scores.loss, scores
+    val_loss = evaluate(
+        session.model,
+        session.val_split,
+        session.val_batches,
+        session.pad_id,
+        session.context,
+        session.report,
+        session.device,
+        session.head,
+    )
+    return val_loss, None
 
 
 def save_checkpoint(session: TrainingSession) -> None:
@@ -275,6 +302,8 @@ def _progress(session: TrainingSession, stats: StepStats, eta: float) -> Progres
         tokens_per_s=stats.tokens_per_s,
         elapsed_seconds=time.monotonic() - session.started,
         eta_seconds=eta,
+        reward_accuracy=stats.reward_accuracy,
+        reward_margin=stats.reward_margin,
     )
 
 

@@ -1,7 +1,8 @@
 """Everything training does before its first step, gathered into one ``TrainingSession``.
 
-    check the checkpoint to resume from -> tokenise -> load NF4 base + LoRA -> plan memory
-    (what to keep, recompute, offload) -> plan steps -> optimizer and schedule -> (resume)
+    check the checkpoint to resume from -> tokenise -> load NF4 base + LoRA (from the adapter
+    to start from, if any) -> plan memory (what to keep, recompute, offload) -> DPO: the
+    reference's log-probabilities -> plan steps -> optimizer and schedule -> (resume)
 
 No Django here, and torch, transformers and peft are imported inside the functions.
 """
@@ -20,10 +21,13 @@ from trainer.engine import checkpoint as ckpt
 from trainer.engine.config import TrainConfig
 from trainer.engine.data import (
     Message,
+    PreferencePair,
     TokenizedSplit,
+    collate,
     length_grouped_batches,
     shard,
     sorted_batches,
+    tokenize_pairs,
     tokenize_split,
 )
 from trainer.engine.distributed import DistContext, dist_context
@@ -42,9 +46,14 @@ from trainer.engine.modeling import (
 from trainer.engine.steps import StepContext
 
 NO_TRAINING_EXAMPLES = (
-    "none of the {count} training conversations has an assistant turn left to learn from "
+    "none of the {count} training {what} has an assistant turn left to learn from "
     "(after cutting to --max-seq-len {max_seq_len})"
 )
+DPO_NEEDS_ADAPTER = (
+    "DPO improves an adapter: it needs the adapter to start from, which is also its reference"
+)
+# What the engine trains on: conversations (SFT) or preference pairs (DPO).
+TrainingData = Sequence[Sequence[Message]] | Sequence[PreferencePair]
 
 
 @dataclass(frozen=True)
@@ -95,6 +104,9 @@ class TrainingSession:
     adapter_dir: Path
     checkpoint_dir: Path
     adapter_metadata: dict[str, Any]
+    # DPO: the reference's summed answer log-probabilities per pair (chosen, rejected).
+    train_reference: Any = None
+    val_reference: Any = None
 
     @property
     def has_validation(self) -> bool:
@@ -105,6 +117,15 @@ class TrainingSession:
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """This process's batches (example indices) for one epoch, in training order."""
         return _epoch_batches(self.train_split, self.config, self.context, epoch)
+
+    def batch(self, indices: list[int]) -> dict[str, Any]:
+        """The collated training micro-batch of these examples (pairs, with their reference,
+        for DPO)."""
+        if self.config.method == "dpo":
+            from trainer.engine.preference import pair_batch
+
+            return pair_batch(self.train_split, indices, self.pad_id, self.train_reference)
+        return collate([self.train_split.examples[i] for i in indices], self.pad_id)
 
     def step_context(self) -> StepContext:
         return StepContext(
@@ -123,15 +144,19 @@ def set_up(
     *,
     model_dir: Path | str,
     config: TrainConfig,
-    train_conversations: Sequence[Sequence[Message]],
-    validation_conversations: Sequence[Sequence[Message]],
+    train_conversations: TrainingData,
+    validation_conversations: TrainingData,
     output_dir: Path,
     hooks: TrainHooks,
     resume_from: Path | None,
     adapter_metadata: dict[str, Any],
+    start_adapter: Path | None = None,
 ) -> TrainingSession:
     """Tokenise, load, plan memory and steps, build the optimizer and schedule, and resume from
-    ``resume_from`` when given. Refuses a checkpoint made for another config or base model."""
+    ``resume_from`` when given. Refuses a checkpoint made for another config or base model.
+
+    ``start_adapter`` is a saved adapter whose weights the trained one starts from; for DPO it
+    is also the reference (required: DPO improves an adapter)."""
     import torch
     from transformers import get_scheduler
 
@@ -141,19 +166,33 @@ def set_up(
     device = context.device
     reset_peak_memory(device)
     resume_info = ckpt.read_checkpoint_info(resume_from) if resume_from else None
-    if resume_info and (problem := ckpt.check_config_matches(resume_info, config.as_dict())):
+    if resume_info and (
+        problem := ckpt.check_config_matches(
+            resume_info, config.as_dict(), defaults=TrainConfig().as_dict()
+        )
+    ):
         raise CheckpointMismatch(problem)
+    if config.method == "dpo" and start_adapter is None:
+        raise TrainingError(DPO_NEEDS_ADAPTER)
 
     tokenizer = load_tokenizer(model_dir)
     name = str(model_dir)
-    train_split = tokenize_split(tokenizer, train_conversations, config.max_seq_len, name)
-    val_split = tokenize_split(tokenizer, validation_conversations, config.max_seq_len, name)
+    tokenize = tokenize_pairs if config.method == "dpo" else tokenize_split
+    train_split = tokenize(tokenizer, train_conversations, config.max_seq_len, name)
+    val_split = tokenize(tokenizer, validation_conversations, config.max_seq_len, name)
     if not train_split.examples:
-        count, max_seq_len = len(train_conversations), config.max_seq_len
-        raise TrainingError(NO_TRAINING_EXAMPLES.format(count=count, max_seq_len=max_seq_len))
+        raise TrainingError(
+            NO_TRAINING_EXAMPLES.format(
+                count=len(train_conversations),
+                what="pairs" if config.method == "dpo" else "conversations",
+                max_seq_len=config.max_seq_len,
+            )
+        )
     report.on_heartbeat()
 
     model = load_qlora_model(model_dir, config, device)
+    if start_adapter is not None:
+        ckpt.load_adapter_weights(model, start_adapter)
     base_fingerprint = fingerprint(model.get_base_model().config.to_dict())
     if resume_info and (problem := ckpt.check_base_matches(resume_info, base_fingerprint)):
         raise CheckpointMismatch(problem)
@@ -161,7 +200,8 @@ def set_up(
         model,
         config,
         device,
-        tokens=config.batch_size * max(train_split.lengths),
+        # A DPO micro-batch holds both sides of each pair.
+        tokens=config.batch_size * max(train_split.lengths) * (2 if config.method == "dpo" else 1),
         world_size=context.world_size,
     )
     if resume_info:
@@ -212,6 +252,11 @@ def set_up(
         checkpoint_dir=output_dir / ckpt.CHECKPOINT_DIR,
         adapter_metadata=adapter_metadata,
     )
+    if config.method == "dpo":
+        # Before any step, and before a resumed run's weights replace the starting adapter's.
+        train_batches = sorted_batches(train_split.lengths, config.batch_size)
+        session.train_reference = _reference(session, train_split, train_batches)
+        session.val_reference = _reference(session, val_split, session.val_batches)
     if resume_from:
         resume(session, resume_from)
     else:
@@ -234,6 +279,20 @@ def resume(session: TrainingSession, checkpoint: Path) -> None:
     adapter_dir = session.adapter_dir
     if session.context.is_main and best.is_dir() and best.resolve() != adapter_dir.resolve():
         ckpt.replace_directory(adapter_dir, lambda tmp: _copy_into(best, tmp))
+
+
+def _reference(session: TrainingSession, split: TokenizedSplit, batches: list[list[int]]) -> Any:
+    from trainer.engine.preference import reference_logps
+
+    return reference_logps(
+        session.model,
+        split,
+        batches,
+        session.pad_id,
+        session.device,
+        session.head,
+        session.report.on_heartbeat,
+    )
 
 
 def _epoch_batches(

@@ -1,16 +1,19 @@
 """The arithmetic of one optimizer step and of a validation pass.
 
-Losses are sums over assistant tokens divided by the number of such tokens in the whole step
-(all micro-batches, all processes), so a step's loss does not depend on how its tokens happen
-to fall into batches or processes.
+Losses are sums over a step's items divided by the number of such items in the whole step
+(all micro-batches, all processes), so a step's loss does not depend on how its items happen
+to fall into batches or processes. An ``Objective`` says what the items are: assistant tokens
+for SFT, preference pairs for DPO (``engine/preference.py``).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from trainer.engine.config import TrainConfig
@@ -18,6 +21,24 @@ from trainer.engine.data import IGNORE_INDEX, TokenizedSplit, collate
 from trainer.engine.distributed import DistContext
 from trainer.engine.hooks import TrainHooks
 from trainer.engine.modeling import OutputHead, compute_dtype
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a step minimises. ``loss(model, batch, device, head)`` is the loss summed over the
+    micro-batch's items and, for preference pairs, their reward margins (else None);
+    ``items(batch)`` counts the items."""
+
+    loss: Callable[..., tuple[Any, Any]]
+    items: Callable[[dict[str, Any]], int]
+
+
+def objective_for(config: TrainConfig) -> Objective:
+    if config.method == "dpo":
+        from trainer.engine.preference import pair_count, pair_loss
+
+        return Objective(loss=partial(pair_loss, beta=config.beta), items=pair_count)
+    return Objective(loss=_sft_loss, items=label_count)
 
 
 @dataclass(frozen=True)
@@ -33,6 +54,10 @@ class StepContext:
     device: str
     head: OutputHead | None = None  # the output layer the loss applies itself, if any
 
+    @property
+    def objective(self) -> Objective:
+        return objective_for(self.config)
+
 
 @dataclass(frozen=True)
 class StepStats:
@@ -40,28 +65,34 @@ class StepStats:
     grad_norm: float
     learning_rate: float
     tokens_per_s: float
+    reward_accuracy: float | None = None  # preference pairs only
+    reward_margin: float | None = None
 
 
 def train_step(model: Any, micro_batches: list[dict[str, Any]], ctx: StepContext) -> StepStats:
     """One optimizer step over ``grad_accum`` micro-batches; the loss is the mean over every
-    assistant token of the step, on all processes, however the tokens fall into batches."""
+    item (assistant token or pair) of the step, on all processes, however they fall into
+    batches."""
     import torch
 
-    context, device, head = ctx.context, ctx.device, ctx.head
+    context, device, head, objective = ctx.context, ctx.device, ctx.head, ctx.objective
     started = time.monotonic()
-    (global_items,) = context.sum([sum(label_count(b) for b in micro_batches)])
-    # DDP averages gradients over processes, so each one divides by its share of the tokens.
+    (global_items,) = context.sum([sum(objective.items(b) for b in micro_batches)])
+    # DDP averages gradients over processes, so each one divides by its share of the items.
     normaliser = global_items / context.world_size
-    loss_sum, tokens = 0.0, 0
+    loss_sum, tokens, correct, margin_sum = 0.0, 0, 0, 0.0
     for number, batch in enumerate(micro_batches):
         last = number == len(micro_batches) - 1
         # Gradients are exchanged once per optimizer step, not once per micro-batch.
         sync = nullcontext() if last or not context.distributed else model.no_sync()
         with sync:
-            loss = assistant_loss(model, batch, device, head)
+            loss, margins = objective.loss(model, batch, device, head)
             (loss / normaliser).backward()
         loss_sum += loss.item()
         tokens += int(batch["attention_mask"].sum())
+        if margins is not None:
+            correct += int((margins > 0).sum())
+            margin_sum += margins.sum().item()
         ctx.report.on_heartbeat()
     max_norm = ctx.config.max_grad_norm or math.inf
     grad_norm = float(torch.nn.utils.clip_grad_norm_(ctx.params, max_norm))
@@ -69,13 +100,18 @@ def train_step(model: Any, micro_batches: list[dict[str, Any]], ctx: StepContext
     ctx.optimizer.step()
     ctx.scheduler.step()
     ctx.optimizer.zero_grad(set_to_none=True)
-    total_loss, total_tokens = context.sum([loss_sum, tokens])
+    total_loss, total_tokens, correct, margin_sum = context.sum(
+        [loss_sum, tokens, correct, margin_sum]
+    )
     seconds = max(time.monotonic() - started, 1e-9)
+    pairs = ctx.config.method == "dpo"
     return StepStats(
         loss=total_loss / global_items,
         grad_norm=grad_norm,
         learning_rate=learning_rate,
         tokens_per_s=total_tokens / seconds,
+        reward_accuracy=correct / global_items if pairs else None,
+        reward_margin=margin_sum / global_items if pairs else None,
     )
 
 
@@ -137,6 +173,12 @@ def assistant_loss(
         ignore_index=IGNORE_INDEX,
         reduction="sum",
     )
+
+
+def _sft_loss(
+    model: Any, batch: dict[str, Any], device: str, head: OutputHead | None
+) -> tuple[Any, None]:
+    return assistant_loss(model, batch, device, head), None
 
 
 def label_count(batch: dict[str, Any]) -> int:

@@ -3,7 +3,7 @@
 from django.db.models import Count, Q, QuerySet
 
 from trainer.datasets import SPLITS
-from trainer.models import Dataset, Example, Split
+from trainer.models import Dataset, DatasetKind, Example, Split
 
 
 def dataset_list() -> QuerySet[Dataset]:
@@ -34,9 +34,27 @@ def dataset_split_counts(*, dataset: Dataset) -> dict[str, int]:
     return {split: found.get(split, 0) for split in SPLITS}
 
 
-def dataset_pair_count(*, dataset: Dataset) -> int:
-    """Examples that are preference pairs: a chosen conversation with a rejected answer."""
-    return Example.objects.filter(dataset=dataset).exclude(rejected="").count()
+def dataset_pair_count(*, dataset: Dataset, split: str | None = None) -> int:
+    """Examples that are preference pairs: a chosen conversation with a rejected answer (of
+    one split, when given)."""
+    examples = Example.objects.filter(dataset=dataset).exclude(rejected="")
+    return (examples.filter(split=split) if split else examples).count()
+
+
+def preference_dataset(*, name: str) -> Dataset | None:
+    """The preference set called ``name``: the dataset of that name, or else the latest version
+    (``<name>-v<highest>``) of a preference set of that name."""
+    exact = Dataset.objects.filter(name=name).first()
+    if exact is not None:
+        return exact
+    versions = Dataset.objects.filter(kind=DatasetKind.PREFERENCES, name__startswith=f"{name}-v")
+    numbered = [(int(d.name.rpartition("-v")[2]), d) for d in versions if _versioned(d.name, name)]
+    return max(numbered, key=lambda found: found[0])[1] if numbered else None
+
+
+def _versioned(candidate: str, name: str) -> bool:
+    prefix, _, number = candidate.rpartition("-v")
+    return prefix == name and number.isdigit()
 
 
 def dataset_examples(*, dataset: Dataset, split: str) -> QuerySet[Example]:

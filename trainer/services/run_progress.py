@@ -126,6 +126,8 @@ class RunProgress(TrainHooks):
             learning_rate=progress.learning_rate,
             grad_norm=progress.grad_norm,
             tokens_per_s=progress.tokens_per_s,
+            reward_accuracy=progress.reward_accuracy,
+            reward_margin=progress.reward_margin,
         )
         self._update(step=progress.step, epoch=progress.epoch, eta_seconds=progress.eta_seconds)
 
@@ -136,6 +138,8 @@ class RunProgress(TrainHooks):
             step=evaluation.step,
             epoch=evaluation.epoch,
             loss=evaluation.val_loss,
+            reward_accuracy=evaluation.reward_accuracy,
+            reward_margin=evaluation.reward_margin,
         )
         self._update(best_val_loss=evaluation.best_val_loss, best_step=evaluation.best_step)
 

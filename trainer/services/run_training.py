@@ -19,10 +19,10 @@ from django.utils import timezone
 
 from trainer.engine.checkpoint import directory_size
 from trainer.engine.config import ConfigError
-from trainer.engine.data import DataError
+from trainer.engine.data import DataError, PreferencePair
 from trainer.engine.hooks import TrainHooks, TrainingError
 from trainer.engine.model_store import ModelNotFound, resolve_model_dir
-from trainer.models import BaseModel, Dataset, FineTuneRun, RunStatus, Split
+from trainer.models import BaseModel, Dataset, FineTuneRun, RunStatus, Split, TrainMethod
 from trainer.services.run_progress import RunProgress, SilentRankHooks, StopRequest
 from trainer.services.runs import RunError, run_config, worker_id
 
@@ -56,16 +56,19 @@ def run_execute(
     started = time.monotonic()
     try:
         model_dir = _resolve_model(run, context)
+        config = run_config(run)
+        examples = _pairs if config.method == TrainMethod.DPO else _conversations
         result = train(
             model_dir=model_dir,
-            config=run_config(run),
-            train_conversations=_conversations(run.dataset, Split.TRAIN),
-            validation_conversations=_conversations(run.dataset, Split.VALIDATION),
+            config=config,
+            train_conversations=examples(run.dataset, Split.TRAIN),
+            validation_conversations=examples(run.dataset, Split.VALIDATION),
             output_dir=run_output_dir(run),
             hooks=hooks,
             resume_from=resume_from,
             adapter_metadata=_adapter_metadata(run),
             show_progress=show_progress,
+            start_adapter=Path(run.from_run.adapter_path) if run.from_run else None,
         )
     except KNOWN_FAILURES as error:
         if context.is_main:
@@ -119,8 +122,23 @@ def _resolve_model(run: FineTuneRun, context: Any) -> Path | str:
 
 
 def _conversations(dataset: Dataset, split: str) -> list[list[dict[str, str]]]:
+    """What SFT learns: every conversation of the split; for a preference set, the chosen ones
+    (its pairs' and the corrections')."""
     examples = dataset.examples.filter(split=split).order_by("index")
     return list(examples.values_list("messages", flat=True))
+
+
+def _pairs(dataset: Dataset, split: str) -> list[PreferencePair]:
+    """What DPO learns: the split's pairs; the rejected side is the prompt with the rejected
+    answer in place of the chosen one. Rows without a rejected answer (corrections) are SFT's."""
+    examples = dataset.examples.filter(split=split).exclude(rejected="").order_by("index")
+    return [
+        PreferencePair(
+            chosen=messages,
+            rejected=[*messages[:-1], {"role": "assistant", "content": rejected}],
+        )
+        for messages, rejected in examples.values_list("messages", "rejected")
+    ]
 
 
 def _adapter_metadata(run: FineTuneRun) -> dict[str, Any]:
@@ -130,6 +148,8 @@ def _adapter_metadata(run: FineTuneRun) -> dict[str, Any]:
         "dataset": run.dataset.name,
         "dataset_hash": run.dataset_hash,
         "base_model": run.base_model.source,
+        "method": run.method,
+        "from_run": run.from_run_id,
     }
 
 

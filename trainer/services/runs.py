@@ -17,7 +17,7 @@ import itertools
 import os
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from trainer.engine.checkpoint import check_base_matches, read_checkpoint_info
+from trainer.engine.checkpoint import ADAPTER_WEIGHTS, check_base_matches, read_checkpoint_info
 from trainer.engine.config import ConfigError, TrainConfig
 from trainer.engine.model_store import (
     DEFAULT_BASE_MODEL,
@@ -36,7 +36,17 @@ from trainer.engine.model_store import (
     resolve_model_dir,
 )
 from trainer.engine.modeling import read_fingerprint
-from trainer.models import BaseModel, Dataset, FineTuneRun, RunMetric, RunStatus, Split
+from trainer.models import (
+    BaseModel,
+    Dataset,
+    DatasetKind,
+    FineTuneRun,
+    RunMetric,
+    RunStatus,
+    Split,
+    TrainMethod,
+)
+from trainer.selectors.datasets import dataset_pair_count
 
 DATASET_HAS_ERRORS = (
     "dataset {name!r} has {errors} lint error(s) and {warnings} warning(s); fix them, or pass "
@@ -54,6 +64,21 @@ RETRY_DATASET_CHANGED = (
     "dataset {name!r} changed since run {id} started (content hash differs); a retry would "
     "train on other data: clone the run to train on the new data"
 )
+DPO_NEEDS_FROM_RUN = (
+    "DPO improves an adapter: give the run to start from (--from-run N), whose adapter is also "
+    "the reference"
+)
+NOT_PREFERENCES = (
+    "dataset {name!r} is not a preference set (kind {kind!r}); DPO trains on pairs of chosen "
+    "and rejected answers: build a preference set from a feedback study"
+)
+NO_PAIRS = "preference set {name!r} has no pair (chosen and rejected answer) in its train split"
+FROM_RUN_NOT_SUCCEEDED = "run {id} is {status}; only a succeeded run's adapter can be started from"
+FROM_RUN_NO_ADAPTER = "run {id} has no adapter on disk ({path}); it cannot be started from"
+FROM_RUN_OTHER_BASE = (
+    "run {id}'s adapter was trained on base model {base!r}, not {given!r}; a run that starts "
+    "from an adapter trains on the same base"
+)
 SETTINGS_OUTDATED = "run {id}'s settings no longer fit the trainer: {error}"
 ORPHANED = (
     "worker {worker} stopped reporting (last heartbeat {heartbeat}); its last checkpoint is "
@@ -68,6 +93,8 @@ RESUMABLE = (RunStatus.CANCELLED, RunStatus.INTERRUPTED, RunStatus.FAILED)
 RETRYABLE = (RunStatus.CANCELLED, RunStatus.INTERRUPTED, RunStatus.FAILED)
 # "kitchen-retry-2" is a retry of "kitchen": a retry of it is named from "kitchen" again.
 RETRY_SUFFIX = re.compile(r"-retry(-\d+)?$")
+# What a run that starts from another run's adapter takes from it: the adapter's shape.
+ADAPTER_SHAPE = ("rank", "alpha", "target_modules")
 # What a resumed run copies of each loss-curve point: every stored field but its key, its run
 # and its creation time, so a field added to RunMetric is carried over without a change here.
 _CURVE_FIELDS = [
@@ -92,6 +119,8 @@ class RunSpec:
     name: str = ""  # empty: dataset, rank and time
     force: bool = False  # train despite lint errors
     retry_of: FineTuneRun | None = None  # the stopped run this one starts again
+    # The succeeded run whose adapter this one starts from (for DPO also the reference).
+    from_run: FineTuneRun | None = None
 
 
 def worker_id() -> str:
@@ -127,8 +156,17 @@ def base_model_for(spec: str) -> BaseModel:
 @transaction.atomic
 def run_create(*, spec: RunSpec, created_by: AbstractBaseUser | None = None) -> FineTuneRun:
     """A queued run, after refusing a dataset with lint errors (unless ``spec.force``), a
-    dataset with nothing to train on, and a base model that cannot be found."""
+    dataset with nothing to train on, and a base model that cannot be found.
+
+    With ``spec.from_run`` the adapter starts from that run's (a succeeded run with an adapter,
+    on the same base) and keeps its shape: rank, alpha and target modules are that run's. DPO
+    needs it, and a preference set with pairs to train on."""
     dataset, config = spec.dataset, spec.config
+    base = base_model_for(spec.base_model)
+    if spec.from_run is not None:
+        config = _continued_config(config, spec.from_run, base)
+    if config.method == TrainMethod.DPO:
+        _check_preferences(dataset, spec.from_run)
     if dataset.lint_errors and not spec.force:
         raise RunError(
             DATASET_HAS_ERRORS.format(
@@ -140,17 +178,46 @@ def run_create(*, spec: RunSpec, created_by: AbstractBaseUser | None = None) -> 
         )
     if not dataset.examples.filter(split=Split.TRAIN).exists():
         raise RunError(NO_TRAINING_EXAMPLES.format(name=dataset.name))
-    base = base_model_for(spec.base_model)
     stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+    method = "-dpo" if config.method == TrainMethod.DPO else ""
     return FineTuneRun.objects.create(
-        name=spec.name or f"{dataset.name}-r{config.rank}-{stamp}",
+        name=spec.name or f"{dataset.name}-r{config.rank}{method}-{stamp}",
         dataset=dataset,
         base_model=base,
         hyperparameters=config.as_dict(),
+        method=config.method,
+        from_run=spec.from_run,
         dataset_hash=dataset.content_hash,
         retry_of=spec.retry_of,
         created_by=created_by,
     )
+
+
+def _continued_config(config: TrainConfig, from_run: FineTuneRun, base: BaseModel) -> TrainConfig:
+    """``config`` with the starting adapter's shape, once that adapter is usable here."""
+    if from_run.status != RunStatus.SUCCEEDED:
+        raise RunError(FROM_RUN_NOT_SUCCEEDED.format(id=from_run.pk, status=from_run.status))
+    adapter = Path(from_run.adapter_path) if from_run.adapter_path else None
+    if adapter is None or not (adapter / ADAPTER_WEIGHTS).is_file():
+        path = from_run.adapter_path or "none recorded"
+        raise RunError(FROM_RUN_NO_ADAPTER.format(id=from_run.pk, path=path))
+    if from_run.base_model_id != base.pk:
+        raise RunError(
+            FROM_RUN_OTHER_BASE.format(
+                id=from_run.pk, base=from_run.base_model.source, given=base.source
+            )
+        )
+    shape = {name: from_run.hyperparameters[name] for name in ADAPTER_SHAPE}
+    return replace(config, **shape)
+
+
+def _check_preferences(dataset: Dataset, from_run: FineTuneRun | None) -> None:
+    if from_run is None:
+        raise RunError(DPO_NEEDS_FROM_RUN)
+    if dataset.kind != DatasetKind.PREFERENCES:
+        raise RunError(NOT_PREFERENCES.format(name=dataset.name, kind=dataset.kind))
+    if not dataset_pair_count(dataset=dataset, split=Split.TRAIN):
+        raise RunError(NO_PAIRS.format(name=dataset.name))
 
 
 def run_retry_spec(*, run: FineTuneRun) -> RunSpec:
@@ -176,6 +243,7 @@ def run_retry_spec(*, run: FineTuneRun) -> RunSpec:
         name=_unused_name(RETRY_SUFFIX.sub("", run.name) + "-retry"),
         force=True,
         retry_of=run,
+        from_run=run.from_run,
     )
 
 
@@ -246,6 +314,8 @@ def _store_resumed(
         dataset=run.dataset,
         base_model=base,
         hyperparameters=run.hyperparameters,
+        method=run.method,
+        from_run=run.from_run,
         dataset_hash=run.dataset_hash,
         step=step,
         total_steps=max(run.total_steps, step),

@@ -179,6 +179,8 @@ def test_resuming_copies_every_field_of_the_curve_up_to_the_checkpoint(tmp_path)
             learning_rate=0.01 * step,
             grad_norm=1.5 * step,
             tokens_per_s=100.0 * step,
+            reward_accuracy=0.25 * step,
+            reward_margin=0.5 * step,
         )
     RunMetric.objects.create(run=stopped, kind=MetricKind.VALIDATION, step=2, epoch=0.5, loss=1.25)
 
@@ -197,6 +199,8 @@ def test_resuming_copies_every_field_of_the_curve_up_to_the_checkpoint(tmp_path)
         "learning_rate": 0.01,
         "grad_norm": 1.5,
         "tokens_per_s": 100.0,
+        "reward_accuracy": 0.25,
+        "reward_margin": 0.5,
     }
 
 

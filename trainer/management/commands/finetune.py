@@ -3,6 +3,8 @@ r"""manage.py finetune: train a QLoRA adapter on a dataset, in the foreground, w
     python manage.py finetune --dataset demo
     python manage.py finetune --resume 12
     python manage.py finetune --dataset demo --enqueue     # a gpu worker trains it
+    python manage.py finetune --method dpo --preferences kitchen --from-run 12
+    python manage.py finetune --preferences kitchen --from-run 12   # SFT on the chosen answers
     accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no \
         --dynamo_backend no manage.py finetune --dataset demo
 
@@ -22,7 +24,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from trainer.engine.config import FIELD_CHOICES, ConfigError, TrainConfig, field_help
 from trainer.engine.model_store import DEFAULT_BASE_MODEL
-from trainer.models import Dataset, FineTuneRun, RunStatus
+from trainer.models import Dataset, FineTuneRun, RunStatus, Split
+from trainer.selectors.datasets import dataset_pair_count, preference_dataset
 from trainer.services.run_progress import CTRL_C_CANCELS, StopRequest, stop_on_signals
 from trainer.services.run_queue import run_enqueue
 from trainer.services.run_training import run_execute
@@ -36,7 +39,16 @@ from trainer.services.runs import (
 )
 
 DATASET_NOT_FOUND = "no dataset named {name!r} (known: {known}); import one with import_dataset"
-DATASET_REQUIRED = "--dataset NAME is required (or --resume RUN_ID)"
+DATASET_REQUIRED = "--dataset NAME or --preferences NAME is required (or --resume RUN_ID)"
+PREFERENCES_NOT_FOUND = (
+    "no preference set named {name!r} (neither a dataset of that name nor {name}-v<N>); build "
+    "one from a feedback study"
+)
+BOTH_DATASETS = "give --dataset or --preferences, not both"
+NO_VALIDATION_PAIRS = (
+    "warning: preference set {name!r} has no validation pair: DPO trains without early "
+    "stopping and keeps the last adapter"
+)
 RUN_NOT_FOUND = "no run with id {id}"
 RESUME_CHANGES = (
     "--resume continues run {id} with its own settings; these differ: {changes} "
@@ -53,6 +65,8 @@ EXIT_STATUS = {RunStatus.FAILED: 1, RunStatus.CANCELLED: 130, RunStatus.INTERRUP
 
 # (option, TrainConfig field, type)
 CONFIG_OPTIONS = [
+    ("--method", "method", str),
+    ("--beta", "beta", float),
     ("--rank", "rank", int),
     ("--alpha", "alpha", int),
     ("--lr", "learning_rate", float),
@@ -75,11 +89,25 @@ CONFIG_OPTIONS = [
 class Command(BaseCommand):
     help = (
         "Fine-tune a QLoRA adapter (4-bit NF4 base, LoRA on all linear layers) on a dataset's "
-        "train split, with early stopping on its validation split."
+        "train split, with early stopping on its validation split; or, with --method dpo, "
+        "improve a run's adapter on a preference set's pairs (DPO, Rafailov et al. 2023)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--dataset", metavar="NAME", help="name of an imported dataset")
+        parser.add_argument(
+            "--preferences",
+            metavar="NAME",
+            help="a preference set: its dataset's name, or the set's name for its latest "
+            "version. DPO trains on its pairs; SFT on its chosen answers (pairs and corrections)",
+        )
+        parser.add_argument(
+            "--from-run",
+            metavar="RUN_ID",
+            type=int,
+            help="start from this succeeded run's adapter, keeping its rank, alpha and target "
+            "modules and its base model; for DPO (required there) it is also the reference",
+        )
         parser.add_argument(
             "--base-model",
             metavar="smollm2-135m|PATH|HUB_ID",
@@ -156,23 +184,47 @@ class Command(BaseCommand):
         try:
             if options["resume"] is not None:
                 return self.resume_run(options, overrides)
-            if not options["dataset"]:
-                raise CommandError(DATASET_REQUIRED, returncode=BAD_INPUT)
-            dataset = Dataset.objects.filter(name=options["dataset"]).first()
-            if dataset is None:
-                known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none"
-                message = DATASET_NOT_FOUND.format(name=options["dataset"], known=known)
-                raise CommandError(message, returncode=BAD_INPUT)
+            dataset = self.dataset(options)
+            from_run = None
+            if options["from_run"] is not None:
+                from_run = FineTuneRun.objects.filter(pk=options["from_run"]).first()
+                if from_run is None:
+                    message = RUN_NOT_FOUND.format(id=options["from_run"])
+                    raise CommandError(message, returncode=BAD_INPUT)
+            default_base = from_run.base_model.source if from_run else DEFAULT_BASE_MODEL
             spec = RunSpec(
                 dataset=dataset,
-                config=TrainConfig(**overrides),
-                base_model=options["base_model"] or DEFAULT_BASE_MODEL,
+                config=TrainConfig.for_method(overrides.pop("method", "sft"), **overrides),
+                base_model=options["base_model"] or default_base,
                 name=options["name"] or "",
                 force=options["force"],
+                from_run=from_run,
             )
-            return run_create(spec=spec)
+            run = run_create(spec=spec)
         except (RunError, ConfigError) as error:
             raise CommandError(str(error), returncode=BAD_INPUT) from error
+        if run.method == "dpo" and not dataset_pair_count(dataset=dataset, split=Split.VALIDATION):
+            self.stderr.write(NO_VALIDATION_PAIRS.format(name=dataset.name))
+        return run
+
+    def dataset(self, options: dict[str, Any]) -> Dataset:
+        """The dataset named by --dataset, or the preference set named by --preferences."""
+        if options["dataset"] and options["preferences"]:
+            raise CommandError(BOTH_DATASETS, returncode=BAD_INPUT)
+        if options["preferences"]:
+            found = preference_dataset(name=options["preferences"])
+            if found is None:
+                message = PREFERENCES_NOT_FOUND.format(name=options["preferences"])
+                raise CommandError(message, returncode=BAD_INPUT)
+            return found
+        if not options["dataset"]:
+            raise CommandError(DATASET_REQUIRED, returncode=BAD_INPUT)
+        dataset = Dataset.objects.filter(name=options["dataset"]).first()
+        if dataset is None:
+            known = ", ".join(Dataset.objects.values_list("name", flat=True)) or "none"
+            message = DATASET_NOT_FOUND.format(name=options["dataset"], known=known)
+            raise CommandError(message, returncode=BAD_INPUT)
+        return dataset
 
     def resume_run(self, options: dict[str, Any], overrides: dict[str, Any]) -> FineTuneRun:
         previous = FineTuneRun.objects.filter(pk=options["resume"]).first()
@@ -202,6 +254,8 @@ def run_summary(run: FineTuneRun) -> dict[str, Any]:
         "dataset_hash": run.dataset_hash,
         "base_model": run.base_model.source,
         "resumed_from": run.resumed_from_id,
+        "method": run.method,
+        "from_run": run.from_run_id,
         "step": run.step,
         "total_steps": run.total_steps,
         "best_val_loss": run.best_val_loss,

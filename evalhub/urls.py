@@ -18,6 +18,7 @@ from evalhub.views import (
     datasets,
     deletes,
     home,
+    judging,
     outputs,
     people,
     rating,
@@ -80,6 +81,7 @@ urlpatterns = [
     path("studies/<int:pk>/status/", studies.study_status, name="study_status"),
     path("studies/<int:pk>/raters/", studies.study_raters, name="study_raters"),
     path("studies/<int:pk>/delete/", deletes.study_delete_view, name="study_delete"),
+    path("studies/<int:pk>/judge/", judging.study_judge, name="study_judge"),
     # people: experts and managers
     path("people/", people.people, name="people"),
     path("people/new/", people.person_create, name="person_create"),

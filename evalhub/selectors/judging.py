@@ -7,10 +7,10 @@ from django.db.models import Count, QuerySet, Sum
 
 from evalhub.judging.pairwise import ORDERS
 from evalhub.models import Comparison, Judge, JudgeRun, JudgeVerdict, Study
+from trainer.engine.model_store import DEFAULT_BASE_MODEL
 
-
-def judge_get(*, name: str) -> Judge | None:
-    return Judge.objects.filter(name=name).first()
+# The judge defined on first use: the packaged base model, read locally.
+DEFAULT_JUDGE = DEFAULT_BASE_MODEL
 
 
 def judge_comparisons(*, study: Study) -> QuerySet[Comparison]:
@@ -45,25 +45,28 @@ def judge_tokens_spent(*, judge: Judge, study: Study) -> int:
 
 @dataclass(frozen=True)
 class JudgeBlock:
-    judges: list[Judge]
-    runs: list[JudgeRun]
-    verdicts: dict[str, int]  # judge name -> verdicts stored on this study
+    judges: list[tuple[Judge, int]]  # every judge, with its verdicts stored on this study
+    runs: list[JudgeRun]  # the latest on this study
     questions: int  # two per non-gold comparison
+    default: str = DEFAULT_JUDGE
+
+    @property
+    def default_defined(self) -> bool:
+        return any(judge.name == self.default for judge, _ in self.judges)
 
 
 def study_judge_block(*, study: Study, runs: int = 5) -> JudgeBlock:
-    counts = (
+    counts = dict(
         JudgeVerdict.objects.filter(comparison__study=study)
         .order_by()  # the default ordering would split the groups
-        .values("judge__name")
+        .values("judge_id")
         .annotate(n=Count("id"))
-        .values_list("judge__name", "n")
+        .values_list("judge_id", "n")
     )
     return JudgeBlock(
-        judges=list(Judge.objects.order_by("name")),
+        judges=[(judge, counts.get(judge.pk, 0)) for judge in Judge.objects.order_by("name")],
         runs=list(
             JudgeRun.objects.filter(study=study).select_related("judge").order_by("-pk")[:runs]
         ),
-        verdicts=dict(counts),
         questions=len(ORDERS) * judge_comparisons(study=study).count(),
     )

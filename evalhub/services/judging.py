@@ -20,9 +20,8 @@ from django.utils import timezone
 
 from evalhub.judging import pairwise
 from evalhub.models import Judge, JudgeBackend, JudgeRun, JudgeRunStatus, Study
-from evalhub.selectors.judging import judge_missing, judge_tokens_spent
+from evalhub.selectors.judging import DEFAULT_JUDGE, judge_missing, judge_tokens_spent
 
-DEFAULT_JUDGE = "smollm2-135m"
 NAME_INVALID = "A judge name is a slug (letters, digits, - and _): {name!r}."
 NAME_TAKEN = "A judge named {name!r} already exists."
 BACKEND_UNKNOWN = "Unknown judge backend {backend!r}; use local or http."
@@ -32,6 +31,7 @@ ENV_INVALID = "api_key_env names an environment variable (A-Z, 0-9, _), got {nam
 LIMIT_INVALID = "{field} must be {rule}; got {value!r}."
 MODEL_EMPTY = "A judge needs a model."
 KEY_MISSING = "Judge {judge!r} reads its key from ${var}, which is not set in this process."
+UNKNOWN_JUDGE = "No judge named {name!r}. Known: {known}. Define one with manage.py judge_add."
 NO_COMPARISONS = "Study {study!r} has no comparisons a judge can answer (gold items are not)."
 BUDGET_REACHED = (
     "Token budget of {budget} for judge {judge!r} on this study reached ({spent} used); raise "
@@ -131,10 +131,15 @@ def _check_definition(
             raise JudgeError(str(error)) from error
 
 
-def judge_default() -> Judge:
-    """The packaged SmolLM2-135M judge, defined on first use."""
-    judge = Judge.objects.filter(name=DEFAULT_JUDGE).first()
-    return judge or judge_create(name=DEFAULT_JUDGE)
+def judge_named(*, name: str) -> Judge:
+    """The judge called ``name``; the packaged SmolLM2-135M judge is defined on first use."""
+    judge = Judge.objects.filter(name=name).first()
+    if judge is not None:
+        return judge
+    if name == DEFAULT_JUDGE:
+        return judge_create(name=DEFAULT_JUDGE)
+    known = ", ".join(Judge.objects.values_list("name", flat=True)) or DEFAULT_JUDGE
+    raise JudgeError(UNKNOWN_JUDGE.format(name=name, known=known))
 
 
 def judge_api_key(judge: Judge) -> str:

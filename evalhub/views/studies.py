@@ -12,6 +12,7 @@ from evalhub.forms.studies import AddRatersForm, StudyCreateForm, StudyPlanForm
 from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
 from evalhub.selectors import studies as study_selectors
+from evalhub.selectors.judging import study_judge_block
 from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
@@ -162,6 +163,7 @@ def _render_detail(
         "details": verdict_details_block(study=study, rater_stats=rater_stats),
         "recognisability": recognisability_block(study=study),
         "review": review_counts(study=study, reviewer=request.user),
+        "judges": study_judge_block(study=study),
         "actions": [
             (target, STATUS_ACTIONS[target])
             for target in (StudyStatus.OPEN, StudyStatus.PAUSED, StudyStatus.CLOSED)

@@ -24,7 +24,14 @@ from django.test import Client
 from django.urls import reverse
 
 from evalhub import blinding
-from evalhub.models import Adjudication, Allocation, Assignment, Comparison, StudyStatus
+from evalhub.models import (
+    Adjudication,
+    Allocation,
+    Assignment,
+    Comparison,
+    JudgeRun,
+    StudyStatus,
+)
 from evalhub.selectors.review import disputed_comparisons
 from evalhub.services.accounts import password_set_path
 from evalhub.services.judgments import judgment_submit
@@ -34,6 +41,8 @@ from tests.factories import (
     DatasetFactory,
     ExpertFactory,
     FineTuneRunFactory,
+    JudgeFactory,
+    JudgeVerdictFactory,
     ManagerFactory,
     OutputFactory,
     PromptFactory,
@@ -102,6 +111,12 @@ def world():
     )
     study_set_status(study=study, status=StudyStatus.OPEN)
     ids += list(study.comparisons.values_list("id", flat=True))
+    # A model judge has answered every comparison, naming the systems in its replies: nothing
+    # of it may reach an expert.
+    judge = JudgeFactory(name=NAMES[0], model=NAMES[0])
+    JudgeRun.objects.create(judge=judge, study=study, status="succeeded", error=NAMES[2])
+    for comparison in study.comparisons.all():
+        JudgeVerdictFactory(judge=judge, comparison=comparison, raw=f"{NAMES[2]} is better")
     client = Client(raise_request_exception=False)
     client.force_login(expert)
     return {
@@ -300,6 +315,7 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
     posts = [
         (reverse("study_status", args=[study.pk]), {"status": "closed"}),
         (reverse("study_raters", args=[study.pk]), {}),
+        (reverse("study_judge", args=[study.pk]), {"judge": NAMES[0]}),
         (reverse("run_evaluate", args=[run.pk]), {}),
         (reverse("run_cancel", args=[run.pk]), {}),
         (reverse("run_resume", args=[run.pk]), {}),
@@ -320,6 +336,7 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
         assert_blind(response, world)
     assert Assignment.objects.filter(comparison__study=study).count() == 8
     assert not get_user_model().objects.filter(username="intruder").exists()
+    assert JudgeRun.objects.filter(study=study).count() == 1
     assert (Dataset.objects.count(), FineTuneRun.objects.count()) == (datasets, runs)
 
 
@@ -571,6 +588,7 @@ def test_manager_pages_writes_and_exports_refuse_the_reviewer_with_a_blind_403(w
     posts = [
         (reverse("study_status", args=[study.pk]), {"status": "closed"}),
         (reverse("study_raters", args=[study.pk]), {}),
+        (reverse("study_judge", args=[study.pk]), {"judge": NAMES[0]}),
         (reverse("person_create"), {"username": "intruder", "role": "manager"}),
         (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
     ]
@@ -581,6 +599,7 @@ def test_manager_pages_writes_and_exports_refuse_the_reviewer_with_a_blind_403(w
     study.refresh_from_db()
     assert study.status == StudyStatus.OPEN
     assert not get_user_model().objects.filter(username="intruder").exists()
+    assert JudgeRun.objects.filter(study=study).count() == 1
 
 
 def test_the_review_pages_refuse_the_expert_with_a_blind_403(world, settings):

@@ -6,20 +6,18 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from evalhub.models import Judge, Study
-from evalhub.selectors.judging import judge_get
+from evalhub.models import Study
+from evalhub.selectors.judging import DEFAULT_JUDGE
 from evalhub.services.judging import (
-    DEFAULT_JUDGE,
     JudgeError,
     judge_api_key,
-    judge_default,
+    judge_named,
     judge_run_create,
     judge_run_enqueue,
     judge_run_execute,
 )
 
 UNKNOWN_STUDY = "No study with id {id}."
-UNKNOWN_JUDGE = "No judge named {name!r}. Known: {known}. Define one with manage.py judge_add."
 RUN_FAILED = "Judge run {id} failed: {error}"
 USAGE_ERROR = 2  # bad arguments: the same exit code argparse uses
 RUN_ERROR = 1
@@ -43,7 +41,7 @@ class Command(BaseCommand):
         if study is None:
             raise CommandError(UNKNOWN_STUDY.format(id=options["study"]), returncode=USAGE_ERROR)
         try:
-            judge = self._judge(options["judge"])
+            judge = judge_named(name=options["judge"])
             if options["queue"]:
                 run = judge_run_enqueue(judge=judge, study=study)
                 self.stdout.write(f"Judge run {run.pk} queued: {judge} on study {study.pk}.")
@@ -60,15 +58,6 @@ class Command(BaseCommand):
         )
         if run.error:
             raise CommandError(RUN_FAILED.format(id=run.pk, error=run.error), returncode=RUN_ERROR)
-
-    def _judge(self, name: str) -> Judge:
-        judge = judge_get(name=name)
-        if judge is not None:
-            return judge
-        if name == DEFAULT_JUDGE:
-            return judge_default()
-        known = ", ".join(Judge.objects.values_list("name", flat=True)) or DEFAULT_JUDGE
-        raise JudgeError(UNKNOWN_JUDGE.format(name=name, known=known))
 
     def _progress(self, verbosity: int):
         def show(done: int, total: int) -> None:

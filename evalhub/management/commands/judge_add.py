@@ -6,7 +6,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from evalhub.models import JudgeBackend
-from evalhub.services.judging import DEFAULT_JUDGE, JudgeError, judge_create
+from evalhub.selectors.judging import DEFAULT_JUDGE
+from evalhub.services.judging import JudgeError, judge_create
 
 TEMPLATE_UNREADABLE = "Cannot read the template file {path}: {reason}."
 USAGE_ERROR = 2  # bad arguments: the same exit code argparse uses

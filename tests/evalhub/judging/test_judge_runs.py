@@ -3,6 +3,7 @@ nothing stored half, budget and fatal errors stop the run, and a later run resum
 
 import pytest
 
+from evalhub.judging import pairwise
 from evalhub.judging.http import UNAUTHORIZED, UNREACHABLE
 from evalhub.judging.pairwise import NO_CHOICE
 from evalhub.models import JudgeRunStatus, JudgeVerdict
@@ -124,17 +125,19 @@ def test_an_unreachable_endpoint_fails_the_run_after_one_question(study, monkeyp
 
 def test_the_real_server_judges_both_orders(study, llama, monkeypatch):
     monkeypatch.setenv("JUDGE_TEST_KEY", LLAMA_KEY)
-    template = (
-        "Question: {prompt}\nAnswer A: {answer_a}\nAnswer B: {answer_b}\n"
-        "Which answer is better? Reply with the single letter A or B."
-    )
-    judge = http_judge(llama, api_key_env="JUDGE_TEST_KEY", template=template, max_tokens=4)
+    judge = http_judge(llama, api_key_env="JUDGE_TEST_KEY")
     done = run(judge, study)
-    assert done.verdicts_done + len(done.errors) == 6
-    assert done.tokens_used > 6 * 20
-    assert done.verdicts_done >= 1, done.errors  # SmolLM2 answers with a letter, mostly
-    for verdict in JudgeVerdict.objects.filter(judge=judge):
-        assert verdict.raw.strip() and verdict.prompt_tokens > 20 and verdict.latency_ms > 0
+    verdicts = JudgeVerdict.objects.filter(judge=judge)
+    # SmolLM2-135M mostly names one answer in a sentence; a reply naming both is an error.
+    assert {v.order for v in verdicts} == {"ab", "ba"}
+    assert done.verdicts_done == verdicts.count() and done.verdicts_done + len(done.errors) == 6
+    assert all(e["error"].startswith("the judge's reply names") for e in done.errors)
+    for verdict in verdicts:
+        assert (
+            pairwise.to_storage(pairwise.parse_reply(verdict.raw), verdict.order) == verdict.choice
+        )
+        assert verdict.prompt_tokens > 50 and 0 < verdict.completion_tokens <= 16
+    assert done.tokens_used >= sum(v.prompt_tokens + v.completion_tokens for v in verdicts)
 
 
 def test_a_wrong_key_on_the_real_server_stops_the_run_with_a_clear_error(study, llama, monkeypatch):

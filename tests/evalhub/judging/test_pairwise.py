@@ -74,6 +74,9 @@ def test_a_template_with_unknown_or_missing_fields_is_refused(template, problem)
         ("Answer A is clearly better: it names the capital.", "A"),
         ("Both answers miss the point, [[tie]] since A and B are equally wrong.", "tie"),
         ("It's a tie.", "tie"),
+        # The verdict comes first; what follows may name the other answer.
+        ("Answer A is the better choice. Answer B, while correct, misses the unit.", "A"),
+        ("B is better!\nA forgets the question.", "B"),
     ],
 )
 def test_replies_that_name_one_choice_are_read(reply, choice):

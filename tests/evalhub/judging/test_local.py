@@ -7,7 +7,6 @@ from evalhub.judging.pairwise import AB, BA, PairText, render
 from evalhub.models import JudgeRunStatus, JudgeVerdict
 from evalhub.services.judging import judge_named, judge_run_create, judge_run_execute
 from tests.factories import ComparisonFactory, OutputFactory, PromptFactory, StudyFactory
-from trainer.engine.model_store import resolve_model_dir
 
 pytestmark = pytest.mark.slow
 
@@ -17,15 +16,8 @@ PAIRS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def model_cache(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("judge-models")
-    resolve_model_dir("smollm2-135m", cache)
-    return cache
-
-
-def test_batched_answers_are_those_of_one_question_at_a_time(model_cache):
-    judge = LocalJudge(model_cache / "smollm2-135m")
+def test_batched_answers_are_those_of_one_question_at_a_time(smollm2_dir):
+    judge = LocalJudge(smollm2_dir)
     questions = [render(pair, order) for pair in PAIRS for order in (AB, BA)]
     batched = judge.judge(questions, batch_size=4)
     alone = [judge.judge([q], batch_size=1)[0] for q in questions]
@@ -36,8 +28,8 @@ def test_batched_answers_are_those_of_one_question_at_a_time(model_cache):
 
 
 @pytest.mark.django_db
-def test_the_packaged_judge_answers_a_study_in_both_orders(model_cache, settings):
-    settings.EVALHUB_MODEL_CACHE = model_cache
+def test_the_packaged_judge_answers_a_study_in_both_orders(smollm2_dir, settings):
+    settings.EVALHUB_MODEL_CACHE = smollm2_dir.parent  # the judge finds it there by name
     study = StudyFactory()
     for pair in PAIRS:
         prompt = PromptFactory(messages=[{"role": "user", "content": pair.prompt}])

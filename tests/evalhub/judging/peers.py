@@ -49,11 +49,14 @@ def completion(text: str, prompt_tokens: int = 10, completion_tokens: int = 1) -
 @dataclass
 class Scripted:
     """Answers each POST with the next (status, body, headers, delay) of ``script``; once the
-    script is used up, with its last entry. Counts the requests and keeps their bodies."""
+    script is used up, with its last entry. Keeps the requests, and the most it was answering
+    at once."""
 
     script: list[tuple[int, str, dict, float]]
     requests: list[dict] = field(default_factory=list)
     url: str = ""
+    busy: int = 0
+    most_busy: int = 0
 
     def answer(self, text: str) -> None:
         """From now on, answer every request with ``text``."""
@@ -78,7 +81,11 @@ def scripted_server(*script: tuple[int, str, dict, float]) -> Iterator[Scripted]
                 status, text, headers, delay = (
                     state.script.pop(0) if len(state.script) > 1 else state.script[0]
                 )
+                state.busy += 1
+                state.most_busy = max(state.most_busy, state.busy)
             time.sleep(delay)
+            with lock:
+                state.busy -= 1
             payload = text.encode()
             self.send_response(status)
             for name, value in {"Content-Type": "application/json", **headers}.items():

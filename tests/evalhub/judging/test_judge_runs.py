@@ -1,6 +1,8 @@
 """Running a judge over a study: both orders stored in storage terms, errors per question,
 nothing stored half, budget and fatal errors stop the run, and a later run resumes."""
 
+import json
+
 import pytest
 
 from evalhub.judging import pairwise
@@ -18,7 +20,13 @@ from evalhub.services.judging import (
     judge_run_create,
     judge_run_execute,
 )
-from tests.evalhub.judging.peers import LLAMA_KEY, free_port, ok, scripted_server
+from tests.evalhub.judging.peers import (
+    LLAMA_KEY,
+    completion,
+    free_port,
+    ok,
+    scripted_server,
+)
 from tests.factories import ComparisonFactory, JudgeVerdictFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db
@@ -101,6 +109,15 @@ def test_the_token_budget_stops_the_run_and_a_bigger_one_lets_the_next_go_on(stu
         finished = run(judge, study)
     assert (finished.status, finished.verdicts_done) == (JudgeRunStatus.SUCCEEDED, 3)
     assert JudgeVerdict.objects.filter(judge=judge).count() == 6
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_no_more_calls_are_in_flight_than_the_judge_allows(study, concurrency):
+    slow = (200, json.dumps(completion("A")), {}, 0.2)
+    with scripted_server(slow) as server:
+        done = run(http_judge(server.url, concurrency=concurrency), study)
+    assert done.verdicts_done == 6
+    assert server.most_busy == concurrency
 
 
 def test_429_then_success_is_retried_to_a_verdict(study):

@@ -62,6 +62,7 @@ class Command(BaseCommand):
     def _progress(self, verbosity: int):
         def show(done: int, total: int) -> None:
             if verbosity > 0:
-                print(f"\r{done}/{total} questions", end="", file=sys.stderr, flush=True)
+                end = "\n" if done == total else ""
+                print(f"\r{done}/{total} questions", end=end, file=sys.stderr, flush=True)
 
         return show

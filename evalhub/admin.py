@@ -8,6 +8,9 @@ from evalhub.models import (
     Assignment,
     Comparison,
     Draw,
+    Judge,
+    JudgeRun,
+    JudgeVerdict,
     Judgment,
     Output,
     Prompt,
@@ -130,3 +133,32 @@ class JudgmentAdmin(admin.ModelAdmin):
 class AdjudicationAdmin(admin.ModelAdmin):
     list_display = ["id", "comparison", "reviewer", "verdict", "revisions", "updated_at"]
     list_filter = ["verdict"]
+
+
+@admin.register(Judge)
+class JudgeAdmin(admin.ModelAdmin):
+    list_display = ["name", "backend", "model", "base_url", "concurrency", "token_budget"]
+    list_filter = ["backend"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """A judge's runs and verdicts are what it said: changing one would change the calibration
+    after the fact."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(JudgeRun)
+class JudgeRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "judge", "study", "status", "verdicts_done", "tokens_used", "created_at"]
+    list_filter = ["status", "judge"]
+
+
+@admin.register(JudgeVerdict)
+class JudgeVerdictAdmin(ReadOnlyAdmin):
+    list_display = ["id", "judge", "comparison", "order", "choice", "latency_ms"]
+    list_filter = ["judge", "order", "choice"]

@@ -13,6 +13,7 @@ from evalhub.models import (
     JudgeVerdict,
     Judgment,
     Output,
+    PreferenceSet,
     Prompt,
     Study,
     System,
@@ -142,8 +143,8 @@ class JudgeAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """A judge's runs and verdicts are what it said: changing one would change the calibration
-    after the fact."""
+    """Records of what happened (a judge's runs and verdicts, a preference set built under its
+    rules): changing one would change a calibration or a training set after the fact."""
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -162,3 +163,10 @@ class JudgeRunAdmin(ReadOnlyAdmin):
 class JudgeVerdictAdmin(ReadOnlyAdmin):
     list_display = ["id", "judge", "comparison", "order", "choice", "latency_ms"]
     list_filter = ["judge", "order", "choice"]
+
+
+@admin.register(PreferenceSet)
+class PreferenceSetAdmin(ReadOnlyAdmin):
+    """A set is what a study's judgments gave under its rules; build a new version instead."""
+
+    list_display = ["name", "version", "study", "pair_count", "sft_count", "created_at"]

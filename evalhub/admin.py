@@ -8,8 +8,12 @@ from evalhub.models import (
     Assignment,
     Comparison,
     Draw,
+    Judge,
+    JudgeRun,
+    JudgeVerdict,
     Judgment,
     Output,
+    PreferenceSet,
     Prompt,
     Study,
     System,
@@ -130,3 +134,39 @@ class JudgmentAdmin(admin.ModelAdmin):
 class AdjudicationAdmin(admin.ModelAdmin):
     list_display = ["id", "comparison", "reviewer", "verdict", "revisions", "updated_at"]
     list_filter = ["verdict"]
+
+
+@admin.register(Judge)
+class JudgeAdmin(admin.ModelAdmin):
+    list_display = ["name", "backend", "model", "base_url", "concurrency", "token_budget"]
+    list_filter = ["backend"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records of what happened (a judge's runs and verdicts, a preference set built under its
+    rules): changing one would change a calibration or a training set after the fact."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(JudgeRun)
+class JudgeRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "judge", "study", "status", "verdicts_done", "tokens_used", "created_at"]
+    list_filter = ["status", "judge"]
+
+
+@admin.register(JudgeVerdict)
+class JudgeVerdictAdmin(ReadOnlyAdmin):
+    list_display = ["id", "judge", "comparison", "order", "choice", "latency_ms"]
+    list_filter = ["judge", "order", "choice"]
+
+
+@admin.register(PreferenceSet)
+class PreferenceSetAdmin(ReadOnlyAdmin):
+    """A set is what a study's judgments gave under its rules; build a new version instead."""
+
+    list_display = ["name", "version", "study", "pair_count", "sft_count", "created_at"]

@@ -1,8 +1,10 @@
-"""Background tasks of the evaluation app: generate, score, and evaluate (both), per run.
+"""Background tasks of the evaluation app: generate, score, and evaluate (both), per run; and
+the runs of model judges over a study.
 
 Thin wrappers over ``evalhub.services.outputs``, the same functions ``manage.py generate``,
-``score`` and ``evaluate`` call. They load models, so they go to the "gpu" queue. Every task
-takes ``run_id`` as a keyword so the run page can list them (``evalhub.selectors.run_tasks``).
+``score`` and ``evaluate`` call. They load models, so they go to the "gpu" queue. Every run's
+task takes ``run_id`` as a keyword so the run page can list them
+(``evalhub.selectors.run_tasks``); a judge's takes ``judge_run_id``.
 Return values are small JSON summaries; the outputs and metrics themselves are in the database.
 """
 
@@ -13,8 +15,9 @@ from typing import Any
 
 from django_tasks import task
 
-from evalhub.models import RUN_KINDS
+from evalhub.models import RUN_KINDS, JudgeRun
 from evalhub.selectors.outputs import run_get
+from evalhub.services.judging import judge_run_execute
 from evalhub.services.outputs import outputs_generate
 from evalhub.services.scores import outputs_score
 from trainer.engine.generate import DecodingConfig
@@ -77,3 +80,19 @@ def evaluate(
     )
     scored = score.call(run_id=run_id, split=split)
     return {**generated, **scored}
+
+
+class JudgeRunFailed(Exception):
+    """The task of a judge run that failed fails with it, with the run's error."""
+
+
+@task(queue_name=GPU_QUEUE)
+def judge(*, judge_run_id: int) -> dict[str, Any]:
+    """Run a queued judge run (``evalhub.services.judging``). A local judge's task goes to the
+    "gpu" queue; an HTTP judge's is enqueued on "default" (``judge_run_enqueue``)."""
+    run = judge_run_execute(
+        run=JudgeRun.objects.select_related("judge", "study").get(pk=judge_run_id)
+    )
+    if run.error:
+        raise JudgeRunFailed(run.error)
+    return {"judge_run": run.pk, "status": run.status, "verdicts": run.verdicts_done}

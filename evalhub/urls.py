@@ -19,6 +19,7 @@ from evalhub.views import (
     datasets,
     deletes,
     home,
+    judging,
     lineage,
     outputs,
     people,
@@ -102,6 +103,7 @@ urlpatterns = [
         preferences.preference_download,
         name="preference_download",
     ),
+    path("studies/<int:pk>/judge/", judging.study_judge, name="study_judge"),
     # people: experts and managers
     path("people/", people.people, name="people"),
     path("people/new/", people.person_create, name="person_create"),

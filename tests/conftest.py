@@ -43,6 +43,15 @@ def tiny(tmp_path_factory):
     return model_dir, build_lora_adapter(model_dir, root / "adapter")
 
 
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory):
+    """The packaged SmolLM2-135M converted to safetensors once per session (~30 s): the slow
+    tests that load the real model share it and only read it."""
+    from trainer.engine.model_store import DEFAULT_BASE_MODEL, resolve_model_dir
+
+    return resolve_model_dir(DEFAULT_BASE_MODEL, tmp_path_factory.mktemp("smollm2-cache"))
+
+
 @pytest.fixture
 def migrate_to(transactional_db):
     """Move the test database to the given migrations and get their historical models; the

@@ -155,3 +155,20 @@ class JudgmentFactory(factory.django.DjangoModelFactory):
 
     assignment = factory.SubFactory(AssignmentFactory)
     choice = ev.Choice.A
+
+
+class JudgeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ev.Judge
+
+    name = factory.Sequence(lambda n: f"judge-{n}")
+
+
+class JudgeVerdictFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ev.JudgeVerdict
+
+    judge = factory.SubFactory(JudgeFactory)
+    comparison = factory.SubFactory(ComparisonFactory)
+    order = ev.JudgeOrder.AB
+    choice = ev.GoldAnswer.A

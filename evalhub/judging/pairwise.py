@@ -124,6 +124,7 @@ _STRICT = re.compile(r"^\W*(?:answer\s*:\s*)?\W*(A|B|tie)\W*$", re.IGNORECASE)
 _MARKED = re.compile(r"\[\[(A|B|tie)\]\]", re.IGNORECASE)
 # In a sentence only the capitals count: "a" is a word of its own.
 _MENTION = re.compile(r"\b(A|B|[Tt]ie)\b")
+_SENTENCE_END = re.compile(r"[.!?](?:\s|$)|\n")
 
 
 def parse_reply(reply: str) -> str:
@@ -131,21 +132,22 @@ def parse_reply(reply: str) -> str:
 
     A reply that is only a choice (with punctuation or "Answer:") is read as such; a longer one
     must mark exactly one choice as [[A]], or else name exactly one of the capital letters A, B
-    or the word tie ("Answer A is better"). Anything else raises ``ReplyError``: a guess would be
-    a verdict the judge never gave.
+    or the word tie ("Answer A is better") in its first sentence, where judges state their
+    verdict, or in the whole reply. Anything else raises ``ReplyError``: a guess would be a
+    verdict the judge never gave.
     """
     text = reply.strip()
     strict = _STRICT.match(text)
     if strict:
         return _normal(strict.group(1))
-    found = sorted({_normal(m) for m in _MARKED.findall(text)})
-    if len(found) != 1:
-        found = sorted({_normal(m) for m in _MENTION.findall(text)})
+    first_sentence = _SENTENCE_END.split(text, maxsplit=1)[0]
+    for pattern, part in ((_MARKED, text), (_MENTION, first_sentence), (_MENTION, text)):
+        found = sorted({_normal(m) for m in pattern.findall(part)})
+        if len(found) == 1:
+            return found[0]
     if not found:
         raise ReplyError(NO_CHOICE.format(reply=_short(reply)))
-    if len(found) > 1:
-        raise ReplyError(AMBIGUOUS.format(found=", ".join(found), reply=_short(reply)))
-    return found[0]
+    raise ReplyError(AMBIGUOUS.format(found=", ".join(found), reply=_short(reply)))
 
 
 def _normal(word: str) -> str:

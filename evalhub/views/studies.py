@@ -14,6 +14,7 @@ from evalhub.models import Study, StudyStatus
 from evalhub.roles import manager_required
 from evalhub.selectors import studies as study_selectors
 from evalhub.selectors.judges import study_signal_choices
+from evalhub.selectors.judging import study_judge_block
 from evalhub.selectors.lineage import lineage_systems, study_leakage
 from evalhub.selectors.rater_quality import rater_quality_block
 from evalhub.selectors.recognisability import recognisability_block
@@ -169,6 +170,7 @@ def _render_detail(
         "recognisability": recognisability_block(study=study),
         "review": review_counts(study=study, reviewer=request.user),
         "leakage": study_leakage(study=study),
+        "judges": study_judge_block(study=study),
         "actions": [
             (target, STATUS_ACTIONS[target])
             for target in (StudyStatus.OPEN, StudyStatus.PAUSED, StudyStatus.CLOSED)

@@ -22,6 +22,9 @@ MODELS = [
     ("evalhub", "assignment"),
     ("evalhub", "judgment"),
     ("evalhub", "adjudication"),
+    ("evalhub", "judge"),
+    ("evalhub", "judgerun"),
+    ("evalhub", "judgeverdict"),
 ]
 
 

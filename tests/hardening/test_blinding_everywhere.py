@@ -30,6 +30,7 @@ from evalhub.models import (
     Assignment,
     Comparison,
     Judge,
+    JudgeRun,
     JudgeVerdict,
     StudyStatus,
 )
@@ -42,6 +43,8 @@ from tests.factories import (
     DatasetFactory,
     ExpertFactory,
     FineTuneRunFactory,
+    JudgeFactory,
+    JudgeVerdictFactory,
     ManagerFactory,
     OutputFactory,
     PromptFactory,
@@ -121,6 +124,12 @@ def world():
             JudgeVerdict.objects.create(
                 judge=judge, comparison=comparison, order=order, choice="a", raw=JUDGE_NAMES[2]
             )
+    # A model judge has answered every comparison, naming the systems in its replies: nothing
+    # of it may reach an expert.
+    judge = JudgeFactory(name=NAMES[0], model=NAMES[0])
+    JudgeRun.objects.create(judge=judge, study=study, status="succeeded", error=NAMES[2])
+    for comparison in study.comparisons.all():
+        JudgeVerdictFactory(judge=judge, comparison=comparison, raw=f"{NAMES[2]} is better")
     client = Client(raise_request_exception=False)
     client.force_login(expert)
     return {
@@ -347,6 +356,7 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
         (reverse("study_status", args=[study.pk]), {"status": "closed"}),
         (reverse("study_raters", args=[study.pk]), {}),
         (reverse("study_signal", args=[study.pk]), {"signal": f"judge:{JUDGE_NAMES[0]}"}),
+        (reverse("study_judge", args=[study.pk]), {"judge": NAMES[0]}),
         (reverse("run_evaluate", args=[run.pk]), {}),
         (reverse("run_cancel", args=[run.pk]), {}),
         (reverse("run_resume", args=[run.pk]), {}),
@@ -369,6 +379,7 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
         assert_blind(response, world)
     assert Assignment.objects.filter(comparison__study=study).count() == 8
     assert not get_user_model().objects.filter(username="intruder").exists()
+    assert JudgeRun.objects.filter(study=study).count() == 1
     assert (Dataset.objects.count(), FineTuneRun.objects.count()) == (datasets, runs)
     study.refresh_from_db()
     assert study.signal == "metric"
@@ -641,6 +652,7 @@ def test_manager_pages_writes_and_exports_refuse_the_reviewer_with_a_blind_403(w
     posts = [
         (reverse("study_status", args=[study.pk]), {"status": "closed"}),
         (reverse("study_raters", args=[study.pk]), {}),
+        (reverse("study_judge", args=[study.pk]), {"judge": NAMES[0]}),
         (reverse("person_create"), {"username": "intruder", "role": "manager"}),
         (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
         (reverse("preference_build", args=[study.pk]), {"name": "x", "validation_share": "0.1"}),
@@ -653,6 +665,7 @@ def test_manager_pages_writes_and_exports_refuse_the_reviewer_with_a_blind_403(w
     study.refresh_from_db()
     assert study.status == StudyStatus.OPEN
     assert not get_user_model().objects.filter(username="intruder").exists()
+    assert JudgeRun.objects.filter(study=study).count() == 1
 
 
 def test_the_review_pages_refuse_the_expert_with_a_blind_403(world, settings):

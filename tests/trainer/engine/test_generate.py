@@ -152,14 +152,12 @@ def test_a_gpu_without_bf16_generates_in_the_dtype_it_was_trained_in(monkeypatch
 
 
 @pytest.mark.slow
-def test_smollm2_with_a_random_adapter(tmp_path_factory):
+def test_smollm2_with_a_random_adapter(tmp_path_factory, smollm2_dir):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from trainer.engine.model_store import resolve_model_dir
-
-    model_dir = resolve_model_dir("smollm2-135m", tmp_path_factory.mktemp("cache"))
+    model_dir = smollm2_dir
     torch.manual_seed(0)
     lora = LoraConfig(r=8, lora_alpha=16, target_modules="all-linear", init_lora_weights=False)
     adapter_dir = tmp_path_factory.mktemp("adapter")

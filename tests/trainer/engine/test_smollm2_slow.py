@@ -11,7 +11,6 @@ from trainer.engine.config import TrainConfig
 from trainer.engine.data import IGNORE_INDEX, tokenize_conversation
 from trainer.engine.hooks import RecordingHooks
 from trainer.engine.loop import train
-from trainer.engine.model_store import resolve_model_dir
 
 # A house style the base model does not have: a fixed opening and a fixed closing line.
 ITEMS = ["tea", "bread", "rice", "soup", "coffee", "pasta", "eggs", "beans"]
@@ -35,13 +34,13 @@ LORA_PARAMS = 4_884_480
 
 
 @pytest.mark.slow
-def test_real_qlora_on_smollm2_learns_and_the_adapter_changes_the_answers(tmp_path):
+def test_real_qlora_on_smollm2_learns_and_the_adapter_changes_the_answers(tmp_path, smollm2_dir):
     import torch
     from peft import PeftModel
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    model_dir = resolve_model_dir("smollm2-135m", tmp_path / "cache")
+    model_dir = smollm2_dir
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     example = tokenize_conversation(tokenizer, TRAIN[0], 256)
     pairs = zip(example.input_ids, example.labels, strict=True)

@@ -1,0 +1,121 @@
+"""The two ways of asking a judge, fed questions and handing each answer to the run's recorder
+as it comes (``evalhub.services.judging``).
+
+HTTP: up to ``judge.concurrency`` calls in flight, from a thread pool of the process running the
+judge (a worker or the command, never the web process); answers are stored by the calling
+thread, one at a time. No new call starts once the budget is spent or an error was fatal; calls
+in flight finish, so a budget can be overrun by at most ``concurrency`` calls.
+
+Local: the model is loaded once through the trainer's loading path, the questions are answered
+in batches, each batch stored before the next starts.
+"""
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+from django.conf import settings
+
+from evalhub.models import Judge, JudgeBackend
+from evalhub.services.judging import Answer, JudgeError, Question, Recorder, judge_api_key
+
+LOCAL_BATCH = 8
+MODEL_UNLOADABLE = "judge model {model!r} cannot be loaded: {error}"
+
+
+def answer_all(
+    judge: Judge,
+    questions: Sequence[Question],
+    recorder: Recorder,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    if not questions:
+        return
+    answer = _answer_http if judge.backend == JudgeBackend.HTTP else _answer_local
+    answer(judge, questions, recorder, progress or (lambda done, total: None))
+
+
+def _answer_http(
+    judge: Judge,
+    questions: Sequence[Question],
+    recorder: Recorder,
+    progress: Callable[[int, int], None],
+) -> None:
+    import httpx
+
+    from evalhub.judging.http import CallError, Endpoint, chat
+
+    endpoint = Endpoint(
+        base_url=judge.base_url,
+        model=judge.model,
+        api_key=judge_api_key(judge),
+        timeout_s=judge.timeout_s,
+        max_retries=judge.max_retries,
+    )
+
+    def ask(question: Question) -> Answer:
+        try:
+            reply = chat(
+                client,
+                endpoint,
+                question.messages,
+                max_tokens=judge.max_tokens,
+                temperature=judge.temperature,
+            )
+        except CallError as error:
+            return Answer(error=str(error), fatal=error.fatal)
+        return Answer(
+            text=reply.text,
+            prompt_tokens=reply.prompt_tokens,
+            completion_tokens=reply.completion_tokens,
+            latency_ms=reply.latency_ms,
+        )
+
+    waiting = iter(questions)
+    in_flight: dict[Future, Question] = {}
+    with httpx.Client() as client, ThreadPoolExecutor(judge.concurrency) as pool:
+
+        def fill() -> None:
+            while len(in_flight) < judge.concurrency and recorder.may_go_on():
+                question = next(waiting, None)
+                if question is None:
+                    return
+                in_flight[pool.submit(ask, question)] = question
+
+        fill()
+        while in_flight:
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                recorder.record(in_flight.pop(future), future.result())
+                progress(recorder.asked, len(questions))
+            fill()
+
+
+def _answer_local(
+    judge: Judge,
+    questions: Sequence[Question],
+    recorder: Recorder,
+    progress: Callable[[int, int], None],
+) -> None:
+    from evalhub.judging.local import LocalJudge
+    from trainer.engine.model_store import ModelNotFound, resolve_model_dir
+
+    try:
+        model_dir = resolve_model_dir(judge.model, settings.EVALHUB_MODEL_CACHE)
+        local = LocalJudge(model_dir)
+    except (ModelNotFound, OSError, ValueError) as error:
+        raise JudgeError(MODEL_UNLOADABLE.format(model=judge.model, error=error)) from error
+    for start in range(0, len(questions), LOCAL_BATCH):
+        if not recorder.may_go_on():
+            return
+        batch = questions[start : start + LOCAL_BATCH]
+        scored = local.judge([q.messages for q in batch], batch_size=LOCAL_BATCH)
+        for question, item in zip(batch, scored, strict=True):
+            answer = Answer(
+                text=item.raw,
+                choice=item.choice,
+                prompt_tokens=item.prompt_tokens,
+                latency_ms=item.latency_ms,
+            )
+            recorder.record(question, answer)
+        progress(recorder.asked, len(questions))

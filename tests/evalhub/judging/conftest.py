@@ -1,0 +1,10 @@
+import pytest
+
+from tests.evalhub.judging.peers import llama_server
+
+
+@pytest.fixture(scope="session")
+def llama():
+    """The packaged SmolLM2 behind llama-cpp-python's OpenAI-compatible server, one per session."""
+    with llama_server() as base_url:
+        yield base_url

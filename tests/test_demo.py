@@ -29,7 +29,16 @@ from django.utils import timezone
 
 from evalhub.management.commands.demo import LOG_NAMED, start, stop, wait_then_stop
 from evalhub.metrics.rouge import rouge_scores
-from evalhub.models import Assignment, Comparison, Output, Prompt, Study, StudyStatus
+from evalhub.models import (
+    Assignment,
+    Comparison,
+    JudgeRun,
+    JudgeVerdict,
+    Output,
+    Prompt,
+    Study,
+    StudyStatus,
+)
 from evalhub.selectors.outputs import evaluation_prompts
 from evalhub.services import demo, demo_round
 from evalhub.services.demo_expert import answer_figure, house_format
@@ -61,6 +70,7 @@ class Fakes:
         self.scored = 0
         # What the fake adapter answers, from the prompt's reference answer.
         self.adapter_answer = lambda reference: reference
+        self.judged = 0
 
 
 @pytest.fixture
@@ -120,6 +130,20 @@ def fakes(monkeypatch, tmp_path):
     monkeypatch.setattr(demo, "run_execute", run_execute)
     monkeypatch.setattr(demo, "outputs_generate", outputs_generate)
     monkeypatch.setattr(demo_round, "outputs_generate", outputs_generate)
+
+    def judge_run_execute(*, run, progress=None):
+        # As the packaged SmolLM2 judges the demo (measured): the answer shown first, always.
+        made.judged += 1
+        for comparison in run.study.comparisons.filter(is_gold=False):
+            for order, first in (("ab", "a"), ("ba", "b")):
+                JudgeVerdict.objects.create(
+                    judge=run.judge, comparison=comparison, order=order, choice=first, raw="A"
+                )
+        JudgeRun.objects.filter(pk=run.pk).update(status="succeeded", verdicts_done=72)
+        run.refresh_from_db()
+        return run
+
+    monkeypatch.setattr(demo_round, "judge_run_execute", judge_run_execute)
     monkeypatch.setattr(demo, "outputs_score", outputs_score)
 
     def base_model_tokens():
@@ -466,6 +490,20 @@ def test_the_demo_closes_the_loop_with_a_labelled_simulated_expert(fakes):
         assert f"{system.name:<28} {right} of 36" in output
     # v1 and v2 give the same (reference) answers: every judgment between them is a tie.
     assert "v2 against v1: win rate 50% [" in output and "over 36 judgments" in output
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_judges_the_simulated_study_once_and_the_report_calibrates_it(fakes):
+    from evalhub.reports.build import report_build
+
+    run_demo()
+    run_demo()
+
+    assert fakes.judged == 1
+    simulated = Study.objects.get(name=demo.SIMULATED_STUDY_NAME)
+    (judge,) = report_build(simulated, resamples=50, bt_resamples=10)["judges"]
+    assert judge["flip_rate"] == 1.0
+    assert judge["stand_in"]["may_stand_in"] is False
 
 
 @pytest.mark.django_db(transaction=True)

@@ -22,12 +22,27 @@ from django.db import transaction
 from evalhub import blinding
 from evalhub.analysis.base import Interval
 from evalhub.analysis.winrate import pair_summary
-from evalhub.models import Assignment, Output, PreferenceSet, Study, StudyStatus, System
+from evalhub.models import (
+    Assignment,
+    JudgeRun,
+    JudgeVerdict,
+    Output,
+    PreferenceSet,
+    Study,
+    StudyStatus,
+    System,
+)
 from evalhub.selectors.lineage import lineage_systems
 from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.studies import pair_ratings
 from evalhub.services import demo
 from evalhub.services.demo_expert import expert_call, figure_right
+from evalhub.services.judging import (
+    DEFAULT_JUDGE,
+    judge_named,
+    judge_run_create,
+    judge_run_execute,
+)
 from evalhub.services.judgments import judgment_submit
 from evalhub.services.outputs import outputs_generate
 from evalhub.services.preferences import preference_set_build
@@ -95,6 +110,20 @@ def demo_dpo_config(steps: int = DPO_STEPS) -> TrainConfig:
 
 def simulated_expert() -> AbstractUser:
     return demo.simulated_account(SIMULATED_EXPERT)
+
+
+# --- the model judge ----------------------------------------------------------------------
+
+
+def demo_judge(*, study: Study) -> JudgeRun | None:
+    """The packaged SmolLM2-135M as a local judge of the simulated raters' study, both orders
+    of every comparison, so the report's calibration section has real numbers (a 135M judge is
+    weak, and the section says so by its own figures). None when every verdict is there."""
+    judge = judge_named(name=DEFAULT_JUDGE)
+    wanted = 2 * study.comparisons.filter(is_gold=False).count()
+    if JudgeVerdict.objects.filter(judge=judge, comparison__study=study).count() >= wanted:
+        return None
+    return judge_run_execute(run=judge_run_create(judge=judge, study=study))
 
 
 # --- 1. the feedback study ----------------------------------------------------------------

@@ -134,7 +134,13 @@ class Command(BaseCommand):
                     phases, users, dataset, options["steps"], port, terminal, options["verbosity"]
                 )
                 second = self.second_round(
-                    phases, users, run, options["dpo_steps"], terminal, options["verbosity"]
+                    phases,
+                    users,
+                    run,
+                    simulated,
+                    options["dpo_steps"],
+                    terminal,
+                    options["verbosity"],
                 )
                 self.summary(phases, run, study, simulated, port)
                 self.round_summary(second, port)
@@ -216,12 +222,23 @@ class Command(BaseCommand):
         phases: Phases,
         users: dict[str, Any],
         v1: Any,
+        simulated: Any,
         steps: int,
         terminal: TextIO,
         verbosity: int,
     ) -> demo_round.RoundResult:
-        """Expert feedback on v1 trains v2 by DPO; base, v1 and v2 are judged again."""
+        """A model judge beside the simulated raters; then expert feedback on v1 trains v2 by
+        DPO, and base, v1 and v2 are judged again."""
         write, manager = self.stdout.write, users["manager"]
+        with phases("model judge"):
+            judged = demo_round.demo_judge(study=simulated.study)
+            if judged is None:
+                write("   every verdict of the model judge already stored")
+            else:
+                write(
+                    f"   {judged.judge} judged study {simulated.study.pk} in both orders: "
+                    f"{judged.verdicts_done} verdicts ({judged.status})"
+                )
         with phases("feedback study"):
             feedback = demo_round.demo_feedback_study(run=v1, manager=manager, log=write)
             write(f"   study {feedback.pk} {feedback.name!r}: rated by the simulated expert")

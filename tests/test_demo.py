@@ -485,9 +485,13 @@ def test_the_demo_closes_the_loop_with_a_labelled_simulated_expert(fakes):
     assert round_study.comparisons.count() == 3 * 36
     assert Judgment.objects.filter(assignment__comparison__study=round_study).count() == 3 * 36
     assert "Second round" in output
+    labels = {"base": "base", v1.pk: "v1", v2.pk: "v2"}
     for system in round_study.systems.all():
         right = 0 if system.kind == "base" else 36
-        assert f"{system.name:<28} {right} of 36" in output
+        label = labels["base" if system.kind == "base" else system.run_id]
+        assert f"{label:<3} {system.name:<28} {right} of 36" in output
+    # The round is summed up before the closing lines.
+    assert output.index("Second round") < output.index("Done: run")
     # v1 and v2 give the same (reference) answers: every judgment between them is a tie.
     assert "v2 against v1: win rate 50% [" in output and "over 36 judgments" in output
 

@@ -79,7 +79,7 @@ DPO_TRAINING = {
     "max_seq_len": 256,
     "warmup_ratio": 0.1,
 }
-DPO_STEPS = 24
+DPO_STEPS = 16
 DPO_LEARNING_RATE = 5e-5
 
 

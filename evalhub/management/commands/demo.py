@@ -142,8 +142,7 @@ class Command(BaseCommand):
                     terminal,
                     options["verbosity"],
                 )
-                self.summary(phases, run, study, simulated, port)
-                self.round_summary(second, port)
+                self.summary(phases, run, study, simulated, second, port)
                 if port is not None:
                     processes["worker"] = start("worker", demo.demo_worker(), log)
                     wait_then_stop(processes)
@@ -271,8 +270,8 @@ class Command(BaseCommand):
         write = self.stdout.write
         write("\nSecond round (judgments by the simulated expert, a rule: see the study's notice):")
         write("  test answers with the right figure:")
-        for accuracy in result.accuracy:
-            write(f"    {accuracy.system:<28} {accuracy.right} of {accuracy.total}")
+        for label, accuracy in zip(("base", "v1", "v2"), result.accuracy, strict=True):
+            write(f"    {label:<3} {accuracy.system:<28} {accuracy.right} of {accuracy.total}")
         if result.v2_win_rate is not None and result.v2_interval is not None:
             write(
                 f"  v2 against v1: win rate {result.v2_win_rate:.0%} "
@@ -283,7 +282,13 @@ class Command(BaseCommand):
         write(f"  lineage: {where}/datasets/{demo_round.lineage_dataset(result)}/lineage/")
 
     def summary(
-        self, phases: Phases, run: Any, study: Any, simulated: Any, port: int | None
+        self,
+        phases: Phases,
+        run: Any,
+        study: Any,
+        simulated: Any,
+        second: demo_round.RoundResult,
+        port: int | None,
     ) -> None:
         from evalhub.selectors.outputs import outputs_summary
 
@@ -308,6 +313,7 @@ class Command(BaseCommand):
             f"judgments, {simulated.final_calls} final calls by 1 reviewer, all made up to show "
             f"the analysis — see {where}"
         )
+        self.round_summary(second, port)
         if port is None:
             write(f"\nDone: run {run.pk}, study {study.pk}. Serve with `manage.py runserver`.")
             return

@@ -48,7 +48,12 @@ ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class JudgeError(ValueError):
-    """A judge that cannot be defined or run as asked."""
+    """A judge that cannot be defined or run as asked; ``field`` names the input at fault
+    (a ``judge_create`` argument, or "judge" / "study"), "" when it is none of them."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @transaction.atomic
@@ -81,7 +86,7 @@ def judge_create(
     ]
     for field, value, ok, rule in limits:
         if not ok:
-            raise JudgeError(LIMIT_INVALID.format(field=field, rule=rule, value=value))
+            raise JudgeError(LIMIT_INVALID.format(field=field, rule=rule, value=value), field=field)
     return Judge.objects.create(
         name=name,
         backend=backend,
@@ -106,29 +111,30 @@ def _check_definition(
     from trainer.engine.model_store import ModelNotFound, check_model_spec
 
     if not SLUG.match(name):
-        raise JudgeError(NAME_INVALID.format(name=name))
+        raise JudgeError(NAME_INVALID.format(name=name), field="name")
     if Judge.objects.filter(name=name).exists():
-        raise JudgeError(NAME_TAKEN.format(name=name))
+        raise JudgeError(NAME_TAKEN.format(name=name), field="name")
     if backend not in JudgeBackend.values:
-        raise JudgeError(BACKEND_UNKNOWN.format(backend=backend))
+        raise JudgeError(BACKEND_UNKNOWN.format(backend=backend), field="backend")
     if not model.strip():
-        raise JudgeError(MODEL_EMPTY)
+        raise JudgeError(MODEL_EMPTY, field="model")
     if backend == JudgeBackend.HTTP and not base_url.startswith(("http://", "https://")):
-        raise JudgeError(URL_INVALID.format(url=base_url))
+        raise JudgeError(URL_INVALID.format(url=base_url), field="base_url")
     if backend == JudgeBackend.LOCAL:
         if base_url or api_key_env:
-            raise JudgeError(URL_FOR_LOCAL.format(url=base_url or api_key_env))
+            field = "base_url" if base_url else "api_key_env"
+            raise JudgeError(URL_FOR_LOCAL.format(url=base_url or api_key_env), field=field)
         try:
             check_model_spec(model)
         except ModelNotFound as error:
-            raise JudgeError(str(error)) from error
+            raise JudgeError(str(error), field="model") from error
     if api_key_env and not ENV_NAME.match(api_key_env):
-        raise JudgeError(ENV_INVALID.format(name=api_key_env))
+        raise JudgeError(ENV_INVALID.format(name=api_key_env), field="api_key_env")
     if template:
         try:
             pairwise.check_template(template)
         except ValueError as error:
-            raise JudgeError(str(error)) from error
+            raise JudgeError(str(error), field="template") from error
 
 
 def judge_named(*, name: str) -> Judge:
@@ -139,7 +145,7 @@ def judge_named(*, name: str) -> Judge:
     if name == DEFAULT_JUDGE:
         return judge_create(name=DEFAULT_JUDGE)
     known = ", ".join(Judge.objects.values_list("name", flat=True)) or DEFAULT_JUDGE
-    raise JudgeError(UNKNOWN_JUDGE.format(name=name, known=known))
+    raise JudgeError(UNKNOWN_JUDGE.format(name=name, known=known), field="judge")
 
 
 def judge_api_key(judge: Judge) -> str:
@@ -156,7 +162,7 @@ def judge_api_key(judge: Judge) -> str:
 def judge_run_create(*, judge: Judge, study: Study) -> JudgeRun:
     """A queued run of ``judge`` over ``study``; refused for a study with nothing to judge."""
     if not study.comparisons.filter(is_gold=False).exists():
-        raise JudgeError(NO_COMPARISONS.format(study=study.name))
+        raise JudgeError(NO_COMPARISONS.format(study=study.name), field="study")
     return JudgeRun.objects.create(judge=judge, study=study)
 
 

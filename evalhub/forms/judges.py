@@ -11,32 +11,24 @@ def _model_default(name: str):
     return Judge._meta.get_field(name).default
 
 
-def _text(name: str, help_text: str, **options) -> forms.CharField:
-    return forms.CharField(
-        max_length=Judge._meta.get_field(name).max_length, help_text=help_text, **options
-    )
-
-
 class JudgeForm(forms.Form):
-    name = _text("name", "A slug, e.g. qwen-72b")
+    name = forms.CharField(help_text="A slug, e.g. qwen-72b")
     backend = forms.ChoiceField(
         choices=JudgeBackend.choices,
         initial=JudgeBackend.LOCAL,
         help_text="local: the model runs on the gpu worker; http: an OpenAI-compatible endpoint",
     )
-    model = _text(
-        "model",
-        "local: smollm2-135m, a directory or a hub id; http: the served model name",
+    model = forms.CharField(
         initial=_model_default("model"),
         required=False,
+        help_text="local: smollm2-135m, a directory or a hub id; http: the served model name",
     )
-    base_url = _text(
-        "base_url", "http only: the base URL, e.g. http://gpu-box:8000/v1", required=False
+    base_url = forms.CharField(
+        required=False, help_text="http only: the base URL, e.g. http://gpu-box:8000/v1"
     )
-    api_key_env = _text(
-        "api_key_env",
-        "http only: the NAME of the environment variable holding the key (never the key)",
+    api_key_env = forms.CharField(
         required=False,
+        help_text="http only: the NAME of the environment variable holding the key (never the key)",
     )
     template = forms.CharField(
         required=False,

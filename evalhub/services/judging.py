@@ -30,6 +30,7 @@ URL_FOR_LOCAL = "A local judge takes no base URL or key; got {url!r}."
 ENV_INVALID = "api_key_env names an environment variable (A-Z, 0-9, _), got {name!r}."
 LIMIT_INVALID = "{field} must be {rule}; got {value!r}."
 MODEL_EMPTY = "A judge needs a model."
+TOO_LONG = "{field} is at most {limit} characters; got {length}."
 KEY_MISSING = "Judge {judge!r} reads its key from ${var}, which is not set in this process."
 UNKNOWN_JUDGE = "No judge named {name!r}. Known: {known}. Define one with manage.py judge_add."
 NO_COMPARISONS = "Study {study!r} has no comparisons a judge can answer (gold items are not)."
@@ -43,6 +44,7 @@ ERRORS_LEFT = (
 )
 STOPPED = "Stopped: {error}"
 
+MAX_COUNT = 2_147_483_647  # the largest count the database column holds
 SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -77,12 +79,17 @@ def judge_create(
     """A new judge, checked: nothing is loaded and no endpoint is called."""
     _check_definition(name, backend, model, base_url, api_key_env, template)
     limits = [
-        ("max_tokens", max_tokens, max_tokens >= 1, "at least 1"),
+        ("max_tokens", max_tokens, 1 <= max_tokens <= MAX_COUNT, f"between 1 and {MAX_COUNT}"),
         ("temperature", temperature, temperature >= 0, "0 or more"),
         ("timeout_s", timeout_s, timeout_s > 0, "positive"),
         ("max_retries", max_retries, 0 <= max_retries <= 10, "between 0 and 10"),
         ("concurrency", concurrency, 1 <= concurrency <= 64, "between 1 and 64"),
-        ("token_budget", token_budget, token_budget >= 0, "0 (none) or more"),
+        (
+            "token_budget",
+            token_budget,
+            0 <= token_budget <= MAX_COUNT,
+            f"between 0 (none) and {MAX_COUNT}",
+        ),
     ]
     for field, value, ok, rule in limits:
         if not ok:
@@ -114,6 +121,11 @@ def _check_definition(
         raise JudgeError(NAME_INVALID.format(name=name), field="name")
     if Judge.objects.filter(name=name).exists():
         raise JudgeError(NAME_TAKEN.format(name=name), field="name")
+    for field, value in (("model", model), ("base_url", base_url), ("api_key_env", api_key_env)):
+        limit = Judge._meta.get_field(field).max_length
+        if len(value) > limit:
+            message = TOO_LONG.format(field=field, limit=limit, length=len(value))
+            raise JudgeError(message, field=field)
     if backend not in JudgeBackend.values:
         raise JudgeError(BACKEND_UNKNOWN.format(backend=backend), field="backend")
     if not model.strip():

@@ -78,7 +78,9 @@ def test_a_local_judge_needs_only_a_name(client):
         (
             {"token_budget": -1},
             "token_budget",
-            j.LIMIT_INVALID.format(field="token_budget", rule="0 (none) or more", value=-1),
+            j.LIMIT_INVALID.format(
+                field="token_budget", rule=f"between 0 (none) and {j.MAX_COUNT}", value=-1
+            ),
         ),
         (
             {"backend": "local", "model": "smollm2-135m"},
@@ -164,9 +166,7 @@ def test_queueing_without_a_judge_defines_and_queues_the_packaged_one(client, st
 def test_an_unknown_judge_or_a_study_with_nothing_to_judge_is_a_400_naming_it(client, study):
     response = client.post(f"/api/studies/{study.pk}/judge/", {"judge": "nope"}, format="json")
     assert response.status_code == 400
-    assert response.json() == {
-        "judge": [j.UNKNOWN_JUDGE.format(name="nope", known="smollm2-135m")]
-    }
+    assert response.json() == {"judge": [j.UNKNOWN_JUDGE.format(name="nope", known="smollm2-135m")]}
     empty = StudyFactory()
     ComparisonFactory(study=empty, is_gold=True, gold_answer="a")
     response = client.post(f"/api/studies/{empty.pk}/judge/", {}, format="json")
@@ -201,3 +201,29 @@ def test_a_run_done_through_the_api_is_listed_for_its_study_with_its_counts(
 def test_a_malformed_study_filter_is_a_400_naming_it(client):
     response = client.get("/api/judge-runs/?study=x")
     assert response.status_code == 400 and list(response.json()) == ["study"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        (
+            {"max_tokens": 10**20},
+            "max_tokens",
+            j.LIMIT_INVALID.format(
+                field="max_tokens", rule=f"between 1 and {j.MAX_COUNT}", value=10**20
+            ),
+        ),
+        (
+            {"base_url": "http://" + "x" * 600},
+            "base_url",
+            j.TOO_LONG.format(field="base_url", limit=500, length=607),
+        ),
+    ],
+)
+def test_a_value_beyond_what_the_database_holds_is_a_400_not_a_crash(
+    client, change, field, message
+):
+    response = client.post("/api/judges/", HTTP_JUDGE | change, format="json")
+    assert response.status_code == 400
+    assert response.json() == {field: [message]}
+    assert not Judge.objects.exists()

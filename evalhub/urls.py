@@ -19,6 +19,7 @@ from evalhub.views import (
     datasets,
     deletes,
     home,
+    judges,
     judging,
     lineage,
     outputs,
@@ -106,6 +107,7 @@ urlpatterns = [
         name="preference_download",
     ),
     path("studies/<int:pk>/judge/", judging.study_judge, name="study_judge"),
+    path("judges/", judges.judges, name="judges"),
     # people: experts and managers
     path("people/", people.people, name="people"),
     path("people/new/", people.person_create, name="person_create"),

@@ -106,6 +106,9 @@ def test_the_pairs_download_round_trips_through_import_dataset(manager_client, b
 def test_the_study_page_offers_the_build_form(manager_client, built):
     page = manager_client.get(reverse("study_detail", args=[built.study_id])).content.decode()
     assert f'action="{reverse("preference_build", args=[built.study_id])}"' in page
+    # DPO skips corrections (rows without a rejected answer): the form says which trains on what
+    assert "<code>finetune --method dpo</code> trains on pairs" in page
+    assert "without <code>--method</code> trains on every chosen answer" in page
     assert reverse("preference_detail", args=["support", 1]) in page
 
 

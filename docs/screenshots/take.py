@@ -9,7 +9,10 @@ is recorded as the demo's 32-step run (validation losses as measured in
 benchmarks/results/demo.md, its memory and size figures from a CPU run of the same settings);
 the base model's answers are real SmolLM2-135M answers to the held-out prompts
 (base_answers.json), the adapter's are the dataset's reference answers; the demo expert has
-judged most items. The site is served exactly as `manage.py demo` serves it.
+judged most items. On top of that, loop.py builds the improvement loop (feedback study with
+corrections, preference set, DPO run v2, a base/v1/v2 study with a model judge) for the lineage,
+preference set, DPO run, study, judge and correction screenshots. The site is served exactly as
+`manage.py demo` serves it.
 """
 
 import json

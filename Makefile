@@ -47,11 +47,12 @@ test-sqlite:
 	$(PY) -m pytest
 
 # The same suite on PostgreSQL when a server answers (DATABASE_URL, default the local one);
-# skipped with the reason printed otherwise, failed if EVALHUB_REQUIRE_POSTGRES=1.
+# skipped with the reason printed otherwise, failed if EVALHUB_REQUIRE_POSTGRES=1. Tests that
+# touch no database ran on the SQLite leg and are left out of this one (tests/conftest.py).
 PG_URL ?= $(or $(DATABASE_URL),postgres://postgres@127.0.0.1:5432/test)
 test-postgres:
 	@if $(PY) -c "import psycopg,sys; psycopg.connect(sys.argv[1], connect_timeout=3).close()" "$(PG_URL)" 2>/dev/null; then \
-		DATABASE_URL="$(PG_URL)" $(PY) -m pytest -m "not slow and not browser"; \
+		DATABASE_URL="$(PG_URL)" EVALHUB_DATABASE_TESTS_ONLY=1 $(PY) -m pytest -m "not slow and not browser"; \
 	elif [ "$$EVALHUB_REQUIRE_POSTGRES" = "1" ]; then \
 		echo "PostgreSQL at $(PG_URL) does not answer and EVALHUB_REQUIRE_POSTGRES=1"; exit 1; \
 	else \

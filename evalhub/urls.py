@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.routers import APIRootView, DefaultRouter
 
-from evalhub.api import preference_views, rater_views
+from evalhub.api import judge_views, preference_views, rater_views
 from evalhub.api import views as api
 from evalhub.api.adapter_views import RunAdapterView
 from evalhub.api.auth import ObtainTokenView
@@ -19,6 +19,7 @@ from evalhub.views import (
     datasets,
     deletes,
     home,
+    judges,
     judging,
     lineage,
     outputs,
@@ -51,6 +52,8 @@ router.register("assignments", rater_views.AssignmentViewSet, basename="api-assi
 router.register(
     "preference-sets", preference_views.PreferenceSetViewSet, basename="api-preference-set"
 )
+router.register("judges", judge_views.JudgeViewSet, basename="api-judge")
+router.register("judge-runs", judge_views.JudgeRunViewSet, basename="api-judge-run")
 
 # Login is required everywhere in the API, the schema and its docs page included.
 _logged_in = {
@@ -104,6 +107,7 @@ urlpatterns = [
         name="preference_download",
     ),
     path("studies/<int:pk>/judge/", judging.study_judge, name="study_judge"),
+    path("judges/", judges.judges, name="judges"),
     # people: experts and managers
     path("people/", people.people, name="people"),
     path("people/new/", people.person_create, name="person_create"),
@@ -136,6 +140,9 @@ urlpatterns = [
     ),
     path("api/studies/<int:pk>/report/", StudyReportView.as_view(), name="api_study_report"),
     path("api/runs/<int:pk>/adapter/", RunAdapterView.as_view(), name="api_run_adapter"),
+    path(
+        "api/studies/<int:pk>/judge/", judge_views.StudyJudgeView.as_view(), name="api_study_judge"
+    ),
     path("api/review/studies/<int:pk>/", ReviewQueueView.as_view(), name="api_review_queue"),
     path(
         "api/review/studies/<int:pk>/<str:token>/",

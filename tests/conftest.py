@@ -1,3 +1,5 @@
+import os
+
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
@@ -10,6 +12,36 @@ from trainer.engine.environment import prefer_runtime_settings
 # OpenMP threads make training steps several times slower. The first conftest, so torch is not
 # loaded yet (pytest-django's set-up imports no torch).
 prefer_runtime_settings()
+
+
+# What marks a test as one that touches the database (the live-server tests reach it through
+# a server they start, so they say so with the ``database`` marker).
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """With EVALHUB_DATABASE_TESTS_ONLY=1 (the PostgreSQL leg of ``make test``), leave out the
+    tests that touch no database: they ran on the SQLite leg, and the database cannot change
+    what they do. Reported as deselected, never as passed."""
+    if os.environ.get("EVALHUB_DATABASE_TESTS_ONLY") != "1":
+        return
+    kept, dropped = [], []
+    for item in items:
+        touches = (
+            item.get_closest_marker("django_db") is not None
+            or item.get_closest_marker("database") is not None
+            or DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+        (kept if touches else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture

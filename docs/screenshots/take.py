@@ -9,7 +9,10 @@ is recorded as the demo's 32-step run (validation losses as measured in
 benchmarks/results/demo.md, its memory and size figures from a CPU run of the same settings);
 the base model's answers are real SmolLM2-135M answers to the held-out prompts
 (base_answers.json), the adapter's are the dataset's reference answers; the demo expert has
-judged most items. The site is served exactly as `manage.py demo` serves it.
+judged most items. On top of that, loop.py builds the improvement loop (feedback study with
+corrections, preference set, DPO run v2, a base/v1/v2 study with a model judge) for the lineage,
+preference set, DPO run, study, judge and correction screenshots. The site is served exactly as
+`manage.py demo` serves it.
 """
 
 import json
@@ -28,6 +31,7 @@ CHROMIUM = "/usr/bin/chromium"
 DESKTOP, PHONE = (1366, 900), (390, 844)
 LONGEST_PAGE = 2000  # pixels
 LARGEST_PNG = 400 * 1024
+CORRECTION = "Answer: 3.3 lb\nWorking: 1.5 kg × 2.2046 lb per kg = 3.31 lb, rounded to one decimal."
 JUDGED = 30  # of the study's 43 items; the rest is left for the rating page
 VALIDATION_LOSS = {8: 1.46, 16: 0.94, 24: 0.80, 32: 0.762}
 RUN_FACTS = {
@@ -57,12 +61,14 @@ RUN_FACTS = {
 
 def build() -> dict[str, int]:
     """The site's rows; returns the ids the screenshots open."""
+    import loop  # beside this file
     from django.core.management import call_command
 
     from evalhub.services import demo
 
     call_command("migrate", verbosity=0)
     users = demo.demo_accounts()
+    loop.import_dataset(created_by=users["manager"])
     dataset, _ = demo.demo_dataset(created_by=users["manager"])
     run = demo.demo_run_create(
         dataset=dataset, config=demo.demo_training_config(), created_by=users["manager"]
@@ -71,7 +77,9 @@ def build() -> dict[str, int]:
     record_outputs(run)
     study, _ = demo.demo_study(run=run, expert=users["expert"], manager=users["manager"])
     judge(study, users["expert"])
-    return {"run": run.pk, "study": study.pk}
+    return {"run": run.pk, "study": study.pk, "dataset": dataset.name} | loop.build_loop(
+        v1=run, users=users
+    )
 
 
 def record_run(run) -> None:
@@ -177,17 +185,52 @@ def shoot(address: str, ids: dict[str, int]) -> list[Path]:
 
     from evalhub.services import demo
 
+    study, three = ids["study"], ids["three"]
+    preference_set = [ids["preference_set"], ids["version"]]
+    # (file, role, viewport, page, what to show: the viewport, "page" (its top LONGEST_PAGE
+    # pixels), an element's selector, or "open:<selector>" to click it open and show the viewport)
     shots = [
-        ("rating-desktop.png", "expert", DESKTOP, reverse("rate_next", args=[ids["study"]])),
-        ("rating-phone.png", "expert", PHONE, reverse("rate_next", args=[ids["study"]])),
-        ("run.png", "manager", DESKTOP, reverse("run_detail", args=[ids["run"]])),
-        ("analysis.png", "manager", DESKTOP, reverse("study_analysis", args=[ids["study"]])),
+        ("rating-desktop.png", "expert", DESKTOP, reverse("rate_next", args=[study]), "viewport"),
+        ("rating-phone.png", "expert", PHONE, reverse("rate_next", args=[study]), "viewport"),
+        ("run.png", "manager", DESKTOP, reverse("run_detail", args=[ids["run"]]), "page"),
+        ("analysis.png", "manager", DESKTOP, reverse("study_analysis", args=[study]), "page"),
+        (
+            "rating-correction.png",
+            "expert",
+            DESKTOP,
+            reverse("rate_next", args=[study]),
+            "open:details.rate-correction",
+        ),
+        (
+            "lineage.png",
+            "manager",
+            DESKTOP,
+            reverse("dataset_lineage", args=[ids["dataset"]]),
+            "page",
+        ),
+        (
+            "preference-set.png",
+            "manager",
+            DESKTOP,
+            reverse("preference_detail", args=preference_set),
+            "page",
+        ),
+        ("dpo-run.png", "manager", DESKTOP, reverse("run_detail", args=[ids["v2"]]), "page"),
+        ("study.png", "manager", DESKTOP, reverse("study_detail", args=[three]), "page"),
+        ("study-judge.png", "manager", DESKTOP, reverse("study_detail", args=[three]), "#judges"),
+        (
+            "analysis-judge.png",
+            "manager",
+            DESKTOP,
+            reverse("study_analysis", args=[three]),
+            "#judges",
+        ),
     ]
     logins = {login.role.split(":")[0]: login for login in demo.demo_logins()}
     saved = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        for name, role, (width, height), path in shots:
+        for name, role, (width, height), path, show in shots:
             context = browser.new_context(viewport={"width": width, "height": height})
             page = context.new_page()
             page.goto(address + reverse("login"))
@@ -200,12 +243,20 @@ def shoot(address: str, ids: dict[str, int]) -> list[Path]:
                 raise SystemExit(f"{path} answered {response and response.status}, not 200")
             page.wait_for_load_state("networkidle")
             saved.append(HERE / name)
-            if role == "expert":  # what the expert sees on opening the page
+            if show == "viewport":  # what the expert sees on opening the page
                 page.screenshot(path=saved[-1])
-            else:  # the manager's pages are long: at most their first LONGEST_PAGE pixels
+            elif show.startswith("open:"):
+                fold = page.locator(show.removeprefix("open:"))
+                fold.locator("summary").click()
+                fold.locator("textarea").fill(CORRECTION)
+                fold.scroll_into_view_if_needed()
+                page.screenshot(path=saved[-1])
+            elif show == "page":  # the manager's pages are long: their first LONGEST_PAGE pixels
                 tall = page.evaluate("document.documentElement.scrollHeight")
                 clip = {"x": 0, "y": 0, "width": width, "height": min(tall, LONGEST_PAGE)}
                 page.screenshot(path=saved[-1], full_page=True, clip=clip)
+            else:
+                page.locator(show).screenshot(path=saved[-1])
             context.close()
         browser.close()
     return saved

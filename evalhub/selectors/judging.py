@@ -70,3 +70,14 @@ def study_judge_block(*, study: Study, runs: int = 5) -> JudgeBlock:
         ),
         questions=len(ORDERS) * judge_comparisons(study=study).count(),
     )
+
+
+def judge_list() -> QuerySet[Judge]:
+    """Every judge defined, by name, with who defined it."""
+    return Judge.objects.select_related("created_by").order_by("name")
+
+
+def judge_run_list(*, study_id: int | None = None) -> QuerySet[JudgeRun]:
+    """Judge runs, newest first; only one study's with ``study_id``."""
+    runs = JudgeRun.objects.select_related("judge").order_by("-pk")
+    return runs if study_id is None else runs.filter(study_id=study_id)

@@ -34,6 +34,7 @@ class Node:
     edge: str = ""
     headline: str = ""
     ref: bool = False
+    args: tuple = ()  # a set's page: (name, version)
     children: list["Node"] = field(default_factory=list)
 
 
@@ -120,6 +121,7 @@ def dataset_lineage(*, dataset: Dataset) -> Node:
                 headline = f"{pset.pair_count} pairs, {pset.sft_count} corrections"
                 set_node = Node("set", str(pset.pk), f"{pset.name} v{pset.version}", "builds")
                 set_node.headline = headline
+                set_node.args = (pset.name, pset.version)
                 set_node.children = [
                     run_node(r, "trains") for r in by_dataset.get(pset.dataset_id, [])
                 ]

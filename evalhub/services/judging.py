@@ -30,6 +30,7 @@ URL_FOR_LOCAL = "A local judge takes no base URL or key; got {url!r}."
 ENV_INVALID = "api_key_env names an environment variable (A-Z, 0-9, _), got {name!r}."
 LIMIT_INVALID = "{field} must be {rule}; got {value!r}."
 MODEL_EMPTY = "A judge needs a model."
+TOO_LONG = "{field} is at most {limit} characters; got {length}."
 KEY_MISSING = "Judge {judge!r} reads its key from ${var}, which is not set in this process."
 UNKNOWN_JUDGE = "No judge named {name!r}. Known: {known}. Define one with manage.py judge_add."
 NO_COMPARISONS = "Study {study!r} has no comparisons a judge can answer (gold items are not)."
@@ -43,12 +44,18 @@ ERRORS_LEFT = (
 )
 STOPPED = "Stopped: {error}"
 
+MAX_COUNT = 2_147_483_647  # the largest count the database column holds
 SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class JudgeError(ValueError):
-    """A judge that cannot be defined or run as asked."""
+    """A judge that cannot be defined or run as asked; ``field`` names the input at fault
+    (a ``judge_create`` argument, or "judge" / "study"), "" when it is none of them."""
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @transaction.atomic
@@ -72,16 +79,21 @@ def judge_create(
     """A new judge, checked: nothing is loaded and no endpoint is called."""
     _check_definition(name, backend, model, base_url, api_key_env, template)
     limits = [
-        ("max_tokens", max_tokens, max_tokens >= 1, "at least 1"),
+        ("max_tokens", max_tokens, 1 <= max_tokens <= MAX_COUNT, f"between 1 and {MAX_COUNT}"),
         ("temperature", temperature, temperature >= 0, "0 or more"),
         ("timeout_s", timeout_s, timeout_s > 0, "positive"),
         ("max_retries", max_retries, 0 <= max_retries <= 10, "between 0 and 10"),
         ("concurrency", concurrency, 1 <= concurrency <= 64, "between 1 and 64"),
-        ("token_budget", token_budget, token_budget >= 0, "0 (none) or more"),
+        (
+            "token_budget",
+            token_budget,
+            0 <= token_budget <= MAX_COUNT,
+            f"between 0 (none) and {MAX_COUNT}",
+        ),
     ]
     for field, value, ok, rule in limits:
         if not ok:
-            raise JudgeError(LIMIT_INVALID.format(field=field, rule=rule, value=value))
+            raise JudgeError(LIMIT_INVALID.format(field=field, rule=rule, value=value), field=field)
     return Judge.objects.create(
         name=name,
         backend=backend,
@@ -106,29 +118,35 @@ def _check_definition(
     from trainer.engine.model_store import ModelNotFound, check_model_spec
 
     if not SLUG.match(name):
-        raise JudgeError(NAME_INVALID.format(name=name))
+        raise JudgeError(NAME_INVALID.format(name=name), field="name")
     if Judge.objects.filter(name=name).exists():
-        raise JudgeError(NAME_TAKEN.format(name=name))
+        raise JudgeError(NAME_TAKEN.format(name=name), field="name")
+    for field, value in (("model", model), ("base_url", base_url), ("api_key_env", api_key_env)):
+        limit = Judge._meta.get_field(field).max_length
+        if len(value) > limit:
+            message = TOO_LONG.format(field=field, limit=limit, length=len(value))
+            raise JudgeError(message, field=field)
     if backend not in JudgeBackend.values:
-        raise JudgeError(BACKEND_UNKNOWN.format(backend=backend))
+        raise JudgeError(BACKEND_UNKNOWN.format(backend=backend), field="backend")
     if not model.strip():
-        raise JudgeError(MODEL_EMPTY)
+        raise JudgeError(MODEL_EMPTY, field="model")
     if backend == JudgeBackend.HTTP and not base_url.startswith(("http://", "https://")):
-        raise JudgeError(URL_INVALID.format(url=base_url))
+        raise JudgeError(URL_INVALID.format(url=base_url), field="base_url")
     if backend == JudgeBackend.LOCAL:
         if base_url or api_key_env:
-            raise JudgeError(URL_FOR_LOCAL.format(url=base_url or api_key_env))
+            field = "base_url" if base_url else "api_key_env"
+            raise JudgeError(URL_FOR_LOCAL.format(url=base_url or api_key_env), field=field)
         try:
             check_model_spec(model)
         except ModelNotFound as error:
-            raise JudgeError(str(error)) from error
+            raise JudgeError(str(error), field="model") from error
     if api_key_env and not ENV_NAME.match(api_key_env):
-        raise JudgeError(ENV_INVALID.format(name=api_key_env))
+        raise JudgeError(ENV_INVALID.format(name=api_key_env), field="api_key_env")
     if template:
         try:
             pairwise.check_template(template)
         except ValueError as error:
-            raise JudgeError(str(error)) from error
+            raise JudgeError(str(error), field="template") from error
 
 
 def judge_named(*, name: str) -> Judge:
@@ -139,7 +157,7 @@ def judge_named(*, name: str) -> Judge:
     if name == DEFAULT_JUDGE:
         return judge_create(name=DEFAULT_JUDGE)
     known = ", ".join(Judge.objects.values_list("name", flat=True)) or DEFAULT_JUDGE
-    raise JudgeError(UNKNOWN_JUDGE.format(name=name, known=known))
+    raise JudgeError(UNKNOWN_JUDGE.format(name=name, known=known), field="judge")
 
 
 def judge_api_key(judge: Judge) -> str:
@@ -156,7 +174,7 @@ def judge_api_key(judge: Judge) -> str:
 def judge_run_create(*, judge: Judge, study: Study) -> JudgeRun:
     """A queued run of ``judge`` over ``study``; refused for a study with nothing to judge."""
     if not study.comparisons.filter(is_gold=False).exists():
-        raise JudgeError(NO_COMPARISONS.format(study=study.name))
+        raise JudgeError(NO_COMPARISONS.format(study=study.name), field="study")
     return JudgeRun.objects.create(judge=judge, study=study)
 
 

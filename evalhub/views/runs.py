@@ -147,11 +147,11 @@ def reward_charts(train: list[RunMetric], validation: list[RunMetric]) -> dict[s
     charts = {}
     for field in ("reward_accuracy", "reward_margin"):
         label = field.replace("_", " ")
+        # The axis names the figure; the legend only says which pairs (a legend that repeated
+        # "reward accuracy" ran past the half-width chart's edge).
         series = {
-            f"{kind} {label}": [
-                (m.step, getattr(m, field)) for m in points if getattr(m, field) is not None
-            ]
-            for kind, points in (("train", train), ("validation", validation))
+            kind: [(m.step, getattr(m, field)) for m in points if getattr(m, field) is not None]
+            for kind, points in (("training pairs", train), ("held-out pairs", validation))
         }
         if any(series.values()):
             charts[field] = loss_curve_svg(series, y_label=label, width=530, height=220)

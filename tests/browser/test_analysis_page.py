@@ -2,7 +2,7 @@
 
 import pytest
 
-from evalhub.models import System
+from evalhub.models import Judgment, System
 from tests.browser.test_rating import log_in
 from tests.evalhub.report_fixtures import build_study
 from tests.factories import ManagerFactory
@@ -48,3 +48,19 @@ def test_no_chart_text_or_table_runs_past_the_page_at_1366_px(live_server, new_p
     for i in range(charts.count()):
         ticks = charts.nth(i).locator("text").all_text_contents()
         assert any(t.endswith("%") or t.lstrip("+-").replace(".", "").isdigit() for t in ticks)
+
+
+def test_the_raters_better_answers_read_across_a_phone(live_server, new_page, artifacts):
+    study = build_study()
+    answer = "Answer: 0.5 US cups\nWorking: 125 ml ÷ 236.6 ml per US cup = 0.53 US cups."
+    Judgment.objects.filter(assignment__comparison__study=study).update(correction=answer)
+    page = new_page(390, 844)
+    log_in(page, live_server, ManagerFactory())
+    page.goto(f"{live_server.url}/studies/{study.pk}/analysis/")
+    listed = page.locator("#corrections table.corrections")
+    listed.locator("tbody tr").first.screenshot(path=str(artifacts / "corrections-390.png"))
+    table = listed.bounding_box()
+    cell = listed.locator("td.text").first.bounding_box()
+    # four fixed columns had left the answer about 45 px, a word per line
+    assert cell["width"] > 0.9 * table["width"], (cell, table)
+    assert table["x"] >= 0 and table["x"] + table["width"] <= 390

@@ -200,6 +200,7 @@ def test_the_lineage_page_draws_dataset_runs_studies_and_sets(manager_client, lo
     assert "test round adapter:v2 vs base:smollm: win rate 0.750" in text
     assert f'href="{reverse("run_detail", args=[loop.v2.pk])}"' in body
     assert f'href="{reverse("study_detail", args=[loop.test_study.pk])}"' in body
+    assert f'href="{reverse("preference_detail", args=["support-prefs", 1])}"' in body
     order = [text.index(s) for s in ("sft-v1", "feedback round", "support-prefs v1", "dpo-v2")]
     assert order == sorted(order)
 
@@ -235,3 +236,4 @@ def test_the_run_page_says_which_sets_the_run_learned_from_through_its_ancestors
         "learned from support (6 rows, through sft-v1), preference set support-prefs v1 (4 rows)"
         in text
     )
+    assert f'href="{reverse("preference_detail", args=["support-prefs", 1])}"' in body

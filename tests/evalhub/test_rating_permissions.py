@@ -22,6 +22,18 @@ pytestmark = pytest.mark.django_db
 
 ROLES = ("anonymous", "expert", "other_expert", "reviewer", "manager")
 
+JUDGE_FORM = {
+    "name": "matrix-judge",
+    "backend": "local",
+    "model": "smollm2-135m",
+    "max_tokens": "16",
+    "temperature": "0",
+    "timeout_s": "60",
+    "max_retries": "3",
+    "concurrency": "4",
+    "token_budget": "0",
+}
+
 # view: (method, url builder, data, {role: status})
 MATRIX = {
     "study_list": ("get", lambda w: reverse("study_list"), None, (302, 403, 403, 403, 200)),
@@ -56,6 +68,14 @@ MATRIX = {
     "dataset_lineage": ("get", lambda w: w["lineage"], None, (302, 403, 403, 403, 200)),
     # The study's run has no adapter yet: a manager learns so with a 404.
     "run_adapter": ("get", lambda w: w["run_adapter"], None, (302, 403, 403, 403, 404)),
+    "judges": ("get", lambda w: reverse("judges"), None, (302, 403, 403, 403, 200)),
+    "judges_post": ("post", lambda w: reverse("judges"), JUDGE_FORM, (302, 403, 403, 403, 302)),
+    "judges_post_bad": (
+        "post",
+        lambda w: reverse("judges"),
+        JUDGE_FORM | {"concurrency": "0"},
+        (302, 403, 403, 403, 422),
+    ),
     "people": ("get", lambda w: reverse("people"), None, (302, 403, 403, 403, 200)),
     "person_create": ("get", lambda w: reverse("person_create"), None, (302, 403, 403, 403, 200)),
     "person_create_post": (

@@ -79,6 +79,13 @@ def test_the_detail_page_shows_progress_gold_accuracy_and_median_time(manager_cl
     assert "1 of 1 (100%)" in html and "1.5 s" in html and "2 of 2" in html
 
 
+def test_the_detail_page_counts_one_rater_in_the_singular(manager_client):
+    study, _, _ = open_study(prompts=1, raters=1, overlap=1)
+    html = manager_client.get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "assignments, 1 rater</dd>" in html
+    assert "every comparison to 1 rater</dd>" in html
+
+
 def test_the_detail_page_links_to_the_analysis(manager_client):
     study, _, _ = open_study(prompts=1)
     html = manager_client.get(reverse("study_detail", args=[study.pk])).content.decode()

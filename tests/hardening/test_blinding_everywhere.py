@@ -327,6 +327,19 @@ MANAGER_URLS = [
     lambda w: "/api/preference-sets/",
     lambda w: "/api/preference-sets/1/",
     lambda w: "/api/preference-sets/1/download/?layout=messages",
+    lambda w: reverse("judges"),
+    lambda w: "/api/judges/",
+    lambda w: f"/api/judges/{Judge.objects.get(name=NAMES[0]).pk}/",
+    lambda w: "/api/judge-runs/",
+    lambda w: f"/api/judge-runs/?study={w['study'].pk}",
+    lambda w: f"/api/judge-runs/{JudgeRun.objects.get().pk}/",
+]
+
+# Defining or running a judge, by the page and the API: refused to experts and reviewers alike.
+JUDGE_WRITES = [
+    lambda w: (reverse("judges"), {"name": "intruder-judge", "backend": "local"}),
+    lambda w: ("/api/judges/", {"name": "intruder-judge"}),
+    lambda w: (f"/api/studies/{w['study'].pk}/judge/", {"judge": NAMES[0]}),
 ]
 
 
@@ -371,6 +384,7 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
         ("/api/runs/", {"dataset": run.dataset.name}),
         (reverse("preference_build", args=[study.pk]), {"name": "x", "validation_share": "0.1"}),
         ("/api/preference-sets/", {"study": study.pk, "name": "x"}),
+        *(write(world) for write in JUDGE_WRITES),
     ]
     datasets, runs = Dataset.objects.count(), FineTuneRun.objects.count()
     for url, data in posts:
@@ -380,6 +394,7 @@ def test_manager_writes_refuse_the_expert_with_a_blind_403(world, settings):
     assert Assignment.objects.filter(comparison__study=study).count() == 8
     assert not get_user_model().objects.filter(username="intruder").exists()
     assert JudgeRun.objects.filter(study=study).count() == 1
+    assert not Judge.objects.filter(name="intruder-judge").exists()
     assert (Dataset.objects.count(), FineTuneRun.objects.count()) == (datasets, runs)
     study.refresh_from_db()
     assert study.signal == "metric"
@@ -657,6 +672,7 @@ def test_manager_pages_writes_and_exports_refuse_the_reviewer_with_a_blind_403(w
         (f"/api/studies/{study.pk}/status/", {"status": "closed"}),
         (reverse("preference_build", args=[study.pk]), {"name": "x", "validation_share": "0.1"}),
         ("/api/preference-sets/", {"study": study.pk, "name": "x"}),
+        *(write(world) for write in JUDGE_WRITES),
     ]
     for url, data in posts:
         response = client.post(url, data)
@@ -666,6 +682,7 @@ def test_manager_pages_writes_and_exports_refuse_the_reviewer_with_a_blind_403(w
     assert study.status == StudyStatus.OPEN
     assert not get_user_model().objects.filter(username="intruder").exists()
     assert JudgeRun.objects.filter(study=study).count() == 1
+    assert not Judge.objects.filter(name="intruder-judge").exists()
 
 
 def test_the_review_pages_refuse_the_expert_with_a_blind_403(world, settings):
@@ -690,3 +707,14 @@ def test_the_judge_hidden_from_the_expert_is_on_the_managers_analysis_page(world
     manager.force_login(ManagerFactory())
     page = manager.get(reverse("study_analysis", args=[world["study"].pk]))
     assert page.status_code == 200 and JUDGE_NAMES[0] in page.content.decode()
+
+
+def test_the_judges_hidden_from_the_expert_are_on_the_managers_judges_page_and_api(world):
+    manager = Client()
+    manager.force_login(ManagerFactory())
+    page = manager.get(reverse("judges")).content.decode()
+    api = manager.get("/api/judges/").content.decode()
+    for body in (page, api):
+        assert JUDGE_NAMES[0] in body and JUDGE_NAMES[1] in body
+    runs = manager.get(f"/api/judge-runs/?study={world['study'].pk}").content.decode()
+    assert NAMES[2] in runs  # the run's error, naming a system

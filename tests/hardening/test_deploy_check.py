@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+# the settings differ with DATABASE_URL: it runs on the PostgreSQL leg too
+pytestmark = pytest.mark.database
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

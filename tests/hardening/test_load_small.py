@@ -2,8 +2,13 @@
 every judgment the server acknowledged is stored exactly once, none without acknowledgment, and
 no request failed. Latency is measured by benchmarks/load_rating.py, never asserted here."""
 
+import pytest
+
 from benchmarks.load_rating import run_load
 from tests.hardening.live_server import live_config
+
+# a live gunicorn on the suite's database: it runs on the PostgreSQL leg too
+pytestmark = pytest.mark.database
 
 RATERS, JUDGMENTS = 5, 100
 

@@ -8,6 +8,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from benchmarks.load_server import (
     HOST,
@@ -19,6 +20,9 @@ from benchmarks.load_server import (
     verify,
 )
 from tests.hardening.live_server import live_config
+
+# a live server on the suite's database: it runs on the PostgreSQL leg too
+pytestmark = pytest.mark.database
 
 RATERS = 3
 BEFORE_KILL, AFTER_RESTART = 30, 30  # acknowledged judgments before the kill and after

@@ -10,6 +10,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import override_settings
 
+from evalhub.models import Judge
 from tests.trainer.datasets.helpers import distinct_records
 from tests.trainer.run_fixtures import colour_dataset
 from tests.trainer.worker_support import DATABASE_TASKS
@@ -94,6 +95,20 @@ MATRIX = [
     ("get", f"/api/preference-sets/{MISSING}/download/", None, (401, 403, 403, 404)),
     ("post", "/api/preference-sets/", {}, (401, 403, 403, 400)),
     ("delete", f"/api/preference-sets/{MISSING}/", None, (401, 403, 403, 405)),
+    ("get", "/api/judges/", None, (401, 403, 403, 200)),
+    ("get", "/api/judges/{judge}/", None, (401, 403, 403, 200)),
+    ("get", f"/api/judges/{MISSING}/", None, (401, 403, 403, 404)),
+    ("post", "/api/judges/", {}, (401, 403, 403, 400)),
+    ("post", "/api/judges/", {"name": "matrix-local"}, (401, 403, 403, 201)),
+    ("delete", "/api/judges/{judge}/", None, (401, 403, 403, 405)),
+    ("get", "/api/judge-runs/", None, (401, 403, 403, 200)),
+    ("get", "/api/judge-runs/?study={study}", None, (401, 403, 403, 200)),
+    ("get", f"/api/judge-runs/{MISSING}/", None, (401, 403, 403, 404)),
+    ("post", "/api/judge-runs/", {}, (401, 403, 403, 405)),
+    ("post", "/api/studies/{study}/judge/", {}, (401, 403, 403, 202)),
+    ("post", "/api/studies/{study}/judge/", {"judge": "nope"}, (401, 403, 403, 400)),
+    ("post", f"/api/studies/{MISSING}/judge/", {}, (401, 403, 403, 404)),
+    ("get", "/api/studies/{study}/judge/", None, (401, 403, 403, 405)),
     ("get", "/api/schema/", None, (401, 200, 200, 200)),
     ("get", "/api/docs/", None, (401, 200, 200, 200)),
     ("post", "/api/token/", {}, (400, 400, 400, 400)),
@@ -109,6 +124,7 @@ def _ids(world) -> dict[str, object]:
         "study": world.study.id,
         "comparison": world.comparison.id,
         "judgment": world.judgment.id,
+        "judge": Judge.objects.get_or_create(name="matrix-judge")[0].id,
         "mine": world.mine.token,
         "theirs": world.theirs.token,
     }

@@ -31,6 +31,11 @@ EXPECTED_PATHS = {
     "/api/preference-sets/",
     "/api/preference-sets/{id}/",
     "/api/preference-sets/{id}/download/",
+    "/api/judges/",
+    "/api/judges/{id}/",
+    "/api/judge-runs/",
+    "/api/judge-runs/{id}/",
+    "/api/studies/{id}/judge/",
 }
 
 

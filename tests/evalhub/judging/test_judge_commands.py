@@ -55,6 +55,7 @@ def test_judge_add_defines_an_http_judge_that_reads_its_key_from_the_environment
         (["--concurrency=0"], "concurrency must be between 1 and 64; got 0."),
         (["--backend=http", "--url=http://h/v1", "--api-key-env=MY KEY"], "api_key_env names"),
         (["--model=/nowhere/model"], "neither a packaged model"),
+        (["--token-budget=99999999999"], "token_budget must be between 0 (none) and 2147483647"),
     ],
 )
 def test_judge_add_refuses_bad_input_with_exit_2(args, message):

@@ -1,6 +1,7 @@
 """The preference-set pages: the list, one set, its downloads, and building one from a study."""
 
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -51,6 +52,8 @@ def test_the_page_shows_provenance_rules_counts_and_a_preview(manager_client, bu
     assert f'<td class="rule-{rules.TIED}">1</td>' in page
     assert f'<td class="rule-{rules.NO_MAJORITY}">0</td>' in page
     assert escape(rules.RULES[rules.TIED][1]) in page
+    assert escape(svc.MAJORITY.capitalize()) in page  # the rules' sentence starts as one
+    assert re.search(r"<td>\d+, by 2 raters</td>", page)
     assert escape("Ben's own answer.") in page
     first = built.study.comparisons.order_by("id").first()
     assert escape(answer_of(first, "adapter")) in page
@@ -103,6 +106,9 @@ def test_the_pairs_download_round_trips_through_import_dataset(manager_client, b
 def test_the_study_page_offers_the_build_form(manager_client, built):
     page = manager_client.get(reverse("study_detail", args=[built.study_id])).content.decode()
     assert f'action="{reverse("preference_build", args=[built.study_id])}"' in page
+    # DPO skips corrections (rows without a rejected answer): the form says which trains on what
+    assert "<code>finetune --method dpo</code> trains on pairs" in page
+    assert "without <code>--method</code> trains on every chosen answer" in page
     assert reverse("preference_detail", args=["support", 1]) in page
 
 

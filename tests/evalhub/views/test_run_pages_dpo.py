@@ -133,9 +133,10 @@ def test_a_dpo_runs_page_draws_reward_curves_and_links_the_run_it_starts_from(
             )
     html = manager_client.get(f"/runs/{run.pk}/").content.decode()
     assert f'href="/runs/{sft_run.pk}/">run {sft_run.pk}</a>' in html
-    for series in ("accuracy", "margin"):
-        for kind in ("train", "validation"):
-            assert f'data-series="{kind} reward {series}"' in html
+    for figure in ("reward accuracy", "reward margin"):
+        assert f">{figure}</text>" in html
+    for pairs in ("training pairs", "held-out pairs"):
+        assert html.count(f'data-series="{pairs}"') == 2  # one line in each chart
 
 
 def test_an_sft_runs_page_has_no_reward_curves(manager_client):

@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PHASE = re.compile(r"^\s{2}(\S.*?)\s+(\d+) s\s+(\d+) CPU s$")
 OUTCOME = """
-import json, re
+import json
 from evalhub.models import Output
 from trainer.models import FineTuneRun
 from evalhub.selectors.outputs import run_systems
-house = re.compile(r"^Answer: .+\\nWorking: .+\\nTip: .+$")
+from evalhub.services.demo_expert import house_format
 run = FineTuneRun.objects.filter(status="succeeded").latest("pk")
 result = {"run": run.pk, "steps": run.step, "best_val_loss": run.best_val_loss,
           "train_wall_seconds": run.wall_seconds}
@@ -38,7 +38,7 @@ for kind, system in run_systems(run=run).items():
     rouge = [o.metrics["rougeL"] for o in outputs if "rougeL" in o.metrics]
     result[kind] = {
         "outputs": len(outputs),
-        "house_format": sum(bool(house.match(o.text.strip())) for o in outputs),
+        "house_format": sum(house_format(o.text) for o in outputs),
         "rougeL_mean": round(sum(rouge) / len(rouge), 4) if rouge else None,
         "example": outputs[0].text if outputs else None,
     }

@@ -29,15 +29,27 @@ from django.utils import timezone
 
 from evalhub.management.commands.demo import LOG_NAMED, start, stop, wait_then_stop
 from evalhub.metrics.rouge import rouge_scores
-from evalhub.models import Assignment, Comparison, Output, Prompt, Study, StudyStatus
+from evalhub.models import (
+    Assignment,
+    Comparison,
+    JudgeRun,
+    JudgeVerdict,
+    Output,
+    Prompt,
+    Study,
+    StudyStatus,
+)
 from evalhub.selectors.outputs import evaluation_prompts
-from evalhub.services import demo
+from evalhub.services import demo, demo_round
+from evalhub.services.demo_expert import answer_figure, house_format
 from evalhub.services.outputs import GenerationReport, outputs_store
 from evalhub.services.prompts import prompts_create_from_split
 from evalhub.services.scores import ScoreReport
 from evalhub.services.systems import system_get_or_create
+from trainer.engine.checkpoint import ADAPTER_WEIGHTS
 from trainer.engine.generate import GeneratedText
-from trainer.models import Dataset, FineTuneRun, RunMetric, RunStatus
+from trainer.models import Dataset, DatasetKind, FineTuneRun, RunMetric, RunStatus, TrainMethod
+from trainer.selectors.runs import evaluation_dataset
 
 BASE_ANSWER = "Well, it depends on the recipe; roughly a cup or so, give or take."
 # What the real libraries print during a demo (measured on a CPU run, December 2026).
@@ -56,6 +68,9 @@ class Fakes:
         self.trained: list[int] = []
         self.generated = 0
         self.scored = 0
+        # What the fake adapter answers, from the prompt's reference answer.
+        self.adapter_answer = lambda reference: reference
+        self.judged = 0
 
 
 @pytest.fixture
@@ -71,6 +86,7 @@ def fakes(monkeypatch, tmp_path):
         adapter = tmp_path / f"run-{run.pk}" / "adapter"
         adapter.mkdir(parents=True)
         (adapter / "adapter_config.json").write_text("{}")
+        (adapter / ADAPTER_WEIGHTS).write_bytes(b"")
         steps = run.hyperparameters["max_steps"]
         for step in range(1, steps + 1):
             RunMetric.objects.create(run=run, kind="train", step=step, loss=3.0 / step)
@@ -85,13 +101,16 @@ def fakes(monkeypatch, tmp_path):
         run.refresh_from_db()
         return run
 
-    def outputs_generate(*, run, decoding, split, on_system=None, **_):
-        prompts_create_from_split(dataset=run.dataset, split=split)
-        prompts = list(evaluation_prompts(dataset=run.dataset, split=split))
-        for kind in ("base", "adapter"):
+    def outputs_generate(*, run, decoding, split, systems=("base", "adapter"), on_system=None, **_):
+        prompts_create_from_split(dataset=evaluation_dataset(run=run), split=split)
+        prompts = list(evaluation_prompts(dataset=evaluation_dataset(run=run), split=split))
+        for kind in systems:
             system = system_get_or_create(run=run, kind=kind)
             missing = [p for p in prompts if not Output.objects.filter(system=system, prompt=p)]
-            texts = [(p, BASE_ANSWER if kind == "base" else p.reference) for p in missing]
+            texts = [
+                (p, BASE_ANSWER if kind == "base" else made.adapter_answer(p.reference))
+                for p in missing
+            ]
             items = [(p, GeneratedText(text, len(text.split()), 5.0)) for p, text in texts]
             outputs_store(system=system, items=items)
             made.generated += len(items)
@@ -110,6 +129,21 @@ def fakes(monkeypatch, tmp_path):
 
     monkeypatch.setattr(demo, "run_execute", run_execute)
     monkeypatch.setattr(demo, "outputs_generate", outputs_generate)
+    monkeypatch.setattr(demo_round, "outputs_generate", outputs_generate)
+
+    def judge_run_execute(*, run, progress=None):
+        # As the packaged SmolLM2 judges the demo (measured): the answer shown first, always.
+        made.judged += 1
+        for comparison in run.study.comparisons.filter(is_gold=False):
+            for order, first in (("ab", "a"), ("ba", "b")):
+                JudgeVerdict.objects.create(
+                    judge=run.judge, comparison=comparison, order=order, choice=first, raw="A"
+                )
+        JudgeRun.objects.filter(pk=run.pk).update(status="succeeded", verdicts_done=72)
+        run.refresh_from_db()
+        return run
+
+    monkeypatch.setattr(demo_round, "judge_run_execute", judge_run_execute)
     monkeypatch.setattr(demo, "outputs_score", outputs_score)
 
     def base_model_tokens():
@@ -130,14 +164,15 @@ def run_demo(*args: str) -> str:
 def test_the_demo_builds_a_browsable_study_from_nothing(fakes):
     output = run_demo()
 
-    dataset = Dataset.objects.get()
+    dataset = Dataset.objects.get(kind=DatasetKind.EXAMPLES)
     assert dataset.name == "demo" and dataset.examples.count() == 360
-    run = FineTuneRun.objects.get()
-    assert run.status == RunStatus.SUCCEEDED and fakes.trained == [run.pk]
+    run = FineTuneRun.objects.get(method=TrainMethod.SFT)
+    assert run.status == RunStatus.SUCCEEDED and fakes.trained[0] == run.pk
     assert run.hyperparameters["max_steps"] == demo.DEMO_STEPS
     assert run.hyperparameters == demo.demo_training_config().as_dict()
     test_prompts = Prompt.objects.filter(dataset=dataset, example__split="test").count()
-    assert test_prompts == 36 and fakes.generated == 2 * test_prompts
+    # base and v1 on the test and the feedback prompts, v2 on the test prompts
+    assert test_prompts == 36 and fakes.generated == 2 * 36 + 2 * 36 + 36
     study = Study.objects.get(name=demo.STUDY_NAME)
     assert study.status == StudyStatus.OPEN and study.run == run
     assert study.name == demo.STUDY_NAME and list(study.criteria) == list(demo.STUDY_CRITERIA)
@@ -258,7 +293,7 @@ def test_running_the_demo_again_reuses_everything(fakes):
     output = run_demo()
 
     assert {model: model.objects.count() for model in counts} == before
-    assert len(fakes.trained) == 1 and fakes.scored == 2 * 36  # the first demo only
+    assert len(fakes.trained) == 2 and fakes.scored == 2 * 36  # the first demo only
     assert "dataset 'demo' reused" in output and "reusing run" in output
     assert "every output already scored" in output and f"{demo.STUDY_NAME!r} reused" in output
     expert = get_user_model().objects.get(username=demo.EXPERT_USERNAME)
@@ -269,14 +304,16 @@ def test_running_the_demo_again_reuses_everything(fakes):
 def test_another_schedule_is_a_new_run_with_its_own_study(fakes):
     run_demo()
     run_demo("--steps", "5")
-    first, second = FineTuneRun.objects.order_by("pk")
-    assert second.hyperparameters["max_steps"] == 5 and len(fakes.trained) == 2
+    first, second = FineTuneRun.objects.filter(method=TrainMethod.SFT).order_by("pk")
+    assert second.hyperparameters["max_steps"] == 5 and len(fakes.trained) == 4
     assert first.dataset_id == second.dataset_id
-    names = sorted(Study.objects.values_list("run_id", "name"))
+    names = sorted(Study.objects.filter(run__in=[first, second]).values_list("run_id", "name"))
     simulated = demo.SIMULATED_STUDY_NAME
     assert names == [
+        (first.pk, demo_round.FEEDBACK_STUDY_NAME),
         (first.pk, simulated),
         (first.pk, demo.STUDY_NAME),
+        (second.pk, f"{demo_round.FEEDBACK_STUDY_NAME} 2"),
         (second.pk, f"{simulated} 2"),
         (second.pk, f"{demo.STUDY_NAME} 2"),
     ]
@@ -286,7 +323,7 @@ def test_another_schedule_is_a_new_run_with_its_own_study(fakes):
 def test_a_demo_dataset_name_taken_by_other_data_is_left_alone(fakes):
     other = Dataset.objects.create(name="demo", format="messages", content_hash="0" * 64)
     run_demo()
-    imported = Dataset.objects.exclude(pk=other.pk).get()
+    imported = Dataset.objects.exclude(pk=other.pk).get(kind=DatasetKind.EXAMPLES)
     assert imported.name.startswith("demo-") and other.examples.count() == 0
 
 
@@ -418,3 +455,83 @@ def free_port() -> int:
 
 def test_the_demo_files_are_where_the_demo_reads_them():
     assert Path(demo.DATASET_FILE).is_file() and Path(demo.GOLD_FILE).is_file()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_closes_the_loop_with_a_labelled_simulated_expert(fakes):
+    """Feedback study rated by the rule, a preference set from it, DPO from v1, and base vs v1
+    vs v2 on the test prompts; the terminal says what changed."""
+    from evalhub.models import Judgment, PreferenceSet
+
+    output = run_demo()
+
+    v1 = FineTuneRun.objects.get(method=TrainMethod.SFT)
+    v2 = FineTuneRun.objects.get(method=TrainMethod.DPO)
+    assert v2.from_run == v1 and v2.status == RunStatus.SUCCEEDED
+    assert fakes.trained == [v1.pk, v2.pk]
+    assert v2.hyperparameters == demo_round.demo_dpo_config().as_dict()
+    feedback = Study.objects.get(name=demo_round.FEEDBACK_STUDY_NAME)
+    assert feedback.guidelines.startswith(demo_round.NOTICE)
+    splits = set(feedback.comparisons.values_list("prompt__example__split", flat=True))
+    assert splits == {"feedback"}
+    # The fake adapter answers with the reference, the fake base in prose: v1 wins every
+    # feedback comparison with the right figure, so no correction was needed.
+    judgments = Judgment.objects.filter(assignment__comparison__study=feedback)
+    assert judgments.count() == 36 and not judgments.exclude(correction="").exists()
+    built = PreferenceSet.objects.get(study=feedback)
+    assert v2.dataset == built.dataset and built.pair_count == 36 and built.sft_count == 0
+    round_study = Study.objects.get(name=demo_round.ROUND_STUDY_NAME)
+    assert round_study.run == v2 and round_study.systems.count() == 3
+    assert round_study.comparisons.count() == 3 * 36
+    assert Judgment.objects.filter(assignment__comparison__study=round_study).count() == 3 * 36
+    assert "Second round" in output
+    labels = {"base": "base", v1.pk: "v1", v2.pk: "v2"}
+    for system in round_study.systems.all():
+        right = 0 if system.kind == "base" else 36
+        label = labels["base" if system.kind == "base" else system.run_id]
+        assert f"{label:<3} {system.name:<28} {right} of 36" in output
+    # The round is summed up before the closing lines.
+    assert output.index("Second round") < output.index("Done: run")
+    # v1 and v2 give the same (reference) answers: every judgment between them is a tie.
+    assert "v2 against v1: win rate 50% [" in output and "over 36 judgments" in output
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_judges_the_simulated_study_once_and_the_report_calibrates_it(fakes):
+    from evalhub.reports.build import report_build
+
+    run_demo()
+    run_demo()
+
+    assert fakes.judged == 1
+    simulated = Study.objects.get(name=demo.SIMULATED_STUDY_NAME)
+    (judge,) = report_build(simulated, resamples=50, bt_resamples=10)["judges"]
+    assert judge["flip_rate"] == 1.0
+    assert judge["stand_in"]["may_stand_in"] is False
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_simulated_expert_corrects_wrong_figures_and_the_set_pairs_them(fakes):
+    """With an adapter whose figures are off, the rule still prefers its house format, writes
+    the reference as its correction, and the set chooses the correction over both answers."""
+    from evalhub.models import PreferenceSet
+
+    def off_by_one(reference: str) -> str:
+        first, rest = reference.split("\n", 1)
+        figure, unit = answer_figure(first)
+        return f"Answer: {figure + 1:g} {unit}\n{rest}"
+
+    fakes.adapter_answer = off_by_one
+    run_demo()
+
+    built = PreferenceSet.objects.get(study__name=demo_round.FEEDBACK_STUDY_NAME)
+    # One pair per comparison (v1's house format over base's prose) and the correction over
+    # each of the two answers shown.
+    assert (built.pair_count, built.sft_count) == (36 + 2 * 36, 36)
+    rows = built.dataset.examples.exclude(rejected="").values_list("messages", "rejected")
+    over_v1 = [(m[-1]["content"], rejected) for m, rejected in rows if rejected != BASE_ANSWER]
+    # The correction (the reference) over v1's answer: the same house format, the figure fixed.
+    assert len(over_v1) == 36
+    for chosen, rejected in over_v1:
+        assert house_format(chosen) and house_format(rejected)
+        assert answer_figure(chosen)[0] + 1 == pytest.approx(answer_figure(rejected)[0])

@@ -41,7 +41,7 @@ from evalhub.services.studies import study_create, study_set_status
 from trainer.engine.config import TrainConfig
 from trainer.engine.generate import DecodingConfig
 from trainer.engine.model_store import DEFAULT_BASE_MODEL
-from trainer.models import Dataset, FineTuneRun, RunStatus, Split
+from trainer.models import Dataset, DatasetKind, FineTuneRun, RunStatus, Split
 from trainer.services.datasets import ImportSpec, dataset_import
 from trainer.services.run_progress import CTRL_C_INTERRUPTS, StopRequest, stop_on_signals
 from trainer.services.run_training import run_execute
@@ -58,6 +58,9 @@ DEMO_DATA = Path(settings.BASE_DIR) / "trainer" / "demo_data"
 DATASET_FILE = DEMO_DATA / "demo.jsonl"
 GOLD_FILE = DEMO_DATA / "gold.jsonl"
 DATASET_NAME = "demo"
+# train, validation, feedback, test: 252 / 36 / 36 / 36 of the 360 examples. The feedback prompts
+# go to the study whose judgments train the second round; the test prompts only ever judge.
+DEMO_SPLIT = (0.7, 0.1, 0.1, 0.1)
 STUDY_NAME = "Kitchen conversion desk"
 STUDY_CRITERIA = ("correctness", "format")
 STUDY_GUIDELINES = (
@@ -165,17 +168,23 @@ def demo_dataset(
     from trainer.datasets import prepare_dataset
 
     content_hash = prepare_dataset(DATASET_FILE).content_hash
-    existing = Dataset.objects.filter(content_hash=content_hash).order_by("pk").first()
+    # One made before the feedback split has no feedback prompts for the second round.
+    same = Dataset.objects.filter(content_hash=content_hash, kind=DatasetKind.EXAMPLES)
+    existing = next((d for d in same.order_by("pk") if len(d.split_ratios) == 4), None)
     if existing is not None:
         return existing, False
     name = DATASET_NAME
     if Dataset.objects.filter(name=name).exists():
         name = f"{DATASET_NAME}-{content_hash[:8]}"
+    if Dataset.objects.filter(name=name).exists():
+        name = f"{DATASET_NAME}-{content_hash[:8]}-feedback"
     result = dataset_import(
         path=DATASET_FILE,
         name=name,
         spec=ImportSpec(
-            count_tokens=count_tokens, tokenizer=DEFAULT_BASE_MODEL if count_tokens else None
+            split=DEMO_SPLIT,
+            count_tokens=count_tokens,
+            tokenizer=DEFAULT_BASE_MODEL if count_tokens else None,
         ),
         created_by=created_by,
     )
@@ -275,7 +284,7 @@ def demo_study(
     if study is None:
         systems = [s for s in run_systems(run=run).values() if s is not None]
         study = study_create(
-            name=_free_study_name(),
+            name=free_study_name(),
             systems=systems,
             raters=[expert],
             overlap=1,
@@ -291,7 +300,7 @@ def demo_study(
     return study, created
 
 
-def _free_study_name(base: str = STUDY_NAME) -> str:
+def free_study_name(base: str = STUDY_NAME) -> str:
     """The study name, numbered when an earlier demo run already has a study by that name."""
     name, number = base, 1
     while Study.objects.filter(name=name).exists():
@@ -353,10 +362,10 @@ def demo_simulated_study(*, run: FineTuneRun, manager: AbstractUser) -> Simulate
     if study is not None:
         return _simulated(study, created=False)
     with transaction.atomic():
-        raters = {r.username: _simulated_account(r.username) for r in SIMULATED_RATERS}
-        reviewer = _simulated_account(SIMULATED_REVIEWER, reviewer=True)
+        raters = {r.username: simulated_account(r.username) for r in SIMULATED_RATERS}
+        reviewer = simulated_account(SIMULATED_REVIEWER, reviewer=True)
         study = study_create(
-            name=_free_study_name(SIMULATED_STUDY_NAME),
+            name=free_study_name(SIMULATED_STUDY_NAME),
             systems=[s for s in run_systems(run=run).values() if s is not None],
             raters=list(raters.values()),
             overlap=SIMULATED_OVERLAP,
@@ -413,7 +422,7 @@ def _simulated(study: Study, *, created: bool) -> SimulatedStudy:
     )
 
 
-def _simulated_account(username: str, *, reviewer: bool = False) -> AbstractUser:
+def simulated_account(username: str, *, reviewer: bool = False) -> AbstractUser:
     """A simulated rater's (or reviewer's) account: nobody can log in to it."""
     user = get_user_model().objects.filter(username=username).first()
     return user or user_invite(username=username, reviewer=reviewer)

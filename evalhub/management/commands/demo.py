@@ -37,10 +37,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from evalhub.services import demo
+from evalhub.services import demo, demo_round
 
 PORT_BUSY = "port {port} on 127.0.0.1 is in use; pass --port with a free one"
-BAD_STEPS = "--steps must be at least 1, got {steps}"
+BAD_STEPS = "--{option} must be at least 1, got {steps}"
 LOG_NAMED = "Library messages and the web server's request log: {path}"
 SEE_LOG = "{message}\n(library messages and the web server's log: {path})"
 SERVER_DIED = "the {what} stopped at once (exit {code})"
@@ -100,9 +100,20 @@ class Command(BaseCommand):
             "faster and shows less)",
         )
 
+        parser.add_argument(
+            "--dpo-steps",
+            type=int,
+            default=demo_round.DPO_STEPS,
+            help=f"optimizer steps of the second round's DPO run (default {demo_round.DPO_STEPS})",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
-        if options["steps"] < 1:
-            raise CommandError(BAD_STEPS.format(steps=options["steps"]), returncode=BAD_OPTIONS)
+        for option in ("steps", "dpo_steps"):
+            if options[option] < 1:
+                raise CommandError(
+                    BAD_STEPS.format(option=option.replace("_", "-"), steps=options[option]),
+                    returncode=BAD_OPTIONS,
+                )
         port = options["port"] if not options["no_serve"] else None
         if port is not None and not port_free(port):
             raise CommandError(PORT_BUSY.format(port=port), returncode=BAD_OPTIONS)
@@ -122,7 +133,16 @@ class Command(BaseCommand):
                 run, study, simulated = self.evaluate(
                     phases, users, dataset, options["steps"], port, terminal, options["verbosity"]
                 )
-                self.summary(phases, run, study, simulated, port)
+                second = self.second_round(
+                    phases,
+                    users,
+                    run,
+                    simulated,
+                    options["dpo_steps"],
+                    terminal,
+                    options["verbosity"],
+                )
+                self.summary(phases, run, study, simulated, second, port)
                 if port is not None:
                     processes["worker"] = start("worker", demo.demo_worker(), log)
                     wait_then_stop(processes)
@@ -196,8 +216,79 @@ class Command(BaseCommand):
             )
         return run, study, simulated
 
+    def second_round(
+        self,
+        phases: Phases,
+        users: dict[str, Any],
+        v1: Any,
+        simulated: Any,
+        steps: int,
+        terminal: TextIO,
+        verbosity: int,
+    ) -> demo_round.RoundResult:
+        """A model judge beside the simulated raters; then expert feedback on v1 trains v2 by
+        DPO, and base, v1 and v2 are judged again."""
+        write, manager = self.stdout.write, users["manager"]
+        with phases("model judge"):
+            judged = demo_round.demo_judge(study=simulated.study)
+            if judged is None:
+                write("   every verdict of the model judge already stored")
+            else:
+                write(
+                    f"   {judged.judge} judged study {simulated.study.pk} in both orders: "
+                    f"{judged.verdicts_done} verdicts ({judged.status})"
+                )
+        with phases("feedback study"):
+            feedback = demo_round.demo_feedback_study(run=v1, manager=manager, log=write)
+            write(f"   study {feedback.pk} {feedback.name!r}: rated by the simulated expert")
+        with phases("preference set"):
+            built = demo_round.demo_preference_set(study=feedback, manager=manager)
+            write(
+                f"   {built} ({built.dataset.name}): {built.pair_count} pairs, "
+                f"{built.sft_count} corrections"
+            )
+        config = demo_round.demo_dpo_config(steps)
+        with phases("DPO from v1"):
+            v2 = demo_round.demo_dpo_find(v1=v1, preference_set=built, config=config)
+            if v2 is not None and v2.status == "succeeded":
+                write(f"   reusing run {v2.pk} ({v2.name}), succeeded")
+            else:
+                v2 = demo_round.demo_dpo_create(
+                    v1=v1, preference_set=built, config=config, manager=manager
+                )
+                write(f"   training run {v2.pk}: DPO, {config.max_steps} steps from run {v1.pk}")
+                with redirect_stderr(terminal):
+                    v2 = demo.demo_train(run=v2, show_progress=verbosity > 0)
+        with phases("round study"):
+            study = demo_round.demo_round_study(v2=v2, manager=manager, log=write)
+            write(f"   study {study.pk} {study.name!r}: base, v1 and v2 on the test prompts")
+        return demo_round.round_result(
+            feedback_study=feedback, preference_set=built, v2=v2, round_study=study
+        )
+
+    def round_summary(self, result: demo_round.RoundResult, port: int | None) -> None:
+        write = self.stdout.write
+        write("\nSecond round (judgments by the simulated expert, a rule: see the study's notice):")
+        write("  test answers with the right figure:")
+        for label, accuracy in zip(("base", "v1", "v2"), result.accuracy, strict=True):
+            write(f"    {label:<3} {accuracy.system:<28} {accuracy.right} of {accuracy.total}")
+        if result.v2_win_rate is not None and result.v2_interval is not None:
+            write(
+                f"  v2 against v1: win rate {result.v2_win_rate:.0%} "
+                f"[{result.v2_interval.low:.0%}, {result.v2_interval.high:.0%}] over "
+                f"{result.v2_judgments} judgments (ties count half)"
+            )
+        where = url(port) if port is not None else ""
+        write(f"  lineage: {where}/datasets/{demo_round.lineage_dataset(result)}/lineage/")
+
     def summary(
-        self, phases: Phases, run: Any, study: Any, simulated: Any, port: int | None
+        self,
+        phases: Phases,
+        run: Any,
+        study: Any,
+        simulated: Any,
+        second: demo_round.RoundResult,
+        port: int | None,
     ) -> None:
         from evalhub.selectors.outputs import outputs_summary
 
@@ -222,6 +313,7 @@ class Command(BaseCommand):
             f"judgments, {simulated.final_calls} final calls by 1 reviewer, all made up to show "
             f"the analysis — see {where}"
         )
+        self.round_summary(second, port)
         if port is None:
             write(f"\nDone: run {run.pk}, study {study.pk}. Serve with `manage.py runserver`.")
             return

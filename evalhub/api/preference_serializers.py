@@ -56,6 +56,11 @@ class PreferenceSetBuildSerializer(serializers.Serializer):
         help_text="Share of rows held out, by prompt, for DPO's early stopping",
     )
     seed = serializers.IntegerField(required=False, default=0)
+    correction_pairs = serializers.BooleanField(
+        required=False,
+        default=True,
+        help_text="A rater's better answer is also chosen over each answer they saw",
+    )
 
 
 class PreferenceDownloadSerializer(serializers.Serializer):

@@ -17,3 +17,10 @@ class PreferenceSetBuildForm(forms.Form):
         help_text="Share of rows held out (by prompt) for DPO's early stopping.",
     )
     seed = forms.IntegerField(initial=0, help_text="Seed of the held-out draw.")
+    correction_pairs = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Corrections also make pairs",
+        help_text="A rater's better answer is chosen over each answer they saw, besides its SFT "
+        "row.",
+    )

@@ -86,6 +86,7 @@ def preference_build(request: HttpRequest, pk: int) -> HttpResponse:
                     name=data["name"],
                     validation_share=data["validation_share"],
                     seed=data["seed"],
+                    correction_pairs=data["correction_pairs"],
                     created_by=request.user,
                 )
             except PreferenceError as error:

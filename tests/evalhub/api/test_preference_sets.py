@@ -32,7 +32,8 @@ def test_a_manager_builds_lists_reads_and_downloads_a_set(login, manager, study)
     body = created.json()
     built = PreferenceSet.objects.get()
     assert (body["name"], body["version"], body["dataset"]) == ("api", 1, "api-v1")
-    assert (body["pair_count"], body["sft_count"], body["study"]) == (1, 1, study.pk)
+    # one pair by the raters, two of the correction over the answers its rater saw
+    assert (body["pair_count"], body["sft_count"], body["study"]) == (3, 1, study.pk)
     assert body["judgments"] == sorted(built.judgments.values_list("pk", flat=True))
     assert body["rules"] == built.rules
     assert body["created_by"] == manager.username
@@ -44,11 +45,22 @@ def test_a_manager_builds_lists_reads_and_downloads_a_set(login, manager, study)
     pairs = client.get(f"/api/preference-sets/{built.pk}/download/")
     assert pairs.status_code == 200
     assert pairs["Content-Disposition"] == 'attachment; filename="api-v1-pairs.jsonl"'
-    (pair,) = [json.loads(line) for line in pairs.content.decode().splitlines()]
+    lines = [json.loads(line) for line in pairs.content.decode().splitlines()]
     first = study.comparisons.order_by("id").first()
-    assert pair["prompt"] == first.prompt.messages
+    assert len(lines) == 3 and {str(p["prompt"]) for p in lines} == {str(first.prompt.messages)}
     rows = client.get(f"/api/preference-sets/{built.pk}/download/?layout=messages")
-    assert len(rows.content.decode().splitlines()) == 2
+    assert len(rows.content.decode().splitlines()) == 4
+
+
+def test_corrections_may_stay_sft_rows_only(login, manager, study):
+    client = login(manager)
+    body = client.post(
+        "/api/preference-sets/",
+        {"study": study.pk, "name": "plain", "correction_pairs": False},
+        format="json",
+    ).json()
+    assert (body["pair_count"], body["sft_count"]) == (1, 1)
+    assert body["rules"]["correction_pairs"]["on"] is False
 
 
 def test_a_bad_layout_is_a_400_naming_the_parameter(login, manager, study):

@@ -535,3 +535,26 @@ def test_the_simulated_expert_corrects_wrong_figures_and_the_set_pairs_them(fake
     for chosen, rejected in over_v1:
         assert house_format(chosen) and house_format(rejected)
         assert answer_figure(chosen)[0] + 1 == pytest.approx(answer_figure(rejected)[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_served_demo_leaves_the_judge_to_the_worker(fakes, settings):
+    """Served, the judge's run is queued as the study page's button queues it, for the demo's
+    worker; queued twice, it is one run."""
+    from evalhub.models import JudgeRun
+
+    settings.TASKS = {
+        "default": {
+            "BACKEND": "django_tasks.backends.dummy.DummyBackend",
+            "QUEUES": ["default", "gpu"],
+        }
+    }
+    run_demo()  # --no-serve: judged here (the fake)
+    simulated = Study.objects.get(name=demo.SIMULATED_STUDY_NAME)
+    JudgeVerdict.objects.all().delete()
+
+    queued = demo_round.demo_judge(study=simulated, queue=True)
+
+    assert queued.status == "queued" and fakes.judged == 1
+    assert demo_round.demo_judge(study=simulated, queue=True) == queued
+    assert JudgeRun.objects.filter(study=simulated, status="queued").count() == 1

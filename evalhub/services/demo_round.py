@@ -41,6 +41,7 @@ from evalhub.services.judging import (
     DEFAULT_JUDGE,
     judge_named,
     judge_run_create,
+    judge_run_enqueue,
     judge_run_execute,
 )
 from evalhub.services.judgments import judgment_submit
@@ -79,7 +80,7 @@ DPO_TRAINING = {
     "max_seq_len": 256,
     "warmup_ratio": 0.1,
 }
-DPO_STEPS = 16
+DPO_STEPS = 8
 DPO_LEARNING_RATE = 5e-5
 
 
@@ -115,14 +116,18 @@ def simulated_expert() -> AbstractUser:
 # --- the model judge ----------------------------------------------------------------------
 
 
-def demo_judge(*, study: Study) -> JudgeRun | None:
+def demo_judge(*, study: Study, queue: bool) -> JudgeRun | None:
     """The packaged SmolLM2-135M as a local judge of the simulated raters' study, both orders
     of every comparison, so the report's calibration section has real numbers (a 135M judge is
-    weak, and the section says so by its own figures). None when every verdict is there."""
+    weak, and the section says so by its own figures). With ``queue`` the run goes to the
+    worker, as the study page's button sends it (the demo's worker answers it while the site
+    is up); otherwise it runs here. None when every verdict is there already."""
     judge = judge_named(name=DEFAULT_JUDGE)
     wanted = 2 * study.comparisons.filter(is_gold=False).count()
     if JudgeVerdict.objects.filter(judge=judge, comparison__study=study).count() >= wanted:
         return None
+    if queue:
+        return judge_run_enqueue(judge=judge, study=study)
     return judge_run_execute(run=judge_run_create(judge=judge, study=study))
 
 

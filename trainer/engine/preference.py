@@ -16,12 +16,12 @@ Reward accuracy is the share of pairs with m > 0. Torch is imported inside the f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 from trainer.engine.data import IGNORE_INDEX, TokenizedSplit, collate_pairs
-from trainer.engine.modeling import OutputHead, compute_dtype
+from trainer.engine.modeling import OutputHead
+from trainer.engine.steps import forward
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,7 @@ def sequence_logps(
 
     from trainer.engine.kernels import causal_lm_loss
 
-    batch = {key: value.to(device) for key, value in batch.items()}
-    autocast = (
-        torch.autocast("cuda", dtype=compute_dtype(device))
-        if device.startswith("cuda")
-        else nullcontext()
-    )
-    with autocast:
-        output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    batch, output = forward(model, batch, device)
     labels = batch["labels"]
     if head is not None:
         weight, chunk = head.weight, head.chunk_tokens

@@ -141,19 +141,11 @@ def evaluate(
     return total_loss / total_items
 
 
-def assistant_loss(
-    model: Any, batch: dict[str, Any], device: str, head: OutputHead | None = None
-) -> Any:
-    """Summed cross-entropy over the batch's assistant tokens (each predicted from the ones
-    before it, hence the shift by one).
-
-    With ``head`` the model returns its final hidden states (``prepare_for_training``) and the
-    output layer is applied in chunks inside the loss; without, the model returns logits.
-    """
+def forward(model: Any, batch: dict[str, Any], device: str) -> tuple[dict[str, Any], Any]:
+    """(the batch on ``device``, the model's output for it): logits, or the final hidden states
+    when the output layer is applied in chunks by the loss; on CUDA under autocast to the
+    training's compute dtype."""
     import torch
-    import torch.nn.functional as F
-
-    from trainer.engine.kernels import causal_lm_loss
 
     batch = {key: value.to(device) for key, value in batch.items()}
     autocast = (
@@ -163,6 +155,23 @@ def assistant_loss(
     )
     with autocast:
         output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    return batch, output
+
+
+def assistant_loss(
+    model: Any, batch: dict[str, Any], device: str, head: OutputHead | None = None
+) -> Any:
+    """Summed cross-entropy over the batch's assistant tokens (each predicted from the ones
+    before it, hence the shift by one).
+
+    With ``head`` the model returns its final hidden states (``prepare_for_training``) and the
+    output layer is applied in chunks inside the loss; without, the model returns logits.
+    """
+    import torch.nn.functional as F
+
+    from trainer.engine.kernels import causal_lm_loss
+
+    batch, output = forward(model, batch, device)
     if head is not None:
         return causal_lm_loss(output, head.weight, batch["labels"], chunk_tokens=head.chunk_tokens)
     shifted_logits = output[:, :-1].float()

@@ -141,6 +141,7 @@ class Command(BaseCommand):
                     options["dpo_steps"],
                     terminal,
                     options["verbosity"],
+                    serving=port is not None,
                 )
                 self.summary(phases, run, study, simulated, second, port)
                 if port is not None:
@@ -225,17 +226,27 @@ class Command(BaseCommand):
         steps: int,
         terminal: TextIO,
         verbosity: int,
+        *,
+        serving: bool,
     ) -> demo_round.RoundResult:
         """A model judge beside the simulated raters; then expert feedback on v1 trains v2 by
         DPO, and base, v1 and v2 are judged again."""
         write, manager = self.stdout.write, users["manager"]
         with phases("model judge"):
-            judged = demo_round.demo_judge(study=simulated.study)
+            # Served, the worker judges while the site is up (about a minute); otherwise here.
+            judged = demo_round.demo_judge(study=simulated.study, queue=serving)
+            pk = simulated.study.pk
             if judged is None:
                 write("   every verdict of the model judge already stored")
+            elif serving:
+                write(
+                    f"   {judged.judge} queued to judge study {pk} in both orders: the worker "
+                    "answers it once the site is up, and the study's analysis shows how far it "
+                    "agrees with the raters"
+                )
             else:
                 write(
-                    f"   {judged.judge} judged study {simulated.study.pk} in both orders: "
+                    f"   {judged.judge} judged study {pk} in both orders: "
                     f"{judged.verdicts_done} verdicts ({judged.status})"
                 )
         with phases("feedback study"):

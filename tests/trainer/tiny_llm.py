@@ -72,3 +72,26 @@ def build_lora_adapter(model_dir: Path, directory: Path, *, seed: int = 1, rank:
     )
     get_peft_model(base, config).save_pretrained(directory)
     return directory
+
+
+def load_nf4_with_adapter(model_dir: Path, adapter_dir: Path):
+    """The base in NF4 with float32 compute and the adapter loaded by peft, in eval mode: the
+    model apart from the engine, which tests compare the engine's numbers against. The same
+    kernels as training: bitsandbytes' bf16 CPU inference kernel would differ by ~1e-4."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    quantization = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=torch.float32,
+    )
+    base = AutoModelForCausalLM.from_pretrained(
+        model_dir, quantization_config=quantization, dtype=torch.float32
+    )
+    for module in base.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
+    return PeftModel.from_pretrained(base, adapter_dir).eval()

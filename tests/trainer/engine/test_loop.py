@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from tests.trainer.tiny_llm import load_nf4_with_adapter
 from trainer.engine.checkpoint import ADAPTER_DIR, CHECKPOINT_DIR, METADATA_FILE
 from trainer.engine.config import TrainConfig
 from trainer.engine.data import tokenize_split
@@ -33,26 +34,12 @@ def adapter_tensors(directory):
 def validation_loss_with_adapter(model_dir, adapter_dir, conversations):
     """Validation loss computed apart from the loop: base loaded in NF4, adapter loaded by peft."""
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+    from transformers import AutoTokenizer
 
     from trainer.engine.data import collate
     from trainer.engine.steps import assistant_loss, label_count
 
-    quantization = BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.float32,
-    )
-    base = AutoModelForCausalLM.from_pretrained(
-        model_dir, quantization_config=quantization, dtype=torch.float32
-    )
-    # Same kernels as training: bitsandbytes' bf16 CPU inference kernel would differ by ~1e-4.
-    for module in base.modules():
-        if hasattr(module, "support_avx512bf16_for_cpu"):
-            module.support_avx512bf16_for_cpu = False
-    model = PeftModel.from_pretrained(base, adapter_dir).eval()
+    model = load_nf4_with_adapter(model_dir, adapter_dir)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     examples = tokenize_split(tokenizer, conversations, 128, "tiny").examples
     batch = collate(examples, tokenizer.pad_token_id)

@@ -5,6 +5,7 @@ import math
 
 import pytest
 
+from tests.trainer.tiny_llm import load_nf4_with_adapter
 from trainer.engine.checkpoint import ADAPTER_DIR
 from trainer.engine.config import TrainConfig
 from trainer.engine.data import PreferencePair, collate_pairs, tokenize_pairs
@@ -225,8 +226,6 @@ def test_the_reference_is_the_starting_adapter_not_the_base(tiny_model_dir, sft_
     """The reference log-probs match the SFT adapter loaded apart by peft, and differ from the
     base model's."""
     import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     from trainer.engine.hooks import TrainHooks
     from trainer.engine.setup import set_up
@@ -242,19 +241,7 @@ def test_the_reference_is_the_starting_adapter_not_the_base(tiny_model_dir, sft_
         adapter_metadata={},
         start_adapter=sft_adapter,
     )
-    quantization = BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type="nf4",
-        bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.float32,
-    )
-    base = AutoModelForCausalLM.from_pretrained(
-        tiny_model_dir, quantization_config=quantization, dtype=torch.float32
-    )
-    for module in base.modules():
-        if hasattr(module, "support_avx512bf16_for_cpu"):
-            module.support_avx512bf16_for_cpu = False
-    model = PeftModel.from_pretrained(base, sft_adapter).eval()
+    model = load_nf4_with_adapter(tiny_model_dir, sft_adapter)
     batch = collate_pairs(session.train_split.examples, session.pad_id)
     with torch.no_grad():
         with_adapter = sequence_logps(model, batch, "cpu")

@@ -2,7 +2,6 @@
 takes the same form), and a DPO run's page with its reward curves and the run it starts from."""
 
 import pytest
-from django.test import override_settings
 
 from tests.evalhub.views.test_run_pages_launch import form_data
 from tests.factories import DatasetFactory, ExampleFactory, FineTuneRunFactory
@@ -11,23 +10,7 @@ from trainer.engine.config import DPO_DEFAULTS
 from trainer.models import DatasetKind, FineTuneRun, MetricKind, RunMetric, RunStatus, Split
 from trainer.services.runs import DPO_NEEDS_FROM_RUN, NOT_PREFERENCES
 
-pytestmark = [pytest.mark.django_db]
-
-
-@pytest.fixture(autouse=True)
-def database_tasks():
-    tasks = {
-        "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "gpu"]}
-    }
-    with override_settings(TASKS=tasks):
-        yield
-
-
-@pytest.fixture
-def model_dir(tmp_path) -> str:
-    (tmp_path / "config.json").write_text("{}")
-    (tmp_path / "model.safetensors").write_bytes(b"")
-    return str(tmp_path)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("database_tasks")]
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import pytest
-from django.test import override_settings
 from django_tasks_db.models import DBTaskResult
 
 from evalhub.forms.runs import NAME_TAKEN
@@ -27,23 +26,6 @@ pytestmark = [
     pytest.mark.django_db,
     pytest.mark.usefixtures("database_tasks"),
 ]
-
-
-@pytest.fixture
-def database_tasks():
-    tasks = {
-        "default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default", "gpu"]}
-    }
-    with override_settings(TASKS=tasks):
-        yield
-
-
-@pytest.fixture
-def model_dir(tmp_path) -> str:
-    """A directory the base-model check accepts (weights are not loaded: no worker runs)."""
-    (tmp_path / "config.json").write_text("{}")
-    (tmp_path / "model.safetensors").write_bytes(b"")
-    return str(tmp_path)
 
 
 def form_data(dataset, model_dir, **changes):

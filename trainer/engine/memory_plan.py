@@ -8,8 +8,10 @@ plan and gives up speed only where the estimate says the memory is not there, in
 1. drop the bf16 weight copies, layer by layer: each copy saves a dequantisation per pass;
 2. recompute layers instead of keeping their activations: recomputing a layer costs one more
    forward through it, a little more time per byte saved than the copies;
-3. offload recomputed layers' inputs to CPU memory (PCIe traffic instead of GPU memory);
-4. keep the input embedding table in CPU memory (an untied table only);
+3. keep the input embedding table in CPU memory (an untied table only): one lookup on the CPU
+   and one small copy a step free its whole size (1 GiB for Llama-3.1-8B);
+4. offload recomputed layers' inputs to CPU memory: two copies of a hidden-state tensor per
+   layer and step for a few MiB each, so it comes after the table;
 5. 8-bit AdamW states instead of fp32 ones (the only lever that changes the arithmetic);
 6. AdamW in CPU memory: fp32 master weights and states there, the adapter in bf16 on the
    device (``host_optimizer.HostAdamW``; the arithmetic is fp32 AdamW's again).
@@ -140,8 +142,7 @@ def _costs(
     head = 2 * e * shape.hidden * tokens
     # Logits of one chunk; of every token where the loss must take the model's own logits.
     rows, lean_rows = (LOSS_CHUNK_TOKENS, LEAN_LOSS_CHUNK_TOKENS) if chunked else (tokens, tokens)
-    loss = rows * shape.vocab * LOSS_BYTES_PER_LOGIT
-    lean_loss = lean_rows * shape.vocab * LOSS_BYTES_PER_LOGIT
+    loss, lean_loss = _loss_bytes(shape, rows), _loss_bytes(shape, lean_rows)
     return _Costs(
         fixed=loaded_bytes + adapters + transient + head + loss,
         keep=per_token * tokens,
@@ -153,6 +154,10 @@ def _costs(
         host_saving=(4 - BF16) * params + (4 - BF16) * params + BF16 * params + 2 * params,
         lean_loss_saving=loss - lean_loss,
     )
+
+
+def _loss_bytes(shape: ModelShape, chunk_tokens: int) -> int:
+    return chunk_tokens * shape.vocab * LOSS_BYTES_PER_LOGIT
 
 
 def plan_memory(
@@ -190,17 +195,17 @@ def plan_memory(
     activations = kept * costs.keep + (layers - kept) * costs.recompute
     offloaded = 0
     if checkpointing == "auto" and fixed + activations > budget_bytes:
-        # Recomputing everything is not enough: shrink the loss chunks, move inputs to CPU,
-        # then the embedding table, then the optimizer, until the estimate fits.
+        # Recomputing everything is not enough: shrink the loss chunks, move the embedding
+        # table to CPU, then layer inputs, then the optimizer, until the estimate fits.
         fixed -= costs.lean_loss_saving
         chunk = LEAN_LOSS_CHUNK_TOKENS
-        if can_use_host_memory:
-            excess = fixed + activations - budget_bytes
-            offloaded = min(layers, -(-excess // max(1, costs.recompute)))
-            activations -= offloaded * costs.recompute
         if fixed + activations > budget_bytes and costs.embeddings:
             embeddings_on_cpu = True
             fixed -= costs.embeddings
+        if fixed + activations > budget_bytes and can_use_host_memory:
+            excess = fixed + activations - budget_bytes
+            offloaded = min(layers, -(-excess // max(1, costs.recompute)))
+            activations -= offloaded * costs.recompute
         if fixed + activations > budget_bytes:
             optimizer = "adamw_8bit"
             fixed -= costs.adam_fp32_extra
@@ -208,6 +213,15 @@ def plan_memory(
             optimizer = "adamw_host"
             fixed -= costs.host_saving
     peak = fixed + activations
+    # Memory the levers above freed beyond the need goes back to the loss: larger chunks are
+    # fewer, fuller matrix products.
+    while (
+        chunked_loss
+        and chunk < LOSS_CHUNK_TOKENS
+        and peak + _loss_bytes(shape, 2 * chunk) - _loss_bytes(shape, chunk) <= budget_bytes
+    ):
+        peak += _loss_bytes(shape, 2 * chunk) - _loss_bytes(shape, chunk)
+        chunk *= 2
     cached = max(0, min(layers, (budget_bytes - peak) // max(1, costs.cache)))
     peak += cached * costs.cache
     modes = ("keep",) * kept + ("recompute",) * (layers - kept - offloaded)

@@ -2,7 +2,14 @@
 
 import pytest
 
-from trainer.engine.memory_plan import GIB, ModelShape, plan_memory
+from trainer.engine.memory_plan import (
+    GIB,
+    LEAN_LOSS_CHUNK_TOKENS,
+    LOSS_BYTES_PER_LOGIT,
+    LOSS_CHUNK_TOKENS,
+    ModelShape,
+    plan_memory,
+)
 
 # Llama-3.1-8B as the planner sees it (LoRA r16 on all seven linear layers).
 LLAMA_8B = ModelShape(
@@ -74,13 +81,30 @@ def test_each_lever_cuts_the_estimate():
     assert peaks == sorted(peaks, reverse=True)
 
 
-def test_a_small_card_gets_offloaded_inputs_small_loss_chunks_and_a_fit():
+def test_a_small_card_moves_the_embedding_table_before_any_layer_input():
+    # An 8 GiB card: recomputing every layer and a CPU table fit; no input leaves the device.
     chosen = plan(8 * 0.88)
     assert chosen.fits
-    assert "keep" not in chosen.layer_modes
-    assert "offload" in chosen.layer_modes
+    assert set(chosen.layer_modes) == {"recompute"}
+    assert chosen.embeddings_on_cpu
     assert chosen.loss_chunk_tokens < plan(120).loss_chunk_tokens
     assert chosen.estimated_peak_bytes <= 7 * GIB
+    # Tighter still: inputs go to CPU, as few as the shortfall needs.
+    tighter = plan(6.5)
+    assert tighter.fits and tighter.embeddings_on_cpu
+    assert 0 < tighter.layer_modes.count("offload") < 32
+    # Inputs to CPU come before the optimizer's arithmetic changes.
+    assert tighter.optimizer == "adamw"
+
+
+def test_memory_the_levers_freed_beyond_the_need_buys_larger_loss_chunks():
+    # Moving the table frees more than recompute-everything lacked: the chunks grow back from
+    # the lean size while the estimate still fits, and stop where the next doubling would not.
+    chosen = plan(8 * 0.88)
+    assert LEAN_LOSS_CHUNK_TOKENS < chosen.loss_chunk_tokens < LOSS_CHUNK_TOKENS
+    doubled = chosen.loss_chunk_tokens * LLAMA_8B.vocab * LOSS_BYTES_PER_LOGIT
+    assert chosen.estimated_peak_bytes + doubled > chosen.budget_bytes
+    assert plan(6.2).loss_chunk_tokens == LEAN_LOSS_CHUNK_TOKENS
 
 
 def test_the_embedding_table_moves_before_the_optimizer_states_shrink():

@@ -9,7 +9,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from evalhub.chat_client import REFUSED, UNAUTHORIZED, UNREACHABLE, Endpoint, chat
-from evalhub.management.commands.generate import KEY_MISSING, RUN_OR_DATASET
+from evalhub.management.commands.generate import (
+    AS_WITH_RUN,
+    BAD_TIMEOUT,
+    KEY_MISSING,
+    RUN_OR_DATASET,
+)
 from evalhub.models import Output, System, SystemKind
 from evalhub.selectors.outputs import evaluation_prompts, outputs_summary, run_systems
 from evalhub.services.outputs import DECODING_CHANGED
@@ -283,6 +288,33 @@ def test_a_missing_key_variable_is_named(run, monkeypatch):
 def test_a_run_needs_its_system_kind_and_excludes_a_dataset(target):
     error = served_error("http://127.0.0.1:1/v1", *target, key_var="")
     assert (error.returncode, str(error)) == (2, RUN_OR_DATASET)
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        (["--dataset", "d", "--as", "base"], AS_WITH_RUN),
+        (["--run", "1", "--as", "base", "--system", "s"], AS_WITH_RUN),
+        (["--run", "1", "--as", "base", "--timeout", "0"], BAD_TIMEOUT.format(value=0.0)),
+    ],
+)
+def test_options_that_do_not_go_together_are_refused(target, message):
+    error = served_error("http://127.0.0.1:1/v1", *target, key_var="")
+    assert (error.returncode, str(error)) == (2, message)
+
+
+def test_local_generation_does_not_mix_into_a_served_system(run, tmp_path):
+    with scripted_server(listing("m"), ok("served")) as server:
+        served(server.url, *as_adapter(run), **SCRIPTED)
+    run.adapter_path = str(tmp_path)  # an adapter to load, were anything to be generated
+    run.save()
+    with pytest.raises(CommandError) as error:
+        call_command("generate", "--run", str(run.pk), "--systems", "adapter")
+    assert error.value.returncode == 2
+    assert str(error.value).startswith(
+        f"system 'adapter:run-{run.pk}' already has outputs generated with"
+    )
+    assert set(texts(run_systems(run=run)["adapter"]).values()) == {"served"}
 
 
 def test_endpoint_options_without_an_endpoint_are_refused(run):

@@ -31,6 +31,7 @@ NO_MODEL = "--endpoint needs --model NAME: the name the server lists its model u
 RUN_OR_DATASET = "--endpoint needs --run RUN_ID --as base|adapter, or --dataset NAME"
 AS_WITH_RUN = "--as goes with --run, --system with --dataset"
 KEY_MISSING = "the environment variable {var} (--api-key-env) is not set or empty"
+BAD_TIMEOUT = "--timeout must be positive, got {value}"
 
 
 def add_generation_arguments(parser: argparse.ArgumentParser, *, served: bool = False) -> None:
@@ -67,6 +68,13 @@ def add_endpoint_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--model", metavar="NAME", help="the model name the server lists")
     group.add_argument("--api-key-env", metavar="VAR", help="environment variable with the key")
     group.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="SECONDS",
+        help="per request, the server's queueing included (retried up to 3 times)",
+    )
     group.add_argument(
         "--as", dest="kind", choices=RUN_KINDS, help="with --run: the run system it serves"
     )
@@ -127,7 +135,14 @@ def _endpoint(options: dict) -> Endpoint:
         if not key:
             message = KEY_MISSING.format(var=options["api_key_env"])
             raise CommandError(message, returncode=INPUT_ERROR)
-    return Endpoint(base_url=options["endpoint"], model=options["model"], api_key=key)
+    if options["timeout"] <= 0:
+        raise CommandError(BAD_TIMEOUT.format(value=options["timeout"]), returncode=INPUT_ERROR)
+    return Endpoint(
+        base_url=options["endpoint"],
+        model=options["model"],
+        api_key=key,
+        timeout_s=options["timeout"],
+    )
 
 
 def run_served_generation(options: dict, *, log: Callable[[str], None]) -> None:

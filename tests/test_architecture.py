@@ -13,6 +13,7 @@ PURE_CORES = [
     "evalhub/analysis",
     "evalhub/blinding.py",
     "evalhub/judging",
+    "evalhub/chat_client.py",
 ]
 NO_WEB_CODE = ["views", "urls", "forms", "charts", "templatetags", "admin"]
 

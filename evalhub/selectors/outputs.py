@@ -12,6 +12,9 @@ from trainer.models import Dataset, FineTuneRun, Split
 from trainer.selectors.runs import evaluation_dataset
 
 RUN_NOT_FOUND = "run {run_id} does not exist"
+# What in a served system's ``decoding`` names the model it asked (``services.served_outputs``):
+# a base and its adapter served side by side differ there, not in their settings.
+SERVED_MODEL_KEYS = ("model", "served")
 DATASET_NOT_FOUND = "dataset {name!r} does not exist"
 
 
@@ -116,7 +119,7 @@ def outputs_summary(
     warnings = []
     if len(encoders) > 1:
         warnings.append("BERTScore values come from different encoders and are not comparable")
-    if difference and systems[ids["base"]].decoding != systems[ids["adapter"]].decoding:
+    if difference and _settings(systems[ids["base"]]) != _settings(systems[ids["adapter"]]):
         warnings.append("base and adapter outputs were generated with different settings")
     if any(s["n_unscored"] for s in summary):
         warnings.append("some outputs are not scored yet: run `manage.py score`")
@@ -132,6 +135,10 @@ def outputs_summary(
         "difference": difference,
         "warnings": warnings,
     }
+
+
+def _settings(system: System) -> dict:
+    return {k: v for k, v in system.decoding.items() if k not in SERVED_MODEL_KEYS}
 
 
 @dataclass

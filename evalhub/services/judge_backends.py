@@ -1,17 +1,16 @@
 """The two ways of asking a judge, fed questions and handing each answer to the run's recorder
 as it comes (``evalhub.services.judging``).
 
-HTTP: up to ``judge.concurrency`` calls in flight, from a thread pool of the process running the
-judge (a worker or the command, never the web process); answers are stored by the calling
-thread, one at a time. No new call starts once the budget is spent or an error was fatal; calls
-in flight finish, so a budget can be overrun by at most ``concurrency`` calls.
+HTTP: up to ``judge.concurrency`` calls in flight (``evalhub.chat_client.in_flight``), in the
+process running the judge (a worker or the command, never the web process); answers are stored
+by the calling thread, one at a time. No new call starts once the budget is spent or an error
+was fatal; calls in flight finish, so a budget can be overrun by at most ``concurrency`` calls.
 
 Local: the model is loaded once through the trainer's loading path, the questions are answered
 in batches, each batch stored before the next starts.
 """
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from django.conf import settings
 
@@ -43,7 +42,7 @@ def _answer_http(
 ) -> None:
     import httpx
 
-    from evalhub.judging.http import CallError, Endpoint, chat
+    from evalhub.chat_client import CallError, Endpoint, chat, in_flight
 
     endpoint = Endpoint(
         base_url=judge.base_url,
@@ -71,24 +70,11 @@ def _answer_http(
             latency_ms=reply.latency_ms,
         )
 
-    waiting = iter(questions)
-    in_flight: dict[Future, Question] = {}
-    with httpx.Client() as client, ThreadPoolExecutor(judge.concurrency) as pool:
-
-        def fill() -> None:
-            while len(in_flight) < judge.concurrency and recorder.may_go_on():
-                question = next(waiting, None)
-                if question is None:
-                    return
-                in_flight[pool.submit(ask, question)] = question
-
-        fill()
-        while in_flight:
-            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-            for future in done:
-                recorder.record(in_flight.pop(future), future.result())
-                progress(recorder.asked, len(questions))
-            fill()
+    with httpx.Client() as client:
+        answers = in_flight(questions, ask, concurrency=judge.concurrency, go_on=recorder.may_go_on)
+        for question, answer in answers:
+            recorder.record(question, answer)
+            progress(recorder.asked, len(questions))
 
 
 def _answer_local(

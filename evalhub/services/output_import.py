@@ -13,18 +13,14 @@ from pathlib import Path
 from django.db import transaction
 
 from evalhub.metrics import EMPTY_FLAG
-from evalhub.models import Output, Prompt, System, SystemKind
+from evalhub.models import Output, Prompt
 from evalhub.selectors.outputs import OutputsError, dataset_get, evaluation_prompts
 from evalhub.services.prompts import prompts_create_from_split
-from evalhub.services.systems import outputs_in_study_check
+from evalhub.services.systems import outputs_in_study_check, system_imported_get_or_create
 from trainer.models import Split
 
 FILE_UNREADABLE = "cannot read {path}: {reason}"
 FILE_EMPTY = "{path} has no outputs"
-SYSTEM_NOT_IMPORTED = (
-    "system {name!r} exists and is of kind {kind!r}; outputs can only be imported into a "
-    "system of kind 'imported'"
-)
 LINE_NOT_JSON = "line {line}: not valid JSON ({reason})"
 LINE_NOT_OBJECT = "line {line}: expected a JSON object"
 LINE_NO_OUTPUT = "line {line}: 'output' is missing or not a string"
@@ -123,16 +119,6 @@ def _parse(lines: list[str], prompts: list[Prompt], where: dict) -> tuple[list[_
     return rows, errors
 
 
-def _system_for_import(name: str, path: Path) -> System:
-    system, _ = System.objects.get_or_create(
-        name=name,
-        defaults={"kind": SystemKind.IMPORTED, "description": f"imported from {path.name}"},
-    )
-    if system.kind != SystemKind.IMPORTED:
-        raise OutputsError(SYSTEM_NOT_IMPORTED.format(name=name, kind=system.kind))
-    return system
-
-
 @transaction.atomic
 def outputs_import(
     *, path: Path, system_name: str, dataset_name: str, split: str = Split.TEST
@@ -155,7 +141,9 @@ def outputs_import(
     if not rows:
         raise OutputsError(FILE_EMPTY.format(path=path))
 
-    system = _system_for_import(system_name, Path(path))
+    system = system_imported_get_or_create(
+        name=system_name, description=f"imported from {Path(path).name}"
+    )
     existing = {o.prompt_id: o for o in Output.objects.filter(system=system)}
     changed = [r for r in rows if r.prompt.pk in existing and existing[r.prompt.pk].text != r.text]
     outputs_in_study_check(

@@ -71,10 +71,12 @@ class GenerationReport:
     seconds: float
 
 
-def _prepare_system(
-    system: System, prompts: list[Prompt], wanted: dict, overwrite: bool
+def system_outputs_prepare(
+    *, system: System, prompts: list[Prompt], wanted: dict, overwrite: bool
 ) -> list[Prompt]:
-    """The prompts this system still has to answer; records the settings used."""
+    """The prompts this system still has to answer; records the settings used (``wanted``: the
+    decoding settings and what produced the outputs), refusing to mix other settings in unless
+    ``overwrite`` replaces the old outputs."""
     existing = Output.objects.filter(system=system)
     if existing.exists() and system.decoding and system.decoding != wanted:
         if not overwrite:
@@ -133,7 +135,10 @@ def outputs_generate(
         for kind in RUN_KINDS:
             if kind in systems:
                 system = system_get_or_create(run=run, kind=kind)
-                todo[kind] = (system, _prepare_system(system, prompts, wanted, overwrite))
+                missing = system_outputs_prepare(
+                    system=system, prompts=prompts, wanted=wanted, overwrite=overwrite
+                )
+                todo[kind] = (system, missing)
 
     loaded = None
     if any(missing for _, missing in todo.values()):

@@ -1,7 +1,8 @@
-"""A run's base and adapter systems: the only code that creates them.
+"""A run's base and adapter systems, and imported ones: the only code that creates them.
 
-A system is known by ``(run, kind)``; its name (``base:<model>:run-<id>``, ``adapter:run-<id>``)
-is a label for people.
+A run's system is known by ``(run, kind)``; its name (``base:<model>:run-<id>``,
+``adapter:run-<id>``) is a label for people. An imported system (outputs made elsewhere: a file,
+a served model) belongs to no run and is known by its name.
 """
 
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
-from evalhub.models import RUN_KINDS, Comparison, Output, System
+from evalhub.models import RUN_KINDS, Comparison, Output, System, SystemKind
 from evalhub.selectors.outputs import OutputsError
 from trainer.models import FineTuneRun
 
@@ -20,6 +21,10 @@ OUTPUT_IN_STUDY = (
     "{count} output(s) of system {name!r} are part of a study; they cannot be replaced"
 )
 SYSTEM_NAME_TAKEN = "system name {name!r} is already used by a system of another kind or run"
+SYSTEM_NOT_IMPORTED = (
+    "system {name!r} exists and is of kind {kind!r}; outputs made elsewhere can only go into a "
+    "system of kind 'imported'"
+)
 
 
 def adapter_dir(run: FineTuneRun) -> Path:
@@ -67,6 +72,18 @@ def system_get_or_create(*, run: FineTuneRun, kind: str) -> System:
         if system is None:
             raise OutputsError(SYSTEM_NAME_TAKEN.format(name=name)) from None
         return system
+
+
+@transaction.atomic
+def system_imported_get_or_create(*, name: str, description: str) -> System:
+    """The imported system called ``name``; ``description`` says where a new one's outputs
+    come from."""
+    system, _ = System.objects.get_or_create(
+        name=name, defaults={"kind": SystemKind.IMPORTED, "description": description}
+    )
+    if system.kind != SystemKind.IMPORTED:
+        raise OutputsError(SYSTEM_NOT_IMPORTED.format(name=name, kind=system.kind))
+    return system
 
 
 def outputs_in_study_check(system: System, outputs: QuerySet[Output]) -> None:

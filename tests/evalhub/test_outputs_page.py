@@ -4,6 +4,7 @@ import pytest
 from django.urls import reverse
 
 from evalhub.metrics import METRICS
+from evalhub.models import System
 from evalhub.selectors.outputs import evaluation_prompts
 from evalhub.services.prompts import prompts_create_from_split
 from evalhub.services.systems import system_get_or_create
@@ -138,3 +139,12 @@ def test_htmx_requests_get_only_the_prompt_table(manager_client, run):
 def test_a_run_without_outputs_says_how_to_make_them(manager_client, run):
     html = manager_client.get(url(run)).content.decode()
     assert f"python manage.py evaluate --run {run.pk}" in html
+
+
+def test_a_served_system_says_what_served_it(manager_client, run):
+    prompts = add_prompts(run, 2)
+    add_outputs(run, prompts, [0.2, 0.4], [0.5, 0.5])
+    served = {"endpoint": "http://vllm.example:8000/v1", "model": "my-lora", "served": {}}
+    System.objects.filter(run=run, kind="adapter").update(decoding=served)
+    html = manager_client.get(url(run)).content.decode()
+    assert html.count("served by my-lora at http://vllm.example:8000/v1") == 1

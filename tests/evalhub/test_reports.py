@@ -463,3 +463,18 @@ def test_three_systems_get_a_tie_model_and_a_length_control_per_pair(db):
     assert [s["system"] for s in ties["systems"]] == ["reference", "adapter", "base"]
     assert ties["prompts"] == 36 and ties["judgments"] == 36
     assert len(ties["pairs"]) == len(report["analysis"]["length_controlled"]) == 3
+
+
+def test_the_report_says_what_served_a_served_system(db):
+    study = build_study()
+    served = {"endpoint": "http://vllm.example:8000/v1", "model": "qlora-r16-lora"}
+    study.systems.filter(kind="adapter").update(
+        decoding={"max_new_tokens": 256, **served, "served": {"id": "qlora-r16-lora"}}
+    )
+    report = report_build(study, resamples=50, bt_resamples=10)
+
+    adapter = next(s for s in report["study"]["systems"] if s["kind"] == "adapter")
+    assert adapter["decoding"]["endpoint"] == served["endpoint"]
+    text = _visible_text(render_html(report))
+    assert "adapter-r16 (adapter, served by qlora-r16-lora at http://vllm.example:8000/v1)" in text
+    assert text.count("served by") == 1  # the base was not served

@@ -59,6 +59,8 @@ FIRST_ID = 8_110_417_000  # ids far from anything else in a page: finding one me
 NAMES = ["wombat-7b-chat", "pangolin-finetune", "adapter:pangolin", "base:wombat", "tapir-data"]
 # A model judge with verdicts on the study: its name, model and replies are managers' only.
 JUDGE_NAMES = ["okapi-judge", "okapi-13b", "okapi reply"]
+# The adapter's outputs came from a served model: what served them is managers' only too.
+SERVED_NAMES = ["aardvark-lora", "aardvark-host.example", "/adapters/aardvark"]
 # Raters' better answers are their own text: no one else's page ever shows one.
 OTHERS_ANSWER = "kinkajou-answer: what the other rater would have written"
 EXPERTS_ANSWER = "numbat-answer: what this expert would have written"
@@ -95,7 +97,18 @@ def world():
     model = BaseModelFactory(id=FIRST_ID, name=NAMES[0], source=NAMES[0])
     dataset = DatasetFactory(id=FIRST_ID + 1, name=NAMES[4])
     run = FineTuneRunFactory(id=FIRST_ID + 2, name=NAMES[1], dataset=dataset, base_model=model)
-    adapter = SystemFactory(id=FIRST_ID + 3, name=NAMES[2], kind="adapter", run=run)
+    served = {"id": SERVED_NAMES[0], "root": SERVED_NAMES[2]}
+    adapter = SystemFactory(
+        id=FIRST_ID + 3,
+        name=NAMES[2],
+        kind="adapter",
+        run=run,
+        decoding={
+            "endpoint": f"http://{SERVED_NAMES[1]}/v1",
+            "model": SERVED_NAMES[0],
+            "served": served,
+        },
+    )
     base = SystemFactory(id=FIRST_ID + 4, name=NAMES[3], kind="base", base_model=model)
     ids = [FIRST_ID + n for n in range(5)]
     next_id = FIRST_ID + 100
@@ -170,7 +183,7 @@ def assert_blind(response, world, *, rating: bool | None = None) -> str:
     headers = " ".join(f"{k}: {v}" for k, v in response.items())
     for text in (body, headers):
         lowered = text.lower()
-        for name in NAMES + JUDGE_NAMES:
+        for name in NAMES + JUDGE_NAMES + SERVED_NAMES:
             assert name.lower() not in lowered, (name, response.request["PATH_INFO"])
         for leaked in world["ids"]:
             assert leaked not in text, (leaked, response.request["PATH_INFO"])

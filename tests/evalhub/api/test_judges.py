@@ -5,7 +5,7 @@ import pytest
 
 from evalhub.models import Judge, JudgeRun
 from evalhub.services import judging as j
-from tests.evalhub.judging.peers import ok, scripted_server
+from tests.evalhub.chat_peers import ok, scripted_server
 from tests.factories import ComparisonFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from evalhub.services.judging import (
     UNKNOWN_JUDGE,
     URL_INVALID,
 )
-from tests.evalhub.judging.peers import ok, scripted_server
+from tests.evalhub.chat_peers import ok, scripted_server
 from tests.factories import ComparisonFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db

@@ -7,7 +7,7 @@ from django.utils.html import escape
 
 from evalhub.models import Judge, JudgeRun, JudgeVerdict
 from evalhub.services.judging import NO_COMPARISONS, UNKNOWN_JUDGE, judge_create
-from tests.evalhub.judging.peers import ok, scripted_server
+from tests.evalhub.chat_peers import ok, scripted_server
 from tests.factories import ComparisonFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db

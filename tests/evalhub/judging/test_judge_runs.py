@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from evalhub.chat_client import UNAUTHORIZED, UNREACHABLE
 from evalhub.judging import pairwise
-from evalhub.judging.http import UNAUTHORIZED, UNREACHABLE
 from evalhub.judging.pairwise import NO_CHOICE
 from evalhub.models import JudgeRunStatus, JudgeVerdict
 from evalhub.services.judging import (
@@ -20,7 +20,7 @@ from evalhub.services.judging import (
     judge_run_create,
     judge_run_execute,
 )
-from tests.evalhub.judging.peers import (
+from tests.evalhub.chat_peers import (
     LLAMA_KEY,
     completion,
     free_port,
@@ -130,7 +130,7 @@ def test_429_then_success_is_retried_to_a_verdict(study):
 
 
 def test_an_unreachable_endpoint_fails_the_run_after_one_question(study, monkeypatch):
-    monkeypatch.setattr("evalhub.judging.http.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("evalhub.chat_client.time.sleep", lambda seconds: None)
     url = f"http://127.0.0.1:{free_port()}/v1"
     done = run(http_judge(url, concurrency=1, max_retries=1), study)
     assert done.status == JudgeRunStatus.FAILED and done.verdicts_done == 0

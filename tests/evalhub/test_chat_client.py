@@ -1,13 +1,15 @@
-"""The judge's HTTP client against real servers on this machine: llama-cpp-python's server with
-the packaged SmolLM2, a port nobody listens on, and a scripted server for 429, 5xx, malformed
-bodies and slowness."""
+"""The chat-completions client (the judge's and served generation's) against real servers on this
+machine: llama-cpp-python's server with the packaged SmolLM2, a port nobody listens on, and a
+scripted server for 429, 5xx, malformed bodies and slowness."""
 
 import json
+import threading
+import time
 
 import httpx
 import pytest
 
-from evalhub.judging.http import (
+from evalhub.chat_client import (
     MALFORMED,
     NOT_FOUND,
     REFUSED,
@@ -17,8 +19,17 @@ from evalhub.judging.http import (
     CallError,
     Endpoint,
     chat,
+    in_flight,
+    served_models,
 )
-from tests.evalhub.judging.peers import LLAMA_KEY, free_port, ok, scripted_server
+from tests.evalhub.chat_peers import (
+    LLAMA_KEY,
+    LLAMA_MODEL,
+    completion,
+    free_port,
+    ok,
+    scripted_server,
+)
 
 MESSAGES = [{"role": "user", "content": "Which is better, A: 'Paris' or B: 'Lyon'? Say A or B."}]
 
@@ -138,3 +149,71 @@ def test_the_request_carries_model_settings_and_key():
         "max_tokens": 8,
         "temperature": 0.0,
     }
+
+
+def list_models(endpoint: Endpoint) -> list[dict]:
+    with httpx.Client() as client:
+        return served_models(client, endpoint, sleep=Sleeps())
+
+
+def test_top_p_and_seed_are_sent_only_when_given():
+    with scripted_server(ok("x")) as server, httpx.Client() as client:
+        endpoint = Endpoint(server.url, "m")
+        chat(client, endpoint, MESSAGES, max_tokens=8, temperature=0.7, top_p=0.9, seed=3)
+        chat(client, endpoint, MESSAGES, max_tokens=8, temperature=0.0)
+    sent = [r["body"] for r in server.requests]
+    assert (sent[0]["top_p"], sent[0]["seed"]) == (0.9, 3)
+    assert "top_p" not in sent[1] and "seed" not in sent[1]
+
+
+def test_the_real_server_lists_the_model_it_serves(llama):
+    models = list_models(Endpoint(llama, "any", api_key=LLAMA_KEY))
+    assert [m["id"] for m in models] == [LLAMA_MODEL]
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ((200, json.dumps({"data": [{"object": "model"}]}), {}, 0.0), "has no text 'id'"),
+        ((200, json.dumps(completion("A")), {}, 0.0), "KeyError 'data'"),
+        ((503, "overloaded", {}, 0.0), "failed with HTTP 503 after 2 tries"),
+    ],
+)
+def test_any_error_while_listing_models_is_fatal(answer, problem):
+    with scripted_server(answer) as server, pytest.raises(CallError) as error:
+        list_models(Endpoint(server.url, "m", max_retries=1))
+    assert problem in str(error.value) and error.value.fatal
+    assert server.requests[0]["method"] == "GET" and server.requests[0]["path"] == "/v1/models"
+
+
+def test_the_public_url_drops_user_and_password():
+    endpoint = Endpoint("https://alice:s3cret@llm.example:8000/v1", "m")
+    assert endpoint.public_url == "https://llm.example:8000/v1"
+
+
+def test_in_flight_runs_at_most_concurrency_calls_and_pairs_each_result_with_its_item():
+    lock, running, most = threading.Lock(), [0], [0]
+
+    def call(item: int) -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.01 * (item % 3))  # finish out of order
+        with lock:
+            running[0] -= 1
+        return item * item
+
+    pairs = list(in_flight(range(12), call, concurrency=3))
+    assert sorted(pairs) == [(i, i * i) for i in range(12)]
+    assert most[0] <= 3
+
+
+def test_in_flight_starts_no_call_once_told_to_stop():
+    started = []
+
+    def call(item: int) -> int:
+        started.append(item)
+        return item
+
+    results = in_flight(range(10), call, concurrency=1, go_on=lambda: len(started) < 4)
+    assert [item for item, _ in results] == [0, 1, 2, 3]

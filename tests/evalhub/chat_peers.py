@@ -1,6 +1,7 @@
-"""Real peers for the judge's HTTP path, on this machine: llama-cpp-python's OpenAI-compatible
-server serving the packaged SmolLM2 GGUF, and a small scripted HTTP server for the answers a
-real endpoint gives only when it misbehaves (429, 5xx, malformed bodies, slowness)."""
+"""Real peers for the chat-completions client (the judge's and served generation's), on this
+machine: llama-cpp-python's OpenAI-compatible server serving the packaged SmolLM2 GGUF, and a
+small scripted HTTP server for the answers a real endpoint gives only when it misbehaves (429,
+5xx, malformed bodies, slowness)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ import httpx
 import pytest
 
 LLAMA_KEY = "judge-test-key"
+# The name the server lists the packaged model under (``GET /v1/models``), as vLLM lists its
+# --served-model-name.
+LLAMA_MODEL = "smollm2"
 NO_SERVER = (
     "llama-cpp-python's server is not installed: `make test` installs the judge extra "
     "(CMAKE_ARGS=-DGGML_NATIVE=OFF pip install -e '.[judge]')"
@@ -48,9 +52,9 @@ def completion(text: str, prompt_tokens: int = 10, completion_tokens: int = 1) -
 
 @dataclass
 class Scripted:
-    """Answers each POST with the next (status, body, headers, delay) of ``script``; once the
-    script is used up, with its last entry. Keeps the requests, and the most it was answering
-    at once."""
+    """Answers each request (POST or GET) with the next (status, body, headers, delay) of
+    ``script``; once the script is used up, with its last entry. Keeps the requests, and the most
+    it was answering at once."""
 
     script: list[tuple[int, str, dict, float]]
     requests: list[dict] = field(default_factory=list)
@@ -67,17 +71,27 @@ def ok(text: str) -> tuple[int, str, dict, float]:
     return (200, json.dumps(completion(text)), {}, 0.0)
 
 
+def listing(*names: str) -> tuple[int, str, dict, float]:
+    """A ``GET /models`` answer listing ``names``."""
+    data = [{"id": name, "object": "model", "owned_by": "test"} for name in names]
+    return (200, json.dumps({"object": "list", "data": data}), {}, 0.0)
+
+
 @contextmanager
 def scripted_server(*script: tuple[int, str, dict, float]) -> Iterator[Scripted]:
     state = Scripted(list(script))
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.do_POST()
+
         def do_POST(self):
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length) or b"{}")
             with lock:
-                state.requests.append({"path": self.path, "body": body, **dict(self.headers)})
+                request = {"method": self.command, "path": self.path, "body": body}
+                state.requests.append({**request, **dict(self.headers)})
                 status, text, headers, delay = (
                     state.script.pop(0) if len(state.script) > 1 else state.script[0]
                 )
@@ -112,8 +126,8 @@ def scripted_server(*script: tuple[int, str, dict, float]) -> Iterator[Scripted]
 
 @contextmanager
 def llama_server() -> Iterator[str]:
-    """Start llama-cpp-python's server on the packaged GGUF (key ``LLAMA_KEY``), wait until it
-    answers, yield its base URL, stop it."""
+    """Start llama-cpp-python's server on the packaged GGUF (key ``LLAMA_KEY``, listed as
+    ``LLAMA_MODEL``), wait until it answers, yield its base URL, stop it."""
     from trainer.engine.model_store import packaged_gguf
 
     try:
@@ -129,6 +143,8 @@ def llama_server() -> Iterator[str]:
         "llama_cpp.server",
         "--model",
         str(packaged_gguf("smollm2-135m")),
+        "--model_alias",
+        LLAMA_MODEL,
         "--host",
         "127.0.0.1",
         "--port",

@@ -1,6 +1,6 @@
 import pytest
 
-from tests.evalhub.judging.peers import llama_server
+from tests.evalhub.chat_peers import llama_server
 
 
 @pytest.fixture(scope="session")

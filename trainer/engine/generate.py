@@ -267,6 +267,7 @@ def generate(
     fast = loaded.precision.merged
     if batch_size is None:
         batch_size = _fast_batch_size(loaded, lengths, decoding) if fast else DEFAULT_BATCH_SIZE
+    batch_size = min(batch_size, len(texts))  # the fast path fills batches up to this size
     batches = sorted_batches(lengths, batch_size)
     # One cache length for the whole call, so every batch has the shape the compiled step knows.
     cache_tokens = max(lengths) + decoding.max_new_tokens if fast else None

@@ -131,7 +131,9 @@ def make_adapter(model_dir: Path, adapter_dir: Path, device: str) -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.bfloat16).to(device)
+    base = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.bfloat16, device_map={"": device}
+    )
     torch.manual_seed(SEED)
     config = LoraConfig(
         r=LORA["r"], lora_alpha=LORA["alpha"], target_modules=TARGETS, init_lora_weights=False
@@ -258,8 +260,10 @@ def merged_generate_row(spec: dict, name: str, use_adapter: bool, _batch: str) -
     from trainer.engine.modeling import compute_dtype
 
     device = spec["device"]
-    model = AutoModelForCausalLM.from_pretrained(spec["model_dir"], dtype=compute_dtype(device))
-    model = PeftModel.from_pretrained(model.to(device), spec["adapter_dir"]).merge_and_unload()
+    model = AutoModelForCausalLM.from_pretrained(
+        spec["model_dir"], dtype=compute_dtype(device), device_map={"": device}
+    )
+    model = PeftModel.from_pretrained(model, spec["adapter_dir"]).merge_and_unload()
     model.eval()
     weight_bytes = read_bytes_per_step(model, device)
     tokenizer = load_tokenizer(spec["model_dir"])

@@ -201,13 +201,11 @@ def load_model(
     torch_dtype = getattr(torch, precision.dtype)
 
     tokenizer = load_tokenizer(model_dir, adapter_dir)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    # Straight onto the device: an 8B model in bf16 is 16 GB that need not pass through host memory.
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "device_map": {"": precision.device}}
     if precision.quantization == "nf4":
         kwargs["quantization_config"] = modeling.nf4_config(torch_dtype)
-        kwargs["device_map"] = {"": precision.device}
     model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
-    if precision.quantization == "none":
-        model.to(precision.device)
     if adapter_dir is not None:
         from peft import PeftModel
 

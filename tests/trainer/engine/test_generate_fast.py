@@ -143,3 +143,33 @@ def test_an_adapter_is_never_merged_into_nf4():
         generation.resolve_precision("cpu", "nf4", lora="merged")
     with pytest.raises(ValueError, match="lora must be one of"):
         generation.resolve_precision("cpu", lora="folded")
+
+
+@pytest.mark.slow
+def test_compiled_decoding_answers_like_the_plain_path(plain, fast, monkeypatch):
+    """transformers compiles the static-cache step only on CUDA; its testing flag compiles it
+    here too (inductor without CUDA graphs), through the base/adapter switches in both orders."""
+    import torch
+    from transformers import CompileConfig
+
+    uncompiled = generation._generation_config
+
+    def compiled(loaded, decoding, cache_tokens=None):
+        config = uncompiled(loaded, decoding, cache_tokens)
+        config.compile_config = CompileConfig(mode="default")
+        config.compile_config._compile_all_devices = True
+        return config
+
+    monkeypatch.setattr(generation, "_generation_config", compiled)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    for use_adapter in (False, True, False):
+        expected = generation.generate(
+            plain, CONVERSATIONS, decoding=GREEDY, use_adapter=use_adapter
+        )
+        got = generation.generate(
+            fast, CONVERSATIONS, decoding=GREEDY, use_adapter=use_adapter, batch_size=2
+        )
+        assert answers(got) == answers(expected)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did compile
+    torch._dynamo.reset()

@@ -55,15 +55,23 @@ RESULT_MARK = "GENERATION_GPU_ROW "
 # In this order: the fast path first, so that a run cut short has measured it; the comparison
 # rows next; the batch-32 fast row (a second compilation) last.
 GROUPS = {
-    # group: (load options, [(row, adapter on, batch or None for the engine's choice)])
-    "fast": ({}, [("fast_base", False, None), ("fast_adapter", True, None)]),
-    "merged": (None, [("merged_generate", True, "batch")]),
+    # group: (load options, [(row, adapter on, "batch" for --batch or None for the engine's
+    # choice, compiled)]); load options None: plain transformers, not the engine
+    "fast": (
+        {},
+        [
+            ("fast_base", False, None, True),
+            ("fast_adapter", True, None, True),
+            ("fast_adapter_eager", True, None, False),
+        ],
+    ),
+    "merged": (None, [("merged_generate", True, "batch", False)]),
     "bf16": (
         {"quantization": "none", "lora": "separate"},
-        [("bf16_adapter", True, "batch"), ("bf16_base", False, "batch")],
+        [("bf16_adapter", True, "batch", False), ("bf16_base", False, "batch", False)],
     ),
-    "nf4": ({"quantization": "nf4", "lora": "separate"}, [("nf4_adapter", True, "batch")]),
-    "fast32": ({}, [("fast_adapter_b32", True, "batch")]),
+    "nf4": ({"quantization": "nf4", "lora": "separate"}, [("nf4_adapter", True, "batch", False)]),
+    "fast32": ({}, [("fast_adapter_b32", True, "batch", True)]),
 }
 LABELS = {
     "nf4_adapter": "engine before the fast path: NF4 + adapter beside the layers (CUDA default)",
@@ -72,12 +80,14 @@ LABELS = {
     "merged_generate": "plain `model.generate`, LoRA merged, bf16",
     "fast_base": "fast path (new default), base, batch from free memory",
     "fast_adapter": "fast path (new default), adapter merged, batch from free memory",
-    "fast_adapter_b32": "fast path, adapter merged, batch 32",
+    "fast_adapter_eager": "fast path, adapter merged, batch from free memory, not compiled",
+    "fast_adapter_b32": "fast path, adapter merged, the fixed batch",
 }
 # fast row -> the plain row that ran the same weights
 SAME_WEIGHTS = {
     "fast_base": "bf16_base",
     "fast_adapter": "merged_generate",
+    "fast_adapter_eager": "merged_generate",
     "fast_adapter_b32": "merged_generate",
 }
 TINY_CPU_WIDTHS = {
@@ -204,12 +214,12 @@ def run_group(spec: dict) -> list[dict]:
     )
     weight_bytes = read_bytes_per_step(loaded.model, device)
     return [
-        engine_row(spec, loaded, weight_bytes, name, use_adapter, spec["batch"] if batch else None)
-        for name, use_adapter, batch in rows
+        engine_row(spec, loaded, weight_bytes, name, use_adapter, batch, compiled)
+        for name, use_adapter, batch, compiled in rows
     ]
 
 
-def engine_row(spec, loaded, weight_bytes, name, use_adapter, batch_size) -> dict:
+def engine_row(spec, loaded, weight_bytes, name, use_adapter, batch, compiled) -> dict:
     from trainer.engine.generate import DecodingConfig, generate
 
     conversations = prompts(spec["prompts"], spec["prompt_words"])
@@ -222,11 +232,13 @@ def engine_row(spec, loaded, weight_bytes, name, use_adapter, batch_size) -> dic
             conversations,
             decoding=decoding,
             use_adapter=use_adapter,
-            batch_size=batch_size,
+            batch_size=spec["batch"] if batch else None,
+            compiled=compiled,
             on_batch=lambda indices, _: batches.append(len(indices)),
         )
 
-    fast = loaded.precision.merged
+    # A compiled step is recorded for one cache length: its warm-up is the very same call.
+    fast = loaded.precision.merged and compiled
     warm = (
         (decoding, conversations)
         if fast
@@ -249,7 +261,7 @@ def engine_row(spec, loaded, weight_bytes, name, use_adapter, batch_size) -> dic
     )
 
 
-def merged_generate_row(spec: dict, name: str, use_adapter: bool, _batch: str) -> dict:
+def merged_generate_row(spec: dict, name: str, *_options) -> dict:
     """transformers' own loop on the merged model: no engine code but the prompt rendering."""
     import torch
     from peft import PeftModel
@@ -352,6 +364,7 @@ def row_result(
         "precision": precision,
         "batch": batch,
         "prompts": spec["prompts"],
+        "new_tokens": spec["new_tokens"],
         "generated_tokens": tokens,
         "every_row_generated_all": tokens == spec["prompts"] * spec["new_tokens"],
         "seconds": round(seconds, 2),
@@ -397,6 +410,31 @@ def compare(rows: list[dict]) -> None:
         by_name[name]["equal_to"] = reference
         by_name[name]["equal"] = f"{sum(a == b for a, b in pairs)}/{len(pairs)}"
         by_name[name]["common_prefix_words"] = prefixes
+
+
+def compile_payoff(rows: list[dict]) -> str | None:
+    """From how many decoding steps per call compiling earns back its first call: the base's
+    first call less its timed one (compiling and recording the step, from a cold cache) over
+    what a step saves (the adapter rows, compiled and not, at the same batch)."""
+    by_name = {row["row"]: row for row in rows if "error" not in row}
+    if not {"fast_base", "fast_adapter", "fast_adapter_eager"} <= by_name.keys():
+        return None
+    base = by_name["fast_base"]
+    cost = base["first_call_seconds"] - base["seconds"]
+
+    def step_seconds(row: dict) -> float:
+        calls = -(-row["prompts"] // row["batch"])
+        return row["seconds"] / (calls * row["new_tokens"])
+
+    compiled, eager = by_name["fast_adapter"], by_name["fast_adapter_eager"]
+    saved = step_seconds(eager) - step_seconds(compiled)
+    pays = f"it pays from about {cost / saved:,.0f} decoding steps" if saved > 0 else "never pays"
+    return (
+        f"Compiling cost {cost:.1f} s once (fast_base's first call less its timed call); a "
+        f"decoding step at batch {compiled['batch']} takes {step_seconds(compiled) * 1e3:.1f} ms "
+        f"compiled, {step_seconds(eager) * 1e3:.1f} ms not: {pays} per call "
+        "(steps = batches × new tokens)."
+    )
 
 
 def common_prefix(a: list[str], b: list[str]) -> int:
@@ -453,6 +491,9 @@ def markdown(results: dict) -> str:
             f"{row['tokens_per_s']:,.0f} | {peak} | {row['share_of_bound']:.1%} | "
             f"{'yes' if row['every_row_generated_all'] else 'no'} | {equal} | {first} |"
         )
+    payoff = results.get("compile_payoff")
+    if payoff:
+        lines += ["", payoff]
     return "\n".join(lines) + "\n"
 
 
@@ -519,6 +560,8 @@ def main() -> None:
         print(f"group {group}: {time.monotonic() - started:.0f} s", flush=True)
         results["rows"].extend(rows)
         compare(results["rows"])
+        if args.device.startswith("cuda"):  # transformers compiles on CUDA only
+            results["compile_payoff"] = compile_payoff(results["rows"])
         stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
         stem.with_suffix(".md").write_text(markdown(results))
     print(markdown(results))

@@ -242,13 +242,16 @@ def generate(
     decoding: DecodingConfig,
     use_adapter: bool,
     batch_size: int | None = None,
+    compiled: bool = True,
     progress: bool = False,
     on_batch: Callable[[list[int], list[GeneratedText]], None] | None = None,
 ) -> list[GeneratedText]:
     """Answer every conversation; results are in the order of ``conversations``.
 
     ``batch_size`` None: from the free memory on the fast path, ``DEFAULT_BATCH_SIZE`` on the
-    plain one. ``on_batch(indices, results)`` is called after each batch (indices into
+    plain one. ``compiled=False`` runs the fast path's static-cache step eagerly: compiling
+    costs time once per shape, which few prompts may not earn back (benchmarks/generation_gpu.py
+    measures both). ``on_batch(indices, results)`` is called after each batch (indices into
     ``conversations``), so a caller can store results as they come and resume after an
     interruption.
     """
@@ -269,7 +272,7 @@ def generate(
     batches = sorted_batches(lengths, batch_size)
     # One cache length for the whole call, so every batch has the shape the compiled step knows.
     cache_tokens = max(lengths) + decoding.max_new_tokens if fast else None
-    generation_config = _generation_config(loaded, decoding, cache_tokens)
+    generation_config = _generation_config(loaded, decoding, cache_tokens, compiled=compiled)
     stop_ids = _stop_token_ids(loaded)
     if decoding.seed is not None:
         torch.manual_seed(decoding.seed)
@@ -364,11 +367,16 @@ def _merged_params(model: Any) -> list[Any]:
 
 
 def _generation_config(
-    loaded: LoadedModel, decoding: DecodingConfig, cache_tokens: int | None = None
+    loaded: LoadedModel,
+    decoding: DecodingConfig,
+    cache_tokens: int | None = None,
+    *,
+    compiled: bool = True,
 ) -> Any:
     """Only the settings we choose: the model's own generation_config.json may carry sampling
     defaults or a repetition penalty, which would make the recorded settings incomplete.
-    ``cache_tokens``: a static KV cache that long (transformers compiles the step on CUDA)."""
+    ``cache_tokens``: a static KV cache that long, whose step transformers compiles on CUDA
+    unless ``compiled`` is False."""
     from transformers import GenerationConfig
 
     tokenizer = loaded.tokenizer
@@ -378,6 +386,7 @@ def _generation_config(
         options["top_p"] = decoding.top_p
     if cache_tokens is not None:
         options.update(cache_implementation="static", max_cache_len=cache_tokens)
+        options["disable_compile"] = not compiled
     return GenerationConfig(
         max_new_tokens=decoding.max_new_tokens,
         do_sample=not decoding.greedy,

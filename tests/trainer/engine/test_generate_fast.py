@@ -154,8 +154,8 @@ def test_compiled_decoding_answers_like_the_plain_path(plain, fast, monkeypatch)
 
     uncompiled = generation._generation_config
 
-    def compiled(loaded, decoding, cache_tokens=None):
-        config = uncompiled(loaded, decoding, cache_tokens)
+    def compiled(loaded, decoding, cache_tokens=None, **kwargs):
+        config = uncompiled(loaded, decoding, cache_tokens, **kwargs)
         config.compile_config = CompileConfig(mode="default")
         config.compile_config._compile_all_devices = True
         return config
@@ -172,4 +172,11 @@ def test_compiled_decoding_answers_like_the_plain_path(plain, fast, monkeypatch)
         )
         assert answers(got) == answers(expected)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did compile
+
+    torch._dynamo.utils.counters.clear()  # compiled=False: the same answers, nothing compiled
+    eager = generation.generate(
+        fast, CONVERSATIONS, decoding=GREEDY, use_adapter=False, batch_size=3, compiled=False
+    )
+    assert answers(eager) == answers(expected)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 0
     torch._dynamo.reset()

@@ -542,8 +542,11 @@ def main() -> None:
         "rows": [],
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"generation_gpu_{'smoke_' if args.smoke else ''}{date}"
-    for group in args.groups.split(","):
+    groups = args.groups.split(",")
+    # A run of some groups only (a run of all may not fit one 10-minute call) names them.
+    some = "" if set(groups) == set(GROUPS) else "_" + "-".join(groups)
+    stem = args.out / f"generation_gpu_{'smoke_' if args.smoke else ''}{date}{some}"
+    for group in groups:
         spec = {
             "group": group,
             "device": args.device,

@@ -27,12 +27,13 @@ to host memory, and asking for base outputs afterwards puts that copy back (afte
 made once and never read back; base outputs never see a merged weight.
 
 Device and precision: the NF4 recipe, the compute dtype and the tokenizer checks are training's
-own (``engine/modeling.py``). On CPU the base is loaded unquantised in float32: NF4 is only a
-little faster there, and only through bitsandbytes' bf16 inference kernel, which exists on some
-CPUs and not on others (benchmarks/results/generation_cpu.md has the figures). A gain that small
-is not worth outputs that change with the CPU's instruction set: float32 gives the same texts on
-every machine. ``quantization="nf4"`` is there for those who want the weights the adapter was
-trained against.
+own (``engine/modeling.py``). The fast path runs the adapter on the bf16 weights its NF4 base was
+quantised from, as a QLoRA adapter is usually served (merged into the bf16 base);
+``quantization="nf4"`` keeps the weights it was trained against. On CPU the base is loaded
+unquantised in float32: NF4 is only a little faster there, and only through bitsandbytes' bf16
+inference kernel, which exists on some CPUs and not on others
+(benchmarks/results/generation_cpu.md has the figures). A gain that small is not worth outputs
+that change with the CPU's instruction set: float32 gives the same texts on every machine.
 
 No Django imports; torch, transformers and peft are imported inside the functions.
 """

@@ -150,8 +150,7 @@ def make_adapter(model_dir: Path, adapter_dir: Path, device: str) -> None:
     )
     get_peft_model(base, config).save_pretrained(adapter_dir)
     del base
-    if device.startswith("cuda"):
-        torch.cuda.empty_cache()
+    release(device)
 
 
 def prompts(count: int, words: int) -> list[list[dict[str, str]]]:
@@ -186,7 +185,21 @@ def copy_bandwidth(device: str, gib: float) -> float:
     for _ in range(repeats):
         target.copy_(source)
     synchronize(device)
-    return 2 * size * repeats / (time.perf_counter() - began)
+    bandwidth = 2 * size * repeats / (time.perf_counter() - began)
+    del source, target
+    release(device)
+    return bandwidth
+
+
+def release(device: str) -> None:
+    """Give this (driver) process's device memory back, so the rows' processes find it free."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
 
 
 def synchronize(device: str) -> None:

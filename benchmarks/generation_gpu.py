@@ -522,7 +522,7 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=256)
     parser.add_argument("--batch", type=int, default=32, help="batch of the fixed-batch rows")
     parser.add_argument("--compare", type=int, default=4, help="answers compared per fast row")
-    parser.add_argument("--timeout", type=int, default=420, help="seconds per group")
+    parser.add_argument("--timeout", type=int, default=540, help="seconds per group")
     parser.add_argument("--smoke", action="store_true", help="2 layers, 8 prompts, 16 tokens")
     args = parser.parse_args()
     if args.group_spec:

@@ -315,8 +315,8 @@ def row_in_subprocess(spec: dict, timeout: int) -> dict:
 # ---------------------------------------------------------------- the driver
 
 
-def make_model(shape: dict, directory: Path) -> Path:
-    """A random bf16 model of ``shape`` and a word-level tokenizer, made on the GPU."""
+def make_model(shape: dict, directory: Path, *, device: str = "cuda:0") -> Path:
+    """A random bf16 model of ``shape`` and a word-level tokenizer, made on ``device``."""
     if (directory / "config.json").is_file():
         return directory
     import torch
@@ -330,7 +330,7 @@ def make_model(shape: dict, directory: Path) -> Path:
         **shape, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
     )
     torch.set_default_dtype(torch.bfloat16)
-    with torch.device("cuda:0"):
+    with torch.device(device):
         model = LlamaForCausalLM(config)
     torch.set_default_dtype(torch.float32)
     model.save_pretrained(directory, max_shard_size="4GB")

@@ -104,7 +104,7 @@ def outputs_generate(
     split: str = Split.TEST,
     systems: Sequence[str] = RUN_KINDS,
     overwrite: bool = False,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     progress: bool = False,
     device: str | None = None,
     quantization: str = "auto",
@@ -112,8 +112,9 @@ def outputs_generate(
 ) -> list[GenerationReport]:
     """Answer the split's prompts with the run's base model and/or adapter, loading it once.
 
-    The decoding settings and the precision (quantization, compute dtype) are recorded on each
-    System; outputs made otherwise are not mixed in unless ``overwrite`` replaces them.
+    The decoding settings and the precision (quantization, compute dtype, merged adapter) are
+    recorded on each System; outputs made otherwise are not mixed in unless ``overwrite``
+    replaces them. ``batch_size`` None: the engine's choice (from free memory on its fast path).
     Resumable rather than atomic: each batch is stored as it is generated, and a later call
     generates only the prompts still missing (``overwrite`` regenerates them all).
     """
@@ -128,7 +129,12 @@ def outputs_generate(
     prompts = list(evaluation_prompts(dataset=dataset, split=split))
     if not prompts:
         raise OutputsError(NO_PROMPTS.format(dataset=dataset.name, split=split))
-    precision = generation.resolve_precision(device, quantization)
+    try:
+        # Needed before anything is generated: on CUDA the precision depends on the model's size.
+        model_dir = resolve_model_dir(run.base_model.source, settings.EVALHUB_MODEL_CACHE)
+    except ModelNotFound as error:
+        raise OutputsError(str(error)) from error
+    precision = generation.resolve_precision(device, quantization, model_dir=model_dir)
     wanted = {**decoding.as_dict(), **precision.as_dict()}
     todo = {}
     with transaction.atomic():  # a refusal for one system leaves the other untouched too
@@ -142,16 +148,13 @@ def outputs_generate(
 
     loaded = None
     if any(missing for _, missing in todo.values()):
-        try:
-            model_dir = resolve_model_dir(run.base_model.source, settings.EVALHUB_MODEL_CACHE)
-        except ModelNotFound as error:
-            raise OutputsError(str(error)) from error
         loaded = generation.load_model(
             model_dir,
             adapter_dir=adapter,
             device=precision.device,
             quantization=precision.quantization,
             dtype=precision.dtype,
+            lora=precision.lora,
         )
     reports = []
     for kind, (system, missing) in todo.items():

@@ -166,3 +166,25 @@ def test_a_base_model_that_cannot_be_found_is_reported(run, tmp_path):
     run.base_model.save()
     with pytest.raises(OutputsError, match="neither a packaged model"):
         svc.outputs_generate(run=run, decoding=GREEDY)
+
+
+def test_the_fast_path_is_recorded_and_answers_like_the_plain_one(run, monkeypatch):
+    """On CUDA the engine picks the fast path itself; here it is made to, on CPU."""
+    svc.outputs_generate(run=run, decoding=GREEDY)
+    plain = {
+        kind: {k: o.text for k, o in stored(run, kind).items()} for kind in ("base", "adapter")
+    }
+    resolve = generation.resolve_precision
+    monkeypatch.setattr(
+        generation,
+        "resolve_precision",
+        lambda *args, **kwargs: resolve(*args, **{**kwargs, "lora": "merged"}),
+    )
+    with pytest.raises(OutputsError, match="'lora': 'merged'"):
+        svc.outputs_generate(run=run, decoding=GREEDY)
+    svc.outputs_generate(run=run, decoding=GREEDY, overwrite=True)
+    systems = run_systems(run=run)
+    recorded = {**GREEDY.as_dict(), "quantization": "none", "dtype": "float32", "lora": "merged"}
+    assert systems["base"].decoding == systems["adapter"].decoding == recorded
+    for kind in ("base", "adapter"):
+        assert {k: o.text for k, o in stored(run, kind).items()} == plain[kind]

@@ -138,7 +138,7 @@ def prepare_for_training(
     plan = plan_memory(
         shape,
         tokens=tokens,
-        loaded_bytes=_allocated_bytes(device),
+        loaded_bytes=allocated_bytes(device),
         budget_bytes=memory_budget(device),
         dropout=config.dropout > 0,
         fused=fused,
@@ -206,7 +206,7 @@ def available_ram_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def _allocated_bytes(device: str) -> int:
+def allocated_bytes(device: str) -> int:
     """What the loaded model takes on the device (on CPU it is already out of MemAvailable)."""
     if device.startswith("cuda"):
         import torch

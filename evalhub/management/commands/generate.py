@@ -45,12 +45,18 @@ def add_generation_arguments(parser: argparse.ArgumentParser, *, served: bool = 
         "--top-p", type=float, default=1.0, help="nucleus sampling, with temperature"
     )
     parser.add_argument("--seed", type=int, default=None, help="seed for sampling")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="default: from free memory on the fast CUDA path, else 8",
+    )
     parser.add_argument(
         "--quantization",
         default="auto",
         choices=QUANTIZATIONS,
-        help="auto: NF4 on CUDA as in training, unquantised float32 on CPU",
+        help="auto: on CUDA bf16 with the adapter merged when it fits, else NF4 as in training; "
+        "unquantised float32 on CPU",
     )
     parser.add_argument(
         "--systems", default=",".join(RUN_KINDS), help="comma separated: base,adapter"

@@ -124,7 +124,7 @@ def test_decoding_config_rejects_bad_values(kwargs, message):
         DecodingConfig(**kwargs)
 
 
-def test_cpu_defaults_to_unquantised_float32_and_cuda_to_nf4(monkeypatch):
+def test_cpu_defaults_to_unquantised_float32_and_cuda_without_a_model_to_nf4(monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)

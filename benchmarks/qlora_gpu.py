@@ -3,6 +3,7 @@
     python benchmarks/qlora_gpu.py --out DIR [--rows NAME,...] [--steps 5] [--warmup 2]
     python benchmarks/qlora_gpu.py --out DIR --smoke     # 2-layer shapes: checks every path
     python benchmarks/qlora_gpu.py --out DIR --rows 8b_b1_cap8 --contenders evalhub --profile
+    python benchmarks/qlora_gpu.py --out DIR --rows 70b_b1_cap24,70b_plan_cap24,70b_generate_cap24
 
 Runs on the GPU machine, which has no network: the models are made there with random weights
 (Llama-3.1-8B and Llama-2-7B shapes, bf16, saved once under --work) and a word-level tokenizer.
@@ -21,6 +22,17 @@ A row: tokens/s (batch × seq over the median of the timed steps), peak GPU memo
 torch in that process (loading included), model FLOP utilisation (6 × non-embedding parameters
 per token, the usual count for training, over the bf16 matmul rate measured in the same run),
 the loss of every step. Caps use torch.cuda.set_per_process_memory_fraction, as a smaller card.
+
+The Llama-3.1-70B shape cannot be saved in bf16 on the GPU machine's disk (140 GB), nor loaded
+whole under a 24 GiB cap: its rows make the model in the row's process, layer by layer, each
+linear layer's bf16 weights drawn on the GPU from the seed and quantised there by bitsandbytes
+into the NF4 ``Linear4bit`` a checkpoint loads into, then parked in pinned CPU memory
+(``streaming.park``). From there on it is the engine's path: ``add_lora``,
+``prepare_for_training`` (whose memory plan decides how many layers stream), the training step.
+Those rows also measure, in the same process, the host-to-device copy rate and the bf16 matmul
+rate, and report the two bounds on a step's time: bytes streamed ÷ copy rate, and 6 × parameters
+× tokens ÷ matmul rate. The baseline and Unsloth load the whole model onto the GPU, and the NF4
+weights alone exceed the cap: their 70B rows record that arithmetic instead of running.
 """
 
 from __future__ import annotations
@@ -60,6 +72,18 @@ SHAPES = {
         "rms_norm_eps": 1e-5,
         "tie_word_embeddings": False,
     },
+    "llama31_70b": {
+        "vocab_size": 128256,
+        "hidden_size": 8192,
+        "intermediate_size": 28672,
+        "num_hidden_layers": 80,
+        "num_attention_heads": 64,
+        "num_key_value_heads": 8,
+        "rope_theta": 500000.0,
+        "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
+    },
     "llama2_7b": {
         "vocab_size": 32000,
         "hidden_size": 4096,
@@ -73,7 +97,10 @@ SHAPES = {
         "tie_word_embeddings": False,
     },
 }
-# (shape, seq_len, batch, cap in GiB or None); rows run for every contender.
+# Shapes made layer by layer in the row's process, never saved (see the module docstring).
+BUILT_IN_PROCESS = {"llama31_70b"}
+# (shape, seq_len, batch, cap in GiB or None); rows run for every contender. Batch "plan": the
+# largest batch (up to MAX_PLAN_BATCH) whose memory plan fits; "generate": greedy decoding.
 ROWS = {
     "8b_b1": ("llama31_8b", 2048, 1, None),
     "8b_b8": ("llama31_8b", 2048, 8, None),
@@ -86,7 +113,15 @@ ROWS = {
     "8b_b1_cap8": ("llama31_8b", 2048, 1, 8),
     "8b_b8_cap8": ("llama31_8b", 2048, 8, 8),
     "7b_512_cap4": ("llama2_7b", 512, 1, 4),
+    "70b_b1_cap24": ("llama31_70b", 2048, 1, 24),
+    "70b_plan_cap24": ("llama31_70b", 2048, "plan", 24),
+    "70b_generate_cap24": ("llama31_70b", 64, "generate", 24),
 }
+MAX_PLAN_BATCH = 16
+GENERATED_TOKENS = 8
+# --smoke: the 70B rows with 4 layers of the 70B widths, under a cap that still makes them
+# stream (the embedding and output tables alone take 4 GiB).
+SMOKE_LAYERS, SMOKE_CAP_70B = 4, 6
 RESULT_MARK = "QLORA_GPU_ROW "
 
 
@@ -172,17 +207,10 @@ def _hf_stepper(model):
     return step
 
 
-def load_evalhub(model_dir: str, seq_len: int, batch: int):
-    import torch
-    from transformers import get_scheduler
-
+def evalhub_config(batch: int, seq_len: int):
     from trainer.engine.config import TrainConfig
-    from trainer.engine.distributed import DistContext
-    from trainer.engine.hooks import TrainHooks
-    from trainer.engine.modeling import build_optimizer, load_qlora_model, prepare_for_training
-    from trainer.engine.steps import StepContext, train_step
 
-    config = TrainConfig(
+    return TrainConfig(
         rank=LORA["r"],
         alpha=LORA["alpha"],
         dropout=LORA["dropout"],
@@ -194,8 +222,33 @@ def load_evalhub(model_dir: str, seq_len: int, batch: int):
         target_modules=",".join(TARGETS),
         seed=SEED,
     )
-    device = "cuda:0"
-    model = load_qlora_model(model_dir, config, device)
+
+
+def load_evalhub(spec: dict):
+    """The engine's model, step and plan; a 70B row's model is made in this process."""
+    import torch
+    from transformers import get_scheduler
+
+    from trainer.engine.activations import decoder_layers, layer_streamer
+    from trainer.engine.distributed import DistContext
+    from trainer.engine.hooks import TrainHooks
+    from trainer.engine.modeling import (
+        add_lora,
+        build_optimizer,
+        load_qlora_model,
+        prepare_for_training,
+    )
+    from trainer.engine.steps import StepContext, train_step
+
+    seq_len, batch, device = spec["seq_len"], spec["batch"], "cuda:0"
+    config = evalhub_config(1 if batch == "plan" else batch, seq_len)
+    if spec["shape"] in BUILT_IN_PROCESS:
+        model = add_lora(build_streamed_llama(spec["shape_config"], device), config)
+    else:
+        model = load_qlora_model(spec["model_dir"], config, device)
+    if batch == "plan":
+        batch = plan_batch(model, config, device, seq_len)
+        config = evalhub_config(batch, seq_len)
     plan, head = prepare_for_training(model, config, device, tokens=batch * seq_len, world_size=1)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, config, plan)
@@ -220,7 +273,116 @@ def load_evalhub(model_dir: str, seq_len: int, batch: int):
         stats = train_step(model, [micro_batch], step_context)
         return stats.loss
 
-    return step, {"memory_plan": plan.summary()}
+    streamer = layer_streamer(decoder_layers(model))
+    step.bytes_streamed = lambda: streamer.bytes_copied if streamer else 0
+    return step, {"memory_plan": plan.summary(), "batch": batch}
+
+
+def plan_batch(model, config, device: str, seq_len: int) -> int:
+    """The largest batch (up to MAX_PLAN_BATCH) whose memory plan the engine says fits."""
+    import dataclasses
+
+    from trainer.engine.modeling import plan_for_training
+
+    fitting = 1
+    for batch in range(2, MAX_PLAN_BATCH + 1):
+        config = dataclasses.replace(config, batch_size=batch)
+        plan = plan_for_training(model, config, device, tokens=batch * seq_len, world_size=1)
+        if not plan.fits:
+            break
+        fitting = batch
+    return fitting
+
+
+def build_streamed_llama(shape: dict, device: str):
+    """A random Llama of ``shape`` in NF4, made on ``device`` one linear layer at a time from
+    the seed, each decoder layer's 4-bit weights parked in CPU memory as soon as it exists.
+
+    What ``from_pretrained`` with the engine's ``nf4_config`` does to a checkpoint's weights
+    (bf16 on the device, quantised by bitsandbytes into ``Linear4bit``), without the checkpoint.
+    The bf16 tables, norms and rotary embedding are made on the device directly.
+    """
+    import torch
+    from bitsandbytes.nn import Linear4bit, Params4bit
+    from torch import nn
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from trainer.engine import streaming
+    from trainer.engine.modeling import nf4_config
+    from trainer.engine.toy import build_tokenizer
+
+    dtype = torch.bfloat16
+    quantization = nf4_config(dtype)
+    tokenizer = build_tokenizer()
+    config = LlamaConfig(
+        **shape, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config)
+    generator = torch.Generator(device).manual_seed(SEED)
+
+    def drawn(*size: int) -> nn.Parameter:
+        weight = torch.empty(size, dtype=dtype, device=device)
+        weight.normal_(0.0, config.initializer_range, generator=generator)
+        return nn.Parameter(weight, requires_grad=False)
+
+    def ones(size: int) -> nn.Parameter:
+        return nn.Parameter(torch.ones(size, dtype=dtype, device=device), requires_grad=False)
+
+    base = model.model
+    base.embed_tokens.weight = drawn(config.vocab_size, config.hidden_size)
+    model.lm_head.weight = drawn(config.vocab_size, config.hidden_size)
+    base.norm.weight = ones(config.hidden_size)
+    with torch.device(device):
+        base.rotary_emb = type(base.rotary_emb)(config)
+    for layer in base.layers:
+        for name, module in list(layer.named_modules()):
+            if isinstance(module, nn.Linear):
+                linear = Linear4bit(
+                    module.in_features,
+                    module.out_features,
+                    bias=False,
+                    compute_dtype=quantization.bnb_4bit_compute_dtype,
+                    compress_statistics=quantization.bnb_4bit_use_double_quant,
+                    quant_type=quantization.bnb_4bit_quant_type,
+                    device="meta",
+                )
+                weight = drawn(module.out_features, module.in_features).data
+                linear.weight = Params4bit(
+                    weight,
+                    requires_grad=False,
+                    compress_statistics=quantization.bnb_4bit_use_double_quant,
+                    quant_type=quantization.bnb_4bit_quant_type,
+                    module=linear,
+                ).to(device)  # quantises on the device, as loading does
+                del weight
+                layer.set_submodule(name, linear)
+            elif hasattr(module, "variance_epsilon"):  # the RMSNorms
+                module.weight = ones(module.weight.shape[0])
+        streaming.park(layer)
+    model.is_loaded_in_4bit = True  # as transformers' bitsandbytes quantiser marks it (peft asks)
+    meta = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if meta:
+        raise RuntimeError(f"left on the meta device: {meta[:5]}")
+    return model
+
+
+def h2d_gbps() -> float:
+    """Pinned host-to-device copies of 1 GiB: GB/s over five after one warm-up."""
+    import torch
+
+    host = torch.empty(GIB, dtype=torch.uint8, pin_memory=True)
+    device = torch.empty(GIB, dtype=torch.uint8, device="cuda:0")
+    device.copy_(host, non_blocking=True)
+    torch.cuda.synchronize()
+    began = time.perf_counter()
+    for _ in range(5):
+        device.copy_(host, non_blocking=True)
+    torch.cuda.synchronize()
+    rate = 5 * GIB / (time.perf_counter() - began) / 1e9
+    del host, device
+    torch.cuda.empty_cache()
+    return rate
 
 
 # ---------------------------------------------------------------- one row, in its own process
@@ -233,21 +395,30 @@ def run_row(spec: dict) -> dict:
     total = torch.cuda.get_device_properties(0).total_memory
     if spec["cap_gib"]:
         torch.cuda.set_per_process_memory_fraction(spec["cap_gib"] * GIB / total, 0)
+    rates = {}
+    if spec["shape"] in BUILT_IN_PROCESS:
+        rates = {"h2d_gbps": round(h2d_gbps(), 2), "matmul_tflops": round(matmul_tflops(), 1)}
+        torch.cuda.reset_peak_memory_stats(0)
+    if spec["batch"] == "generate":
+        return {**rates, **generate_row(spec)}
     started = time.monotonic()
     contender, model_dir = spec["contender"], spec["model_dir"]
-    seq_len, batch = spec["seq_len"], spec["batch"]
+    seq_len = spec["seq_len"]
     if contender == "baseline":
         step, extra = load_baseline(model_dir, seq_len)
     elif contender == "unsloth":
         step, extra = load_unsloth(model_dir, seq_len)
     else:
-        step, extra = load_evalhub(model_dir, seq_len, batch)
+        step, extra = load_evalhub(spec)
+    batch = extra.get("batch", spec["batch"])
     load_seconds = time.monotonic() - started
 
     generator = torch.Generator().manual_seed(SEED)
     vocab = spec["vocab_size"]
     losses, seconds = [], []
-    for _ in range(spec["warmup"] + spec["steps"]):
+    for number in range(spec["warmup"] + spec["steps"]):
+        if number == spec["warmup"] and rates:
+            streamed_before = step.bytes_streamed()
         ids = torch.randint(0, vocab, (batch, seq_len), generator=generator).to("cuda:0")
         torch.cuda.synchronize()
         began = time.perf_counter()
@@ -256,6 +427,13 @@ def run_row(spec: dict) -> dict:
         seconds.append(time.perf_counter() - began)
     timed = seconds[spec["warmup"] :]
     median = statistics.median(timed)
+    if rates:
+        bytes_per_step = (step.bytes_streamed() - streamed_before) / spec["steps"]
+        tokens = batch * seq_len
+        extra.update(rates)
+        extra.update(
+            step_bounds(spec["shape_config"], tokens, bytes_per_step, rates, median_step_s=median)
+        )
     if spec.get("profile"):
         extra["profile"] = profile_step(step, ids)
     return {
@@ -268,6 +446,71 @@ def run_row(spec: dict) -> dict:
         "peak_gib": round(torch.cuda.max_memory_allocated(0) / GIB, 2),
         "peak_reserved_gib": round(torch.cuda.max_memory_reserved(0) / GIB, 2),
         "losses": losses,
+    }
+
+
+def step_bounds(
+    shape: dict, tokens: int, bytes_per_step: float, rates: dict, *, median_step_s: float
+) -> dict:
+    """The two lower bounds on a streamed step's time (copying its bytes at the measured copy
+    rate; its FLOPs at the measured matmul rate) and the share of the larger one achieved."""
+    copy_s = bytes_per_step / (rates["h2d_gbps"] * 1e9)
+    compute_s = flops_per_token(shape) * tokens / (rates["matmul_tflops"] * 1e12)
+    return {
+        "bytes_streamed_per_step_gb": round(bytes_per_step / 1e9, 2),
+        "copy_bound_s": round(copy_s, 3),
+        "compute_bound_s": round(compute_s, 3),
+        "share_of_larger_bound": round(max(copy_s, compute_s) / median_step_s, 3),
+    }
+
+
+def generate_row(spec: dict) -> dict:
+    """Greedy decoding with the 70B base streamed and the (fresh) adapter on: tokens/s."""
+    import torch
+
+    from trainer.engine.activations import apply_layer_modes, decoder_layers
+    from trainer.engine.modeling import add_lora
+
+    device = "cuda:0"
+    started = time.monotonic()
+    config = evalhub_config(1, spec["seq_len"])
+    model = add_lora(build_streamed_llama(spec["shape_config"], device), config)
+    layers = decoder_layers(model)
+    streamer = apply_layer_modes(layers, ["stream"] * len(layers), device)
+    model.eval()
+    load_seconds = time.monotonic() - started
+    prompt = torch.randint(
+        0, spec["vocab_size"], (1, spec["seq_len"]), generator=torch.Generator().manual_seed(SEED)
+    ).to(device)
+
+    def generate(new_tokens: int):
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            return model.generate(
+                input_ids=prompt,
+                attention_mask=torch.ones_like(prompt),
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                use_cache=True,
+            )
+
+    generate(1)  # warm-up
+    before = streamer.bytes_copied
+    torch.cuda.synchronize()
+    began = time.perf_counter()
+    output = generate(GENERATED_TOKENS)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - began
+    made = output.shape[1] - prompt.shape[1]
+    return {
+        "load_seconds": round(load_seconds, 1),
+        "generated_tokens": made,
+        "generate_seconds": round(seconds, 2),
+        "generated_tokens_per_s": round(made / seconds, 3),
+        "bytes_streamed_per_token_gb": round((streamer.bytes_copied - before) / made / 1e9, 2),
+        "peak_gib": round(torch.cuda.max_memory_allocated(0) / GIB, 2),
+        "peak_reserved_gib": round(torch.cuda.max_memory_reserved(0) / GIB, 2),
+        "tokens": output[0, prompt.shape[1] :].tolist(),
     }
 
 
@@ -406,6 +649,9 @@ def markdown(results: dict) -> str:
     for row in results["rows"]:
         if "error" in row:
             speed, steady, peak, mfu, losses = row["error"], "–", "–", "–", "–"
+        elif "generated_tokens_per_s" in row:
+            speed = f"{row['generated_tokens_per_s']} generated"
+            steady, peak, mfu, losses = "–", f"{row['peak_gib']:.2f}", "–", "–"
         else:
             speed, peak = f"{row['tokens_per_s']:,}", f"{row['peak_gib']:.2f}"
             steady = f"{row['slowest_over_median']:.2f}"
@@ -415,7 +661,38 @@ def markdown(results: dict) -> str:
             f"| {row['shape']} | {row['seq_len']} | {row['batch']} | {row['cap_gib'] or '–'} "
             f"| {row['contender']} | {speed} | {steady} | {peak} | {mfu} | {losses} |"
         )
+    streamed = [row for row in results["rows"] if "h2d_gbps" in row and "error" not in row]
+    if streamed:
+        lines += [
+            "",
+            "| shape | batch | copy GB/s | matmul TFLOP/s | GB streamed per step (token) "
+            "| copy bound s | compute bound s | share of the larger |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    for row in streamed:
+        per = row.get("bytes_streamed_per_step_gb", row.get("bytes_streamed_per_token_gb"))
+        lines.append(
+            f"| {row['shape']} | {row['batch']} | {row['h2d_gbps']} | {row['matmul_tflops']} "
+            f"| {per} | {row.get('copy_bound_s', '–')} | {row.get('compute_bound_s', '–')} "
+            f"| {row.get('share_of_larger_bound', '–')} |"
+        )
     return "\n".join(lines) + "\n"
+
+
+def weights_exceed_cap(shape: dict, cap_gib: float) -> dict:
+    """The row of a contender that loads the whole model onto the GPU, where the weights
+    alone exceed the cap: NF4 linears (4 bits a weight, one absmax byte per 64 with double
+    quantisation) and the two bf16 vocabulary tables."""
+    h, v = shape["hidden_size"], shape["vocab_size"]
+    linear = flops_per_token(shape) / 6 - v * h  # decoder-linear weights
+    weights = linear * (0.5 + 1 / 64) + 2 * 2 * v * h
+    return {
+        "error": "out of memory (not run)",
+        "detail": [
+            f"loads every layer onto the GPU: {weights / GIB:.1f} GiB of weights alone "
+            f"against the {cap_gib} GiB cap"
+        ],
+    }
 
 
 def main() -> None:
@@ -428,7 +705,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=300, help="seconds per row")
-    parser.add_argument("--smoke", action="store_true", help="2-layer shapes, 2 + 2 steps")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"2-layer shapes ({SMOKE_LAYERS} for 70B, capped at {SMOKE_CAP_70B} GiB), 2 + 2 steps",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="one more step under torch.profiler per row"
     )
@@ -449,10 +730,15 @@ def main() -> None:
     for row_name in args.rows.split(","):
         shape_name, seq_len, batch, cap = ROWS[row_name]
         shape = dict(SHAPES[shape_name])
+        built = shape_name in BUILT_IN_PROCESS
         if args.smoke:
-            shape["num_hidden_layers"] = 2
-        model_dir = make_model(shape, args.work / (shape_name + ("_smoke" if args.smoke else "")))
+            shape["num_hidden_layers"] = SMOKE_LAYERS if built else 2
+            cap = SMOKE_CAP_70B if built else cap
+        smoke_dir = args.work / (shape_name + ("_smoke" if args.smoke else ""))
+        model_dir = None if built else make_model(shape, smoke_dir)
         for contender in args.contenders.split(","):
+            if built and contender != "evalhub" and batch == "generate":
+                continue
             spec = {
                 "contender": contender,
                 "shape": shape_name,
@@ -464,9 +750,17 @@ def main() -> None:
                 "steps": 2 if args.smoke else args.steps,
                 "warmup": 2 if args.smoke else args.warmup,
                 "profile": args.profile,
+                "shape_config": shape,
             }
-            outcome = row_in_subprocess(spec, args.timeout)
-            row = {k: v for k, v in spec.items() if k not in ("model_dir", "vocab_size")}
+            if built and contender != "evalhub":
+                outcome = weights_exceed_cap(shape, cap)
+            else:
+                outcome = row_in_subprocess(spec, args.timeout)
+            row = {
+                k: v
+                for k, v in spec.items()
+                if k not in ("model_dir", "vocab_size", "shape_config")
+            }
             row.update(outcome)
             if "tokens_per_s" in row:
                 achieved = row["tokens_per_s"] * flops_per_token(shape) / 1e12

@@ -119,6 +119,12 @@ def layer_modes(layers: list[nn.Module]) -> list[str]:
     return [getattr(layer.__dict__.get("forward"), "layer_mode", "keep") for layer in layers]
 
 
+def layer_streamer(layers: list[nn.Module]) -> LayerStreamer | None:
+    """The streamer the streamed layers share (its copy counters), or None."""
+    streamers = (getattr(layer.__dict__.get("forward"), "streamer", None) for layer in layers)
+    return next((streamer for streamer in streamers if streamer is not None), None)
+
+
 def _unwrap(layer: nn.Module) -> None:
     """Put back the forward our wrapper replaced: the class's, or an instance forward set
     before ours (accelerate's device hooks set one)."""
@@ -149,6 +155,7 @@ def _wrapped_forward(layer: nn.Module, mode: str, streamer: LayerStreamer | None
 
     forward.layer_mode = mode
     forward.inner_forward = inner_forward
+    forward.streamer = streamer
     return forward
 
 

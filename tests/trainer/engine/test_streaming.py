@@ -3,7 +3,12 @@
 import pytest
 import torch
 
-from trainer.engine.activations import apply_layer_modes, decoder_layers, layer_modes
+from trainer.engine.activations import (
+    apply_layer_modes,
+    decoder_layers,
+    layer_modes,
+    layer_streamer,
+)
 from trainer.engine.config import TrainConfig
 from trainer.engine.modeling import load_qlora_model, prepare_for_training
 from trainer.engine.streaming import LayerStreamer, is_parked, park, storage_bytes
@@ -123,6 +128,7 @@ def test_one_fetch_serves_the_replay_and_the_backward(four_layer_dir):
     fetches the other two. Later steps find the first two from the backward before."""
     model = nf4_model(four_layer_dir)
     streamer = apply_layer_modes(decoder_layers(model), ALL_STREAMED)
+    assert layer_streamer(decoder_layers(model)) is streamer
     train(model, steps=1)
     assert streamer.fetches == LAYERS + (LAYERS - 2)
     before = streamer.fetches

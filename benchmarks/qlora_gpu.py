@@ -24,10 +24,11 @@ per token, the usual count for training, over the bf16 matmul rate measured in t
 the loss of every step. Caps use torch.cuda.set_per_process_memory_fraction, as a smaller card.
 
 The Llama-3.1-70B shape cannot be saved in bf16 on the GPU machine's disk (140 GB), nor loaded
-whole under a 24 GiB cap: its rows make the model in the row's process, layer by layer, each
-linear layer's bf16 weights drawn on the GPU from the seed and quantised there by bitsandbytes
-into the NF4 ``Linear4bit`` a checkpoint loads into, then parked in pinned CPU memory
-(``streaming.park``). From there on it is the engine's path: ``add_lora``,
+whole under a 24 GiB cap: its rows make the model in the row's process through the loader
+``load_qlora_model`` uses for a checkpoint too big for the device (``layerwise.py``): layer by
+layer, each linear layer's bf16 weights on the GPU (drawn from the seed here, read from the
+checkpoint there), quantised there by bitsandbytes into NF4 ``Linear4bit``, each finished layer
+parked in pinned CPU memory. From there on it is the engine's path: ``add_lora``,
 ``prepare_for_training`` (whose memory plan decides how many layers stream), the training step.
 Those rows also measure, in the same process, the host-to-device copy rate and the bf16 matmul
 rate, and report the two bounds on a step's time: bytes streamed ÷ copy rate, and 6 × parameters
@@ -294,77 +295,42 @@ def plan_batch(model, config, device: str, seq_len: int) -> int:
     return fitting
 
 
+class SeededWeights:
+    """Every tensor a layer-by-layer load asks for, drawn on the device from the seed (norm
+    weights: ones), in the order asked: a checkpoint that is never written."""
+
+    def __init__(self, device: str, std: float) -> None:
+        import torch
+
+        self.generator = torch.Generator(device).manual_seed(SEED)
+        self.std = std
+
+    def __contains__(self, name: str) -> bool:
+        return True
+
+    def fill(self, name: str, destination) -> None:
+        if destination.dim() == 1:
+            destination.fill_(1.0)
+        else:
+            destination.normal_(0.0, self.std, generator=self.generator)
+
+
 def build_streamed_llama(shape: dict, device: str):
-    """A random Llama of ``shape`` in NF4, made on ``device`` one linear layer at a time from
-    the seed, each decoder layer's 4-bit weights parked in CPU memory as soon as it exists.
-
-    What ``from_pretrained`` with the engine's ``nf4_config`` does to a checkpoint's weights
-    (bf16 on the device, quantised by bitsandbytes into ``Linear4bit``), without the checkpoint.
-    The bf16 tables, norms and rotary embedding are made on the device directly.
-    """
+    """A random Llama of ``shape`` in NF4 through the engine's layer-by-layer loader
+    (``layerwise.load_layerwise``, what ``load_qlora_model`` does with a checkpoint too big for
+    the device), its weights drawn from the seed instead of read from a checkpoint."""
     import torch
-    from bitsandbytes.nn import Linear4bit, Params4bit
-    from torch import nn
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaConfig
 
-    from trainer.engine import streaming
-    from trainer.engine.modeling import nf4_config
+    from trainer.engine.layerwise import load_layerwise
     from trainer.engine.toy import build_tokenizer
 
-    dtype = torch.bfloat16
-    quantization = nf4_config(dtype)
     tokenizer = build_tokenizer()
     config = LlamaConfig(
         **shape, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
     )
-    with torch.device("meta"):
-        model = LlamaForCausalLM(config)
-    generator = torch.Generator(device).manual_seed(SEED)
-
-    def drawn(*size: int) -> nn.Parameter:
-        weight = torch.empty(size, dtype=dtype, device=device)
-        weight.normal_(0.0, config.initializer_range, generator=generator)
-        return nn.Parameter(weight, requires_grad=False)
-
-    def ones(size: int) -> nn.Parameter:
-        return nn.Parameter(torch.ones(size, dtype=dtype, device=device), requires_grad=False)
-
-    base = model.model
-    base.embed_tokens.weight = drawn(config.vocab_size, config.hidden_size)
-    model.lm_head.weight = drawn(config.vocab_size, config.hidden_size)
-    base.norm.weight = ones(config.hidden_size)
-    with torch.device(device):
-        base.rotary_emb = type(base.rotary_emb)(config)
-    for layer in base.layers:
-        for name, module in list(layer.named_modules()):
-            if isinstance(module, nn.Linear):
-                linear = Linear4bit(
-                    module.in_features,
-                    module.out_features,
-                    bias=False,
-                    compute_dtype=quantization.bnb_4bit_compute_dtype,
-                    compress_statistics=quantization.bnb_4bit_use_double_quant,
-                    quant_type=quantization.bnb_4bit_quant_type,
-                    device="meta",
-                )
-                weight = drawn(module.out_features, module.in_features).data
-                linear.weight = Params4bit(
-                    weight,
-                    requires_grad=False,
-                    compress_statistics=quantization.bnb_4bit_use_double_quant,
-                    quant_type=quantization.bnb_4bit_quant_type,
-                    module=linear,
-                ).to(device)  # quantises on the device, as loading does
-                del weight
-                layer.set_submodule(name, linear)
-            elif hasattr(module, "variance_epsilon"):  # the RMSNorms
-                module.weight = ones(module.weight.shape[0])
-        streaming.park(layer)
-    model.is_loaded_in_4bit = True  # as transformers' bitsandbytes quantiser marks it (peft asks)
-    meta = [name for name, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
-    if meta:
-        raise RuntimeError(f"left on the meta device: {meta[:5]}")
-    return model
+    weights = SeededWeights(device, config.initializer_range)
+    return load_layerwise(config, weights, device, torch.bfloat16)
 
 
 def h2d_gbps() -> float:

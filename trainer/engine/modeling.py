@@ -71,17 +71,41 @@ def load_qlora_model(model_dir: Path | str, config: TrainConfig, device: str) ->
     ``prepare_model_for_kbit_training`` would copy it to fp32, which on a GPU costs memory (2 GB
     for Llama-3.1-8B's two vocabulary tables) and time (an fp32 residual stream) for nothing,
     since autocast runs the matrix products in bf16 anyway.
+
+    A model whose 4-bit weights would not fit the device's memory (``nf4_bytes``) is loaded
+    one decoder layer at a time, each layer's weights quantised on the device and parked in CPU
+    memory (``layerwise.load_layerwise``): the memory plan then streams them, or brings back
+    those it finds room for.
     """
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     dtype = compute_dtype(device)
-    model = AutoModelForCausalLM.from_pretrained(
-        str(model_dir),
-        quantization_config=nf4_config(dtype),
-        dtype=dtype,
-        device_map={"": device},
-    )
+    estimate = nf4_bytes(read_fingerprint(model_dir))
+    if estimate is not None and estimate > memory_budget(device):
+        from trainer.engine.layerwise import CheckpointWeights, load_layerwise
+
+        base_config = AutoConfig.from_pretrained(str(model_dir))
+        model = load_layerwise(base_config, CheckpointWeights(model_dir), device, dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(model_dir),
+            quantization_config=nf4_config(dtype),
+            dtype=dtype,
+            device_map={"": device},
+        )
     return add_lora(model, config)
+
+
+def nf4_bytes(fingerprint: dict[str, Any] | None) -> int | None:
+    """Roughly what a Llama-like model takes loaded in NF4 with double quantisation: its
+    decoder linears at 4 bits and one absmax byte per 64 weights, its vocabulary tables in the
+    compute dtype. None where the config is not at hand (a hub id) or lacks a width."""
+    if fingerprint is None or None in fingerprint.values():
+        return None
+    h, i = fingerprint["hidden_size"], fingerprint["intermediate_size"]
+    kv = h // fingerprint["num_attention_heads"] * fingerprint["num_key_value_heads"]
+    linears = fingerprint["num_hidden_layers"] * (2 * h * h + 2 * h * kv + 3 * h * i)
+    return int(linears * (0.5 + 1 / 64)) + 2 * 2 * fingerprint["vocab_size"] * h
 
 
 def add_lora(model: Any, config: TrainConfig) -> Any:

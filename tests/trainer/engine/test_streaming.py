@@ -212,3 +212,38 @@ def test_training_preparation_streams_the_layers_its_plan_streams(four_layer_dir
         loss.backward()
         losses.append(loss.item())
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_a_model_too_big_for_the_device_loads_its_layers_into_host_memory(
+    four_layer_dir, monkeypatch
+):
+    from trainer.engine import modeling
+
+    reference = train(nf4_model(four_layer_dir), steps=1)
+    monkeypatch.setattr(modeling, "memory_budget", lambda device: 1024)
+    model = nf4_model(four_layer_dir)
+    assert all(is_parked(layer) for layer in decoder_layers(model))
+    ((loss, _),) = train(model, steps=1)
+    assert loss == pytest.approx(reference[0][0], rel=1e-6)
+    monkeypatch.undo()
+    prepare_for_training(model, TrainConfig(rank=4), "cpu", tokens=24, world_size=1)
+    assert not any(is_parked(layer) for layer in decoder_layers(model))
+
+
+def test_the_nf4_size_estimate_is_what_bitsandbytes_makes(four_layer_dir):
+    """4 bits a weight and one absmax byte per 64 (the small fixed quantisation tables
+    aside), the vocabulary tables in the compute dtype."""
+    from trainer.engine.modeling import nf4_bytes, read_fingerprint
+
+    model = load_qlora_model(four_layer_dir, TrainConfig(rank=4), "cpu")
+    base = model.get_base_model()
+    tables = sum(
+        m.weight.numel() * m.weight.element_size()
+        for m in (base.get_input_embeddings(), base.get_output_embeddings())
+    )
+    linears = sum(
+        m.weight.numel() + m.weight.quant_state.absmax.numel() for m in quantized_linears(base)
+    )
+    estimate = nf4_bytes(read_fingerprint(four_layer_dir))
+    assert estimate == pytest.approx(tables * 2 / 4 + linears, rel=1e-3)  # fp32 tables on CPU
+    assert nf4_bytes(None) is None

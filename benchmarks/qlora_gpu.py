@@ -434,15 +434,16 @@ def generate_row(spec: dict) -> dict:
     """Greedy decoding with the 70B base streamed and the (fresh) adapter on: tokens/s."""
     import torch
 
-    from trainer.engine.activations import apply_layer_modes, decoder_layers
+    from trainer.engine.activations import decoder_layers, layer_streamer
+    from trainer.engine.generate import stream_parked_layers
     from trainer.engine.modeling import add_lora
 
     device = "cuda:0"
     started = time.monotonic()
     config = evalhub_config(1, spec["seq_len"])
     model = add_lora(build_streamed_llama(spec["shape_config"], device), config)
-    layers = decoder_layers(model)
-    streamer = apply_layer_modes(layers, ["stream"] * len(layers), device)
+    stream_parked_layers(model, device)  # as generate.load_model does for such a base
+    streamer = layer_streamer(decoder_layers(model))
     model.eval()
     load_seconds = time.monotonic() - started
     prompt = torch.randint(
@@ -645,18 +646,20 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def weights_exceed_cap(shape: dict, cap_gib: float) -> dict:
-    """The row of a contender that loads the whole model onto the GPU, where the weights
-    alone exceed the cap: NF4 linears (4 bits a weight, one absmax byte per 64 with double
-    quantisation) and the two bf16 vocabulary tables."""
-    h, v = shape["hidden_size"], shape["vocab_size"]
-    linear = flops_per_token(shape) / 6 - v * h  # decoder-linear weights
-    weights = linear * (0.5 + 1 / 64) + 2 * 2 * v * h
+def not_loadable(shape: dict, cap_gib: float) -> dict:
+    """The row of a contender that loads the whole model onto the GPU from a checkpoint, for a
+    shape that has none on disk: what its weights alone take, by the engine's own estimate,
+    against the cap."""
+    from trainer.engine.modeling import nf4_bytes
+
+    weights = nf4_bytes(shape) / GIB
+    over = weights > cap_gib
     return {
-        "error": "out of memory (not run)",
+        "error": "out of memory (not run)" if over else "not run",
         "detail": [
-            f"loads every layer onto the GPU: {weights / GIB:.1f} GiB of weights alone "
-            f"against the {cap_gib} GiB cap"
+            f"loads every layer onto the GPU: {weights:.1f} GiB of NF4 weights and bf16 "
+            f"vocabulary tables against the {cap_gib} GiB cap; no checkpoint of this shape "
+            "is saved to load"
         ],
     }
 
@@ -719,7 +722,7 @@ def main() -> None:
                 "shape_config": shape,
             }
             if built and contender != "evalhub":
-                outcome = weights_exceed_cap(shape, cap)
+                outcome = not_loadable(shape, cap)
             else:
                 outcome = row_in_subprocess(spec, args.timeout)
             row = {

@@ -72,28 +72,33 @@ def load_qlora_model(model_dir: Path | str, config: TrainConfig, device: str) ->
     for Llama-3.1-8B's two vocabulary tables) and time (an fp32 residual stream) for nothing,
     since autocast runs the matrix products in bf16 anyway.
 
+    A model too big for the device is loaded with its layers in CPU memory (``load_nf4_base``):
+    the memory plan then streams them, or brings back those it finds room for.
+    """
+    return add_lora(load_nf4_base(model_dir, device, compute_dtype(device)), config)
+
+
+def load_nf4_base(model_dir: Path | str, device: str, dtype: Any) -> Any:
+    """The base model in NF4 on ``device``, computing in ``dtype``, for training and generation.
+
     A model whose 4-bit weights would not fit the device's memory (``nf4_bytes``) is loaded
     one decoder layer at a time, each layer's weights quantised on the device and parked in CPU
-    memory (``layerwise.load_layerwise``): the memory plan then streams them, or brings back
-    those it finds room for.
+    memory (``layerwise.load_layerwise``); ``streaming.is_parked`` tells its layers.
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    dtype = compute_dtype(device)
     estimate = nf4_bytes(read_fingerprint(model_dir))
     if estimate is not None and estimate > memory_budget(device):
         from trainer.engine.layerwise import CheckpointWeights, load_layerwise
 
         base_config = AutoConfig.from_pretrained(str(model_dir))
-        model = load_layerwise(base_config, CheckpointWeights(model_dir), device, dtype)
-    else:
-        model = AutoModelForCausalLM.from_pretrained(
-            str(model_dir),
-            quantization_config=nf4_config(dtype),
-            dtype=dtype,
-            device_map={"": device},
-        )
-    return add_lora(model, config)
+        return load_layerwise(base_config, CheckpointWeights(model_dir), device, dtype)
+    return AutoModelForCausalLM.from_pretrained(
+        str(model_dir),
+        quantization_config=nf4_config(dtype),
+        dtype=dtype,
+        device_map={"": device},
+    )
 
 
 def nf4_bytes(fingerprint: dict[str, Any] | None) -> int | None:

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from trainer.engine.memory_plan import STREAM_BUFFERS
+from trainer.engine.modeling import keep_cpu_weights_differentiable
 
 # Each tensor starts at a multiple of this many bytes in a flat buffer, so that a byte view can
 # be reinterpreted as float32 (and the copies stay aligned).
@@ -178,6 +179,10 @@ class LayerStreamer:
             if not _nf4_tensors(layer):
                 raise ValueError(NO_QUANTIZED_WEIGHTS.format(index=index))
         self.storages = [park(layer) for layer in layers]
+        for layer in layers:
+            # bitsandbytes' CPU inference kernel would repack the weights into new tensors,
+            # which are no longer the streamed storage.
+            keep_cpu_weights_differentiable(layer)
         if len({tuple(s.layout()) for s in self.storages}) > 1:
             raise ValueError(UNEQUAL_LAYERS)
         size = self.storages[0].nbytes

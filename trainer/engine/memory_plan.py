@@ -19,7 +19,10 @@ plan and gives up speed only where the estimate says the memory is not there, in
    (``streaming.py``): only where the model does not fit with every lever above, since every
    step then copies those layers' weights to the device twice (forward; recomputation and
    backward). The device holds ``STREAM_BUFFERS`` layers' weights instead of theirs, and a
-   streamed layer recomputes from its input, kept on the device.
+   streamed layer recomputes from its input, kept on the device. Once layers stream, a few
+   more of them cost less than levers 5 and 6 (a layer's copies mostly overlap compute; a CPU
+   AdamW pass over a 70B adapter's 207 M weights does not), so the plan streams as many as it
+   takes to keep fp32 AdamW on the device, and reaches for 5 and 6 only if that is not enough.
 
 The sizes and timings behind this order (what a layer's copy and its activations weigh, what
 each saves a step) are in benchmarks/results/qlora_gpu_2026-11-29.md.
@@ -198,12 +201,22 @@ def plan_memory(
     plan = _plan(shape, *options, can_use_host_memory, loaded=whole, streamed=0)
     if plan.fits or checkpointing == "off" or not (can_use_host_memory and layer_bytes):
         return plan
-    for streamed in range(1, shape.layers + 1):
-        loaded = whole - streamed * layer_bytes + min(streamed, STREAM_BUFFERS) * layer_bytes
-        plan = _plan(shape, *options, can_use_host_memory, loaded=loaded, streamed=streamed)
-        if plan.fits:
-            break
-    return plan
+    leanest = plan
+    for optimizer_levers in (False, True):
+        for streamed in range(1, shape.layers + 1):
+            loaded = whole - (streamed - min(streamed, STREAM_BUFFERS)) * layer_bytes
+            plan = _plan(
+                shape,
+                *options,
+                can_use_host_memory,
+                loaded=loaded,
+                streamed=streamed,
+                optimizer_levers=optimizer_levers,
+            )
+            if plan.fits:
+                return plan
+            leanest = plan
+    return leanest
 
 
 def _plan(
@@ -218,8 +231,10 @@ def _plan(
     *,
     loaded: int,
     streamed: int,
+    optimizer_levers: bool = True,
 ) -> MemoryPlan:
-    """The plan with the last ``streamed`` layers streamed and the levers 1-6 for the rest."""
+    """The plan with the last ``streamed`` layers streamed and the levers 1-6 for the rest
+    (1-4 only without ``optimizer_levers``)."""
     layers = shape.layers - streamed
     costs = _costs(shape, tokens, loaded, dropout, fused, chunked_loss)
     fixed = costs.fixed + costs.adam_fp32_extra + streamed * costs.recompute
@@ -246,10 +261,10 @@ def _plan(
             excess = fixed + activations - budget_bytes
             offloaded = min(layers, -(-excess // max(1, costs.recompute)))
             activations -= offloaded * costs.recompute
-        if fixed + activations > budget_bytes:
+        if fixed + activations > budget_bytes and optimizer_levers:
             optimizer = "adamw_8bit"
             fixed -= costs.adam_fp32_extra
-        if fixed + activations > budget_bytes and can_use_host_memory:
+        if fixed + activations > budget_bytes and optimizer_levers and can_use_host_memory:
             optimizer = "adamw_host"
             fixed -= costs.host_saving
     peak = fixed + activations

@@ -256,8 +256,16 @@ def test_70b_on_a_24_gib_card_streams_part_of_the_model_and_fits():
     assert chosen.layer_modes[-streamed:] == ("stream",) * streamed
     assert chosen.cached_layers <= 80 - streamed
     assert chosen.summary()["layers"]["stream"] == streamed
-    # Only where the levers that stream nothing are all pulled.
-    assert chosen.optimizer == "adamw_host" and chosen.embeddings_on_cpu
+    assert chosen.embeddings_on_cpu and "offload" in chosen.layer_modes
+
+
+def test_streaming_a_few_more_layers_comes_before_the_optimizer_levers():
+    chosen = plan_70b(24 * 0.88)
+    assert chosen.optimizer == "adamw"
+    # Where every layer it could stream is not enough, the optimizer levers come after all.
+    larger_batch = plan_70b(24 * 0.88, tokens=4 * 2048)
+    assert larger_batch.fits and larger_batch.optimizer == "adamw_host"
+    assert larger_batch.layer_modes.count("stream") > chosen.layer_modes.count("stream")
 
 
 def test_less_memory_streams_more_layers():

@@ -3,6 +3,7 @@
     python benchmarks/qlora_gpu.py --out DIR [--rows NAME,...] [--steps 5] [--warmup 2]
     python benchmarks/qlora_gpu.py --out DIR --smoke     # 2-layer shapes: checks every path
     python benchmarks/qlora_gpu.py --out DIR --rows 8b_b1_cap8 --contenders evalhub --profile
+    python benchmarks/qlora_gpu.py --out DIR --rows 70b_b1_cap24,70b_plan_cap24,70b_generate_cap24
 
 Runs on the GPU machine, which has no network: the models are made there with random weights
 (Llama-3.1-8B and Llama-2-7B shapes, bf16, saved once under --work) and a word-level tokenizer.
@@ -21,6 +22,19 @@ A row: tokens/s (batch × seq over the median of the timed steps), peak GPU memo
 torch in that process (loading included), model FLOP utilisation (6 × non-embedding parameters
 per token, the usual count for training, over the bf16 matmul rate measured in the same run),
 the loss of every step. Caps use torch.cuda.set_per_process_memory_fraction, as a smaller card.
+
+The Llama-3.1-70B shape cannot be saved in bf16 on the GPU machine's disk (140 GB), nor loaded
+whole under a 24 GiB cap: its rows make the model in the row's process through the loader
+``load_qlora_model`` uses for a checkpoint too big for the device (``layerwise.py``): layer by
+layer, each linear layer's bf16 weights on the GPU (drawn from the seed here, read from the
+checkpoint there), quantised there by bitsandbytes into NF4 ``Linear4bit``, each finished layer
+parked in pinned CPU memory. From there on it is the engine's path: ``add_lora``,
+``prepare_for_training`` (whose memory plan decides how many layers stream), the training step.
+Those rows repeat one batch (their losses must fall) and measure, in the same process, the
+host-to-device copy rate and the bf16 matmul rate, and report the two bounds on a step's time:
+bytes streamed ÷ copy rate, and 6 × parameters × tokens ÷ matmul rate. The baseline and
+Unsloth load the whole model onto the GPU, and the NF4 weights alone exceed the cap: their 70B
+rows record that arithmetic instead of running.
 """
 
 from __future__ import annotations
@@ -60,6 +74,18 @@ SHAPES = {
         "rms_norm_eps": 1e-5,
         "tie_word_embeddings": False,
     },
+    "llama31_70b": {
+        "vocab_size": 128256,
+        "hidden_size": 8192,
+        "intermediate_size": 28672,
+        "num_hidden_layers": 80,
+        "num_attention_heads": 64,
+        "num_key_value_heads": 8,
+        "rope_theta": 500000.0,
+        "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": False,
+    },
     "llama2_7b": {
         "vocab_size": 32000,
         "hidden_size": 4096,
@@ -73,7 +99,10 @@ SHAPES = {
         "tie_word_embeddings": False,
     },
 }
-# (shape, seq_len, batch, cap in GiB or None); rows run for every contender.
+# Shapes made layer by layer in the row's process, never saved (see the module docstring).
+BUILT_IN_PROCESS = {"llama31_70b"}
+# (shape, seq_len, batch, cap in GiB or None); rows run for every contender. Batch "plan": the
+# largest batch (up to MAX_PLAN_BATCH) whose memory plan fits; "generate": greedy decoding.
 ROWS = {
     "8b_b1": ("llama31_8b", 2048, 1, None),
     "8b_b8": ("llama31_8b", 2048, 8, None),
@@ -86,7 +115,15 @@ ROWS = {
     "8b_b1_cap8": ("llama31_8b", 2048, 1, 8),
     "8b_b8_cap8": ("llama31_8b", 2048, 8, 8),
     "7b_512_cap4": ("llama2_7b", 512, 1, 4),
+    "70b_b1_cap24": ("llama31_70b", 2048, 1, 24),
+    "70b_plan_cap24": ("llama31_70b", 2048, "plan", 24),
+    "70b_generate_cap24": ("llama31_70b", 64, "generate", 24),
 }
+MAX_PLAN_BATCH = 16
+GENERATED_TOKENS = 8
+# --smoke: the 70B rows with 4 layers of the 70B widths, under a cap that still makes them
+# stream (the embedding and output tables alone take 4 GiB).
+SMOKE_LAYERS, SMOKE_CAP_70B = 4, 6
 RESULT_MARK = "QLORA_GPU_ROW "
 
 
@@ -172,17 +209,10 @@ def _hf_stepper(model):
     return step
 
 
-def load_evalhub(model_dir: str, seq_len: int, batch: int):
-    import torch
-    from transformers import get_scheduler
-
+def evalhub_config(batch: int, seq_len: int):
     from trainer.engine.config import TrainConfig
-    from trainer.engine.distributed import DistContext
-    from trainer.engine.hooks import TrainHooks
-    from trainer.engine.modeling import build_optimizer, load_qlora_model, prepare_for_training
-    from trainer.engine.steps import StepContext, train_step
 
-    config = TrainConfig(
+    return TrainConfig(
         rank=LORA["r"],
         alpha=LORA["alpha"],
         dropout=LORA["dropout"],
@@ -194,8 +224,33 @@ def load_evalhub(model_dir: str, seq_len: int, batch: int):
         target_modules=",".join(TARGETS),
         seed=SEED,
     )
-    device = "cuda:0"
-    model = load_qlora_model(model_dir, config, device)
+
+
+def load_evalhub(spec: dict):
+    """The engine's model, step and plan; a 70B row's model is made in this process."""
+    import torch
+    from transformers import get_scheduler
+
+    from trainer.engine.activations import decoder_layers, layer_streamer
+    from trainer.engine.distributed import DistContext
+    from trainer.engine.hooks import TrainHooks
+    from trainer.engine.modeling import (
+        add_lora,
+        build_optimizer,
+        load_qlora_model,
+        prepare_for_training,
+    )
+    from trainer.engine.steps import StepContext, train_step
+
+    seq_len, batch, device = spec["seq_len"], spec["batch"], "cuda:0"
+    config = evalhub_config(1 if batch == "plan" else batch, seq_len)
+    if spec["shape"] in BUILT_IN_PROCESS:
+        model = add_lora(build_streamed_llama(spec["shape_config"], device), config)
+    else:
+        model = load_qlora_model(spec["model_dir"], config, device)
+    if batch == "plan":
+        batch = plan_batch(model, config, device, seq_len)
+        config = evalhub_config(batch, seq_len)
     plan, head = prepare_for_training(model, config, device, tokens=batch * seq_len, world_size=1)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, config, plan)
@@ -220,7 +275,81 @@ def load_evalhub(model_dir: str, seq_len: int, batch: int):
         stats = train_step(model, [micro_batch], step_context)
         return stats.loss
 
-    return step, {"memory_plan": plan.summary()}
+    streamer = layer_streamer(decoder_layers(model))
+    step.bytes_streamed = lambda: streamer.bytes_copied if streamer else 0
+    return step, {"memory_plan": plan.summary(), "batch": batch}
+
+
+def plan_batch(model, config, device: str, seq_len: int) -> int:
+    """The largest batch (up to MAX_PLAN_BATCH) whose memory plan the engine says fits."""
+    import dataclasses
+
+    from trainer.engine.modeling import plan_for_training
+
+    fitting = 1
+    for batch in range(2, MAX_PLAN_BATCH + 1):
+        config = dataclasses.replace(config, batch_size=batch)
+        plan = plan_for_training(model, config, device, tokens=batch * seq_len, world_size=1)
+        if not plan.fits:
+            break
+        fitting = batch
+    return fitting
+
+
+class SeededWeights:
+    """Every tensor a layer-by-layer load asks for, drawn on the device from the seed (norm
+    weights: ones), in the order asked: a checkpoint that is never written."""
+
+    def __init__(self, device: str, std: float) -> None:
+        import torch
+
+        self.generator = torch.Generator(device).manual_seed(SEED)
+        self.std = std
+
+    def __contains__(self, name: str) -> bool:
+        return True
+
+    def fill(self, name: str, destination) -> None:
+        if destination.dim() == 1:
+            destination.fill_(1.0)
+        else:
+            destination.normal_(0.0, self.std, generator=self.generator)
+
+
+def build_streamed_llama(shape: dict, device: str):
+    """A random Llama of ``shape`` in NF4 through the engine's layer-by-layer loader
+    (``layerwise.load_layerwise``, what ``load_qlora_model`` does with a checkpoint too big for
+    the device), its weights drawn from the seed instead of read from a checkpoint."""
+    import torch
+    from transformers import LlamaConfig
+
+    from trainer.engine.layerwise import load_layerwise
+    from trainer.engine.toy import build_tokenizer
+
+    tokenizer = build_tokenizer()
+    config = LlamaConfig(
+        **shape, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id
+    )
+    weights = SeededWeights(device, config.initializer_range)
+    return load_layerwise(config, weights, device, torch.bfloat16)
+
+
+def h2d_gbps() -> float:
+    """Pinned host-to-device copies of 1 GiB: GB/s over five after one warm-up."""
+    import torch
+
+    host = torch.empty(GIB, dtype=torch.uint8, pin_memory=True)
+    device = torch.empty(GIB, dtype=torch.uint8, device="cuda:0")
+    device.copy_(host, non_blocking=True)
+    torch.cuda.synchronize()
+    began = time.perf_counter()
+    for _ in range(5):
+        device.copy_(host, non_blocking=True)
+    torch.cuda.synchronize()
+    rate = 5 * GIB / (time.perf_counter() - began) / 1e9
+    del host, device
+    torch.cuda.empty_cache()
+    return rate
 
 
 # ---------------------------------------------------------------- one row, in its own process
@@ -233,22 +362,33 @@ def run_row(spec: dict) -> dict:
     total = torch.cuda.get_device_properties(0).total_memory
     if spec["cap_gib"]:
         torch.cuda.set_per_process_memory_fraction(spec["cap_gib"] * GIB / total, 0)
+    rates = {}
+    if spec["shape"] in BUILT_IN_PROCESS:
+        rates = {"h2d_gbps": round(h2d_gbps(), 2), "matmul_tflops": round(matmul_tflops(), 1)}
+        torch.cuda.reset_peak_memory_stats(0)
+    if spec["batch"] == "generate":
+        return {**rates, **generate_row(spec)}
     started = time.monotonic()
     contender, model_dir = spec["contender"], spec["model_dir"]
-    seq_len, batch = spec["seq_len"], spec["batch"]
+    seq_len = spec["seq_len"]
     if contender == "baseline":
         step, extra = load_baseline(model_dir, seq_len)
     elif contender == "unsloth":
         step, extra = load_unsloth(model_dir, seq_len)
     else:
-        step, extra = load_evalhub(model_dir, seq_len, batch)
+        step, extra = load_evalhub(spec)
+    batch = extra.get("batch", spec["batch"])
     load_seconds = time.monotonic() - started
 
     generator = torch.Generator().manual_seed(SEED)
     vocab = spec["vocab_size"]
     losses, seconds = [], []
-    for _ in range(spec["warmup"] + spec["steps"]):
-        ids = torch.randint(0, vocab, (batch, seq_len), generator=generator).to("cuda:0")
+    for number in range(spec["warmup"] + spec["steps"]):
+        if number == spec["warmup"] and rates:
+            streamed_before = step.bytes_streamed()
+        # The 70B rows repeat one batch, so that the losses show the adapter learning.
+        if number == 0 or not rates:
+            ids = torch.randint(0, vocab, (batch, seq_len), generator=generator).to("cuda:0")
         torch.cuda.synchronize()
         began = time.perf_counter()
         losses.append(round(float(step(ids)), 5))
@@ -256,6 +396,13 @@ def run_row(spec: dict) -> dict:
         seconds.append(time.perf_counter() - began)
     timed = seconds[spec["warmup"] :]
     median = statistics.median(timed)
+    if rates:
+        bytes_per_step = (step.bytes_streamed() - streamed_before) / spec["steps"]
+        tokens = batch * seq_len
+        extra.update(rates)
+        extra.update(
+            step_bounds(spec["shape_config"], tokens, bytes_per_step, rates, median_step_s=median)
+        )
     if spec.get("profile"):
         extra["profile"] = profile_step(step, ids)
     return {
@@ -268,6 +415,72 @@ def run_row(spec: dict) -> dict:
         "peak_gib": round(torch.cuda.max_memory_allocated(0) / GIB, 2),
         "peak_reserved_gib": round(torch.cuda.max_memory_reserved(0) / GIB, 2),
         "losses": losses,
+    }
+
+
+def step_bounds(
+    shape: dict, tokens: int, bytes_per_step: float, rates: dict, *, median_step_s: float
+) -> dict:
+    """The two lower bounds on a streamed step's time (copying its bytes at the measured copy
+    rate; its FLOPs at the measured matmul rate) and the share of the larger one achieved."""
+    copy_s = bytes_per_step / (rates["h2d_gbps"] * 1e9)
+    compute_s = flops_per_token(shape) * tokens / (rates["matmul_tflops"] * 1e12)
+    return {
+        "bytes_streamed_per_step_gb": round(bytes_per_step / 1e9, 2),
+        "copy_bound_s": round(copy_s, 3),
+        "compute_bound_s": round(compute_s, 3),
+        "share_of_larger_bound": round(max(copy_s, compute_s) / median_step_s, 3),
+    }
+
+
+def generate_row(spec: dict) -> dict:
+    """Greedy decoding with the 70B base streamed and the (fresh) adapter on: tokens/s."""
+    import torch
+
+    from trainer.engine.activations import decoder_layers, layer_streamer
+    from trainer.engine.generate import stream_parked_layers
+    from trainer.engine.modeling import add_lora
+
+    device = "cuda:0"
+    started = time.monotonic()
+    config = evalhub_config(1, spec["seq_len"])
+    model = add_lora(build_streamed_llama(spec["shape_config"], device), config)
+    stream_parked_layers(model, device)  # as generate.load_model does for such a base
+    streamer = layer_streamer(decoder_layers(model))
+    model.eval()
+    load_seconds = time.monotonic() - started
+    prompt = torch.randint(
+        0, spec["vocab_size"], (1, spec["seq_len"]), generator=torch.Generator().manual_seed(SEED)
+    ).to(device)
+
+    def generate(new_tokens: int):
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            return model.generate(
+                input_ids=prompt,
+                attention_mask=torch.ones_like(prompt),
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                use_cache=True,
+            )
+
+    generate(1)  # warm-up
+    before = streamer.bytes_copied
+    torch.cuda.synchronize()
+    began = time.perf_counter()
+    output = generate(GENERATED_TOKENS)
+    torch.cuda.synchronize()
+    seconds = time.perf_counter() - began
+    made = output.shape[1] - prompt.shape[1]
+    return {
+        "load_seconds": round(load_seconds, 1),
+        "generated_tokens": made,
+        "generate_seconds": round(seconds, 2),
+        "generated_tokens_per_s": round(made / seconds, 3),
+        "bytes_streamed_per_token_gb": round((streamer.bytes_copied - before) / made / 1e9, 2),
+        "peak_gib": round(torch.cuda.max_memory_allocated(0) / GIB, 2),
+        "peak_reserved_gib": round(torch.cuda.max_memory_reserved(0) / GIB, 2),
+        "tokens": output[0, prompt.shape[1] :].tolist(),
     }
 
 
@@ -406,6 +619,9 @@ def markdown(results: dict) -> str:
     for row in results["rows"]:
         if "error" in row:
             speed, steady, peak, mfu, losses = row["error"], "–", "–", "–", "–"
+        elif "generated_tokens_per_s" in row:
+            speed = f"{row['generated_tokens_per_s']} generated"
+            steady, peak, mfu, losses = "–", f"{row['peak_gib']:.2f}", "–", "–"
         else:
             speed, peak = f"{row['tokens_per_s']:,}", f"{row['peak_gib']:.2f}"
             steady = f"{row['slowest_over_median']:.2f}"
@@ -415,7 +631,40 @@ def markdown(results: dict) -> str:
             f"| {row['shape']} | {row['seq_len']} | {row['batch']} | {row['cap_gib'] or '–'} "
             f"| {row['contender']} | {speed} | {steady} | {peak} | {mfu} | {losses} |"
         )
+    streamed = [row for row in results["rows"] if "h2d_gbps" in row and "error" not in row]
+    if streamed:
+        lines += [
+            "",
+            "| shape | batch | copy GB/s | matmul TFLOP/s | GB streamed per step (token) "
+            "| copy bound s | compute bound s | share of the larger |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    for row in streamed:
+        per = row.get("bytes_streamed_per_step_gb", row.get("bytes_streamed_per_token_gb"))
+        lines.append(
+            f"| {row['shape']} | {row['batch']} | {row['h2d_gbps']} | {row['matmul_tflops']} "
+            f"| {per} | {row.get('copy_bound_s', '–')} | {row.get('compute_bound_s', '–')} "
+            f"| {row.get('share_of_larger_bound', '–')} |"
+        )
     return "\n".join(lines) + "\n"
+
+
+def not_loadable(shape: dict, cap_gib: float) -> dict:
+    """The row of a contender that loads the whole model onto the GPU from a checkpoint, for a
+    shape that has none on disk: what its weights alone take, by the engine's own estimate,
+    against the cap."""
+    from trainer.engine.modeling import nf4_bytes
+
+    weights = nf4_bytes(shape) / GIB
+    over = weights > cap_gib
+    return {
+        "error": "out of memory (not run)" if over else "not run",
+        "detail": [
+            f"loads every layer onto the GPU: {weights:.1f} GiB of NF4 weights and bf16 "
+            f"vocabulary tables against the {cap_gib} GiB cap; no checkpoint of this shape "
+            "is saved to load"
+        ],
+    }
 
 
 def main() -> None:
@@ -428,7 +677,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--timeout", type=int, default=300, help="seconds per row")
-    parser.add_argument("--smoke", action="store_true", help="2-layer shapes, 2 + 2 steps")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help=f"2-layer shapes ({SMOKE_LAYERS} for 70B, capped at {SMOKE_CAP_70B} GiB), 2 + 2 steps",
+    )
     parser.add_argument(
         "--profile", action="store_true", help="one more step under torch.profiler per row"
     )
@@ -449,10 +702,15 @@ def main() -> None:
     for row_name in args.rows.split(","):
         shape_name, seq_len, batch, cap = ROWS[row_name]
         shape = dict(SHAPES[shape_name])
+        built = shape_name in BUILT_IN_PROCESS
         if args.smoke:
-            shape["num_hidden_layers"] = 2
-        model_dir = make_model(shape, args.work / (shape_name + ("_smoke" if args.smoke else "")))
+            shape["num_hidden_layers"] = SMOKE_LAYERS if built else 2
+            cap = SMOKE_CAP_70B if built else cap
+        smoke_dir = args.work / (shape_name + ("_smoke" if args.smoke else ""))
+        model_dir = None if built else make_model(shape, smoke_dir)
         for contender in args.contenders.split(","):
+            if built and contender != "evalhub" and batch == "generate":
+                continue
             spec = {
                 "contender": contender,
                 "shape": shape_name,
@@ -464,9 +722,17 @@ def main() -> None:
                 "steps": 2 if args.smoke else args.steps,
                 "warmup": 2 if args.smoke else args.warmup,
                 "profile": args.profile,
+                "shape_config": shape,
             }
-            outcome = row_in_subprocess(spec, args.timeout)
-            row = {k: v for k, v in spec.items() if k not in ("model_dir", "vocab_size")}
+            if built and contender != "evalhub":
+                outcome = not_loadable(shape, cap)
+            else:
+                outcome = row_in_subprocess(spec, args.timeout)
+            row = {
+                k: v
+                for k, v in spec.items()
+                if k not in ("model_dir", "vocab_size", "shape_config")
+            }
             row.update(outcome)
             if "tokens_per_s" in row:
                 achieved = row["tokens_per_s"] * flops_per_token(shape) / 1e12

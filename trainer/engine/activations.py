@@ -14,14 +14,20 @@ Three modes, from fastest to leanest on accelerator memory:
   hidden-state tensor, and pinned host memory of that size per layer. It is a re-entrant
   backward (``torch.autograd.backward`` inside a ``torch.autograd.Function``), which
   DistributedDataParallel supports only with ``static_graph=True``: use it in a single process.
+- ``"stream"``: the layer's 4-bit weights live in CPU memory and are copied to the device for
+  its forward and once more for its backward (``streaming.LayerStreamer``, which prefetches the
+  next layer on a side stream). Its input stays on the device; backward replays the layer as
+  offload does, under the same single copy of its weights as the backward through it. Outside
+  training (validation, generation) a streamed layer still fetches its weights to run.
 
 We wrap the layers ourselves rather than use transformers' gradient-checkpointing switches,
 whose API differs between transformers versions. The wrapper is an instance attribute
 ``forward``, so module names and state_dict keys, by which peft saves adapters, do not change.
-It acts only in training mode with grad enabled; validation and generation run the layer as is.
-Leave transformers' own gradient checkpointing off when using these modes, or layers are
-checkpointed twice. Recompute and offload replay the layer in backward, so they drop any KV cache
-passed to the layer, as transformers' own checkpointing does.
+It acts only in training mode with grad enabled; validation and generation run the layer as is
+(a streamed one with its weights fetched). Leave transformers' own gradient checkpointing off
+when using these modes, or layers are checkpointed twice. Recompute, offload and stream replay
+the layer in backward, so they drop any KV cache passed to the layer, as transformers' own
+checkpointing does.
 
 This module imports torch: import it inside the functions that train, as the rest of the engine
 imports torch, so that the web process never loads it.
@@ -29,14 +35,18 @@ imports torch, so that the web process never loads it.
 
 from __future__ import annotations
 
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
+from functools import partial
 from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-LAYER_MODES = ("keep", "recompute", "offload")
+from trainer.engine import streaming
+from trainer.engine.streaming import LayerStreamer
+
+LAYER_MODES = ("keep", "recompute", "offload", "stream")
 # The KV cache's keyword in transformers 5, and in older versions.
 CACHE_ARGUMENTS = ("cache", "past_key_values", "past_key_value", "layer_past")
 
@@ -70,22 +80,49 @@ def decoder_layers(model: nn.Module) -> list[nn.Module]:
     raise ValueError(NO_LAYERS.format(count=count, name=type(model).__name__))
 
 
-def apply_layer_modes(layers: list[nn.Module], modes: list[str] | tuple[str, ...]) -> None:
-    """Give ``layers[i]`` the mode ``modes[i]``; a layer already wrapped is re-wrapped."""
+def apply_layer_modes(
+    layers: list[nn.Module], modes: list[str] | tuple[str, ...], device: Any = None
+) -> LayerStreamer | None:
+    """Give ``layers[i]`` the mode ``modes[i]``; a layer already wrapped is re-wrapped.
+
+    Streamed layers share one ``LayerStreamer`` on ``device`` (by default where the first
+    layer's norms and adapters are), which is returned; a layer whose 4-bit weights are in CPU
+    memory (``streaming.park``) and that does not stream gets them back on that device.
+    """
     if len(layers) != len(modes):
         raise ValueError(MODE_COUNT.format(modes=len(modes), layers=len(layers)))
     for mode in modes:
         if mode not in LAYER_MODES:
             raise ValueError(UNKNOWN_MODE.format(mode=mode))
+    if device is None:
+        device = _home_device(layers[0])
+    streamed = [layer for layer, mode in zip(layers, modes, strict=True) if mode == "stream"]
+    streamer = streaming.LayerStreamer(streamed, device) if streamed else None
     for layer, mode in zip(layers, modes, strict=True):
         _unwrap(layer)
+        if mode != "stream":
+            streaming.unpark(layer, device)
         if mode != "keep":
-            layer.forward = _wrapped_forward(layer, mode)
+            layer.forward = _wrapped_forward(layer, mode, streamer)
+    return streamer
+
+
+def _home_device(layer: nn.Module) -> torch.device:
+    """Where a layer computes: the device of its floating-point parameters (norms, adapters;
+    packed 4-bit weights are integers and may be parked in CPU memory)."""
+    floating = (p.device for p in layer.parameters() if p.is_floating_point())
+    return next(floating, torch.device("cpu"))
 
 
 def layer_modes(layers: list[nn.Module]) -> list[str]:
     """The mode each layer has now."""
     return [getattr(layer.__dict__.get("forward"), "layer_mode", "keep") for layer in layers]
+
+
+def layer_streamer(layers: list[nn.Module]) -> LayerStreamer | None:
+    """The streamer the streamed layers share (its copy counters), or None."""
+    streamers = (getattr(layer.__dict__.get("forward"), "streamer", None) for layer in layers)
+    return next((streamer for streamer in streamers if streamer is not None), None)
 
 
 def _unwrap(layer: nn.Module) -> None:
@@ -100,20 +137,25 @@ def _unwrap(layer: nn.Module) -> None:
         layer.forward = wrapper.inner_forward
 
 
-def _wrapped_forward(layer: nn.Module, mode: str) -> Any:
+def _wrapped_forward(layer: nn.Module, mode: str, streamer: LayerStreamer | None) -> Any:
     inner_forward = layer.__dict__.get("forward")
     original = inner_forward or layer.forward  # without an instance one: the class's, bound
+    streamer = streamer if mode == "stream" else None
 
     def forward(*args: Any, **kwargs: Any) -> Any:
         if not (layer.training and torch.is_grad_enabled()):
-            return original(*args, **kwargs)
+            if streamer is None:
+                return original(*args, **kwargs)
+            with streamer.resident(layer, cyclic=True):
+                return original(*args, **kwargs)
         kwargs = _without_cache(kwargs)
         if mode == "recompute":
             return checkpoint(original, *args, use_reentrant=False, **kwargs)
-        return _offloaded(layer, original, args, kwargs)
+        return _offloaded(layer, original, args, kwargs, streamer)
 
     forward.layer_mode = mode
     forward.inner_forward = inner_forward
+    forward.streamer = streamer
     return forward
 
 
@@ -126,9 +168,12 @@ def _without_cache(kwargs: dict) -> dict:
     return {**kwargs, **dropped}
 
 
-def _offloaded(layer: nn.Module, original: Any, args: tuple, kwargs: dict) -> Any:
+def _offloaded(
+    layer: nn.Module, original: Any, args: tuple, kwargs: dict, streamer: LayerStreamer | None
+) -> Any:
     """Run ``original`` through ``_OffloadedLayer`` with every argument but the hidden states
-    held by a closure; rebuild a tuple output (older transformers) around its hidden states."""
+    held by a closure; rebuild a tuple output (older transformers) around its hidden states.
+    With a ``streamer`` the input stays on the device and the weights come and go instead."""
     if args:
         hidden_states, constants = args[0], {"positional": args[1:], **kwargs}
 
@@ -151,7 +196,8 @@ def _offloaded(layer: nn.Module, original: Any, args: tuple, kwargs: dict) -> An
     needs_grad = any(parameter.requires_grad for parameter in layer.parameters())
     anchor = torch.empty(0, device=hidden_states.device, requires_grad=needs_grad)
     extra_outputs: list = []
-    hidden_out = _OffloadedLayer.apply(run, extra_outputs, hidden_states, anchor)
+    residency = None if streamer is None else partial(streamer.resident, layer)
+    hidden_out = _OffloadedLayer.apply(run, extra_outputs, hidden_states, anchor, residency)
     return (hidden_out, *extra_outputs) if extra_outputs else hidden_out
 
 
@@ -167,20 +213,29 @@ def _check_constant(value: Any, name: str) -> None:
 
 class _OffloadedLayer(torch.autograd.Function):
     """Forward without a graph, the input parked on CPU; backward brings it back and replays
-    the layer, with the same RNG and autocast state, to backpropagate through it."""
+    the layer, with the same RNG and autocast state, to backpropagate through it.
+
+    With ``residency`` (a streamed layer: ``residency(backward=...)`` is the context in which its
+    weights are on the device) the input stays where it is, and forward, and the replay with
+    the backward through it, each run inside that context."""
 
     @staticmethod
-    def forward(ctx: Any, run: Any, extra_outputs: list, hidden: torch.Tensor, anchor: Any) -> Any:
+    def forward(
+        ctx: Any, run: Any, extra_outputs: list, hidden: torch.Tensor, anchor: Any, residency: Any
+    ) -> Any:
         on_cuda = hidden.device.type == "cuda"
-        parked = torch.empty(hidden.shape, dtype=hidden.dtype, device="cpu", pin_memory=on_cuda)
-        # Stream-ordered: the device memory of `hidden` is not reused before the copy is done.
-        parked.copy_(hidden, non_blocking=on_cuda)
-        ctx.run, ctx.parked, ctx.device = run, parked, hidden.device
+        if residency is None:
+            parked = torch.empty(hidden.shape, dtype=hidden.dtype, device="cpu", pin_memory=on_cuda)
+            # Stream-ordered: the device memory of `hidden` is not reused before the copy ends.
+            parked.copy_(hidden, non_blocking=on_cuda)
+        else:
+            parked = hidden.detach()
+        ctx.run, ctx.parked, ctx.device, ctx.residency = run, parked, hidden.device, residency
         ctx.rng_devices = [hidden.device] if on_cuda else []
         ctx.cpu_rng = torch.get_rng_state()
         ctx.device_rng = torch.cuda.get_rng_state(hidden.device) if on_cuda else None
         ctx.autocast = _autocast_state(hidden.device.type)
-        with torch.no_grad():
+        with torch.no_grad(), _resident(residency, backward=False):
             output = run(hidden)
         if isinstance(output, tuple):
             extra_outputs.extend(output[1:])
@@ -191,20 +246,26 @@ class _OffloadedLayer(torch.autograd.Function):
     def backward(ctx: Any, grad_output: torch.Tensor) -> tuple:
         hidden = ctx.parked.to(ctx.device, non_blocking=ctx.device.type == "cuda")
         hidden.requires_grad_(ctx.needs_input_grad[2])
-        with ExitStack() as stack:
-            stack.enter_context(torch.random.fork_rng(devices=ctx.rng_devices))
-            torch.set_rng_state(ctx.cpu_rng)
-            if ctx.device_rng is not None:
-                torch.cuda.set_rng_state(ctx.device_rng, ctx.device)
-            for device_type, kwargs in ctx.autocast:
-                stack.enter_context(torch.autocast(device_type, **kwargs))
-            with torch.enable_grad():
-                output = ctx.run(hidden)
-        if isinstance(output, tuple):
-            output = output[0]
-        if output.requires_grad:
-            torch.autograd.backward(output, grad_output)
-        return None, None, hidden.grad, None
+        # One fetch of a streamed layer's weights serves the replay and the backward through it.
+        with _resident(ctx.residency, backward=True):
+            with ExitStack() as stack:
+                stack.enter_context(torch.random.fork_rng(devices=ctx.rng_devices))
+                torch.set_rng_state(ctx.cpu_rng)
+                if ctx.device_rng is not None:
+                    torch.cuda.set_rng_state(ctx.device_rng, ctx.device)
+                for device_type, kwargs in ctx.autocast:
+                    stack.enter_context(torch.autocast(device_type, **kwargs))
+                with torch.enable_grad():
+                    output = ctx.run(hidden)
+            if isinstance(output, tuple):
+                output = output[0]
+            if output.requires_grad:
+                torch.autograd.backward(output, grad_output)
+        return None, None, hidden.grad, None, None
+
+
+def _resident(residency: Any, *, backward: bool) -> Any:
+    return nullcontext() if residency is None else residency(backward=backward)
 
 
 def _autocast_state(device_type: str) -> list[tuple[str, dict]]:

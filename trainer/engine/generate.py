@@ -34,6 +34,9 @@ unquantised in float32: NF4 is only a little faster there, and only through bits
 inference kernel, which exists on some CPUs and not on others
 (benchmarks/results/generation_cpu.md has the figures). A gain that small is not worth outputs
 that change with the CPU's instruction set: float32 gives the same texts on every machine.
+A base whose NF4 weights do not fit the device (a 70B model on a 24 GB card) is loaded as training
+loads it, layer by layer, and every layer streams its weights from CPU memory for each forward
+(``streaming.py``): slow, since each new token copies the whole model's weights, but it runs.
 
 No Django imports; torch, transformers and peft are imported inside the functions.
 """
@@ -202,19 +205,36 @@ def load_model(
     torch_dtype = getattr(torch, precision.dtype)
 
     tokenizer = load_tokenizer(model_dir, adapter_dir)
-    # Straight onto the device: an 8B model in bf16 is 16 GB that need not pass through host memory.
-    kwargs: dict[str, Any] = {"dtype": torch_dtype, "device_map": {"": precision.device}}
     if precision.quantization == "nf4":
-        kwargs["quantization_config"] = modeling.nf4_config(torch_dtype)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, **kwargs)
+        model = modeling.load_nf4_base(model_dir, precision.device, torch_dtype)
+    else:
+        # Straight onto the device: an 8B model in bf16 is 16 GB that need not pass through
+        # host memory.
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=torch_dtype, device_map={"": precision.device}
+        )
     if adapter_dir is not None:
         from peft import PeftModel
 
         model = PeftModel.from_pretrained(model, adapter_dir, is_trainable=False)
+    stream_parked_layers(model, precision.device)
     model.eval()  # dropout off: greedy outputs must not depend on chance
     return LoadedModel(
         model=model, tokenizer=tokenizer, precision=precision, has_adapter=adapter_dir is not None
     )
+
+
+def stream_parked_layers(model: Any, device: str) -> None:
+    """A base too big for the device came with its layers in CPU memory: every layer streams
+    its weights in for each forward (each new token passes every layer once), the adapter
+    stays on the device."""
+    from trainer.engine import activations, streaming
+
+    if not any(streaming.is_parked(module) for module in model.modules()):
+        return
+    streaming.gather_parameters(model, device)
+    layers = activations.decoder_layers(model)
+    activations.apply_layer_modes(layers, ["stream"] * len(layers), device)
 
 
 def load_tokenizer(model_dir: str | Path, adapter_dir: str | Path | None = None) -> Any:

@@ -14,7 +14,15 @@ plan and gives up speed only where the estimate says the memory is not there, in
    layer and step for a few MiB each, so it comes after the table;
 5. 8-bit AdamW states instead of fp32 ones (the only lever that changes the arithmetic);
 6. AdamW in CPU memory: fp32 master weights and states there, the adapter in bf16 on the
-   device (``host_optimizer.HostAdamW``; the arithmetic is fp32 AdamW's again).
+   device (``host_optimizer.HostAdamW``; the arithmetic is fp32 AdamW's again);
+7. stream the 4-bit weights of as few decoder layers as it takes from CPU memory
+   (``streaming.py``): only where the model does not fit with every lever above, since every
+   step then copies those layers' weights to the device twice (forward; recomputation and
+   backward). The device holds ``STREAM_BUFFERS`` layers' weights instead of theirs, and a
+   streamed layer recomputes from its input, kept on the device. Once layers stream, a few
+   more of them cost less than levers 5 and 6 (a layer's copies mostly overlap compute; a CPU
+   AdamW pass over a 70B adapter's 207 M weights does not), so the plan streams as many as it
+   takes to keep fp32 AdamW on the device, and reaches for 5 and 6 only if that is not enough.
 
 The sizes and timings behind this order (what a layer's copy and its activations weigh, what
 each saves a step) are in benchmarks/results/qlora_gpu_2026-11-29.md.
@@ -38,6 +46,8 @@ HEADROOM = 0.88
 LOSS_CHUNK_TOKENS = 1024
 LEAN_LOSS_CHUNK_TOKENS = 128
 LOSS_BYTES_PER_LOGIT = 4 + 4 + BF16
+# Device buffers a streamed model's layers take turns in: one computing, one being copied.
+STREAM_BUFFERS = 2
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,7 @@ class ModelShape:
     lora_params: int  # trainable adapter weights (fp32)
     lora_inputs_per_layer: int  # sum of the input widths of one block's adapted layers
     element_bytes: int = BF16  # of the compute dtype: activations and dequantised copies
+    quantized_bytes_per_layer: int = 0  # one block's 4-bit weights and quantisation state
 
     @classmethod
     def from_config(cls, config: Any, **measured: int) -> ModelShape:
@@ -91,7 +102,7 @@ class ModelShape:
 
 @dataclass(frozen=True)
 class MemoryPlan:
-    layer_modes: tuple[str, ...]  # per decoder block: "keep", "recompute" or "offload"
+    layer_modes: tuple[str, ...]  # per decoder block: "keep", "recompute", "offload", "stream"
     cached_layers: int  # blocks (from the first) whose weights are also kept dequantised
     embeddings_on_cpu: bool
     optimizer: str  # "adamw", "adamw_8bit" or "adamw_host"
@@ -104,7 +115,8 @@ class MemoryPlan:
         return self.estimated_peak_bytes <= self.budget_bytes
 
     def summary(self) -> dict[str, Any]:
-        counts = {mode: self.layer_modes.count(mode) for mode in ("keep", "recompute", "offload")}
+        modes = ("keep", "recompute", "offload", "stream")
+        counts = {mode: self.layer_modes.count(mode) for mode in modes}
         return {
             **{k: v for k, v in asdict(self).items() if k != "layer_modes"},
             "layers": counts,
@@ -171,18 +183,61 @@ def plan_memory(
     chunked_loss: bool = True,
     checkpointing: str = "auto",
     can_use_host_memory: bool = True,
+    host_layers: int = 0,
 ) -> MemoryPlan:
     """The fastest plan whose estimated peak fits ``budget_bytes``, or the leanest one.
 
     ``tokens`` is the largest micro-batch (batch size × longest sequence); ``loaded_bytes`` what
-    the loaded model and its adapters already take. ``checkpointing`` "on" recomputes every
-    layer and "off" none (the user's choice wins over the estimate); "auto" decides per layer.
-    ``can_use_host_memory``: one process on a GPU may park layer inputs and the optimizer in
-    CPU memory (their hand-made copies do not mix with DDP's gradient hooks).
+    the loaded model and its adapters already take on the device, less the 4-bit weights of
+    ``host_layers`` layers that were loaded into CPU memory (a model too big to load whole).
+    ``checkpointing`` "on" recomputes every layer and "off" none (the user's choice wins over
+    the estimate); "auto" decides per layer. ``can_use_host_memory``: one process on a GPU may
+    park layer inputs, the optimizer and layers' weights in CPU memory (their hand-made copies
+    do not mix with DDP's gradient hooks).
     """
-    layers = shape.layers
-    costs = _costs(shape, tokens, loaded_bytes, dropout, fused, chunked_loss)
-    fixed = costs.fixed + costs.adam_fp32_extra
+    options = (tokens, budget_bytes, dropout, fused, chunked_loss, checkpointing)
+    layer_bytes = shape.quantized_bytes_per_layer
+    whole = loaded_bytes + host_layers * layer_bytes  # every layer's weights on the device
+    plan = _plan(shape, *options, can_use_host_memory, loaded=whole, streamed=0)
+    if plan.fits or checkpointing == "off" or not (can_use_host_memory and layer_bytes):
+        return plan
+    leanest = plan
+    for optimizer_levers in (False, True):
+        for streamed in range(1, shape.layers + 1):
+            loaded = whole - (streamed - min(streamed, STREAM_BUFFERS)) * layer_bytes
+            plan = _plan(
+                shape,
+                *options,
+                can_use_host_memory,
+                loaded=loaded,
+                streamed=streamed,
+                optimizer_levers=optimizer_levers,
+            )
+            if plan.fits:
+                return plan
+            leanest = plan
+    return leanest
+
+
+def _plan(
+    shape: ModelShape,
+    tokens: int,
+    budget_bytes: int,
+    dropout: bool,
+    fused: bool,
+    chunked_loss: bool,
+    checkpointing: str,
+    can_use_host_memory: bool,
+    *,
+    loaded: int,
+    streamed: int,
+    optimizer_levers: bool = True,
+) -> MemoryPlan:
+    """The plan with the last ``streamed`` layers streamed and the levers 1-6 for the rest
+    (1-4 only without ``optimizer_levers``)."""
+    layers = shape.layers - streamed
+    costs = _costs(shape, tokens, loaded, dropout, fused, chunked_loss)
+    fixed = costs.fixed + costs.adam_fp32_extra + streamed * costs.recompute
     chunk, embeddings_on_cpu, optimizer = LOSS_CHUNK_TOKENS, False, "adamw"
 
     if checkpointing == "off":
@@ -206,10 +261,10 @@ def plan_memory(
             excess = fixed + activations - budget_bytes
             offloaded = min(layers, -(-excess // max(1, costs.recompute)))
             activations -= offloaded * costs.recompute
-        if fixed + activations > budget_bytes:
+        if fixed + activations > budget_bytes and optimizer_levers:
             optimizer = "adamw_8bit"
             fixed -= costs.adam_fp32_extra
-        if fixed + activations > budget_bytes and can_use_host_memory:
+        if fixed + activations > budget_bytes and optimizer_levers and can_use_host_memory:
             optimizer = "adamw_host"
             fixed -= costs.host_saving
     peak = fixed + activations
@@ -225,7 +280,7 @@ def plan_memory(
     cached = max(0, min(layers, (budget_bytes - peak) // max(1, costs.cache)))
     peak += cached * costs.cache
     modes = ("keep",) * kept + ("recompute",) * (layers - kept - offloaded)
-    modes += ("offload",) * offloaded
+    modes += ("offload",) * offloaded + ("stream",) * streamed
     return MemoryPlan(
         layer_modes=modes,
         cached_layers=cached,

@@ -71,18 +71,54 @@ def load_qlora_model(model_dir: Path | str, config: TrainConfig, device: str) ->
     ``prepare_model_for_kbit_training`` would copy it to fp32, which on a GPU costs memory (2 GB
     for Llama-3.1-8B's two vocabulary tables) and time (an fp32 residual stream) for nothing,
     since autocast runs the matrix products in bf16 anyway.
-    """
-    import torch
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
 
-    dtype = compute_dtype(device)
-    model = AutoModelForCausalLM.from_pretrained(
+    A model too big for the device is loaded with its layers in CPU memory (``load_nf4_base``):
+    the memory plan then streams them, or brings back those it finds room for.
+    """
+    return add_lora(load_nf4_base(model_dir, device, compute_dtype(device)), config)
+
+
+def load_nf4_base(model_dir: Path | str, device: str, dtype: Any) -> Any:
+    """The base model in NF4 on ``device``, computing in ``dtype``, for training and generation.
+
+    A model whose 4-bit weights would not fit the device's memory (``nf4_bytes``) is loaded
+    one decoder layer at a time, each layer's weights quantised on the device and parked in CPU
+    memory (``layerwise.load_layerwise``); ``streaming.is_parked`` tells its layers.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    estimate = nf4_bytes(read_fingerprint(model_dir))
+    if estimate is not None and estimate > memory_budget(device):
+        from trainer.engine.layerwise import CheckpointWeights, load_layerwise
+
+        base_config = AutoConfig.from_pretrained(str(model_dir))
+        return load_layerwise(base_config, CheckpointWeights(model_dir), device, dtype)
+    return AutoModelForCausalLM.from_pretrained(
         str(model_dir),
         quantization_config=nf4_config(dtype),
         dtype=dtype,
         device_map={"": device},
     )
+
+
+def nf4_bytes(fingerprint: dict[str, Any] | None) -> int | None:
+    """Roughly what a Llama-like model takes loaded in NF4 with double quantisation: its
+    decoder linears at 4 bits and one absmax byte per 64 weights, its vocabulary tables in the
+    compute dtype. None where the config is not at hand (a hub id) or lacks a width."""
+    if fingerprint is None or None in fingerprint.values():
+        return None
+    h, i = fingerprint["hidden_size"], fingerprint["intermediate_size"]
+    kv = h // fingerprint["num_attention_heads"] * fingerprint["num_key_value_heads"]
+    linears = fingerprint["num_hidden_layers"] * (2 * h * h + 2 * h * kv + 3 * h * i)
+    return int(linears * (0.5 + 1 / 64)) + 2 * 2 * fingerprint["vocab_size"] * h
+
+
+def add_lora(model: Any, config: TrainConfig) -> Any:
+    """Freeze a loaded NF4 base and put LoRA adapters (seeded by ``config.seed``) on it; the
+    peft model comes back in training mode."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
     model.config.use_cache = False  # the KV cache only serves generation
     keep_cpu_weights_differentiable(model)
     for parameter in model.parameters():
@@ -122,42 +158,63 @@ def prepare_for_training(
 ) -> tuple[MemoryPlan, OutputHead | None]:
     """Plan memory for micro-batches of up to ``tokens`` tokens and apply the plan.
 
-    Fused RMSNorm/SwiGLU where the architecture is known, per-layer activation handling,
-    dequantised weight copies, the embedding table's place, and (for ``PLAIN_HEAD_MODELS``) an
-    output layer that returns hidden states so the loss can apply it in chunks; the head is
-    None where the model's own logits must be used.
+    Fused RMSNorm/SwiGLU where the architecture is known, per-layer activation handling (and
+    weight streaming), dequantised weight copies, the embedding table's place, and (for
+    ``PLAIN_HEAD_MODELS``) an output layer that returns hidden states so the loss can apply it
+    in chunks; the head is None where the model's own logits must be used.
     """
-    from trainer.engine import activations, kernels, weights
+    from trainer.engine import activations, weights
 
+    plan = plan_for_training(model, config, device, tokens=tokens, world_size=world_size)
     base = model.get_base_model()
-    chunked_loss = type(base).__name__ in PLAIN_HEAD_MODELS
-    fused = kernels.patch_llama_modules(model) > 0
-    kernels.fuse_lora_forward(model)
     layers = activations.decoder_layers(model)
-    shape = model_shape(model, layers, element_bytes=compute_dtype(device).itemsize)
-    plan = plan_memory(
-        shape,
-        tokens=tokens,
-        loaded_bytes=allocated_bytes(device),
-        budget_bytes=memory_budget(device),
-        dropout=config.dropout > 0,
-        fused=fused,
-        chunked_loss=chunked_loss,
-        checkpointing=config.gradient_checkpointing,
-        can_use_host_memory=world_size == 1 and device.startswith("cuda"),
-    )
-    activations.apply_layer_modes(layers, plan.layer_modes)
-    weights.cache_dequantized(layers[: plan.cached_layers], compute_dtype(device))
+    activations.apply_layer_modes(layers, plan.layer_modes, device)
+    # A streamed layer's weights visit the device; a dequantised copy would stay there.
+    resident = [
+        layer for layer, mode in zip(layers, plan.layer_modes, strict=True) if mode != "stream"
+    ]
+    weights.cache_dequantized(resident[: plan.cached_layers], compute_dtype(device))
     if plan.embeddings_on_cpu:
         weights.embeddings_to_cpu(base.get_input_embeddings())
-    if not chunked_loss:
+    if type(base).__name__ not in PLAIN_HEAD_MODELS:
         return plan, None
     head = base.get_output_embeddings()
     weights.output_layer_passthrough(head)
     return plan, OutputHead(weight=head.weight, chunk_tokens=plan.loss_chunk_tokens)
 
 
+def plan_for_training(
+    model: Any, config: TrainConfig, device: str, *, tokens: int, world_size: int
+) -> MemoryPlan:
+    """The memory plan ``prepare_for_training`` applies, for micro-batches of ``tokens``.
+
+    Patches the fused kernels first (the plan counts on what they save; patching again
+    changes nothing). Layers whose 4-bit weights were loaded into CPU memory
+    (``streaming.park``) count as such: the plan streams at least as many, or brings them back.
+    """
+    from trainer.engine import activations, kernels, streaming
+
+    fused = kernels.patch_llama_modules(model) > 0
+    kernels.fuse_lora_forward(model)
+    layers = activations.decoder_layers(model)
+    streaming.gather_parameters(model, device)
+    shape = model_shape(model, layers, element_bytes=compute_dtype(device).itemsize)
+    return plan_memory(
+        shape,
+        tokens=tokens,
+        loaded_bytes=allocated_bytes(device),
+        budget_bytes=memory_budget(device),
+        dropout=config.dropout > 0,
+        fused=fused,
+        chunked_loss=type(model.get_base_model()).__name__ in PLAIN_HEAD_MODELS,
+        checkpointing=config.gradient_checkpointing,
+        can_use_host_memory=world_size == 1 and device.startswith("cuda"),
+        host_layers=sum(streaming.is_parked(layer) for layer in layers),
+    )
+
+
 def model_shape(model: Any, layers: list[Any], *, element_bytes: int) -> ModelShape:
+    from trainer.engine.streaming import storage_bytes
     from trainer.engine.weights import quantized_linears
 
     def size(linear: Any) -> int:
@@ -173,6 +230,7 @@ def model_shape(model: Any, layers: list[Any], *, element_bytes: int) -> ModelSh
         lora_params=trainable,
         lora_inputs_per_layer=sum(m.in_features for m in adapted),
         element_bytes=element_bytes,
+        quantized_bytes_per_layer=storage_bytes(block),
     )
 
 

@@ -43,8 +43,10 @@ def build_tokenizer() -> Any:
     return tokenizer
 
 
-def build_tiny_model(directory: Path, *, seed: int = 0, vocab_size: int | None = None) -> Path:
-    """A 2-layer Llama with 64-wide layers (bitsandbytes quantises in blocks of 64)."""
+def build_tiny_model(
+    directory: Path, *, seed: int = 0, vocab_size: int | None = None, layers: int = 2
+) -> Path:
+    """A Llama of 2 (or ``layers``) 64-wide layers (bitsandbytes quantises in blocks of 64)."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -54,7 +56,7 @@ def build_tiny_model(directory: Path, *, seed: int = 0, vocab_size: int | None =
         vocab_size=vocab_size or len(tokenizer),
         hidden_size=64,
         intermediate_size=128,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=128,

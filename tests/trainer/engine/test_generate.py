@@ -176,3 +176,24 @@ def test_smollm2_with_a_random_adapter(tmp_path_factory, smollm2_dir):
     assert "Paris" in base[0].text
     assert texts(base) != texts(adapted)
     assert all(0 < r.token_count <= 16 for r in base)
+
+
+def test_a_base_too_big_for_the_device_streams_and_answers_the_same(tiny, monkeypatch):
+    from trainer.engine import modeling
+    from trainer.engine.activations import decoder_layers, layer_modes
+
+    model_dir, adapter_dir = tiny
+    nf4 = {"adapter_dir": adapter_dir, "device": "cpu", "quantization": "nf4"}
+    resident = generation.load_model(model_dir, **nf4)
+    # The same CPU kernels as the streamed layers, which never take bitsandbytes' repacked one.
+    modeling.keep_cpu_weights_differentiable(resident.model)
+    monkeypatch.setattr(modeling, "memory_budget", lambda device: 1024)
+    streamed = generation.load_model(model_dir, **nf4)
+    layers = decoder_layers(streamed.model)
+    assert layer_modes(layers) == ["stream"] * len(layers)
+    for use_adapter in (False, True):
+        expected = generation.generate(
+            resident, CONVERSATIONS, decoding=GREEDY, use_adapter=use_adapter
+        )
+        got = generation.generate(streamed, CONVERSATIONS, decoding=GREEDY, use_adapter=use_adapter)
+        assert texts(got) == texts(expected)

@@ -7,6 +7,7 @@ from trainer.engine.memory_plan import (
     LEAN_LOSS_CHUNK_TOKENS,
     LOSS_BYTES_PER_LOGIT,
     LOSS_CHUNK_TOKENS,
+    STREAM_BUFFERS,
     ModelShape,
     plan_memory,
 )
@@ -197,3 +198,92 @@ def test_the_optimizer_moves_to_cpu_memory_last_and_only_for_one_gpu_process():
     assert last.optimizer == "adamw_host" and last.fits
     assert last.estimated_peak_bytes < plan(6.1).estimated_peak_bytes
     assert plan(5.7, can_use_host_memory=False).optimizer == "adamw_8bit"
+
+
+# Llama-3.1-70B as the planner sees it: its 4-bit layers loaded into CPU memory (host_layers),
+# so what is loaded on the device is the bf16 embeddings and output layer, the norms and the
+# fp32 adapters.
+LLAMA_70B = ModelShape(
+    hidden=8192,
+    intermediate=28672,
+    layers=80,
+    kv_dim=1024,
+    vocab=128256,
+    tied_embeddings=False,
+    quantized_params_per_layer=855_638_016,
+    largest_linear_params=234_881_024,
+    lora_params=207_093_760,
+    lora_inputs_per_layer=77_824,
+    quantized_bytes_per_layer=441_415_168,
+)
+LOADED_70B = int(4.7 * GIB)
+
+
+def plan_70b(budget_gib: float, tokens: int = 2048, shape=LLAMA_70B, **options):
+    options.setdefault("host_layers", 80)
+    return plan_memory(
+        shape,
+        tokens=tokens,
+        loaded_bytes=LOADED_70B,
+        budget_bytes=int(budget_gib * GIB),
+        dropout=False,
+        fused=True,
+        **options,
+    )
+
+
+def test_a_model_that_fits_streams_nothing():
+    streaming_8b = ModelShape(**{**LLAMA_8B.__dict__, "quantized_bytes_per_layer": 115_000_000})
+    for budget in (120, 24, 7, 5.7):
+        chosen = plan_memory(
+            streaming_8b,
+            tokens=2048,
+            loaded_bytes=LOADED_8B,
+            budget_bytes=int(budget * GIB),
+            dropout=False,
+            fused=True,
+        )
+        assert chosen.fits and "stream" not in chosen.layer_modes
+    roomy = plan_70b(70)
+    assert roomy.fits and "stream" not in roomy.layer_modes
+
+
+def test_70b_on_a_24_gib_card_streams_part_of_the_model_and_fits():
+    chosen = plan_70b(24 * 0.88)
+    streamed = chosen.layer_modes.count("stream")
+    assert chosen.fits and 0 < streamed < 80
+    # Streamed layers come last, after the resident ones, and never get a bf16 copy.
+    assert chosen.layer_modes[-streamed:] == ("stream",) * streamed
+    assert chosen.cached_layers <= 80 - streamed
+    assert chosen.summary()["layers"]["stream"] == streamed
+    assert chosen.embeddings_on_cpu and "offload" in chosen.layer_modes
+
+
+def test_streaming_a_few_more_layers_comes_before_the_optimizer_levers():
+    chosen = plan_70b(24 * 0.88)
+    assert chosen.optimizer == "adamw"
+    # Where every layer it could stream is not enough, the optimizer levers come after all.
+    larger_batch = plan_70b(24 * 0.88, tokens=4 * 2048)
+    assert larger_batch.fits and larger_batch.optimizer == "adamw_host"
+    assert larger_batch.layer_modes.count("stream") > chosen.layer_modes.count("stream")
+
+
+def test_less_memory_streams_more_layers():
+    streamed = [plan_70b(b).layer_modes.count("stream") for b in (60, 40, 30, 21)]
+    assert streamed == sorted(streamed) and streamed[0] < streamed[-1]
+
+
+def test_the_estimate_holds_the_stream_buffers_not_the_streamed_layers():
+    # A budget nothing fits: every layer streams; a layer twice the size costs two buffers'
+    # worth more, not eighty layers' worth.
+    bigger = ModelShape(**{**LLAMA_70B.__dict__, "quantized_bytes_per_layer": 2 * 441_415_168})
+    small, large = plan_70b(4), plan_70b(4, shape=bigger)
+    assert small.layer_modes == large.layer_modes == ("stream",) * 80
+    difference = large.estimated_peak_bytes - small.estimated_peak_bytes
+    assert difference == STREAM_BUFFERS * 441_415_168
+
+
+def test_layers_stream_only_from_one_gpu_process_that_may_recompute():
+    assert "stream" not in plan_70b(24 * 0.88, can_use_host_memory=False).layer_modes
+    assert "stream" not in plan_70b(24 * 0.88, checkpointing="off").layer_modes
+    assert set(plan_70b(24 * 0.88, checkpointing="on").layer_modes) == {"recompute", "stream"}

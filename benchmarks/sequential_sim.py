@@ -25,19 +25,23 @@ up to 500 on 20,000 fair coins, stopping at the first p < 0.05.
 A third design, *sequential + adaptive* (``evalhub.analysis.allocation``): a pool of as many
 prompts as the uniform sequential design can reach at its cap (cap / overlap), each with a
 metric prediction, and the same six raters. The full prompt × rater table of outcomes is drawn
-first (same effects and ties); the study draws comparisons by the allocation's probabilities
-and a rater uniformly, pays only for cells not yet judged, reads the betting sequence over the
-weighted estimates after every draw, and stops at its first verdict or at the uniform design's
-cap of distinct judgments. Its truth is that table's mean (what its verdict is about); against
-the population rate too, for transparency. The metric difference of a prompt is its logit
-(centre + prompt effect) plus noise, negated on a random fifth of the prompts (metric and
-experts disagree there); predictions by ``evalhub.analysis.ppi.metric_predictions``. Ablations:
-``EXPLORATION`` monkeypatched to 1 (uniform draws, the same difference estimator: what the
-metric's estimator gives without the targeting), every prediction ½ (the targeting without a
-metric), and a stronger prompt effect (SD 1.5: clearer cases), with the uniform sequential
-design run at that effect too for the ratio.
+first (same effects and ties); the study draws comparisons by ``allocation.design`` on the
+judgments before each draw and a rater uniformly, pays only for cells not yet judged, reads the
+betting sequence over the weighted estimates, and stops at its first verdict or at the uniform
+design's cap of distinct judgments. Its truth is that table's mean (what its verdict is
+about); against the population rate too, for transparency. The metric difference of a prompt
+is its logit (centre + prompt effect) plus noise, negated on a random fifth of the prompts
+(metric and experts disagree there); predictions by ``evalhub.analysis.ppi.metric_predictions``.
+Two scenarios (``SCENARIOS``): *disagreement*, clear prompts (prompt SD 2.0: on the four
+fifths where the metric agrees, the experts' outcome is nearly settled and predicted), and
+*mild*, the effects of the designs above (prompt SD 0.5: every prompt close to a coin flip).
+Each is compared with the uniform sequential design (about the panel) at its own prompt SD.
+Ablation: ``EXPLORATION`` monkeypatched to 1 (uniform draws, the same calibrated estimator:
+what the metric gives without the targeting).
 
-Writes benchmarks/results/sequential_sim.json. Run: python benchmarks/sequential_sim.py
+Writes benchmarks/results/sequential_sim.json. Run: python benchmarks/sequential_sim.py;
+``--adaptive`` reruns only the adaptive designs (and the uniform sequential rows they are
+compared with) and replaces that section of the JSON, keeping the rest.
 """
 
 import json
@@ -89,18 +93,14 @@ PANEL_PROMPTS = np.random.default_rng(0).standard_normal(20_000)
 ADAPTIVE_STUDIES = 200
 DISAGREE_SHARE = 0.2
 METRIC_NOISE_SD = 0.25  # logit scale, added to a prompt's logit before the fifth is negated
-STRONG_PROMPT_SD = 1.5
-# (name, exploration ε, prompt SD, with the metric's predictions): the allocation as shipped,
-# uniform draws with the same estimator, targeting with a metric that predicts nothing (every
-# prediction ½), clearer cases. The ablations skip 45 % and 55 %, where every design reaches
-# the cap undecided in most studies (the first design's rows show them).
-ADAPTIVE_VARIANTS = (
-    ("adaptive", allocation.EXPLORATION, PROMPT_SD, True),
-    ("uniform_draws", 1.0, PROMPT_SD, True),
-    ("no_metric", allocation.EXPLORATION, PROMPT_SD, False),
-    ("adaptive_strong_prompts", allocation.EXPLORATION, STRONG_PROMPT_SD, True),
+# (name, prompt SD on the logit scale, true rates): the issue's scenario and the mild one.
+SCENARIOS = (
+    ("disagreement", 2.0, (0.50, 0.55, 0.60, 0.65, 0.70)),
+    ("mild", PROMPT_SD, (0.50, 0.60, 0.65, 0.70)),
 )
-ABLATION_RATES = (0.50, 0.60, 0.65, 0.70)
+# The ablation (uniform draws, ε = 1) at the rates where most studies decide.
+ABLATION_RATES = (0.60, 0.65, 0.70)
+CHUNK = 50
 OUT = Path(__file__).parent / "results" / "sequential_sim.json"
 
 
@@ -231,70 +231,50 @@ def run_rate(args) -> dict:
 
 
 def adaptive_study(
-    table: np.ndarray,
-    predictions: dict[int, float],
-    cap: int,
-    rng: np.random.Generator,
-    *,
-    check: bool = False,
+    table: np.ndarray, predictions: dict[int, float], cap: int, rng: np.random.Generator
 ) -> tuple[str, int, int]:
     """One adaptive study on a prompt × rater table of outcomes: its verdict, the distinct
     judgments it had paid for when it stopped (its first verdict, or ``cap`` judgments) and
-    the draws it had made by then (a draw of a cell judged before reuses it).
-
-    The allocation's probabilities are kept up to date incrementally here (the per-comparison
-    sums of squared residuals) rather than recomputed from the whole history at every draw,
-    which is what ``allocation.probabilities`` does and what makes it too slow for thousands of
-    studies; with ``check``, a few draws are checked against it."""
+    the draws it had made by then (a draw of a cell judged before reuses it). Each draw comes
+    from ``allocation.design`` on the judgments before it, as the service makes it; the
+    sequence is read every ``CHUNK`` draws and the first deciding draw found in the chunk."""
     n, raters = table.shape
     f = np.array([predictions[i] for i in range(n)])
     centre = allocation.prediction_mean(predictions)
-    exploration = allocation.EXPLORATION
-    totals, counts = np.zeros(n), np.zeros(n)
     seen = np.zeros(table.shape, dtype=bool)
-    judged: list[tuple[int, float]] = []
+    items: list[int] = []
+    values: list[float] = []
     draws, outcomes, paid = [], [], []
-    while len(judged) < cap:
-        overall = (allocation.PRIOR_SQUARED_RESIDUAL + totals.sum()) / (1 + counts.sum())
-        spread = np.sqrt(
-            (totals + allocation.PRIOR_JUDGMENTS * overall) / (counts + allocation.PRIOR_JUDGMENTS)
-        )
-        q = (1 - exploration) * spread / spread.sum() + exploration / n
-        if check and len(draws) in (0, 50, 300):
-            reference = allocation.probabilities(predictions, judged)
-            assert np.allclose(q, [reference[i] for i in range(n)], rtol=0, atol=1e-12)
+    while True:
+        plan = allocation.design(f, np.array(items, dtype=int), np.array(values))
+        q = plan.probabilities
         item = min(int(np.searchsorted(np.cumsum(q), rng.random() * q.sum())), n - 1)
         rater = int(rng.integers(raters))
         y = float(table[item, rater])
         if not seen[item, rater]:
             seen[item, rater] = True
-            totals[item] += (y - f[item]) ** 2
-            counts[item] += 1
-            judged.append((item, y))
-        draws.append(
-            allocation.Draw(
-                item=item,
-                rater=rater,
-                weight=1 / (n * q[item]),
-                low=centre - float((f / (n * q)).max()),
-                high=centre + float(((1 - f) / (n * q)).max()),
-            )
-        )
+            items.append(item)
+            values.append(y)
+        draws.append(plan.draw(item, item, rater))
         outcomes.append(y)
-        paid.append(len(judged))
-    z = allocation.estimates(draws, outcomes, predictions)
-    low, high = confidence_sequence(
-        z,
-        alpha=ALPHA,
-        lower=[d.low for d in draws],
-        upper=[d.high for d in draws],
-        centre=centre,
-    )
-    decided = (
-        (low > 0.5) | (high < 0.5) | ((low > 0.5 - DEFAULT_MARGIN) & (high < 0.5 + DEFAULT_MARGIN))
-    )
-    at = int(decided.argmax()) if decided.any() else len(low) - 1
-    return verdict_of(low[at], high[at], margin=DEFAULT_MARGIN), paid[at], at + 1
+        paid.append(len(items))
+        if len(draws) % CHUNK and len(items) < cap:
+            continue
+        low, high = confidence_sequence(
+            allocation.estimates(draws, outcomes),
+            alpha=ALPHA,
+            lower=[d.low for d in draws],
+            upper=[d.high for d in draws],
+            centre=centre,
+        )
+        decided = (
+            (low > 0.5)
+            | (high < 0.5)
+            | ((low > 0.5 - DEFAULT_MARGIN) & (high < 0.5 + DEFAULT_MARGIN))
+        )
+        if decided.any() or len(items) >= cap:
+            at = int(decided.argmax()) if decided.any() else len(low) - 1
+            return verdict_of(low[at], high[at], margin=DEFAULT_MARGIN), paid[at], at + 1
 
 
 def metric_differences(logits: np.ndarray, rng: np.random.Generator) -> dict[int, float]:
@@ -306,7 +286,7 @@ def metric_differences(logits: np.ndarray, rng: np.random.Generator) -> dict[int
 
 
 def run_adaptive(args) -> dict:
-    rate, cap, variant, exploration, prompt_sd, with_metric = args
+    scenario, rate, cap, variant, exploration, prompt_sd = args
     allocation.EXPLORATION = exploration  # the ablation's switch: the module reads it per draw
     rng = np.random.default_rng([SEED, int(rate * 1000), int(prompt_sd * 10), 7])
     effects_sd = (prompt_sd, RATER_SD)
@@ -314,25 +294,23 @@ def run_adaptive(args) -> dict:
     mu = 0.5 + (1 - TIE_RATE) * (rate - 0.5)
     prompts = cap // OVERLAP
     studies, truths, drawn = [], [], []
-    for study in range(ADAPTIVE_STUDIES):
+    for _ in range(ADAPTIVE_STUDIES):
         logits = shift + rng.normal(0, prompt_sd, prompts)
         rater_effect = rng.normal(0, RATER_SD, RATERS)
         p_win = expit(logits[:, None] + rater_effect[None, :])
         tie = rng.random(p_win.shape) < TIE_RATE
         table = np.where(tie, 0.5, (rng.random(p_win.shape) < p_win).astype(float))
         predictions = metric_predictions(metric_differences(logits, rng))
-        if not with_metric:
-            predictions = dict.fromkeys(predictions, 0.5)
-        verdict, judgments, draws = adaptive_study(table, predictions, cap, rng, check=study == 0)
+        verdict, judgments, draws = adaptive_study(table, predictions, cap, rng)
         truths.append(float(table.mean()))
         studies.append((verdict, judgments, float(table.mean())))
         drawn.append(draws)
     n = np.array([j for _, j, _ in studies])
     verdicts = [v for v, _, _ in studies]
     return {
+        "scenario": scenario,
         "design": variant,
         "exploration": exploration,
-        "metric_predictions": with_metric,
         "true_win_rate": rate,
         "prompt_effect_sd_logit": prompt_sd,
         "rater_effect_sd_logit": RATER_SD,
@@ -360,30 +338,57 @@ def naive_peeking(coins: int = 20_000, horizon: int = 500, start: int = 10) -> f
     return float((np.abs(z[:, start - 1 :]) > z_crit).any(axis=1).mean())
 
 
-def adaptive_result(uniform: list[dict], strong: list[dict], adaptive: list[dict]) -> dict:
-    """The adaptive rows by design, each with its median against the uniform sequential
-    design's (about the panel) at the same rate and prompt effect."""
-    by_design: dict[str, list[dict]] = {}
-    for row in adaptive:
-        baseline = strong if row["prompt_effect_sd_logit"] == STRONG_PROMPT_SD else uniform
-        match = next(b for b in baseline if b["true_win_rate"] == row["true_win_rate"])
-        uniform_median = match["sequential"]["median_judgments"]
-        row["uniform_sequential_median_judgments"] = uniform_median
-        row["median_vs_uniform"] = row["median_judgments"] / uniform_median
-        by_design.setdefault(row["design"], []).append(row)
-    return {
+def adaptive_jobs(fixed_n: int) -> tuple[list[tuple], list[tuple]]:
+    """The uniform sequential rows (about the panel) and the adaptive runs of every scenario;
+    the adaptive runs that reach the cap most often first, so the two processes end together."""
+    cap = CAP_FACTOR * fixed_n
+    uniform = [
+        (rate, fixed_n, (prompt_sd, RATER_SD), "panel")
+        for _, prompt_sd, rates in SCENARIOS
+        for rate in rates
+    ]
+    adaptive = [
+        (name, rate, cap, variant, exploration, prompt_sd)
+        for name, prompt_sd, rates in SCENARIOS
+        for variant, exploration in (
+            ("adaptive", allocation.EXPLORATION),
+            ("uniform_draws", 1.0),
+        )
+        for rate in rates
+        if variant == "adaptive" or rate in ABLATION_RATES
+    ]
+    return uniform, sorted(adaptive, key=lambda job: job[1])
+
+
+def adaptive_result(uniform: list[dict], adaptive: list[dict], fixed_n: int) -> dict:
+    """Per scenario: the uniform sequential rows, and the adaptive rows by design, each with
+    its median against the uniform design's at the same rate and prompt effect."""
+    result: dict = {
         "settings": {
             "studies_per_rate": ADAPTIVE_STUDIES,
-            "prompts": CAP_FACTOR * uniform[0]["fixed"]["judgments"] // OVERLAP,
-            "judgment_cap": CAP_FACTOR * uniform[0]["fixed"]["judgments"],
+            "uniform_studies_per_rate": STUDIES,
+            "prompts": CAP_FACTOR * fixed_n // OVERLAP,
+            "judgment_cap": CAP_FACTOR * fixed_n,
             "disagree_share": DISAGREE_SHARE,
             "metric_noise_sd_logit": METRIC_NOISE_SD,
             "exploration": allocation.EXPLORATION,
+            "bands": allocation.BANDS,
+            "band_prior_judgments": allocation.BAND_PRIOR_JUDGMENTS,
             "prior_judgments": allocation.PRIOR_JUDGMENTS,
+            "slope_prior": allocation.SLOPE_PRIOR,
         },
-        "uniform_sequential_strong_prompts": strong,
-        **by_design,
     }
+    for name, prompt_sd, _ in SCENARIOS:
+        baseline = [u for u in uniform if u["prompt_effect_sd_logit"] == prompt_sd]
+        scenario: dict = {"prompt_effect_sd_logit": prompt_sd, "uniform_sequential": baseline}
+        for row in (r for r in adaptive if r["scenario"] == name):
+            match = next(b for b in baseline if b["true_win_rate"] == row["true_win_rate"])
+            uniform_median = match["sequential"]["median_judgments"]
+            row["uniform_sequential_median_judgments"] = uniform_median
+            row["median_vs_uniform"] = row["median_judgments"] / uniform_median
+            scenario.setdefault(row["design"], []).append(row)
+        result[name] = scenario
+    return result
 
 
 def machine() -> dict:
@@ -398,6 +403,7 @@ def machine() -> dict:
 
 def main() -> None:
     started = time.time()
+    only_adaptive = "--adaptive" in sys.argv[1:]
     plan = plan_study(win_rate=0.6, tie_rate=TIE_RATE, overlap=OVERLAP, raters=RATERS)
     jobs = [
         (rate, plan.judgments, effects, scope)
@@ -405,19 +411,22 @@ def main() -> None:
         for rate, effects in [(r, (PROMPT_SD, RATER_SD)) for r in TRUE_RATES]
         + [(0.5, e) for e in ABLATION]
     ]
-    cap = CAP_FACTOR * plan.judgments
-    strong = [
-        (rate, plan.judgments, (STRONG_PROMPT_SD, RATER_SD), "panel") for rate in ABLATION_RATES
-    ]
-    adaptive_jobs = [
-        (rate, cap, variant, exploration, prompt_sd, with_metric)
-        for variant, exploration, prompt_sd, with_metric in ADAPTIVE_VARIANTS
-        for rate in (TRUE_RATES if variant == "adaptive" else ABLATION_RATES)
-    ]
+    uniform_jobs, adaptive_runs = adaptive_jobs(plan.judgments)
     with multiprocessing.Pool(2) as pool:
-        rows = pool.map(run_rate, jobs + strong)
-        adaptive_rows = pool.map(run_adaptive, adaptive_jobs)
-    rows, strong_rows = rows[: len(jobs)], rows[len(jobs) :]
+        rows = pool.map(run_rate, ([] if only_adaptive else jobs) + uniform_jobs)
+        adaptive_rows = pool.map(run_adaptive, adaptive_runs, chunksize=1)
+    adaptive = adaptive_result(rows[len(rows) - len(uniform_jobs) :], adaptive_rows, plan.judgments)
+    run = {
+        "machine": machine(),
+        "wall_seconds": round(time.time() - started, 1),
+        "cpu_seconds": round(sum(os.times()[:4]), 1),
+    }
+    if only_adaptive:
+        result = json.loads(OUT.read_text())
+        result["adaptive"] = {**adaptive, "run": {"command": " ".join(sys.argv), **run}}
+        OUT.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result["adaptive"], indent=2))
+        return
     per_scope = len(TRUE_RATES) + len(ABLATION)
     result = {
         "benchmark": "sequential_sim",
@@ -446,11 +455,9 @@ def main() -> None:
             }
             for i, scope in enumerate(SCOPES)
         },
-        "adaptive": adaptive_result(rows[: len(TRUE_RATES)], strong_rows, adaptive_rows),
+        "adaptive": adaptive,
         "naive_peeking_false_positive_rate": naive_peeking(),
-        "machine": machine(),
-        "wall_seconds": round(time.time() - started, 1),
-        "cpu_seconds": round(sum(os.times()[:4]), 1),
+        **run,
     }
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

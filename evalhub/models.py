@@ -326,12 +326,16 @@ class Assignment(models.Model):
 class Draw(models.Model):
     """One draw of an adaptive study: the comparison and rater it chose (through
     ``assignment``, which several draws share when they land on a cell already given out),
-    the weight 1 / (N q) and the bounds of its estimate (``evalhub.analysis.allocation``)."""
+    the weight 1 / (N q), the calibrated prediction of that comparison and the mean over all
+    comparisons at the time of the draw, and the bounds of its estimate
+    (``evalhub.analysis.allocation``)."""
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="draws")
     number = models.PositiveIntegerField()
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="draws")
     weight = models.FloatField()
+    prediction = models.FloatField()
+    centre = models.FloatField()
     low = models.FloatField()
     high = models.FloatField()
     created_at = models.DateTimeField(auto_now_add=True)

@@ -351,6 +351,8 @@ def _adaptive_sequential(study: Study, outcomes: list) -> Sequential:
         "number",
         "created_at",
         "weight",
+        "prediction",
+        "centre",
         "low",
         "high",
         "assignment__comparison_id",
@@ -358,11 +360,19 @@ def _adaptive_sequential(study: Study, outcomes: list) -> Sequential:
         "assignment__judgment__created_at",
     )
     completed = []
-    for number, made, weight, low, high, item, rater, judged in rows:
+    for number, made, weight, prediction, centre, low, high, item, rater, judged in rows:
         if (item, rater) not in value:
             continue
         at = max(made, judged)
-        draw = allocation.Draw(item=item, rater=rater, weight=weight, low=low, high=high)
+        draw = allocation.Draw(
+            item=item,
+            rater=rater,
+            weight=weight,
+            prediction=prediction,
+            centre=centre,
+            low=low,
+            high=high,
+        )
         completed.append((at, number, draw, value[(item, rater)]))
     completed.sort(key=lambda row: (row[0], row[1]))
     judgments = [bisect.bisect_right(judged_at, at) for at, *_ in completed]

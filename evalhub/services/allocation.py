@@ -127,6 +127,8 @@ def _draw_for(study: Study, rater: AbstractBaseUser) -> Assignment | None:
             number=number,
             assignment=cell,
             weight=drawn.weight,
+            prediction=drawn.prediction,
+            centre=drawn.centre,
             low=drawn.low,
             high=drawn.high,
         )

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from evalhub.analysis.allocation import EXPLORATION, probabilities
+from evalhub.analysis.allocation import EXPLORATION, probabilities, study_design
 from evalhub.analysis.sequential import ADAPTER_BETTER
 from evalhub.models import Allocation, Assignment, Draw, Study, StudyStatus
 from evalhub.selectors.studies import (
@@ -69,6 +69,28 @@ def test_an_adaptive_study_gives_out_nothing_until_a_rater_asks_then_one_item_ea
     assert numbers == list(range(len(numbers)))
 
 
+def test_each_draw_keeps_the_calibrated_prediction_it_was_made_with():
+    study, (ada,), _ = adaptive(raters=1)  # every draw lands on her
+    first = next_for(study, ada)
+    predictions = dict(study.comparisons.filter(is_gold=False).values_list("id", "prediction"))
+    predictions = {k: 0.5 if v is None else v for k, v in predictions.items()}
+    made = Draw.objects.filter(study=study).order_by("number")
+    # Before any judgment the metric is taken as it is.
+    assert [(d.prediction, d.centre) for d in made] == [
+        (predictions[d.assignment.comparison_id], sum(predictions.values()) / 12) for d in made
+    ]
+    judge(first)
+    before = made.count()
+    next_for(study, ada)
+    later = Draw.objects.filter(study=study, number__gte=before)
+    expected = study_design(predictions, [(first.comparison_id, 1.0)])[1].calibrated
+    items = sorted(predictions)
+    assert later.exists()
+    for d in later:
+        assert d.prediction == pytest.approx(expected[items.index(d.assignment.comparison_id)])
+        assert d.centre == pytest.approx(expected.mean())
+
+
 def test_no_rater_sees_a_comparison_twice_and_each_sees_each_side_evenly():
     study, raters, _ = adaptive(prompts=6, raters=3)
     for _ in range(8):
@@ -104,6 +126,8 @@ def test_the_verdict_reads_the_draws_and_a_self_stopping_study_pauses():
     rounds = 0
     while study.status == StudyStatus.OPEN and rounds < 60:
         for rater in raters:
+            if study.status != StudyStatus.OPEN:  # decided by the other rater's judgment
+                break
             item = next_for(study, rater)
             if item is not None:
                 judge(item)

@@ -1,5 +1,10 @@
 """Migrations move what users stored: a database made before systems were known by their
-fields keeps every system, output and comparison, with each one's identity in its fields."""
+fields keeps every system, output and comparison, with each one's identity in its fields;
+draws made before adaptive allocation calibrated the metric keep the prediction they used."""
+
+from evalhub.models import Allocation, Comparison
+from evalhub.services.allocation import allocation_next
+from tests.evalhub.rating_fixtures import open_study
 
 # trainer too: the historical models used here must match the tables they write to.
 BEFORE = [("evalhub", "0001_initial"), ("trainer", "0001_initial")]
@@ -59,3 +64,27 @@ def test_systems_named_by_the_old_conventions_keep_their_rows_and_gain_their_ide
     apps = migrate_to(BEFORE)
     System = apps.get_model("evalhub", "System")
     assert System.objects.get(name="gold:better").kind == "reference"
+
+
+def test_draws_made_before_calibration_keep_the_metric_prediction_they_were_made_with(
+    migrate_to,
+):
+    study, (ada, bob), _ = open_study(prompts=4, allocation=Allocation.ADAPTIVE)
+    comparisons = list(Comparison.objects.filter(study=study, is_gold=False).order_by("pk"))
+    for comparison, prediction in zip(comparisons, (0.2, None, 0.7, 0.9), strict=True):
+        comparison.prediction = prediction
+        comparison.save()
+    allocation_next(study=study, rater=ada)
+    allocation_next(study=study, rater=bob)
+
+    migrate_to([("evalhub", "0011_study_signal")])
+    apps = migrate_to([("evalhub", "0012_draw_calibrated_prediction")])
+    Draw = apps.get_model("evalhub", "Draw")
+    expected = {c.pk: p for c, p in zip(comparisons, (0.2, 0.5, 0.7, 0.9), strict=True)}
+    draws = Draw.objects.filter(study_id=study.pk).values_list(
+        "assignment__comparison_id", "prediction", "centre"
+    )
+    assert draws
+    for comparison, prediction, centre in draws:
+        assert prediction == expected[comparison]
+        assert centre == (0.2 + 0.5 + 0.7 + 0.9) / 4

@@ -17,7 +17,7 @@ from evalhub.analysis.allocation import (
     estimates,
     monitor,
     probabilities,
-    spreads,
+    study_design,
 )
 from evalhub.analysis.sequential import (
     ADAPTER_BETTER,
@@ -55,28 +55,76 @@ def draws_of_every_comparison(predictions, judged, seed=0):
     return found
 
 
-def test_spreads_and_probabilities_agree_with_a_hand_computation():
-    predictions = {0: 0.5, 1: 0.8, 2: 0.2}
+def test_calibration_spreads_and_probabilities_agree_with_a_hand_computation():
+    # Comparison 3 is never judged; its prediction shares the top band [0.8, 1] with 1's.
+    predictions = {0: 0.5, 1: 0.9, 2: 0.1, 3: 0.85}
     # Item 7 has no prediction: its judgment is left out of everything.
-    judged = [(0, 1.0), (0, 0.0), (1, 1.0), (7, 1.0)]
-    # Squared residuals: item 0 ¼ + ¼ over 2, item 1 0.04 over 1, item 2 none.
-    # Overall (prior ¼ with weight 1): (0.25 + 0.5 + 0.04) / (1 + 3) = 0.1975.
-    expected = {
-        0: math.sqrt((0.5 + 0.1975) / 3),
-        1: math.sqrt((0.04 + 0.1975) / 2),
-        2: math.sqrt(0.1975),
+    judged = [(1, 1.0), (2, 0.5), (0, 0.5), (1, 0.5), (7, 1.0)]
+    # Calibration: judged predictions 0.9, 0.1, 0.5, 0.9 (mean 0.6), outcomes 1, ½, ½, ½
+    # (mean 0.625); Σ (f − f̄)² = 0.09 + 0.25 + 0.01 + 0.09 = 0.44 and
+    # Σ (f − f̄)(y − ȳ) = 0.3·0.375 − 0.5·0.125 ... = 0.15, so the slope shrunk towards 1 with
+    # weight 0.1 is (0.15 + 0.1) / (0.44 + 0.1).
+    slope = 0.25 / 0.54
+    g = {i: 0.625 + slope * (f - 0.6) for i, f in predictions.items()}
+    _, plan = study_design(predictions, judged)
+    assert plan.calibrated.tolist() == pytest.approx([g[0], g[1], g[2], g[3]], abs=1e-12)
+    squares = {
+        0: [(0.5 - g[0]) ** 2],
+        1: [(1.0 - g[1]) ** 2, (0.5 - g[1]) ** 2],
+        2: [(0.5 - g[2]) ** 2],
+        3: [],
     }
-    assert spreads(predictions, judged) == pytest.approx(expected, abs=1e-12)
-    total = sum(expected.values())
+    every = [r for rs in squares.values() for r in rs]
+    overall = (0.25 + sum(every)) / (1 + len(every))
+    # Bands of a fifth: 0.1 in the first, 0.5 in the third, 0.9 and 0.85 in the last.
+    band_of = {0: 2, 1: 4, 2: 0, 3: 4}
+    band = {
+        b: (sum(r for i in squares if band_of[i] == b for r in squares[i]) + 2 * overall)
+        / (sum(len(squares[i]) for i in squares if band_of[i] == b) + 2)
+        for b in (0, 2, 4)
+    }
+    spread = {
+        i: math.sqrt((sum(squares[i]) + band[band_of[i]]) / (len(squares[i]) + 1))
+        for i in predictions
+    }
+    assert plan.spreads.tolist() == pytest.approx([spread[i] for i in range(4)], abs=1e-12)
+    total = sum(spread.values())
     q = probabilities(predictions, judged)
-    assert q == pytest.approx({i: 0.5 * s / total + 0.5 / 3 for i, s in expected.items()})
+    assert q == pytest.approx({i: 0.5 * s / total + 0.5 / 4 for i, s in spread.items()})
     assert sum(q.values()) == pytest.approx(1.0)
+
+
+def test_an_overconfident_metric_is_flattened_and_a_blind_one_ignored():
+    predictions = {i: f for i, f in enumerate((0.05, 0.2, 0.35, 0.65, 0.8, 0.95))}
+    # The experts follow the metric's direction but far less surely: the slope of y on f is
+    # 0.3, with Σ (f − ½)² = 5 × 0.63 over the 30 judgments, shrunk towards 1 with weight 0.1.
+    leaning = [(i, 0.5 + 0.3 * (f - 0.5)) for i, f in predictions.items()] * 5
+    g = study_design(predictions, leaning)[1].calibrated
+    slope = (0.3 * 3.15 + 0.1) / (3.15 + 0.1)
+    assert g == pytest.approx([0.5 + slope * (f - 0.5) for f in predictions.values()])
+    # The experts say ¾ whatever the metric: the slope is what the prior leaves, the
+    # prediction nearly the running mean.
+    flat = [(i, 0.75) for i in predictions] * 5
+    g = study_design(predictions, flat)[1].calibrated
+    slope = 0.1 / (3.15 + 0.1)
+    assert g == pytest.approx([0.75 + slope * (f - 0.5) for f in predictions.values()])
+
+
+def test_a_comparison_never_judged_is_drawn_more_where_the_metric_missed_similar_ones():
+    # Two bands: the metric is right on low predictions, wrong on high ones.
+    predictions = {0: 0.1, 1: 0.15, 2: 0.12, 3: 0.9, 4: 0.85, 5: 0.88}
+    judged = [(0, 0.0), (1, 0.0), (0, 0.0), (3, 0.0), (4, 1.0), (3, 1.0)]
+    q = probabilities(predictions, judged)
+    assert q[5] > q[2]
 
 
 def test_with_no_judgment_every_comparison_is_equally_likely():
     q = probabilities(PREDICTIONS, [])
     assert q == pytest.approx(dict.fromkeys(PREDICTIONS, 0.25))
-    assert spreads(PREDICTIONS, []) == pytest.approx(dict.fromkeys(PREDICTIONS, 0.5))
+    _, plan = study_design(PREDICTIONS, [])
+    assert plan.spreads.tolist() == pytest.approx([0.5] * 4)
+    # Before any judgment the metric is taken as it is.
+    assert plan.calibrated.tolist() == pytest.approx([PREDICTIONS[i] for i in range(4)])
 
 
 @pytest.mark.parametrize("judged", HISTORIES)
@@ -96,16 +144,17 @@ def test_the_estimate_has_the_table_mean_as_its_expectation_whatever_was_judged(
     q = probabilities(PREDICTIONS, judged)
     found = draws_of_every_comparison(PREDICTIONS, judged)
     expectation = sum(
-        q[i] * np.mean(estimates([found[i]] * len(RATERS), TABLE[i], PREDICTIONS))
-        for i in PREDICTIONS
+        q[i] * np.mean(estimates([found[i]] * len(RATERS), TABLE[i])) for i in PREDICTIONS
     )
     table_mean = np.mean([y for row in TABLE.values() for y in row])
     assert expectation == pytest.approx(table_mean, abs=1e-12)
-    # And by the formula written out: f̄ + (y − f_i) / (N q_i), for every cell.
-    f_bar = sum(PREDICTIONS.values()) / 4
+    # And by the formula written out: ḡ + (y − g_i) / (N q_i), for every cell, where the
+    # centre ḡ is the mean of the calibrated predictions of all comparisons.
+    g = {i: found[i].prediction for i in PREDICTIONS}
+    g_bar = sum(g.values()) / 4
+    assert all(d.centre == pytest.approx(g_bar) for d in found.values())
     by_hand = sum(
-        q[i] * np.mean([f_bar + (y - PREDICTIONS[i]) / (4 * q[i]) for y in TABLE[i]])
-        for i in PREDICTIONS
+        q[i] * np.mean([g_bar + (y - g[i]) / (4 * q[i]) for y in TABLE[i]]) for i in PREDICTIONS
     )
     assert by_hand == pytest.approx(table_mean, abs=1e-12)
 
@@ -118,17 +167,11 @@ def test_every_outcome_of_every_comparison_lies_within_the_draws_bounds(judged):
         assert d.weight == pytest.approx(1 / (4 * q[item]))
         # The bounds are the same whichever comparison was drawn: known before the draw.
         assert (d.low, d.high) == pytest.approx((found[0].low, found[0].high))
-        for other in PREDICTIONS:
-            moved = allocation.Draw(other, d.rater, 1 / (4 * q[other]), d.low, d.high)
-            for y in (0.0, 0.5, 1.0):
-                (z,) = estimates([moved], [y], PREDICTIONS)
-                assert d.low - 1e-12 <= z <= d.high + 1e-12
+        for y in (0.0, 0.5, 1.0):
+            (z,) = estimates([d], [y])
+            assert d.low - 1e-12 <= z <= d.high + 1e-12
     # The tightest bounds: each is reached by some comparison and outcome.
-    reached = [
-        float(estimates([allocation.Draw(i, "ana", 1 / (4 * q[i]), 0, 0)], [y], PREDICTIONS)[0])
-        for i in PREDICTIONS
-        for y in (0.0, 1.0)
-    ]
+    reached = [float(estimates([found[i]], [y])[0]) for i in PREDICTIONS for y in (0.0, 1.0)]
     assert min(reached) == pytest.approx(found[0].low)
     assert max(reached) == pytest.approx(found[0].high)
 

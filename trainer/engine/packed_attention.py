@@ -128,19 +128,19 @@ def packed_attention(
     kernel = varlen_kernel()
     if kernel is not None and _fits(kernel, query, dropout, scaling):
         return _varlen(kernel, query, key, value, cu_seq_lens_q, max_length_q, scaling)
-    bounds = cu_seq_lens_q.tolist()
+    # split, not slicing: the backward of a split is one concatenation, while each slice's
+    # backward would write its gradient into a zeroed tensor of the whole row.
+    lengths = [end - start for start, end in pairwise(cu_seq_lens_q.tolist())]
     outputs = [
         sdpa_attention_forward(
-            module,
-            query[:, :, start:end],
-            key[:, :, start:end],
-            value[:, :, start:end],
-            None,
-            dropout=dropout,
-            scaling=scaling,
-            is_causal=True,
+            module, q, k, v, None, dropout=dropout, scaling=scaling, is_causal=True
         )[0]
-        for start, end in pairwise(bounds)
+        for q, k, v in zip(
+            query.split(lengths, dim=2),
+            key.split(lengths, dim=2),
+            value.split(lengths, dim=2),
+            strict=True,
+        )
     ]
     return torch.cat(outputs, dim=1), None
 

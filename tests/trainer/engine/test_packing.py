@@ -6,6 +6,7 @@ import random
 import pytest
 import torch
 
+from trainer.engine.activations import LAYER_MODES, apply_layer_modes, decoder_layers
 from trainer.engine.config import PACKING_NEEDS_SFT, ConfigError, TrainConfig
 from trainer.engine.data import IGNORE_INDEX, TokenizedExample, collate
 from trainer.engine.hooks import RecordingHooks
@@ -49,10 +50,11 @@ EXAMPLES = [
 @pytest.fixture(scope="module")
 def engine_model(tiny_model_dir):
     """The model as finetune trains it with packing: NF4 base, LoRA (B random so that every
-    LoRA weight gets a gradient), fused kernels, chunked loss, packed attention."""
+    LoRA weight gets a gradient), fused kernels, chunked loss, packed attention; every decoder
+    layer in ``layer_mode`` (keep, recompute, offload or stream)."""
 
-    def build(checkpointing):
-        config = TrainConfig(rank=4, dropout=0.0, gradient_checkpointing=checkpointing)
+    def build(layer_mode="keep"):
+        config = TrainConfig(rank=4, dropout=0.0)
         model = load_qlora_model(tiny_model_dir, config, "cpu")
         torch.manual_seed(3)
         for name, parameter in model.named_parameters():
@@ -61,6 +63,8 @@ def engine_model(tiny_model_dir):
         _, head = prepare_for_training(
             model, config, "cpu", tokens=4 * 23, world_size=1, packing=True
         )
+        layers = decoder_layers(model)
+        apply_layer_modes(layers, [layer_mode] * len(layers), "cpu")
         return model, head
 
     return build
@@ -74,11 +78,11 @@ def loss_and_grads(model, head, batches):
     return loss.item(), grads
 
 
-@pytest.mark.parametrize("checkpointing", ["off", "on"])
+@pytest.mark.parametrize("layer_mode", LAYER_MODES)
 def test_a_packed_row_gives_the_loss_and_lora_gradients_of_its_examples_one_by_one(
-    engine_model, checkpointing
+    engine_model, layer_mode
 ):
-    model, head = engine_model(checkpointing)
+    model, head = engine_model(layer_mode)
     assert head is not None  # the chunked loss is on the path
     packed_loss, packed_grads = loss_and_grads(model, head, [collate_packed(EXAMPLES)])
     single_loss, single_grads = loss_and_grads(
@@ -108,7 +112,7 @@ def test_positions_restart_at_zero_for_every_example_of_a_row():
 
 
 def test_a_token_never_sees_another_example_of_its_row(engine_model):
-    model, head = engine_model("off")
+    model, head = engine_model()
     changed = [example(15, range(6, 15), seed=99), *EXAMPLES[1:]]
     assert changed[0].input_ids != EXAMPLES[0].input_ids
     with torch.no_grad():
@@ -121,7 +125,7 @@ def test_a_token_never_sees_another_example_of_its_row(engine_model):
 
 def test_a_padded_batch_still_attends_as_before_on_a_packing_model(engine_model):
     """Validation runs padded batches through the same model: padding stays masked."""
-    model, _ = engine_model("off")
+    model, _ = engine_model()
     with torch.no_grad():
         _, padded = forward(model, collate(EXAMPLES[:2], PAD_ID), "cpu")
         _, alone = forward(model, collate(EXAMPLES[1:2], PAD_ID), "cpu")

@@ -4,6 +4,7 @@
     python benchmarks/qlora_gpu.py --out DIR --smoke     # 2-layer shapes: checks every path
     python benchmarks/qlora_gpu.py --out DIR --rows 8b_b1_cap8 --contenders evalhub --profile
     python benchmarks/qlora_gpu.py --out DIR --rows 70b_b1_cap24,70b_plan_cap24,70b_generate_cap24
+    python benchmarks/qlora_gpu.py --rows 8b_real --dry-run   # CPU: the real-lengths batches
 
 Runs on the GPU machine, which has no network: the models are made there with random weights
 (Llama-3.1-8B and Llama-2-7B shapes, bf16, saved once under --work) and a word-level tokenizer.
@@ -35,6 +36,16 @@ host-to-device copy rate and the bf16 matmul rate, and report the two bounds on 
 bytes streamed ÷ copy rate, and 6 × parameters × tokens ÷ matmul rate. The baseline and
 Unsloth load the whole model onto the GPU, and the NF4 weights alone exceed the cap: their 70B
 rows record that arithmetic instead of running.
+
+The real-lengths row (``8b_real``) trains on examples of mixed lengths instead of full blocks:
+the same seeded log-normal lengths for every contender (median 300 tokens, cut at 2,048; 512
+examples, 64 with --smoke), random tokens, labels on the last 60 % of each example (the
+assistant's answer; the rest -100). Baseline and Unsloth get what they would do without
+packing: length-grouped padded batches of 8 (``length_grouped_batches`` and ``collate``, as the
+engine makes them). evalhub gets what ``finetune`` does: packed rows of up to 8 × the longest
+example (``engine/packing.py``) where its packing is on. Each contender first runs --warmup
+batches, then the whole epoch, timed; its tokens/s counts real (non-pad) tokens only, over the
+time of the whole epoch.
 """
 
 from __future__ import annotations
@@ -118,7 +129,18 @@ ROWS = {
     "70b_b1_cap24": ("llama31_70b", 2048, 1, 24),
     "70b_plan_cap24": ("llama31_70b", 2048, "plan", 24),
     "70b_generate_cap24": ("llama31_70b", 64, "generate", 24),
+    # Mixed lengths cut at 2,048 (the seq column), padded batches of 8 or packed rows.
+    "8b_real": ("llama31_8b", 2048, 8, None),
 }
+REAL_LENGTH_ROWS = {"8b_real"}
+REAL_MEDIAN_TOKENS = 300
+# The log-normal's sigma: about 1 example in 200 reaches the 2,048-token cut, the long tail of
+# a support set; the mean is ~400 tokens.
+REAL_SIGMA = 0.75
+REAL_SHORTEST = 16
+REAL_EXAMPLES = 512
+REAL_EXAMPLES_SMOKE = 64
+ANSWER_SHARE = 0.6
 MAX_PLAN_BATCH = 16
 GENERATED_TOKENS = 8
 # --smoke: the 70B rows with 4 layers of the 70B widths, under a cap that still makes them
@@ -197,9 +219,9 @@ def _hf_stepper(model):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=LEARNING_RATE, weight_decay=0.0)
 
-    def step(input_ids):
+    def step(batch):
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            loss = model(input_ids=input_ids, labels=input_ids).loss
+            loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
@@ -228,7 +250,6 @@ def evalhub_config(batch: int, seq_len: int):
 
 def load_evalhub(spec: dict):
     """The engine's model, step and plan; a 70B row's model is made in this process."""
-    import torch
     from transformers import get_scheduler
 
     from trainer.engine.activations import decoder_layers, layer_streamer
@@ -240,10 +261,16 @@ def load_evalhub(spec: dict):
         load_qlora_model,
         prepare_for_training,
     )
+    from trainer.engine.packed_attention import packing_enabled
+    from trainer.engine.packing import token_budget
     from trainer.engine.steps import StepContext, train_step
 
     seq_len, batch, device = spec["seq_len"], spec["batch"], "cuda:0"
     config = evalhub_config(1 if batch == "plan" else batch, seq_len)
+    lengths = real_lengths(spec["real_examples"]) if spec.get("real_examples") else None
+    # What finetune would do with mixed lengths: pack where its packing is on, in rows as large
+    # as the largest padded batch (the tokens its memory plan is made for either way).
+    packing = bool(lengths) and packing_enabled(config, device)
     if spec["shape"] in BUILT_IN_PROCESS:
         model = add_lora(build_streamed_llama(spec["shape_config"], device), config)
     else:
@@ -251,7 +278,10 @@ def load_evalhub(spec: dict):
     if batch == "plan":
         batch = plan_batch(model, config, device, seq_len)
         config = evalhub_config(batch, seq_len)
-    plan, head = prepare_for_training(model, config, device, tokens=batch * seq_len, world_size=1)
+    tokens = token_budget(batch, lengths) if lengths else batch * seq_len
+    plan, head = prepare_for_training(
+        model, config, device, tokens=tokens, world_size=1, packing=packing
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, config, plan)
     scheduler = get_scheduler("constant", optimizer)
@@ -266,18 +296,12 @@ def load_evalhub(spec: dict):
         head=head,
     )
 
-    def step(input_ids):
-        micro_batch = {
-            "input_ids": input_ids,
-            "attention_mask": torch.ones_like(input_ids),
-            "labels": input_ids,
-        }
-        stats = train_step(model, [micro_batch], step_context)
-        return stats.loss
+    def step(micro_batch):
+        return train_step(model, [micro_batch], step_context).loss
 
     streamer = layer_streamer(decoder_layers(model))
     step.bytes_streamed = lambda: streamer.bytes_copied if streamer else 0
-    return step, {"memory_plan": plan.summary(), "batch": batch}
+    return step, {"memory_plan": plan.summary(), "batch": batch, "packing": packing}
 
 
 def plan_batch(model, config, device: str, seq_len: int) -> int:
@@ -352,6 +376,63 @@ def h2d_gbps() -> float:
     return rate
 
 
+# ---------------------------------------------------------------- the real-lengths data
+
+
+def real_lengths(count: int) -> list[int]:
+    """``count`` example lengths, log-normal around REAL_MEDIAN_TOKENS, cut at 2,048."""
+    import math
+    import random
+
+    rng = random.Random(SEED)
+    draws = (rng.lognormvariate(math.log(REAL_MEDIAN_TOKENS), REAL_SIGMA) for _ in range(count))
+    return [min(2048, max(REAL_SHORTEST, round(x))) for x in draws]
+
+
+def real_examples(lengths: list[int], vocab_size: int) -> list:
+    """Random tokens; labels (the answer) on the last ANSWER_SHARE of each example."""
+    import random
+
+    from trainer.engine.data import IGNORE_INDEX, TokenizedExample
+
+    rng = random.Random(SEED + 1)
+    examples = []
+    for length in lengths:
+        ids = [rng.randrange(4, vocab_size) for _ in range(length)]
+        prompt = length - round(ANSWER_SHARE * length)
+        labels = [IGNORE_INDEX] * prompt + ids[prompt:]
+        examples.append(TokenizedExample(input_ids=ids, labels=labels, truncated=False))
+    return examples
+
+
+def real_length_plan(lengths: list[int], batch: int, packing: bool) -> list[list[int]]:
+    """Example indices per step: packed rows, or length-grouped padded batches."""
+    from trainer.engine.data import length_grouped_batches
+    from trainer.engine.packing import packed_batches, token_budget
+
+    if packing:
+        return packed_batches(lengths, token_budget(batch, lengths), seed=SEED, epoch=0)
+    return length_grouped_batches(lengths, batch, seed=SEED, epoch=0)
+
+
+def plan_summary(lengths: list[int], steps: list[list[int]], packing: bool) -> dict:
+    """What a contender's epoch holds: real tokens, tokens it computes on (padding included),
+    steps."""
+    real = sum(lengths)
+    computed = real if packing else sum(max(lengths[i] for i in s) * len(s) for s in steps)
+    return {
+        "examples": len(lengths),
+        "steps": len(steps),
+        "real_tokens": real,
+        "computed_tokens": computed,
+        "padding_share": round(1 - real / computed, 4),
+        "longest_step_tokens": max(
+            sum(lengths[i] for i in s) if packing else max(lengths[i] for i in s) * len(s)
+            for s in steps
+        ),
+    }
+
+
 # ---------------------------------------------------------------- one row, in its own process
 
 
@@ -379,6 +460,15 @@ def run_row(spec: dict) -> dict:
         step, extra = load_evalhub(spec)
     batch = extra.get("batch", spec["batch"])
     load_seconds = time.monotonic() - started
+    if spec.get("real_examples"):
+        lengths = real_lengths(spec["real_examples"])
+        return {
+            **extra,
+            **run_real_lengths(step, spec, lengths, extra.get("packing", False)),
+            "load_seconds": round(load_seconds, 1),
+            "peak_gib": round(torch.cuda.max_memory_allocated(0) / GIB, 2),
+            "peak_reserved_gib": round(torch.cuda.max_memory_reserved(0) / GIB, 2),
+        }
 
     generator = torch.Generator().manual_seed(SEED)
     vocab = spec["vocab_size"]
@@ -389,9 +479,10 @@ def run_row(spec: dict) -> dict:
         # The 70B rows repeat one batch, so that the losses show the adapter learning.
         if number == 0 or not rates:
             ids = torch.randint(0, vocab, (batch, seq_len), generator=generator).to("cuda:0")
+            micro_batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": ids}
         torch.cuda.synchronize()
         began = time.perf_counter()
-        losses.append(round(float(step(ids)), 5))
+        losses.append(round(float(step(micro_batch)), 5))
         torch.cuda.synchronize()
         seconds.append(time.perf_counter() - began)
     timed = seconds[spec["warmup"] :]
@@ -404,7 +495,7 @@ def run_row(spec: dict) -> dict:
             step_bounds(spec["shape_config"], tokens, bytes_per_step, rates, median_step_s=median)
         )
     if spec.get("profile"):
-        extra["profile"] = profile_step(step, ids)
+        extra["profile"] = profile_step(step, micro_batch)
     return {
         **extra,
         "load_seconds": round(load_seconds, 1),
@@ -414,6 +505,47 @@ def run_row(spec: dict) -> dict:
         "slowest_over_median": round(max(timed) / median, 3),
         "peak_gib": round(torch.cuda.max_memory_allocated(0) / GIB, 2),
         "peak_reserved_gib": round(torch.cuda.max_memory_reserved(0) / GIB, 2),
+        "losses": losses,
+    }
+
+
+def run_real_lengths(step, spec: dict, lengths: list[int], packing: bool) -> dict:
+    """--warmup steps untimed, then the whole epoch timed; tokens/s in real tokens."""
+    import torch
+
+    from trainer.engine.data import collate
+    from trainer.engine.packing import collate_packed
+
+    examples = real_examples(lengths, spec["vocab_size"])
+    steps = real_length_plan(lengths, spec["batch"], packing)
+
+    def micro_batch(indices):
+        chosen = [examples[i] for i in indices]
+        batch = collate_packed(chosen) if packing else collate(chosen, spec["pad_id"])
+        # Unsloth and the baseline take HF's arguments: no packing keys, labels for its loss.
+        return {k: v.to("cuda:0") if hasattr(v, "to") else v for k, v in batch.items()}
+
+    for indices in steps[: spec["warmup"]]:
+        step(micro_batch(indices))
+    losses, seconds = [], []
+    for indices in steps:
+        batch = micro_batch(indices)
+        torch.cuda.synchronize()
+        began = time.perf_counter()
+        losses.append(round(float(step(batch)), 5))
+        torch.cuda.synchronize()
+        seconds.append(time.perf_counter() - began)
+    if spec.get("profile"):
+        profile = profile_step(step, micro_batch(steps[0]))
+    summary = plan_summary(lengths, steps, packing)
+    median = statistics.median(seconds)
+    return {
+        **summary,
+        **({"profile": profile} if spec.get("profile") else {}),
+        "step_seconds": [round(s, 4) for s in seconds],
+        "epoch_seconds": round(sum(seconds), 3),
+        "tokens_per_s": round(summary["real_tokens"] / sum(seconds)),
+        "slowest_over_median": round(max(seconds) / median, 3),
         "losses": losses,
     }
 
@@ -484,7 +616,7 @@ def generate_row(spec: dict) -> dict:
     }
 
 
-def profile_step(step, ids) -> list[str]:
+def profile_step(step, batch) -> list[str]:
     """One more step under torch.profiler: GPU time by operator, largest first, and how much of
     the step the GPU was busy at all (the rest: host-bound gaps, synchronous copies)."""
     import torch
@@ -493,7 +625,7 @@ def profile_step(step, ids) -> list[str]:
     torch.cuda.synchronize()
     began = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as profiler:
-        step(ids)
+        step(batch)
         torch.cuda.synchronize()
     wall = time.perf_counter() - began
     events = profiler.key_averages()
@@ -612,9 +744,9 @@ def markdown(results: dict) -> str:
         f"{results['matmul_tflops']:.0f} TFLOP/s measured in this run; "
         + ", ".join(f"{k} {v}" for k, v in results["machine"]["versions"].items()),
         "",
-        "| shape | seq | batch | cap GiB | contender | tokens/s | slowest / median step "
+        "| shape | seq | batch | cap GiB | data | contender | tokens/s | slowest / median step "
         "| peak GiB | MFU | losses |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in results["rows"]:
         if "error" in row:
@@ -629,8 +761,15 @@ def markdown(results: dict) -> str:
             losses = " ".join(f"{x:.4f}" for x in row["losses"][:3])
         lines.append(
             f"| {row['shape']} | {row['seq_len']} | {row['batch']} | {row['cap_gib'] or '–'} "
-            f"| {row['contender']} | {speed} | {steady} | {peak} | {mfu} | {losses} |"
+            f"| {data_column(row)} | {row['contender']} | {speed} | {steady} | {peak} | {mfu} "
+            f"| {losses} |"
         )
+    lines += [
+        "",
+        "data: full blocks of seq tokens, or real lengths (log-normal, median "
+        f"{REAL_MEDIAN_TOKENS}, cut at seq; tokens/s counts real tokens over the whole epoch, "
+        "whose steps and padding share are given there).",
+    ]
     streamed = [row for row in results["rows"] if "h2d_gbps" in row and "error" not in row]
     if streamed:
         lines += [
@@ -647,6 +786,53 @@ def markdown(results: dict) -> str:
             f"| {row.get('share_of_larger_bound', '–')} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def data_column(row: dict) -> str:
+    if not row.get("real_examples"):
+        return "blocks"
+    if "steps" not in row:
+        return f"real lengths, {row['real_examples']} examples"
+    layout = "packed" if row.get("packing") else "padded"
+    return f"real lengths, {layout}: {row['steps']} steps, {row['padding_share']:.0%} padding"
+
+
+def dry_run(row_names: list[str], smoke: bool) -> None:
+    """On any machine: the real-lengths rows' lengths and each contender's batches, collated
+    as the GPU run collates them (nothing is trained)."""
+    from trainer.engine.data import collate
+    from trainer.engine.packing import collate_packed
+    from trainer.engine.toy import SPECIALS
+
+    for row_name in row_names:
+        if row_name not in REAL_LENGTH_ROWS:
+            continue
+        _, _, batch, _ = ROWS[row_name]
+        lengths = real_lengths(REAL_EXAMPLES_SMOKE if smoke else REAL_EXAMPLES)
+        examples = real_examples(lengths, vocab_size=1000)
+        ordered = sorted(lengths)
+        print(
+            f"{row_name}: {len(lengths)} examples, median {statistics.median(lengths):.0f}, "
+            f"mean {statistics.mean(lengths):.0f}, longest {ordered[-1]}, "
+            f"{ordered.count(2048)} cut at 2,048, {sum(lengths):,} tokens"
+        )
+        for packing in (False, True):
+            steps = real_length_plan(lengths, batch, packing)
+            batches = [
+                collate_packed([examples[i] for i in s])
+                if packing
+                else collate([examples[i] for i in s], SPECIALS.index("<pad>"))
+                for s in steps
+            ]
+            real = sum(
+                int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
+                for b in batches
+            )
+            labelled = sum(int((b["labels"] != -100).sum()) for b in batches)
+            layout = "packed rows (evalhub)" if packing else "padded batches (baseline, unsloth)"
+            summary = plan_summary(lengths, steps, packing)
+            assert real == summary["real_tokens"] == sum(lengths)
+            print(f"  {layout}: {json.dumps(summary)}, {labelled / real:.0%} of tokens labelled")
 
 
 def not_loadable(shape: dict, cap_gib: float) -> dict:
@@ -685,7 +871,15 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="one more step under torch.profiler per row"
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="no GPU: print the real-lengths rows' batches for each contender and stop",
+    )
     args = parser.parse_args()
+    if args.dry_run:
+        dry_run(args.rows.split(","), args.smoke)
+        return
     if args.row:
         spec = json.loads(args.row)
         if spec["contender"] == "evalhub":
@@ -694,6 +888,8 @@ def main() -> None:
             prefer_runtime_settings()  # as manage.py finetune does, before torch loads
         print(RESULT_MARK + json.dumps(run_row(spec)), flush=True)
         return
+
+    from trainer.engine.toy import SPECIALS
 
     date = time.strftime("%Y-%m-%d")
     results = {"date": date, "machine": machine(), "matmul_tflops": matmul_tflops(), "rows": []}
@@ -724,6 +920,9 @@ def main() -> None:
                 "profile": args.profile,
                 "shape_config": shape,
             }
+            if row_name in REAL_LENGTH_ROWS:
+                spec["real_examples"] = REAL_EXAMPLES_SMOKE if args.smoke else REAL_EXAMPLES
+                spec["pad_id"] = SPECIALS.index("<pad>")
             if built and contender != "evalhub":
                 outcome = not_loadable(shape, cap)
             else:
@@ -731,7 +930,7 @@ def main() -> None:
             row = {
                 k: v
                 for k, v in spec.items()
-                if k not in ("model_dir", "vocab_size", "shape_config")
+                if k not in ("model_dir", "vocab_size", "shape_config", "pad_id")
             }
             row.update(outcome)
             if "tokens_per_s" in row:

@@ -10,7 +10,8 @@ Each variant runs in its own process (OpenMP reads its wait policy when torch lo
     the prepared step (what finetune runs) and the plain one (the model as loaded),
   - 1 thread, PASSIVE,
   - 2 threads, the OpenMP default (threads spin while they wait),
-  - 2 threads, PASSIVE, gradient checkpointing on (the CPU default keeps every activation).
+  - 2 threads, PASSIVE, gradient checkpointing on (the CPU default keeps every activation),
+  - 2 threads, PASSIVE, packed rows (--packing on; off by default on a CPU).
 On a shared machine whose cores are busy, spinning threads steal each other's time.
 Writes benchmarks/results/train_cpu_<date>.json; the machine and its load go in the same file.
 """
@@ -42,7 +43,8 @@ from trainer.engine.modeling import (  # noqa: E402
     load_tokenizer,
     prepare_for_training,
 )
-from trainer.engine.steps import StepContext, train_step  # noqa: E402
+from trainer.engine.packing import collate_packed, packed_batches, token_budget  # noqa: E402
+from trainer.engine.steps import StepContext, token_count, train_step  # noqa: E402
 
 DEMO = ROOT / "trainer" / "demo_data" / "demo.jsonl"
 
@@ -55,6 +57,7 @@ def measure(
     warmup: int,
     threads: int,
     prepared: bool,
+    tokens_planned: int,
 ) -> dict:
     import torch
     from transformers import get_scheduler
@@ -65,8 +68,10 @@ def measure(
     model = load_qlora_model(model_dir, config, "cpu")
     head, plan = None, None
     if prepared:
-        tokens = max(int(b["attention_mask"].numel()) for b in batches)
-        plan, head = prepare_for_training(model, config, "cpu", tokens=tokens, world_size=1)
+        packing = config.packing == "on"
+        plan, head = prepare_for_training(
+            model, config, "cpu", tokens=tokens_planned, world_size=1, packing=packing
+        )
     load_seconds = time.monotonic() - started
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate)
@@ -89,7 +94,7 @@ def measure(
         seconds = time.monotonic() - began
         if number >= warmup:
             timings.append(seconds)
-            tokens.append(int(batch["attention_mask"].sum()))
+            tokens.append(token_count(batch))
         print(f"  step {number + 1}: {seconds:.2f} s, loss {stats.loss:.4f}", flush=True)
     median = statistics.median(timings)
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,6 +106,7 @@ def measure(
         "memory_plan": plan.summary() if plan else None,
         "load_average_1min_before": load_before,
         "gradient_checkpointing": config.gradient_checkpointing,
+        "packing": config.packing,
         "load_seconds": round(load_seconds, 2),
         "seconds_per_step_median": round(median, 3),
         "seconds_per_step_all": [round(t, 3) for t in timings],
@@ -124,6 +130,13 @@ VARIANTS = [
     {"threads": 1, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "off", "prepared": 1},
     {"threads": 2, "omp_wait_policy": "default", "gradient_checkpointing": "off", "prepared": 1},
     {"threads": 2, "omp_wait_policy": "PASSIVE", "gradient_checkpointing": "on", "prepared": 1},
+    {
+        "threads": 2,
+        "omp_wait_policy": "PASSIVE",
+        "gradient_checkpointing": "off",
+        "prepared": 1,
+        "packing": "on",
+    },
 ]
 
 
@@ -133,15 +146,27 @@ def run_variant(args: argparse.Namespace) -> None:
 
     variant = json.loads(args.variant)
     model_dir = args.model_dir or resolve_model_dir("smollm2-135m", args.cache_dir)
-    config = TrainConfig(gradient_checkpointing=variant["gradient_checkpointing"])
+    config = TrainConfig(
+        gradient_checkpointing=variant["gradient_checkpointing"],
+        packing=variant.get("packing", "auto"),
+    )
     tokenizer = load_tokenizer(model_dir)
     conversations = [json.loads(line)["messages"] for line in DEMO.read_text().splitlines()]
     split = tokenize_split(tokenizer, conversations, config.max_seq_len, str(model_dir))
-    order = length_grouped_batches(split.lengths, config.batch_size, seed=0, epoch=0)
-    batches = [
-        collate([split.examples[i] for i in ids], tokenizer.pad_token_id)
-        for ids in order[: args.steps + args.warmup]
-    ]
+    # As finetune plans it: micro-batches of up to batch size × the longest example.
+    budget = token_budget(config.batch_size, split.lengths)
+    if config.packing == "on":
+        order = packed_batches(split.lengths, budget, seed=0, epoch=0)
+        batches = [
+            collate_packed([split.examples[i] for i in ids])
+            for ids in order[: args.steps + args.warmup]
+        ]
+    else:
+        order = length_grouped_batches(split.lengths, config.batch_size, seed=0, epoch=0)
+        batches = [
+            collate([split.examples[i] for i in ids], tokenizer.pad_token_id)
+            for ids in order[: args.steps + args.warmup]
+        ]
     row = measure(
         model_dir,
         config,
@@ -150,6 +175,7 @@ def run_variant(args: argparse.Namespace) -> None:
         args.warmup,
         variant["threads"],
         bool(variant["prepared"]),
+        budget,
     )
     row["omp_wait_policy"] = os.environ.get("OMP_WAIT_POLICY", "default")
     row["environment"] = describe_environment(
@@ -209,7 +235,8 @@ def main() -> None:
         print(
             f"{row['engine']:>8}, {row['threads']} thread(s), "
             f"wait policy {row['omp_wait_policy']:>7}, checkpointing "
-            f"{row['gradient_checkpointing']:>3}: {row['seconds_per_step_median']:.2f} s/step, "
+            f"{row['gradient_checkpointing']:>3}, packing {row['packing']:>4}: "
+            f"{row['seconds_per_step_median']:.2f} s/step, "
             f"{row['tokens_per_s_median']:.0f} tokens/s, adapter {row['adapter_bytes'] / 1e6:.1f} "
             f"MB (load average before it {row['load_average_1min_before']:.1f})"
         )

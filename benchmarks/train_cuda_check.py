@@ -1,12 +1,15 @@
 """One-off check of the engine's CUDA path on a GPU machine (no network, random weights).
 
-    python benchmarks/train_cuda_check.py --out results.json
+    python benchmarks/train_cuda_check.py --out results.json [--checks packing,tiny]
 
 1. a tiny random Llama through the whole loop: bf16 compute, the memory plan the engine chooses,
    validation, early stopping, and stop + resume against an uninterrupted run;
 2. a ~0.4B random Llama shape (hidden 2048, 8 blocks, vocabulary 32000) at batch 8 × ~512
    tokens: tokens/s and peak GPU memory;
-3. the out-of-memory message, provoked for real by capping the process's GPU memory.
+3. the out-of-memory message, provoked for real by capping the process's GPU memory;
+4. packing: a packed row through the GPU's attention for packed rows (variable-length flash
+   attention where torch has it) against its examples one by one (padded SDPA batches of one):
+   loss, LoRA gradients, and that changing one example leaves the others' logits alone.
 """
 
 from __future__ import annotations
@@ -175,21 +178,95 @@ def oom_check(work: Path) -> dict:
     return {"raised": None}
 
 
+def packing_check(work: Path, device: str = "cuda:0") -> dict:
+    import random
+
+    import torch
+
+    from trainer.engine.data import IGNORE_INDEX, TokenizedExample, collate
+    from trainer.engine.modeling import load_qlora_model, prepare_for_training
+    from trainer.engine.packed_attention import attention_kind
+    from trainer.engine.packing import collate_packed
+    from trainer.engine.steps import assistant_loss, forward
+
+    # Head dimension 64 and grouped key/value heads, as in the Llama shapes.
+    model_dir = build_model(
+        work / "packing",
+        vocab_size=64,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    config = TrainConfig(rank=8, dropout=0.0)
+    model = load_qlora_model(model_dir, config, device)
+    torch.manual_seed(3)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.05)
+    lengths = [37, 120, 9, 300, 64]
+    _, head = prepare_for_training(
+        model, config, device, tokens=len(lengths) * max(lengths), world_size=1, packing=True
+    )
+
+    def example(length, seed):
+        ids = random.Random(seed).choices(range(4, 64), k=length)
+        answer = length - round(0.6 * length)
+        labels = [IGNORE_INDEX] * answer + ids[answer:]
+        return TokenizedExample(input_ids=ids, labels=labels, truncated=False)
+
+    examples = [example(n, seed) for seed, n in enumerate(lengths)]
+
+    def loss_and_grads(batches):
+        model.zero_grad(set_to_none=True)
+        loss = sum(assistant_loss(model, batch, device, head) for batch in batches)
+        loss.backward()
+        return loss.item(), {
+            n: p.grad.float() for n, p in model.named_parameters() if p.grad is not None
+        }
+
+    packed_loss, packed = loss_and_grads([collate_packed(examples)])
+    single_loss, single = loss_and_grads([collate([e], 1) for e in examples])
+    grad_errors = {
+        name: ((packed[name] - single[name]).norm() / single[name].norm()).item() for name in single
+    }
+    changed = [example(lengths[0], 99), *examples[1:]]
+    with torch.no_grad():
+        before = forward(model, collate_packed(examples), device)[1]
+        after = forward(model, collate_packed(changed), device)[1]
+    first = lengths[0]
+    return {
+        "attention": attention_kind(device),
+        "loss_packed": packed_loss,
+        "loss_one_by_one": single_loss,
+        "loss_relative_difference": abs(packed_loss - single_loss) / abs(single_loss),
+        "lora_gradients": len(grad_errors),
+        "grad_relative_error_max": max(grad_errors.values()),
+        "changed_example_moved": (before[0, :first] - after[0, :first]).abs().max().item(),
+        "other_examples_moved": (before[0, first:] - after[0, first:]).abs().max().item(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--checks", default="tiny,mid,oom,packing", help="which, comma-separated")
     args = parser.parse_args()
     import torch
 
     report = {"gpu": torch.cuda.get_device_name(0), "torch": torch.__version__}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for name, check in (
-            ("tiny", lambda: tiny_checks(work)),
-            ("mid", lambda: mid_checks(work, args.steps)),
-            ("oom", lambda: oom_check(work)),
-        ):
+        checks = {
+            "tiny": lambda: tiny_checks(work),
+            "mid": lambda: mid_checks(work, args.steps),
+            "oom": lambda: oom_check(work),
+            "packing": lambda: packing_check(work),
+        }
+        for name in args.checks.split(","):
+            check = checks[name]
             began = time.monotonic()
             report[name] = check()
             report[name]["seconds"] = round(time.monotonic() - began, 1)

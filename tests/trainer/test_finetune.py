@@ -73,6 +73,22 @@ def test_gradient_checkpointing_takes_only_its_three_choices():
     assert not FineTuneRun.objects.exists()
 
 
+def test_packing_takes_only_its_three_choices():
+    with pytest.raises(CommandError, match="invalid choice: 'always'"):
+        finetune("--dataset", colour_dataset().name, "--packing", "always")
+    assert not FineTuneRun.objects.exists()
+
+
+def test_a_packed_run_says_so_in_its_plan(model_dir):
+    dataset = colour_dataset()
+    finetune("--dataset", dataset.name, "--base-model", str(model_dir), *SMALL, "--packing", "on")
+    run = FineTuneRun.objects.get()
+    assert run.status == RunStatus.SUCCEEDED and run.hyperparameters["packing"] == "on"
+    # The CPU has no variable-length attention kernel: SDPA runs example by example.
+    assert run.plan["packing"].startswith("on (per-example attention): ")
+    assert run.plan["padding_share"] == 0.0
+
+
 def test_lint_errors_are_refused_with_the_summary_unless_forced(model_dir, capsys):
     report = [{"code": "leakage", "severity": "error", "message": "in test too", "lines": [7]}]
     dataset = colour_dataset(lint_report=report, lint_errors=1)

@@ -50,6 +50,7 @@ class StartInfo:
     dropped_examples: int
     padding_share: float
     environment: dict[str, Any]
+    packing: str = "off"  # "off", or how the training examples are packed into rows
 
 
 @dataclass(frozen=True)

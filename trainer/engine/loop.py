@@ -34,6 +34,7 @@ from trainer.engine.hooks import (
     TrainResult,
 )
 from trainer.engine.modeling import parameter_counts
+from trainer.engine.packing import describe_packing
 from trainer.engine.setup import TrainingData, TrainingSession, set_up
 from trainer.engine.steps import StepStats, evaluate, train_step
 
@@ -274,6 +275,7 @@ def _result(session: TrainingSession, stop_reason: str) -> TrainResult:
 def _start_info(session: TrainingSession) -> StartInfo:
     train, val = session.train_split, session.val_split
     trainable, total = parameter_counts(session.model)
+    packed = session.packed_row_tokens is not None
     return StartInfo(
         total_steps=session.plan.total_steps,
         steps_per_epoch=session.plan.steps_per_epoch,
@@ -285,8 +287,20 @@ def _start_info(session: TrainingSession) -> StartInfo:
         validation_examples=len(val.examples),
         truncated_examples=train.truncated + val.truncated,
         dropped_examples=train.dropped + val.dropped,
-        padding_share=padding_share(train.lengths, session.epoch_batches(0)),
+        padding_share=0.0 if packed else padding_share(train.lengths, session.epoch_batches(0)),
         environment=session.environment,
+        packing=_packing(session) if packed else "off",
+    )
+
+
+def _packing(session: TrainingSession) -> str:
+    from trainer.engine.packed_attention import attention_kind
+
+    return describe_packing(
+        session.train_split.lengths,
+        session.packed_row_tokens,
+        seed=session.config.seed,
+        attention=attention_kind(session.device),
     )
 
 

@@ -154,17 +154,28 @@ class OutputHead:
 
 
 def prepare_for_training(
-    model: Any, config: TrainConfig, device: str, *, tokens: int, world_size: int
+    model: Any,
+    config: TrainConfig,
+    device: str,
+    *,
+    tokens: int,
+    world_size: int,
+    packing: bool = False,
 ) -> tuple[MemoryPlan, OutputHead | None]:
     """Plan memory for micro-batches of up to ``tokens`` tokens and apply the plan.
 
     Fused RMSNorm/SwiGLU where the architecture is known, per-layer activation handling (and
     weight streaming), dequantised weight copies, the embedding table's place, and (for
     ``PLAIN_HEAD_MODELS``) an output layer that returns hidden states so the loss can apply it
-    in chunks; the head is None where the model's own logits must be used.
+    in chunks; the head is None where the model's own logits must be used. With ``packing``
+    the model attends as packed rows need (``engine/packed_attention.py``).
     """
     from trainer.engine import activations, weights
 
+    if packing:
+        from trainer.engine.packed_attention import use_packed_attention
+
+        use_packed_attention(model)
     plan = plan_for_training(model, config, device, tokens=tokens, world_size=world_size)
     base = model.get_base_model()
     layers = activations.decoder_layers(model)

@@ -43,6 +43,7 @@ from trainer.engine.modeling import (
     load_tokenizer,
     prepare_for_training,
 )
+from trainer.engine.packing import collate_packed, packed_batches, token_budget
 from trainer.engine.steps import StepContext
 
 NO_TRAINING_EXAMPLES = (
@@ -104,6 +105,8 @@ class TrainingSession:
     adapter_dir: Path
     checkpoint_dir: Path
     adapter_metadata: dict[str, Any]
+    # Packed rows of up to this many tokens (engine/packing.py); None: padded batches.
+    packed_row_tokens: int | None = None
     # DPO: the reference's summed answer log-probabilities per pair (chosen, rejected).
     train_reference: Any = None
     val_reference: Any = None
@@ -116,16 +119,21 @@ class TrainingSession:
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """This process's batches (example indices) for one epoch, in training order."""
-        return _epoch_batches(self.train_split, self.config, self.context, epoch)
+        return _epoch_batches(
+            self.train_split, self.config, self.context, epoch, self.packed_row_tokens
+        )
 
     def batch(self, indices: list[int]) -> dict[str, Any]:
-        """The collated training micro-batch of these examples (pairs, with their reference,
-        for DPO)."""
+        """The collated training micro-batch of these examples: a packed row, padded rows, or
+        for DPO pairs with their reference."""
         if self.config.method == "dpo":
             from trainer.engine.preference import pair_batch
 
             return pair_batch(self.train_split, indices, self.pad_id, self.train_reference)
-        return collate([self.train_split.examples[i] for i in indices], self.pad_id)
+        examples = [self.train_split.examples[i] for i in indices]
+        if self.packed_row_tokens:
+            return collate_packed(examples)
+        return collate(examples, self.pad_id)
 
     def step_context(self) -> StepContext:
         return StepContext(
@@ -159,6 +167,8 @@ def set_up(
     is also the reference (required: DPO improves an adapter)."""
     import torch
     from transformers import get_scheduler
+
+    from trainer.engine.packed_attention import packing_enabled
 
     started = time.monotonic()
     context = dist_context()
@@ -196,13 +206,17 @@ def set_up(
     base_fingerprint = fingerprint(model.get_base_model().config.to_dict())
     if resume_info and (problem := ckpt.check_base_matches(resume_info, base_fingerprint)):
         raise CheckpointMismatch(problem)
+    packing = packing_enabled(config, device)
+    # Packed rows hold as many tokens as the largest padded micro-batch would.
+    row_tokens = token_budget(config.batch_size, train_split.lengths)
     memory_plan, head = prepare_for_training(
         model,
         config,
         device,
         # A DPO micro-batch holds both sides of each pair.
-        tokens=config.batch_size * max(train_split.lengths) * (2 if config.method == "dpo" else 1),
+        tokens=row_tokens * (2 if config.method == "dpo" else 1),
         world_size=context.world_size,
+        packing=packing,
     )
     if resume_info:
         # The checkpoint's optimizer states go on with the arithmetic they were made by.
@@ -216,7 +230,9 @@ def set_up(
     )
     report.on_heartbeat()
 
-    plan = plan_training(config, len(_epoch_batches(train_split, config, context, 0)))
+    packed_row_tokens = row_tokens if packing else None
+    first_epoch = _epoch_batches(train_split, config, context, 0, packed_row_tokens)
+    plan = plan_training(config, len(first_epoch))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = build_optimizer(params, config, memory_plan)
     scheduler = get_scheduler(
@@ -251,6 +267,7 @@ def set_up(
         adapter_dir=output_dir / ckpt.ADAPTER_DIR,
         checkpoint_dir=output_dir / ckpt.CHECKPOINT_DIR,
         adapter_metadata=adapter_metadata,
+        packed_row_tokens=packed_row_tokens,
     )
     if config.method == "dpo":
         # Before any step, and before a resumed run's weights replace the starting adapter's.
@@ -296,11 +313,18 @@ def _reference(session: TrainingSession, split: TokenizedSplit, batches: list[li
 
 
 def _epoch_batches(
-    split: TokenizedSplit, config: TrainConfig, context: DistContext, epoch: int
+    split: TokenizedSplit,
+    config: TrainConfig,
+    context: DistContext,
+    epoch: int,
+    packed_row_tokens: int | None,
 ) -> list[list[int]]:
-    batches = length_grouped_batches(
-        split.lengths, config.batch_size, seed=config.seed, epoch=epoch
-    )
+    if packed_row_tokens:
+        batches = packed_batches(split.lengths, packed_row_tokens, seed=config.seed, epoch=epoch)
+    else:
+        batches = length_grouped_batches(
+            split.lengths, config.batch_size, seed=config.seed, epoch=epoch
+        )
     return shard(batches, context.rank, context.world_size)
 
 

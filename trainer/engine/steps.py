@@ -89,7 +89,7 @@ def train_step(model: Any, micro_batches: list[dict[str, Any]], ctx: StepContext
             loss, margins = objective.loss(model, batch, device, head)
             (loss / normaliser).backward()
         loss_sum += loss.item()
-        tokens += int(batch["attention_mask"].sum())
+        tokens += token_count(batch)
         if margins is not None:
             correct += int((margins > 0).sum())
             margin_sum += margins.sum().item()
@@ -144,18 +144,30 @@ def evaluate(
 def forward(model: Any, batch: dict[str, Any], device: str) -> tuple[dict[str, Any], Any]:
     """(the batch on ``device``, the model's output for it): logits, or the final hidden states
     when the output layer is applied in chunks by the loss; on CUDA under autocast to the
-    training's compute dtype."""
+    training's compute dtype. A packed row (``packing.collate_packed``) goes in with its
+    examples' positions and boundaries instead of an attention mask."""
     import torch
 
-    batch = {key: value.to(device) for key, value in batch.items()}
+    batch = {key: _to(value, device) for key, value in batch.items()}
     autocast = (
         torch.autocast("cuda", dtype=compute_dtype(device))
         if device.startswith("cuda")
         else nullcontext()
     )
+    if "cu_seq_lens" in batch:
+        from trainer.engine.packed_attention import packed_model_inputs
+
+        inputs = packed_model_inputs(batch)
+    else:
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     with autocast:
-        output = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        output = model(**inputs).logits
     return batch, output
+
+
+def _to(value: Any, device: str) -> Any:
+    """Tensors onto the device; plain numbers (a packed row's longest length) stay as they are."""
+    return value.to(device) if hasattr(value, "to") else value
 
 
 def assistant_loss(
@@ -192,3 +204,9 @@ def _sft_loss(
 
 def label_count(batch: dict[str, Any]) -> int:
     return int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+def token_count(batch: dict[str, Any]) -> int:
+    """Real (non-padding) tokens of a micro-batch; a packed row has no padding."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else batch["input_ids"].numel()

@@ -106,6 +106,7 @@ class RunProgress(TrainHooks):
             "truncated_examples": info.truncated_examples,
             "dropped_examples": info.dropped_examples,
             "padding_share": round(info.padding_share, 4),
+            "packing": info.packing,
         }
         self._update(
             total_steps=info.total_steps,

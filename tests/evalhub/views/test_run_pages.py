@@ -7,6 +7,7 @@ from trainer.models import MetricKind, RunMetric, RunStatus
 
 def make_run(**fields):
     fields.setdefault("environment", {"device": "cpu", "versions": {"torch": "2.13.0"}})
+    fields.setdefault("plan", {"eval_every": 10})
     run = FineTuneRunFactory(
         name="support-r16",
         status=RunStatus.RUNNING,
@@ -14,7 +15,6 @@ def make_run(**fields):
         total_steps=120,
         eta_seconds=200,
         hyperparameters={"rank": 16, "alpha": 32},
-        plan={"eval_every": 10},
         trainable_params=4_884_480,
         total_params=139_399_488,
         adapter_size_bytes=19_545_000,
@@ -98,6 +98,13 @@ def test_the_memory_plan_reads_as_a_sentence(manager_client):
     cpu = make_run(environment={"device": "cpu", "compute_dtype": "float32", "memory_plan": plan})
     html = manager_client.get(f"/runs/{cpu.pk}/").content.decode()
     assert "10 with float32 weight copies" in html and "bf16" not in html
+
+
+def test_the_run_page_says_how_the_run_packed_its_examples(manager_client):
+    packing = "on (varlen attention): 13 rows of up to 16,384 tokens per epoch, 39.4 examples"
+    run = make_run(plan={"padding_share": 0.0, "packing": packing})
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    assert f'<th>packing <span class="muted">(resolved)</span></th><td>{packing}</td>' in html
 
 
 def test_errors_are_shown_in_full_and_escaped(manager_client):

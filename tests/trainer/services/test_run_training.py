@@ -62,6 +62,7 @@ def test_a_run_succeeds_writing_progress_and_curves_while_it_trains(
     assert run.environment["device"] == "cpu" and "torch" in run.environment["versions"]
     assert run.hyperparameters == small_config(max_steps=6, eval_every=2).as_dict()
     assert run.plan["total_steps"] == 6 and run.plan["start_step"] == 0
+    assert run.plan["packing"] == "off"  # auto: a CPU has no variable-length attention
     assert run.peak_memory_bytes > 0 and run.wall_seconds > 0 and run.eta_seconds == 0
 
 

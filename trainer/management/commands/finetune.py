@@ -83,6 +83,7 @@ CONFIG_OPTIONS = [
     ("--dropout", "dropout", float),
     ("--seed", "seed", int),
     ("--gradient-checkpointing", "gradient_checkpointing", str),
+    ("--packing", "packing", str),
 ]
 
 

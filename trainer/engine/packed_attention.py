@@ -20,6 +20,7 @@ This module imports torch and transformers: import it inside the functions that 
 from __future__ import annotations
 
 import inspect
+import warnings
 from functools import cache
 from itertools import pairwise
 from typing import Any, NamedTuple
@@ -69,8 +70,52 @@ def varlen_kernel() -> VarlenKernel | None:
 
 
 def varlen_available(device: str) -> bool:
-    """Whether packed rows on ``device`` run through one variable-length attention kernel."""
-    return device.startswith("cuda") and varlen_kernel() is not None and _flash_gpu(device)
+    """Whether packed rows on ``device`` run through one variable-length attention kernel: one
+    that this torch has, this GPU runs, and that gave what SDPA gives on a small packed row."""
+    return device.startswith("cuda") and _flash_gpu(device) and _varlen_checked(device)
+
+
+@cache
+def _varlen_checked(device: str) -> bool:
+    kernel = varlen_kernel()
+    return kernel is not None and kernel_agrees(kernel, device)
+
+
+def kernel_agrees(kernel: VarlenKernel, device: str, dtype: torch.dtype = torch.bfloat16) -> bool:
+    """The kernel against SDPA example by example, on a row of two short examples with grouped
+    key/value heads, before packing relies on it. A torch whose ``varlen_attn`` takes other
+    arguments, fails, or gives other numbers turns ``--packing auto`` off (with a warning)
+    instead of failing a run at its first step."""
+    generator = torch.Generator().manual_seed(0)
+    lengths, heads, kv_heads, width = [5, 3], 4, 2, 16
+
+    def states(count: int) -> torch.Tensor:
+        return torch.randn(1, count, sum(lengths), width, generator=generator).to(device, dtype)
+
+    query, key, value = states(heads), states(kv_heads), states(kv_heads)
+    bounds = torch.tensor([0, 5, 8], dtype=torch.int32, device=device)
+    module = _Grouped(num_key_value_groups=heads // kv_heads)
+    try:
+        got, _ = _varlen(kernel, query, key, value, bounds, max(lengths), None)
+        want, _ = _per_example(module, query, key, value, lengths, 0.0, None)
+        agrees = torch.allclose(got.float(), want.float(), atol=2e-2, rtol=2e-2)
+        reason = "gave other values than SDPA"
+    except (RuntimeError, TypeError, ValueError) as error:
+        agrees, reason = False, f"failed ({error!r:.200})"
+    if not agrees:
+        warnings.warn(
+            f"variable-length attention {reason} on {device}; --packing auto stays off",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return agrees
+
+
+class _Grouped(NamedTuple):
+    """What ``sdpa_attention_forward`` reads of an attention module."""
+
+    num_key_value_groups: int
+    is_causal: bool = True
 
 
 @cache
@@ -128,9 +173,21 @@ def packed_attention(
     kernel = varlen_kernel()
     if kernel is not None and _fits(kernel, query, dropout, scaling):
         return _varlen(kernel, query, key, value, cu_seq_lens_q, max_length_q, scaling)
+    lengths = [end - start for start, end in pairwise(cu_seq_lens_q.tolist())]
+    return _per_example(module, query, key, value, lengths, dropout, scaling)
+
+
+def _per_example(
+    module: Any,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    lengths: list[int],
+    dropout: float,
+    scaling: float | None,
+) -> tuple[torch.Tensor, None]:
     # split, not slicing: the backward of a split is one concatenation, while each slice's
     # backward would write its gradient into a zeroed tensor of the whole row.
-    lengths = [end - start for start, end in pairwise(cu_seq_lens_q.tolist())]
     outputs = [
         sdpa_attention_forward(
             module, q, k, v, None, dropout=dropout, scaling=scaling, is_causal=True

@@ -5,6 +5,7 @@ import random
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from trainer.engine.activations import LAYER_MODES, apply_layer_modes, decoder_layers
 from trainer.engine.config import PACKING_NEEDS_SFT, ConfigError, TrainConfig
@@ -12,7 +13,7 @@ from trainer.engine.data import IGNORE_INDEX, TokenizedExample, collate
 from trainer.engine.hooks import RecordingHooks
 from trainer.engine.loop import train
 from trainer.engine.modeling import load_qlora_model, prepare_for_training
-from trainer.engine.packed_attention import packing_enabled
+from trainer.engine.packed_attention import VarlenKernel, kernel_agrees, packing_enabled
 from trainer.engine.packing import (
     EXAMPLE_TOO_LONG,
     collate_packed,
@@ -211,3 +212,45 @@ def test_a_packed_run_trains_in_fewer_steps_and_says_it_packed(tiny_model_dir, t
         "on (per-example attention): 4 rows of up to 62 tokens per epoch, 2.5 examples and "
         "83% full on average"
     )
+
+
+def _segment_attention(query, key, value, bounds, *_lengths, window_size, **_options):
+    """A variable-length kernel in torch's layout (tokens, heads, dim), one example at a time:
+    what the check must accept."""
+    groups = query.shape[1] // key.shape[1]
+    key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+    pieces = []
+    for start, end in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        q, k, v = (t[start:end].transpose(0, 1) for t in (query, key, value))
+        pieces.append(F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(0, 1))
+    return torch.cat(pieces)
+
+
+def _whole_row_attention(query, key, value, *_args, window_size, **_options):
+    """Causal over the whole row: the second example sees the first, what the check refuses."""
+    groups = query.shape[1] // key.shape[1]
+    key, value = key.repeat_interleave(groups, 1), value.repeat_interleave(groups, 1)
+    q, k, v = (t.transpose(0, 1) for t in (query, key, value))
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(0, 1)
+
+
+def _old_signature(query, key, value, bounds, *_args, is_causal):
+    raise AssertionError("not reached: the call passes window_size")
+
+
+@pytest.mark.parametrize(
+    ("function", "agrees"),
+    [(_segment_attention, True), (_whole_row_attention, False), (_old_signature, False)],
+)
+def test_packing_trusts_a_varlen_kernel_only_after_it_matched_sdpa(function, agrees):
+    """Before --packing auto relies on torch's kernel, it runs it on a two-example row against
+    SDPA example by example; a kernel that leaks across examples or takes other arguments
+    turns auto off with a warning instead of failing the run's first step."""
+    kernel = VarlenKernel(
+        function=function, causal={"window_size": (-1, 0)}, takes_scale=False, takes_gqa=False
+    )
+    if agrees:
+        assert kernel_agrees(kernel, "cpu", torch.float32)
+    else:
+        with pytest.warns(RuntimeWarning, match="--packing auto stays off"):
+            assert not kernel_agrees(kernel, "cpu", torch.float32)

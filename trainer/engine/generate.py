@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -325,7 +326,7 @@ def generate(
                 add_special_tokens=False,
             ).to(loaded.device)
             started = time.perf_counter()
-            sequences = model.generate(**encoded, generation_config=generation_config)
+            sequences = _generate_batch(model, encoded, generation_config)
             elapsed_ms = (time.perf_counter() - started) * 1000
             new_tokens = sequences[: len(indices), encoded["input_ids"].shape[1] :].tolist()
             batch = [
@@ -337,6 +338,29 @@ def generate(
                 on_batch(indices, batch)
             bar.update(len(indices))
     return [item for item in results if item is not None]
+
+
+def _generate_batch(model: Any, encoded: Any, generation_config: Any) -> Any:
+    """One batch through ``model.generate``. Where compiling the static-cache step fails (a
+    compiler or CUDA-graph error on this card and torch), the call is made again uncompiled
+    and the rest of the run stays uncompiled, with a warning: slower answers, not a failed
+    run. The same call failing uncompiled raises as before."""
+    import torch
+
+    try:
+        return model.generate(**encoded, generation_config=generation_config)
+    except torch.OutOfMemoryError:
+        raise
+    except Exception as error:  # any compiler failure: fall back, once
+        if generation_config.cache_implementation != "static" or generation_config.disable_compile:
+            raise
+        warnings.warn(
+            f"compiled decoding failed ({error!r:.200}); decoding uncompiled",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        generation_config.disable_compile = True
+        return model.generate(**encoded, generation_config=generation_config)
 
 
 def _fast_batch_size(loaded: LoadedModel, lengths: list[int], decoding: DecodingConfig) -> int:

@@ -180,3 +180,32 @@ def test_compiled_decoding_answers_like_the_plain_path(plain, fast, monkeypatch)
     assert answers(eager) == answers(expected)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 0
     torch._dynamo.reset()
+
+
+def test_a_failed_compilation_falls_back_to_uncompiled_decoding(plain, fast, monkeypatch):
+    """A compiler error on the first compiled call costs speed, not the run: the batch is made
+    again uncompiled, with a warning, and the answers are the plain path's."""
+    expected = generation.generate(plain, CONVERSATIONS, decoding=GREEDY, use_adapter=True)
+    real_generate = type(fast.model).generate
+    calls = []
+
+    def compiler_fails(self, *args, generation_config, **kwargs):
+        calls.append(generation_config.disable_compile)
+        if not generation_config.disable_compile:
+            raise RuntimeError("inductor: backend compiler failed")
+        return real_generate(self, *args, generation_config=generation_config, **kwargs)
+
+    monkeypatch.setattr(type(fast.model), "generate", compiler_fails)
+    with pytest.warns(RuntimeWarning, match="decoding uncompiled"):
+        got = generation.generate(fast, CONVERSATIONS, decoding=GREEDY, use_adapter=True)
+    assert answers(got) == answers(expected)
+    assert calls[:2] == [False, True] and all(calls[1:])  # compiled once, then never again
+
+
+def test_an_error_that_is_not_the_compiler_still_raises(fast, monkeypatch):
+    def always_fails(self, *args, **kwargs):
+        raise RuntimeError("the prompt is broken")
+
+    monkeypatch.setattr(type(fast.model), "generate", always_fails)
+    with pytest.warns(RuntimeWarning), pytest.raises(RuntimeError, match="prompt is broken"):
+        generation.generate(fast, CONVERSATIONS, decoding=GREEDY, use_adapter=True)

@@ -538,6 +538,7 @@ class JudgeRunStatus(models.TextChoices):
     SUCCEEDED = "succeeded", "succeeded"
     FAILED = "failed", "failed"
     CANCELLED = "cancelled", "cancelled"
+    INTERRUPTED = "interrupted", "interrupted"  # its worker died: closed by the next to start
 
 
 class JudgeRun(models.Model):
@@ -547,8 +548,10 @@ class JudgeRun(models.Model):
     judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="runs")
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="judge_runs")
     status = models.CharField(
-        max_length=9, choices=JudgeRunStatus.choices, default=JudgeRunStatus.QUEUED
+        max_length=11, choices=JudgeRunStatus.choices, default=JudgeRunStatus.QUEUED
     )
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid running it")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     tokens_used = models.PositiveIntegerField(default=0)
     verdicts_done = models.PositiveIntegerField(default=0)
     errors = models.JSONField(

@@ -17,7 +17,7 @@ from django_tasks import task
 
 from evalhub.models import RUN_KINDS, JudgeRun
 from evalhub.selectors.outputs import run_get
-from evalhub.services.judging import judge_run_execute
+from evalhub.services.judging import judge_run_execute, judge_runs_mark_orphans
 from evalhub.services.outputs import outputs_generate
 from evalhub.services.scores import outputs_score
 from trainer.engine.generate import DecodingConfig
@@ -90,6 +90,8 @@ class JudgeRunFailed(Exception):
 def judge(*, judge_run_id: int) -> dict[str, Any]:
     """Run a queued judge run (``evalhub.services.judging``). A local judge's task goes to the
     "gpu" queue; an HTTP judge's is enqueued on "default" (``judge_run_enqueue``)."""
+    # A worker taking a task is where a judge run left behind by a dead worker gets noticed.
+    judge_runs_mark_orphans()
     run = judge_run_execute(
         run=JudgeRun.objects.select_related("judge", "study").get(pk=judge_run_id)
     )

@@ -28,7 +28,12 @@ class Dataset(models.Model):
     source_filename = models.CharField(max_length=255, blank=True)
     format = models.CharField(max_length=20, help_text="Reader used: alpaca, sharegpt, messages, …")
     content_hash = models.CharField(max_length=64, help_text="sha256 over the canonical examples")
-    split_ratios = models.JSONField(default=list, help_text="[train, validation, test] shares")
+    split_ratios = models.JSONField(
+        default=list,
+        help_text="[train, validation, feedback, test] shares, as split (an import given three "
+        "numbers has feedback 0); datasets imported before the feedback split hold three: "
+        "[train, validation, test]",
+    )
     seed = models.IntegerField(default=0)
     lint_report = models.JSONField(default=list, help_text="Lint issues as imported")
     lint_errors = models.PositiveIntegerField(default=0)

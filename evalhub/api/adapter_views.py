@@ -1,8 +1,9 @@
 """``GET /api/runs/<id>/adapter/``: the run's adapter files and model card as a zip, the same
 file as the run page's "Download adapter" link. Managers only; 404 while it has no adapter.
 
-It is served as application/octet-stream (a .zip by its file name): the type OpenAPI client
-generators read as bytes; they skip an application/zip response."""
+Served as application/zip with its file name, like the page's link. openapi-python-client skips
+a response type it does not know; ``evalhub/api/openapi-python-client.yaml`` tells it to read this
+one as bytes."""
 
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
@@ -21,7 +22,7 @@ from trainer.models import FineTuneRun
 
 @extend_schema(
     summary="The run's LoRA adapter with its model card (README.md), as a zip",
-    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY},
+    responses={(200, "application/zip"): OpenApiTypes.BINARY},
 )
 class RunAdapterView(APIView):
     authentication_classes = AUTHENTICATION_CLASSES
@@ -34,4 +35,4 @@ class RunAdapterView(APIView):
             content = adapter_zip(run=run)
         except AdapterExportError as exc:
             raise NotFound(str(exc)) from exc
-        return zip_response(content, zip_name(run), content_type="application/octet-stream")
+        return zip_response(content, zip_name(run))

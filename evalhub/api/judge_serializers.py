@@ -56,6 +56,8 @@ class JudgeRunSerializer(serializers.ModelSerializer):
             "tokens_used",
             "errors",
             "error",
+            "worker",
+            "heartbeat_at",
             "created_at",
             "started_at",
             "finished_at",

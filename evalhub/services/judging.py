@@ -3,16 +3,19 @@ JudgeRun and JudgeVerdict rows.
 
 A run asks about every non-gold comparison in both orders, skipping the (comparison, order)
 pairs that already have a verdict: a run that stopped (token budget, errors, a killed worker) is
-resumed by starting another. Each verdict is stored with the run's counters in one transaction
-as it comes; a question that gets no usable reply is recorded in the run's ``errors`` and stores
-nothing. The prompt, the reply's parsing and the two orders are ``evalhub.judging``'s; the
-backends live in ``evalhub.services.judge_backends``.
+resumed by starting another. Each verdict is stored with the run's counters and heartbeat in
+one transaction as it comes; a question that gets no usable reply is recorded in the run's
+``errors`` and stores nothing. A run whose worker died is closed as interrupted by the next
+``manage.py judge`` or judge task to start (``judge_runs_mark_orphans``), by the rule training
+runs follow (``trainer.services.workers``). The prompt, the reply's parsing and the two orders
+are ``evalhub.judging``'s; the backends live in ``evalhub.services.judge_backends``.
 """
 
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -21,6 +24,8 @@ from django.utils import timezone
 from evalhub.judging import pairwise
 from evalhub.models import Judge, JudgeBackend, JudgeRun, JudgeRunStatus, Study
 from evalhub.selectors.judging import DEFAULT_JUDGE, judge_missing, judge_tokens_spent
+from trainer.services.run_queue import task_fail_orphaned
+from trainer.services.workers import worker_id, worker_stopped
 
 NAME_INVALID = "A judge name is a slug (letters, digits, - and _): {name!r}."
 NAME_TAKEN = "A judge named {name!r} already exists."
@@ -43,6 +48,10 @@ ERRORS_LEFT = (
     "them again."
 )
 STOPPED = "Stopped: {error}"
+ORPHANED = (
+    "worker {worker} stopped reporting (last heartbeat {heartbeat}); the {verdicts} verdicts it "
+    "stored are kept: run the judge again to ask the rest."
+)
 
 MAX_COUNT = 2_147_483_647  # the largest count the database column holds
 SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,80}$")
@@ -261,7 +270,8 @@ class Recorder:
                 )
             elif self._store(question, answer, choice):
                 run.verdicts_done += 1
-            run.save(update_fields=["tokens_used", "errors", "verdicts_done"])
+            run.heartbeat_at = timezone.now()
+            run.save(update_fields=["tokens_used", "errors", "verdicts_done", "heartbeat_at"])
         if answer.fatal and not self.stopped:
             self.stopped = STOPPED.format(error=error)
 
@@ -291,8 +301,9 @@ def judge_run_execute(
     run is left "running" by a crash."""
     from evalhub.services.judge_backends import answer_all
 
-    run.status, run.started_at = JudgeRunStatus.RUNNING, timezone.now()
-    run.save(update_fields=["status", "started_at"])
+    run.status, run.worker = JudgeRunStatus.RUNNING, worker_id()
+    run.started_at = run.heartbeat_at = timezone.now()
+    run.save(update_fields=["status", "worker", "started_at", "heartbeat_at"])
     recorder = Recorder(run)
     try:
         questions = judge_questions(judge=run.judge, study=run.study)
@@ -310,10 +321,31 @@ def judge_run_execute(
     return _close(run, JudgeRunStatus.SUCCEEDED, "")
 
 
-def _close(run: JudgeRun, status: str, error: str) -> JudgeRun:
-    run.status, run.error, run.finished_at = status, error, timezone.now()
+def _close(run: JudgeRun, status: str, error: str, *, now: datetime | None = None) -> JudgeRun:
+    run.status, run.error, run.finished_at = status, error, now or timezone.now()
     run.save(update_fields=["status", "error", "finished_at"])
     return run
+
+
+def judge_runs_mark_orphans(*, now: datetime | None = None) -> list[JudgeRun]:
+    """Runs left "running" by a dead worker become "interrupted", and their task rows fail
+    (``trainer.services.workers.worker_stopped`` decides, as for training runs). Called where
+    a judge command or a judge task starts; never by a page."""
+    from evalhub import tasks
+
+    now = now or timezone.now()
+    orphans = []
+    with transaction.atomic():
+        for run in JudgeRun.objects.select_for_update().filter(status=JudgeRunStatus.RUNNING):
+            last = run.heartbeat_at or run.started_at or run.created_at
+            if worker_stopped(worker=run.worker, last_seen=last, now=now):
+                message = ORPHANED.format(
+                    worker=run.worker or "?", heartbeat=last, verdicts=run.verdicts_done
+                )
+                orphans.append(_close(run, JudgeRunStatus.INTERRUPTED, message, now=now))
+        for run in orphans:
+            task_fail_orphaned(task=tasks.judge, kwargs={"judge_run_id": run.pk}, error=run.error)
+    return orphans
 
 
 def judge_run_enqueue(*, judge: Judge, study: Study) -> JudgeRun:

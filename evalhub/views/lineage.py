@@ -28,9 +28,7 @@ def run_adapter_download(request: HttpRequest, pk: int) -> HttpResponse:
     return zip_response(content, zip_name(run))
 
 
-def zip_response(
-    content: bytes, filename: str, content_type: str = "application/zip"
-) -> HttpResponse:
-    response = HttpResponse(content, content_type=content_type)
+def zip_response(content: bytes, filename: str) -> HttpResponse:
+    response = HttpResponse(content, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

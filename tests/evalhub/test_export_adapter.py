@@ -101,9 +101,11 @@ def test_the_run_page_links_a_zip_of_the_same_files(manager_client, loop):
 def test_the_api_answers_the_zip_and_404_without_an_adapter(manager_client, loop):
     response = manager_client.get(f"/api/runs/{loop.v2.pk}/adapter/")
     assert response.status_code == 200
-    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Type"] == "application/zip"
     assert f'filename="adapter-run-{loop.v2.pk}.zip"' in response["Content-Disposition"]
-    assert len(_zip_names(response.content)) == 3
+    folder = f"adapter-run-{loop.v2.pk}"
+    files = _zip_names(response.content)
+    assert set(files) == {f"{folder}/{name}" for name in (*ADAPTER_FILES, "README.md")}
     missing = manager_client.get(f"/api/runs/{loop.v1.pk}/adapter/")
     assert missing.status_code == 404
     assert adapter_export.ERROR_NO_ADAPTER.format(run_id=loop.v1.pk) in missing.json()["detail"]

@@ -2,6 +2,7 @@
 field of its own, and goes back there when the migration is reversed; task rows that named a
 missing exception class name the real one."""
 
+from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult as Current
@@ -71,3 +72,8 @@ def test_tasks_failed_under_the_old_orphan_path_become_readable(migrate_to):
     migrate_to([("trainer", "0003_orphaned_task_error_path")])
     (error,) = Current.objects.get(pk=row.pk).task_result.errors
     assert error.exception_class is RunOrphaned
+
+
+def test_the_migrations_record_every_model_change_help_texts_included(db):
+    """``makemigrations --check`` exits non-zero when a model differs from its migrations."""
+    call_command("makemigrations", "--check", "--dry-run", verbosity=0)

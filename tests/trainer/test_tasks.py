@@ -4,8 +4,6 @@ the database backend without a worker). Worker processes: test_tasks_workers.py.
 import os
 import shutil
 import socket
-import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from django_tasks_db.models import DBTaskResult
 
 from tests.factories import FineTuneRunFactory
 from tests.trainer.run_fixtures import colour_dataset, colour_spec, small_config
-from tests.trainer.worker_support import DATABASE_TASKS
+from tests.trainer.worker_support import DATABASE_TASKS, dead_pid
 from trainer.engine.checkpoint import read_checkpoint_info
 from trainer.management.commands.finetune import QUEUED
 from trainer.models import FineTuneRun, RunStatus
@@ -33,13 +31,6 @@ from trainer.services.run_queue import (
 from trainer.services.run_training import NOT_QUEUED
 from trainer.services.runs import ORPHANED, RunError, RunSpec, run_request_cancel
 from trainer.tasks import RUN_FAILED, RunFailed, finetune
-
-
-def dead_pid() -> int:
-    """The id of a process that has exited and been reaped."""
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
-    return process.pid
 
 
 @pytest.fixture

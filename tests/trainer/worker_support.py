@@ -125,3 +125,10 @@ def record(*, marker: str, directory: str, hold: float = 0.05) -> str:
     (folder / f"{marker}.{os.getpid()}.{uuid.uuid4().hex}").touch()
     time.sleep(hold)
     return marker
+
+
+def dead_pid() -> int:
+    """The id of a process that has exited and been reaped."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

@@ -8,9 +8,12 @@ worker then picks the task up (``trainer.tasks``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
+from django_tasks.base import Task
 from django_tasks_db.models import DBTaskResult
 
 from trainer.models import FineTuneRun, RunStatus
@@ -19,8 +22,9 @@ from trainer.tasks import finetune
 
 
 class RunOrphaned(Exception):
-    """What a training task failed with when its worker died mid-run. Never raised: the task
-    row stores its path, and django-tasks imports it when anyone reads the task's error."""
+    """What a task (training, or a judge run's) failed with when its worker died mid-run. Never
+    raised: the task row stores its path, and django-tasks imports it when anyone reads the
+    task's error."""
 
 
 # DBTaskResult statuses, as django-tasks-db stores them.
@@ -76,18 +80,17 @@ def runs_check_orphans() -> list[FineTuneRun]:
         return []
     orphans = run_mark_orphans()
     for run in orphans:
-        _fail_orphaned_task(run)
+        task_fail_orphaned(task=finetune, kwargs={"run_id": run.pk}, error=run.error)
     return orphans
 
 
-def _fail_orphaned_task(run: FineTuneRun) -> None:
-    DBTaskResult.objects.filter(
-        task_path=finetune.module_path,
-        status=TASK_RUNNING,
-        args_kwargs__kwargs__run_id=run.pk,
-    ).update(
+def task_fail_orphaned(*, task: Task, kwargs: dict[str, Any], error: str) -> None:
+    """Fail the task rows that a dead worker left running for ``task`` with these keyword
+    arguments (the dead worker never will), with the record's error as their traceback."""
+    lookups = {f"args_kwargs__kwargs__{key}": value for key, value in kwargs.items()}
+    DBTaskResult.objects.filter(task_path=task.module_path, status=TASK_RUNNING, **lookups).update(
         status=TASK_FAILED,
         finished_at=timezone.now(),
         exception_class_path=ORPHANED_TASK,
-        traceback=run.error,
+        traceback=error,
     )

@@ -24,7 +24,8 @@ from trainer.engine.hooks import TrainHooks, TrainingError
 from trainer.engine.model_store import ModelNotFound, resolve_model_dir
 from trainer.models import BaseModel, Dataset, FineTuneRun, RunStatus, Split, TrainMethod
 from trainer.services.run_progress import RunProgress, SilentRankHooks, StopRequest
-from trainer.services.runs import RunError, run_config, worker_id
+from trainer.services.runs import RunError, run_config
+from trainer.services.workers import worker_id
 
 NOT_QUEUED = "run {id} is {status}, not queued: a run is executed once"
 STOPPED_AT_ONCE = "stopped at once by a second interrupt; the last checkpoint is kept"

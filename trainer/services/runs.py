@@ -14,9 +14,7 @@ A retry is a new run too: the same settings again from step 0, linked by ``retry
 from __future__ import annotations
 
 import itertools
-import os
 import re
-import socket
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -47,6 +45,7 @@ from trainer.models import (
     TrainMethod,
 )
 from trainer.selectors.datasets import dataset_pair_count
+from trainer.services.workers import ORPHAN_AFTER, worker_stopped
 
 DATASET_HAS_ERRORS = (
     "dataset {name!r} has {errors} lint error(s) and {warnings} warning(s); fix them, or pass "
@@ -85,9 +84,6 @@ ORPHANED = (
     "kept: resume with `manage.py finetune --resume {id}`"
 )
 
-# A run that has not reported for this long is taken for dead. Heartbeats come after every
-# micro-batch, so only model loading or a very slow device comes near it.
-ORPHAN_AFTER = timedelta(minutes=15)
 RESUMABLE = (RunStatus.CANCELLED, RunStatus.INTERRUPTED, RunStatus.FAILED)
 # A retry starts over, so it needs no checkpoint: any run that ended without finishing.
 RETRYABLE = (RunStatus.CANCELLED, RunStatus.INTERRUPTED, RunStatus.FAILED)
@@ -121,11 +117,6 @@ class RunSpec:
     retry_of: FineTuneRun | None = None  # the stopped run this one starts again
     # The succeeded run whose adapter this one starts from (for DPO also the reference).
     from_run: FineTuneRun | None = None
-
-
-def worker_id() -> str:
-    """Who runs a run: ``host:pid``, which ``run_mark_orphans`` reads back."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def lint_summary(dataset: Dataset, *, limit: int = 10) -> str:
@@ -345,32 +336,18 @@ def run_request_cancel(*, run: FineTuneRun) -> FineTuneRun:
 def run_mark_orphans(
     *, stale_after: timedelta = ORPHAN_AFTER, now: datetime | None = None
 ) -> list[FineTuneRun]:
-    """Runs left "running" by a dead worker become "interrupted": no heartbeat for
-    ``stale_after``, or a worker on this host whose process is gone."""
+    """Runs left "running" by a dead worker become "interrupted" (``worker_stopped``)."""
     now = now or timezone.now()
     orphans = []
     for run in FineTuneRun.objects.select_for_update().filter(status=RunStatus.RUNNING):
         last = run.heartbeat_at or run.started_at or run.created_at
-        if last < now - stale_after or _worker_gone(run.worker):
+        if worker_stopped(worker=run.worker, last_seen=last, now=now, stale_after=stale_after):
             run.status, run.finished_at = RunStatus.INTERRUPTED, now
             run.error = ORPHANED.format(worker=run.worker or "?", heartbeat=last, id=run.pk)
             run.eta_seconds = None
             run.save(update_fields=["status", "finished_at", "error", "eta_seconds"])
             orphans.append(run)
     return orphans
-
-
-def _worker_gone(worker: str) -> bool:
-    host, _, pid = worker.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
 
 
 def run_config(run: FineTuneRun) -> TrainConfig:

@@ -1,6 +1,6 @@
 """``manage.py judge --study N [--judge NAME]``: a model judge answers every non-gold comparison
 of a study in both orders, here and now (or, with --queue, on a worker). Resumable: questions
-already answered are skipped."""
+already answered are skipped. Starting, it closes judge runs whose worker died as interrupted."""
 
 import sys
 
@@ -15,6 +15,7 @@ from evalhub.services.judging import (
     judge_run_create,
     judge_run_enqueue,
     judge_run_execute,
+    judge_runs_mark_orphans,
 )
 
 UNKNOWN_STUDY = "No study with id {id}."
@@ -37,6 +38,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        # A command starting is where a judge run left behind by a dead worker gets noticed.
+        judge_runs_mark_orphans()
         study = Study.objects.filter(pk=options["study"]).first()
         if study is None:
             raise CommandError(UNKNOWN_STUDY.format(id=options["study"]), returncode=USAGE_ERROR)

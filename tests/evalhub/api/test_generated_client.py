@@ -34,6 +34,10 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the live server reads wh
 PACKAGE = "evalhub_api_client"
 SECRETS = ("okapi-7b", "okapi-tuned", "base:okapi", "adapter:okapi")
 PASSWORD = "pw"  # the factories' password
+# The README's settings file: the adapter zip (application/zip) read as bytes.
+CLIENT_CONFIG = (
+    Path(__file__).resolve().parents[3] / "evalhub" / "api" / "openapi-python-client.yaml"
+)
 
 
 def _generate(folder: Path) -> None:
@@ -51,6 +55,8 @@ def _generate(folder: Path) -> None:
         PACKAGE,
         "--meta",
         "none",
+        "--config",
+        str(CLIENT_CONFIG),
         "--fail-on-warning",
     ]
     # The venv's ruff on PATH: the generator formats what it writes with it. A proxy that

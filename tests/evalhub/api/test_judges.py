@@ -1,7 +1,10 @@
 """``/api/judges/``, ``/api/judge-runs/`` and ``POST /api/studies/<id>/judge/`` for managers
 (the permission matrix and the blinding crawl cover everyone else)."""
 
+import os
+
 import pytest
+from rest_framework.fields import DateTimeField
 
 from evalhub.models import Judge, JudgeRun
 from evalhub.services import judging as j
@@ -148,6 +151,8 @@ def test_queueing_a_judge_answers_the_run_and_a_second_call_the_same_run(client,
         "tokens_used": 0,
         "errors": [],
         "error": "",
+        "worker": "",
+        "heartbeat_at": None,
         "created_at": None,
         "started_at": None,
         "finished_at": None,
@@ -195,6 +200,11 @@ def test_a_run_done_through_the_api_is_listed_for_its_study_with_its_counts(
     # One non-gold comparison, asked in both orders, at 10 + 1 tokens a reply.
     assert (row["status"], row["verdicts_done"], row["tokens_used"]) == ("succeeded", 2, 22)
     assert (row["judge"], row["errors"]) == ("remote", [])
+    # Who ran it and when it last reported: what tells a live run from a dead one.
+    run = JudgeRun.objects.get(study=study)
+    heartbeat = DateTimeField().to_representation(run.heartbeat_at)
+    assert (row["worker"], row["heartbeat_at"]) == (run.worker, heartbeat)
+    assert row["worker"].endswith(f":{os.getpid()}")
     assert len(client.get("/api/judge-runs/").json()["results"]) == 2
 
 

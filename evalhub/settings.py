@@ -183,7 +183,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     # Two "status" and two "kind" choice sets exist; name their enums in the schema explicitly.
+    # Gradient checkpointing and packing share one set (auto, on, off): one enum for both.
     "ENUM_NAME_OVERRIDES": {
+        "AutoOnOffEnum": "trainer.engine.config.PACKING",
         "StudyStatusEnum": "evalhub.models.StudyStatus",
         "RunStatusEnum": "trainer.models.RunStatus",
         "SystemKindEnum": "evalhub.models.SystemKind",

@@ -28,8 +28,12 @@ from tests.evalhub.chat_peers import (
     ok,
     scripted_server,
 )
-from tests.factories import ExampleFactory, FineTuneRunFactory, OutputFactory, SystemFactory
-from trainer.models import Split
+from tests.factories import (
+    FineTuneRunFactory,
+    OutputFactory,
+    SystemFactory,
+    held_out_questions,
+)
 
 pytestmark = pytest.mark.django_db
 QUESTIONS = [
@@ -48,16 +52,7 @@ ONE_AT_A_TIME = ["--concurrency", "1"]  # the scripted answers then go to prompt
 @pytest.fixture
 def run():
     run = FineTuneRunFactory()
-    for i, question in enumerate(QUESTIONS):
-        ExampleFactory(
-            dataset=run.dataset,
-            split=Split.TEST,
-            messages=[
-                {"role": "user", "content": question},
-                {"role": "assistant", "content": f"answer {i}"},
-            ],
-        )
-    ExampleFactory(dataset=run.dataset, split=Split.TRAIN)
+    held_out_questions(run.dataset, QUESTIONS)
     return run
 
 

@@ -32,14 +32,13 @@ from django.db import transaction
 
 from evalhub.chat_client import CallError, Endpoint, chats_in_flight, served_models
 from evalhub.models import RUN_KINDS, Output, Prompt, System
-from evalhub.selectors.outputs import OutputsError, evaluation_prompts
+from evalhub.selectors.outputs import OutputsError
 from evalhub.services.outputs import (
-    NO_PROMPTS,
     GenerationReport,
     outputs_store,
+    prompts_prepare,
     system_outputs_prepare,
 )
-from evalhub.services.prompts import prompts_create_from_split
 from evalhub.services.systems import (
     BAD_SYSTEMS,
     system_get_or_create,
@@ -128,10 +127,7 @@ def outputs_generate_served(
         "model": endpoint.model,
         "served": served,
     }
-    prompts_create_from_split(dataset=dataset, split=split)
-    prompts = list(evaluation_prompts(dataset=dataset, split=split))
-    if not prompts:
-        raise OutputsError(NO_PROMPTS.format(dataset=dataset.name, split=split))
+    prompts = prompts_prepare(dataset=dataset, split=split)
     with transaction.atomic():
         if run is not None:
             system = system_get_or_create(run=run, kind=kind)

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import random
 import subprocess
@@ -49,7 +48,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from qlora_gpu import GIB, LORA, SEED, SHAPES, TARGETS, make_model  # noqa: E402
+from qlora_gpu import (  # noqa: E402
+    GIB,
+    LORA,
+    SEED,
+    SHAPES,
+    TARGETS,
+    gpu_description,
+    in_fresh_process,
+    make_model,
+)
 
 RESULT_MARK = "GENERATION_GPU_ROW "
 # In this order: the fast path first, so that a run cut short has measured it; the comparison
@@ -392,20 +400,13 @@ def row_result(
 
 
 def group_in_subprocess(spec: dict, timeout: int) -> list[dict]:
-    command = [sys.executable, __file__, "--group-spec", json.dumps(spec)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, env=env, check=False
-        )
+        result, lines = in_fresh_process(__file__, "--group-spec", spec, RESULT_MARK, timeout)
     except subprocess.TimeoutExpired:
         return [{"row": spec["group"], "error": f"timed out after {timeout} s"}]
-    for line in done.stdout.splitlines():
-        if line.startswith(RESULT_MARK):
-            return json.loads(line.removeprefix(RESULT_MARK))
-    tail = (done.stderr or done.stdout).strip().splitlines()[-8:]
-    return [{"row": spec["group"], "error": "failed", "detail": tail}]
+    if result is not None:
+        return result
+    return [{"row": spec["group"], "error": "failed", "detail": lines[-8:]}]
 
 
 # ---------------------------------------------------------------- the driver
@@ -464,15 +465,7 @@ def machine(device: str) -> dict:
         "versions": library_versions(("torch", "transformers", "peft", "bitsandbytes", "triton")),
     }
     if device.startswith("cuda"):
-        import torch
-
-        smi = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-        described.update(gpu=torch.cuda.get_device_name(0), nvidia_smi=smi, cuda=torch.version.cuda)
+        described.update(gpu_description())
     return described
 
 

@@ -58,7 +58,7 @@ import statistics
 import subprocess
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import version
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -634,21 +634,30 @@ def profile_step(step, batch) -> list[str]:
     return [f"profiled step: {wall:.3f} s wall, GPU busy {busy:.3f} s", *table]
 
 
-def row_in_subprocess(spec: dict, timeout: int) -> dict:
-    command = [sys.executable, __file__, "--row", json.dumps(spec)]
+def in_fresh_process(script: str, argument: str, spec: dict, mark: str, timeout: int):
+    """Run ``script argument spec`` offline in a new Python process: the JSON it printed after
+    ``mark`` and no lines, or None and the lines it wrote last. Raises TimeoutExpired."""
+    command = [sys.executable, script, argument, json.dumps(spec)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout, env=env, check=False
+    )
+    for line in done.stdout.splitlines():
+        if line.startswith(mark):
+            return json.loads(line.removeprefix(mark)), []
+    return None, (done.stderr or done.stdout).strip().splitlines()
+
+
+def row_in_subprocess(spec: dict, timeout: int) -> dict:
     started = time.monotonic()
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=timeout, env=env, check=False
-        )
+        result, lines = in_fresh_process(__file__, "--row", spec, RESULT_MARK, timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout} s"}
-    for line in done.stdout.splitlines():
-        if line.startswith(RESULT_MARK):
-            return json.loads(line.removeprefix(RESULT_MARK))
-    tail = (done.stderr or done.stdout).strip().splitlines()[-6:]
+    if result is not None:
+        return result
+    tail = lines[-6:]
     out_of_memory = any("OutOfMemoryError" in line or "out of memory" in line for line in tail)
     return {
         "error": "out of memory" if out_of_memory else "failed",
@@ -709,14 +718,9 @@ def flops_per_token(shape: dict) -> float:
     return 6 * (layers * per_layer + shape["vocab_size"] * h)
 
 
-def machine() -> dict:
+def gpu_description() -> dict:
+    """The first GPU by name, as nvidia-smi sees it (driver, memory), and torch's CUDA."""
     import torch
-
-    def installed(name: str) -> str:
-        try:
-            return version(name)
-        except PackageNotFoundError:
-            return "not installed"
 
     smi = subprocess.run(
         ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
@@ -724,15 +728,18 @@ def machine() -> dict:
         text=True,
         check=False,
     ).stdout.strip()
+    return {"gpu": torch.cuda.get_device_name(0), "nvidia_smi": smi, "cuda": torch.version.cuda}
+
+
+def machine() -> dict:
+    from trainer.engine.environment import library_versions
+
     return {
-        "gpu": torch.cuda.get_device_name(0),
-        "nvidia_smi": smi,
-        "cuda": torch.version.cuda,
+        **gpu_description(),
         "python": platform.python_version(),
-        "versions": {
-            name: installed(name)
-            for name in ("torch", "transformers", "peft", "bitsandbytes", "unsloth", "triton")
-        },
+        "versions": library_versions(
+            ("torch", "transformers", "peft", "bitsandbytes", "unsloth", "triton")
+        ),
     }
 
 

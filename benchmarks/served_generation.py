@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from evalhub.chat_client import CallError, Endpoint, chat, in_flight, served_models
+from evalhub.chat_client import CallError, Endpoint, chats_in_flight, served_models
 
 TOPICS = ["tea", "rivers", "bicycles", "volcanoes", "libraries", "owls", "bridges", "bread"]
 
@@ -41,16 +41,17 @@ def prompts(count: int) -> list[list[dict[str, str]]]:
 
 
 def measure(endpoint: Endpoint, conversations: list, max_tokens: int, concurrency: int) -> dict:
-    def ask(messages):
-        try:
-            return chat(client, endpoint, messages, max_tokens=max_tokens, temperature=0.0)
-        except CallError as error:
-            return error
-
-    with httpx.Client() as client:
-        started = time.perf_counter()
-        replies = [r for _, r in in_flight(conversations, ask, concurrency=concurrency)]
-        seconds = time.perf_counter() - started
+    asked = chats_in_flight(
+        endpoint,
+        conversations,
+        lambda messages: messages,
+        concurrency=concurrency,
+        max_tokens=max_tokens,
+        temperature=0.0,
+    )
+    started = time.perf_counter()
+    replies = [reply for _, reply in asked]
+    seconds = time.perf_counter() - started
     errors = [str(r) for r in replies if isinstance(r, CallError)]
     tokens = sum(r.completion_tokens for r in replies if not isinstance(r, CallError))
     return {

@@ -6,7 +6,8 @@ exponential backoff (a 429's Retry-After is honoured, up to a cap); 400, 401, 40
 not: asking again gets the same answer. An error that no call to this endpoint can escape (a
 refused key, an unknown path or model, a server that stays unreachable) is ``fatal``, so that the
 caller stops the run instead of collecting the same error for every call. ``in_flight`` keeps a
-few calls going at once from a thread pool (never in the web process).
+few calls going at once from a thread pool (never in the web process); ``chats_in_flight`` asks
+many chats that way, each failed call's ``CallError`` taking the place of its reply.
 """
 
 from __future__ import annotations
@@ -243,3 +244,36 @@ def in_flight(
             for future in done:
                 yield running.pop(future), future.result()
             fill()
+
+
+def chats_in_flight(
+    endpoint: Endpoint,
+    items: Iterable[T],
+    messages: Callable[[T], list[dict[str, str]]],
+    *,
+    concurrency: int,
+    go_on: Callable[[], bool] = lambda: True,
+    max_tokens: int,
+    temperature: float,
+    top_p: float | None = None,
+    seed: int | None = None,
+) -> Iterator[tuple[T, Reply | CallError]]:
+    """``(item, the endpoint's reply to messages(item))`` as each call finishes, through one
+    HTTP client and ``in_flight``; a call that failed gives its ``CallError`` instead."""
+
+    def ask(item: T) -> Reply | CallError:
+        try:
+            return chat(
+                client,
+                endpoint,
+                messages(item),
+                max_tokens=max_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+            )
+        except CallError as error:
+            return error
+
+    with httpx.Client() as client:
+        yield from in_flight(items, ask, concurrency=concurrency, go_on=go_on)

@@ -75,6 +75,21 @@ class ExampleFactory(factory.django.DjangoModelFactory):
     content_hash = factory.LazyAttribute(lambda o: _hash(str(o.messages)))
 
 
+def held_out_questions(dataset: tr.Dataset, questions: list[str]) -> None:
+    """A test-split example asking each question (its reference ``answer {i}``) and one
+    training example, which the held-out prompts must leave out."""
+    for i, question in enumerate(questions):
+        ExampleFactory(
+            dataset=dataset,
+            split=tr.Split.TEST,
+            messages=[
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": f"answer {i}"},
+            ],
+        )
+    ExampleFactory(dataset=dataset, split=tr.Split.TRAIN)
+
+
 class BaseModelFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = tr.BaseModel

@@ -1,9 +1,9 @@
 """The two ways of asking a judge, fed questions and handing each answer to the run's recorder
 as it comes (``evalhub.services.judging``).
 
-HTTP: up to ``judge.concurrency`` calls in flight (``evalhub.chat_client.in_flight``), in the
-process running the judge (a worker or the command, never the web process); answers are stored
-by the calling thread, one at a time. No new call starts once the budget is spent or an error
+HTTP: up to ``judge.concurrency`` calls in flight (``evalhub.chat_client.chats_in_flight``), in
+the process running the judge (a worker or the command, never the web process); answers are
+stored by the calling thread, one at a time. No new call starts once the budget is spent or an error
 was fatal; calls in flight finish, so a budget can be overrun by at most ``concurrency`` calls.
 
 Local: the model is loaded once through the trainer's loading path, the questions are answered
@@ -40,9 +40,7 @@ def _answer_http(
     recorder: Recorder,
     progress: Callable[[int, int], None],
 ) -> None:
-    import httpx
-
-    from evalhub.chat_client import CallError, Endpoint, chat, in_flight
+    from evalhub.chat_client import CallError, Endpoint, chats_in_flight
 
     endpoint = Endpoint(
         base_url=judge.base_url,
@@ -51,30 +49,27 @@ def _answer_http(
         timeout_s=judge.timeout_s,
         max_retries=judge.max_retries,
     )
-
-    def ask(question: Question) -> Answer:
-        try:
-            reply = chat(
-                client,
-                endpoint,
-                question.messages,
-                max_tokens=judge.max_tokens,
-                temperature=judge.temperature,
+    replies = chats_in_flight(
+        endpoint,
+        questions,
+        lambda question: question.messages,
+        concurrency=judge.concurrency,
+        go_on=recorder.may_go_on,
+        max_tokens=judge.max_tokens,
+        temperature=judge.temperature,
+    )
+    for question, reply in replies:
+        if isinstance(reply, CallError):
+            answer = Answer(error=str(reply), fatal=reply.fatal)
+        else:
+            answer = Answer(
+                text=reply.text,
+                prompt_tokens=reply.prompt_tokens,
+                completion_tokens=reply.completion_tokens,
+                latency_ms=reply.latency_ms,
             )
-        except CallError as error:
-            return Answer(error=str(error), fatal=error.fatal)
-        return Answer(
-            text=reply.text,
-            prompt_tokens=reply.prompt_tokens,
-            completion_tokens=reply.completion_tokens,
-            latency_ms=reply.latency_ms,
-        )
-
-    with httpx.Client() as client:
-        answers = in_flight(questions, ask, concurrency=judge.concurrency, go_on=recorder.may_go_on)
-        for question, answer in answers:
-            recorder.record(question, answer)
-            progress(recorder.asked, len(questions))
+        recorder.record(question, answer)
+        progress(recorder.asked, len(questions))
 
 
 def _answer_local(

@@ -22,7 +22,7 @@ from evalhub.services.systems import (
     system_get_or_create,
 )
 from trainer.engine.generate import DecodingConfig, GeneratedText
-from trainer.models import FineTuneRun, Split
+from trainer.models import Dataset, FineTuneRun, Split
 from trainer.selectors.runs import evaluation_dataset
 
 NO_PROMPTS = "dataset {dataset!r} has no {split} examples with a user turn to evaluate"
@@ -30,6 +30,16 @@ DECODING_CHANGED = (
     "system {name!r} already has outputs generated with {old}, not {new}: "
     "use the same settings, or --overwrite to regenerate them"
 )
+
+
+def prompts_prepare(*, dataset: Dataset, split: str) -> list[Prompt]:
+    """The split's evaluation prompts, made from its examples first where missing; an
+    ``OutputsError`` where the split has none to evaluate."""
+    prompts_create_from_split(dataset=dataset, split=split)
+    prompts = list(evaluation_prompts(dataset=dataset, split=split))
+    if not prompts:
+        raise OutputsError(NO_PROMPTS.format(dataset=dataset.name, split=split))
+    return prompts
 
 
 @transaction.atomic
@@ -125,10 +135,7 @@ def outputs_generate(
         raise OutputsError(BAD_SYSTEMS.format(value=",".join(systems)))
     adapter = adapter_dir(run) if "adapter" in systems else None
     dataset = evaluation_dataset(run=run)
-    prompts_create_from_split(dataset=dataset, split=split)
-    prompts = list(evaluation_prompts(dataset=dataset, split=split))
-    if not prompts:
-        raise OutputsError(NO_PROMPTS.format(dataset=dataset.name, split=split))
+    prompts = prompts_prepare(dataset=dataset, split=split)
     try:
         # Needed before anything is generated: on CUDA the precision depends on the model's size.
         model_dir = resolve_model_dir(run.base_model.source, settings.EVALHUB_MODEL_CACHE)

@@ -30,16 +30,15 @@ from dataclasses import dataclass
 import httpx
 from django.db import transaction
 
-from evalhub.chat_client import CallError, Endpoint, chat, in_flight, served_models
+from evalhub.chat_client import CallError, Endpoint, chats_in_flight, served_models
 from evalhub.models import RUN_KINDS, Output, Prompt, System
-from evalhub.selectors.outputs import OutputsError, evaluation_prompts
+from evalhub.selectors.outputs import OutputsError
 from evalhub.services.outputs import (
-    NO_PROMPTS,
     GenerationReport,
     outputs_store,
+    prompts_prepare,
     system_outputs_prepare,
 )
-from evalhub.services.prompts import prompts_create_from_split
 from evalhub.services.systems import (
     BAD_SYSTEMS,
     system_get_or_create,
@@ -128,10 +127,7 @@ def outputs_generate_served(
         "model": endpoint.model,
         "served": served,
     }
-    prompts_create_from_split(dataset=dataset, split=split)
-    prompts = list(evaluation_prompts(dataset=dataset, split=split))
-    if not prompts:
-        raise OutputsError(NO_PROMPTS.format(dataset=dataset.name, split=split))
+    prompts = prompts_prepare(dataset=dataset, split=split)
     with transaction.atomic():
         if run is not None:
             system = system_get_or_create(run=run, kind=kind)
@@ -167,32 +163,29 @@ def _ask_and_store(
     empty: list[tuple[Prompt, GeneratedText]] = []
     stored = 0
 
-    def ask(prompt: Prompt) -> GeneratedText | CallError:
-        try:
-            reply = chat(
-                client,
-                endpoint,
-                prompt.messages,
-                max_tokens=decoding.max_new_tokens,
-                temperature=decoding.temperature,
-                top_p=decoding.top_p,
-                seed=decoding.seed,
-            )
-        except CallError as error:
-            return error
-        return GeneratedText(reply.text, reply.completion_tokens, reply.latency_ms)
-
     def go_on() -> bool:
         return not any(error.fatal for error in errors)
 
-    with httpx.Client() as client:
-        for prompt, answer in in_flight(prompts, ask, concurrency=concurrency, go_on=go_on):
-            if isinstance(answer, CallError):
-                errors.append(answer)
-            elif answer.text.strip():
-                stored += outputs_store(system=system, items=[(prompt, answer)])
-            else:
-                empty.append((prompt, answer))
+    replies = chats_in_flight(
+        endpoint,
+        prompts,
+        lambda prompt: prompt.messages,
+        concurrency=concurrency,
+        go_on=go_on,
+        max_tokens=decoding.max_new_tokens,
+        temperature=decoding.temperature,
+        top_p=decoding.top_p,
+        seed=decoding.seed,
+    )
+    for prompt, reply in replies:
+        if isinstance(reply, CallError):
+            errors.append(reply)
+            continue
+        answer = GeneratedText(reply.text, reply.completion_tokens, reply.latency_ms)
+        if answer.text.strip():
+            stored += outputs_store(system=system, items=[(prompt, answer)])
+        else:
+            empty.append((prompt, answer))
     if empty:
         others = Output.objects.filter(system=system).exclude(prompt__in=[p for p, _ in empty])
         if not others.exclude(text__regex=r"^\s*$").exists():

@@ -19,6 +19,7 @@ from evalhub.chat_client import (
     CallError,
     Endpoint,
     chat,
+    chats_in_flight,
     in_flight,
     served_models,
 )
@@ -217,3 +218,30 @@ def test_in_flight_starts_no_call_once_told_to_stop():
 
     results = in_flight(range(10), call, concurrency=1, go_on=lambda: len(started) < 4)
     assert [item for item, _ in results] == [0, 1, 2, 3]
+
+
+def test_chats_in_flight_pairs_each_item_with_its_reply_or_its_error():
+    questions = ["first", "second", "third"]
+    refused = (400, "context too long", {}, 0.0)
+    with scripted_server(ok("A"), refused, ok("C")) as server:
+        pairs = list(
+            chats_in_flight(
+                Endpoint(server.url, "m"),
+                questions,
+                lambda question: [{"role": "user", "content": question}],
+                concurrency=1,  # the script's answers then go to the questions in order
+                max_tokens=5,
+                temperature=0.5,
+                seed=7,
+            )
+        )
+    assert [question for question, _ in pairs] == questions
+    (_, first), (_, second), (_, third) = pairs
+    assert (first.text, third.text) == ("A", "C")
+    assert isinstance(second, CallError)
+    url = f"{server.url}/chat/completions"
+    assert str(second) == REFUSED.format(url=url, status=400, body="context too long")
+    sent = [request["body"] for request in server.requests]
+    assert [body["messages"][0]["content"] for body in sent] == questions
+    assert all((b["max_tokens"], b["temperature"], b["seed"]) == (5, 0.5, 7) for b in sent)
+    assert all("top_p" not in body for body in sent)

@@ -5,7 +5,12 @@ import pytest
 from evalhub.models import Output
 from evalhub.selectors.outputs import OutputsError, evaluation_prompts, run_systems
 from evalhub.services import outputs as svc
-from tests.factories import BaseModelFactory, ComparisonFactory, ExampleFactory, FineTuneRunFactory
+from tests.factories import (
+    BaseModelFactory,
+    ComparisonFactory,
+    FineTuneRunFactory,
+    held_out_questions,
+)
 from trainer.engine import generate as generation
 from trainer.engine.generate import DecodingConfig
 from trainer.models import Split
@@ -22,16 +27,7 @@ def run(tiny):
         base_model=BaseModelFactory(name="tiny-llama", source=str(model_dir)),
         adapter_path=str(adapter_dir),
     )
-    for i, question in enumerate(QUESTIONS):
-        ExampleFactory(
-            dataset=run.dataset,
-            split=Split.TEST,
-            messages=[
-                {"role": "user", "content": question},
-                {"role": "assistant", "content": f"answer {i}"},
-            ],
-        )
-    ExampleFactory(dataset=run.dataset, split=Split.TRAIN)
+    held_out_questions(run.dataset, QUESTIONS)
     return run
 
 

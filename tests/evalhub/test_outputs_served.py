@@ -17,7 +17,7 @@ from evalhub.management.commands.generate import (
 )
 from evalhub.models import Output, System, SystemKind
 from evalhub.selectors.outputs import evaluation_prompts, outputs_summary, run_systems
-from evalhub.services.outputs import DECODING_CHANGED
+from evalhub.services.outputs import DECODING_CHANGED, NO_PROMPTS
 from evalhub.services.served_outputs import ALL_EMPTY, FROM_A_FILE, MODEL_NOT_LISTED, SOME_FAILED
 from evalhub.services.systems import SYSTEM_NOT_IMPORTED, system_imported_get_or_create
 from tests.evalhub.chat_peers import (
@@ -28,8 +28,12 @@ from tests.evalhub.chat_peers import (
     ok,
     scripted_server,
 )
-from tests.factories import ExampleFactory, FineTuneRunFactory, OutputFactory, SystemFactory
-from trainer.models import Split
+from tests.factories import (
+    FineTuneRunFactory,
+    OutputFactory,
+    SystemFactory,
+    held_out_questions,
+)
 
 pytestmark = pytest.mark.django_db
 QUESTIONS = [
@@ -48,16 +52,7 @@ ONE_AT_A_TIME = ["--concurrency", "1"]  # the scripted answers then go to prompt
 @pytest.fixture
 def run():
     run = FineTuneRunFactory()
-    for i, question in enumerate(QUESTIONS):
-        ExampleFactory(
-            dataset=run.dataset,
-            split=Split.TEST,
-            messages=[
-                {"role": "user", "content": question},
-                {"role": "assistant", "content": f"answer {i}"},
-            ],
-        )
-    ExampleFactory(dataset=run.dataset, split=Split.TRAIN)
+    held_out_questions(run.dataset, QUESTIONS)
     return run
 
 
@@ -248,6 +243,15 @@ def test_a_system_with_only_empty_answers_is_refused_and_keeps_none(run):
     assert error.returncode == 1
     assert str(error) == ALL_EMPTY.format(url=server.url, count=5)
     assert not Output.objects.exists()
+
+
+def test_a_split_without_prompts_is_named_and_nothing_is_asked(run):
+    with scripted_server(listing("m")) as server:
+        error = served_error(server.url, *as_adapter(run), "--split", "validation", **SCRIPTED)
+    assert error.returncode == 2
+    assert str(error) == NO_PROMPTS.format(dataset=run.dataset.name, split="validation")
+    assert [request["method"] for request in server.requests] == ["GET"]  # the listing only
+    assert not System.objects.exists()
 
 
 def test_the_stored_endpoint_carries_no_credentials(run):

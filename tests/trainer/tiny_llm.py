@@ -17,6 +17,16 @@ CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}<|assistant|>{% endif %}"
 )
 
+# Chats in the words above for the generation tests: of unequal lengths, so a batch pads, and
+# one with a system turn.
+CONVERSATIONS = [
+    [{"role": "user", "content": "what is the cat"}],
+    [{"role": "user", "content": "where is the big red dog on the mat and the small blue cat"}],
+    [{"role": "system", "content": "yes"}, {"role": "user", "content": "who sat"}],
+    [{"role": "user", "content": "one two three four five"}],
+    [{"role": "user", "content": "the dog ran under the rug"}],
+]
+
 
 def build_tiny_llm(directory: Path, *, seed: int = 0) -> Path:
     """Save a 2-layer random Llama and its tokenizer under ``directory``; return it."""

@@ -44,9 +44,15 @@ def build_tokenizer() -> Any:
 
 
 def build_tiny_model(
-    directory: Path, *, seed: int = 0, vocab_size: int | None = None, layers: int = 2
+    directory: Path,
+    *,
+    seed: int = 0,
+    vocab_size: int | None = None,
+    layers: int = 2,
+    tied_embeddings: bool = False,
 ) -> Path:
-    """A Llama of 2 (or ``layers``) 64-wide layers (bitsandbytes quantises in blocks of 64)."""
+    """A Llama of 2 (or ``layers``) 64-wide layers (bitsandbytes quantises in blocks of 64),
+    its output layer a separate matrix unless ``tied_embeddings``."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -62,7 +68,7 @@ def build_tiny_model(
         max_position_embeddings=128,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
-        tie_word_embeddings=False,
+        tie_word_embeddings=tied_embeddings,
     )
     directory.mkdir(parents=True, exist_ok=True)
     LlamaForCausalLM(config).save_pretrained(directory)

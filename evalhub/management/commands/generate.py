@@ -96,12 +96,7 @@ def run_generation(options: dict, *, log: Callable[[str], None]) -> None:
         raise CommandError(NO_RUN, returncode=INPUT_ERROR)
     try:
         run = run_get(run_id=options["run"])
-        decoding = DecodingConfig(
-            max_new_tokens=options["max_new_tokens"],
-            temperature=options["temperature"],
-            top_p=options["top_p"],
-            seed=options["seed"],
-        )
+        decoding = _decoding(options)
         outputs_generate(
             run=run,
             decoding=decoding,
@@ -117,6 +112,15 @@ def run_generation(options: dict, *, log: Callable[[str], None]) -> None:
         )
     except ValueError as error:  # OutputsError and invalid decoding settings
         raise CommandError(str(error), returncode=INPUT_ERROR) from error
+
+
+def _decoding(options: dict) -> DecodingConfig:
+    return DecodingConfig(
+        max_new_tokens=options["max_new_tokens"],
+        temperature=options["temperature"],
+        top_p=options["top_p"],
+        seed=options["seed"],
+    )
 
 
 def _refuse_endpoint_options(options: dict) -> None:
@@ -155,12 +159,7 @@ def run_served_generation(options: dict, *, log: Callable[[str], None]) -> None:
     """Parse the endpoint options, ask the served model, report the system."""
     endpoint = _endpoint(options)
     try:
-        decoding = DecodingConfig(
-            max_new_tokens=options["max_new_tokens"],
-            temperature=options["temperature"],
-            top_p=options["top_p"],
-            seed=options["seed"],
-        )
+        decoding = _decoding(options)
         target = (
             {"run": run_get(run_id=options["run"]), "kind": options["kind"]}
             if options["run"] is not None

@@ -7,17 +7,11 @@ path runs here."""
 
 import pytest
 
+from tests.trainer.tiny_llm import CONVERSATIONS
 from trainer.engine import generate as generation
 from trainer.engine import generation_plan, modeling
 from trainer.engine.generate import DecodingConfig
 
-CONVERSATIONS = [
-    [{"role": "user", "content": "what is the cat"}],
-    [{"role": "user", "content": "where is the big red dog on the mat and the small blue cat"}],
-    [{"role": "system", "content": "yes"}, {"role": "user", "content": "who sat"}],
-    [{"role": "user", "content": "one two three four five"}],
-    [{"role": "user", "content": "the dog ran under the rug"}],
-]
 GREEDY = DecodingConfig(max_new_tokens=12)
 
 

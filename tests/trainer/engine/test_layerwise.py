@@ -75,22 +75,12 @@ def test_a_tensor_missing_from_the_checkpoint_is_named(sharded_dir):
 
 
 def test_a_single_file_checkpoint_with_a_tied_output_layer(tmp_path):
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from trainer.engine.toy import build_tiny_model
 
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=96,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        tie_word_embeddings=True,
-    )
-    LlamaForCausalLM(config).save_pretrained(tmp_path)
-    assert (tmp_path / "model.safetensors").is_file()
-    expected = load_qlora_model(tmp_path, TrainConfig(rank=4), "cpu").get_base_model()
-    model = layerwise(tmp_path)
+    model_dir = build_tiny_model(tmp_path, vocab_size=96, tied_embeddings=True)
+    assert (model_dir / "model.safetensors").is_file()
+    expected = load_qlora_model(model_dir, TrainConfig(rank=4), "cpu").get_base_model()
+    model = layerwise(model_dir)
     assert model.lm_head.weight is model.get_input_embeddings().weight
     ids = torch.randint(0, 96, (1, 7), generator=torch.Generator().manual_seed(2))
     with torch.no_grad():

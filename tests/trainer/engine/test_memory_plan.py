@@ -1,5 +1,7 @@
 """The memory planner: arithmetic only, checked for the choices it must make."""
 
+from dataclasses import replace
+
 import pytest
 
 from trainer.engine.memory_plan import (
@@ -28,13 +30,19 @@ LLAMA_8B = ModelShape(
 LOADED_8B = int(5.6 * GIB)  # NF4 linears, bf16 embeddings and output layer, fp32 adapters
 
 
-def plan(budget_gib: float, tokens: int = 2048, **options):
+def plan(
+    budget_gib: float,
+    tokens: int = 2048,
+    shape: ModelShape = LLAMA_8B,
+    loaded_bytes: int = LOADED_8B,
+    **options,
+):
     options.setdefault("dropout", False)
     options.setdefault("fused", True)
     return plan_memory(
-        LLAMA_8B,
+        shape,
         tokens=tokens,
-        loaded_bytes=LOADED_8B,
+        loaded_bytes=loaded_bytes,
         budget_bytes=int(budget_gib * GIB),
         **options,
     )
@@ -132,15 +140,7 @@ def test_the_users_checkpointing_choice_wins(setting, mode):
 
 
 def test_tied_embeddings_never_move_to_cpu():
-    shape = ModelShape(**{**LLAMA_8B.__dict__, "tied_embeddings": True})
-    chosen = plan_memory(
-        shape,
-        tokens=2048,
-        loaded_bytes=LOADED_8B,
-        budget_bytes=int(6 * GIB),
-        dropout=False,
-        fused=True,
-    )
+    chosen = plan(6, shape=replace(LLAMA_8B, tied_embeddings=True))
     assert not chosen.embeddings_on_cpu
 
 
@@ -219,30 +219,15 @@ LLAMA_70B = ModelShape(
 LOADED_70B = int(4.7 * GIB)
 
 
-def plan_70b(budget_gib: float, tokens: int = 2048, shape=LLAMA_70B, **options):
+def plan_70b(budget_gib: float, tokens: int = 2048, shape: ModelShape = LLAMA_70B, **options):
     options.setdefault("host_layers", 80)
-    return plan_memory(
-        shape,
-        tokens=tokens,
-        loaded_bytes=LOADED_70B,
-        budget_bytes=int(budget_gib * GIB),
-        dropout=False,
-        fused=True,
-        **options,
-    )
+    return plan(budget_gib, tokens, shape=shape, loaded_bytes=LOADED_70B, **options)
 
 
 def test_a_model_that_fits_streams_nothing():
-    streaming_8b = ModelShape(**{**LLAMA_8B.__dict__, "quantized_bytes_per_layer": 115_000_000})
+    streaming_8b = replace(LLAMA_8B, quantized_bytes_per_layer=115_000_000)
     for budget in (120, 24, 7, 5.7):
-        chosen = plan_memory(
-            streaming_8b,
-            tokens=2048,
-            loaded_bytes=LOADED_8B,
-            budget_bytes=int(budget * GIB),
-            dropout=False,
-            fused=True,
-        )
+        chosen = plan(budget, shape=streaming_8b)
         assert chosen.fits and "stream" not in chosen.layer_modes
     roomy = plan_70b(70)
     assert roomy.fits and "stream" not in roomy.layer_modes
@@ -276,7 +261,7 @@ def test_less_memory_streams_more_layers():
 def test_the_estimate_holds_the_stream_buffers_not_the_streamed_layers():
     # A budget nothing fits: every layer streams; a layer twice the size costs two buffers'
     # worth more, not eighty layers' worth.
-    bigger = ModelShape(**{**LLAMA_70B.__dict__, "quantized_bytes_per_layer": 2 * 441_415_168})
+    bigger = replace(LLAMA_70B, quantized_bytes_per_layer=2 * 441_415_168)
     small, large = plan_70b(4), plan_70b(4, shape=bigger)
     assert small.layer_modes == large.layer_modes == ("stream",) * 80
     difference = large.estimated_peak_bytes - small.estimated_peak_bytes

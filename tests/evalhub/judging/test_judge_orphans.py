@@ -18,20 +18,12 @@ from evalhub import tasks
 from evalhub.models import JudgeOrder, JudgeRun, JudgeRunStatus, JudgeVerdict
 from evalhub.services.judging import ORPHANED, judge_create, judge_runs_mark_orphans
 from tests.evalhub.chat_peers import ok, scripted_server
-from tests.factories import ComparisonFactory, JudgeVerdictFactory, StudyFactory
+from tests.factories import JudgeVerdictFactory, StudyFactory
 from tests.trainer.worker_support import DATABASE_TASKS, dead_pid
 from trainer.services.run_queue import ORPHANED_TASK
 
 pytestmark = pytest.mark.django_db
 HERE = socket.gethostname()
-
-
-@pytest.fixture
-def study():
-    study = StudyFactory()
-    ComparisonFactory(study=study)
-    ComparisonFactory(study=study)
-    return study
 
 
 def running(judge, study, *, worker: str, heartbeat_ago: timedelta = timedelta()) -> JudgeRun:

@@ -8,17 +8,9 @@ from django.utils.html import escape
 from evalhub.models import Judge, JudgeRun, JudgeVerdict
 from evalhub.services.judging import NO_COMPARISONS, UNKNOWN_JUDGE, judge_create
 from tests.evalhub.chat_peers import ok, scripted_server
-from tests.factories import ComparisonFactory, StudyFactory
+from tests.factories import StudyFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def study():
-    study = StudyFactory()
-    ComparisonFactory(study=study)
-    ComparisonFactory(study=study)
-    return study
 
 
 def test_the_button_offers_the_packaged_judge_before_any_is_defined(manager_client, study):

@@ -4,11 +4,12 @@ leakage check trusts the stored hash."""
 import re
 
 import pytest
+from django.db import connection
 
 from evalhub.models import Prompt
 from tests.factories import DatasetFactory, ExampleFactory, PromptFactory
 from trainer.datasets.normalise import content_hash
-from trainer.models import MESSAGES_UPDATE, Example
+from trainer.models import MESSAGES_UPDATE, Example, prompt_hashes_fill
 
 pytestmark = pytest.mark.django_db
 
@@ -51,3 +52,11 @@ def test_an_update_of_the_messages_in_sql_is_refused():
     ExampleFactory()
     with pytest.raises(TypeError, match=re.escape(MESSAGES_UPDATE)):
         Example.objects.update(messages=QUESTION)
+
+
+def test_the_fill_hashes_every_row_across_batches():
+    rows = [ExampleFactory(messages=[{"role": "user", "content": f"q{i}"}]) for i in range(5)]
+    Example.objects.update(prompt_hash="")
+    prompt_hashes_fill(Example, connection, batch_size=2)
+    stored = Example.objects.order_by("pk").values_list("prompt_hash", flat=True)
+    assert list(stored) == [content_hash(r.messages) for r in rows]

@@ -6,7 +6,7 @@ from trainer.models import prompt_hashes_fill
 
 
 def fill(apps, schema_editor):
-    prompt_hashes_fill(apps.get_model("trainer", "Example"))
+    prompt_hashes_fill(apps.get_model("trainer", "Example"), schema_editor.connection)
 
 
 class Migration(migrations.Migration):

@@ -1,16 +1,18 @@
 """Time the leakage check (study page, report) and the lineage page's tree on a large chain.
 
-    .venv/bin/python benchmarks/lineage_time.py [--examples 50000] [--prompts 1000]
+    .venv/bin/python benchmarks/lineage_time.py [--examples 50000] [--prompts 1000] [--out F]
 
 A throwaway SQLite database (see ``analysis_report.setup_django``): a dataset of ``--examples``
 training examples and ``--prompts`` test prompts, an SFT run v1 on it, a feedback study, a
 preference set of 2,000 rows from it, a DPO run v2 from v1 on the set, and a study of base vs
-v1 vs v2 on the test prompts (every prompt compared once per pair). Writes
-benchmarks/results/lineage_time.json.
+v1 vs v2 on the test prompts (every prompt compared once per pair). ``build_s`` is the time
+to store all that (examples and prompts hash their prompt as they are inserted). Writes
+benchmarks/results/lineage_time.json, or ``--out``.
 """
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -120,23 +122,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=50_000)
     parser.add_argument("--prompts", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as data_dir:
         setup_django(data_dir)
         from evalhub.selectors.lineage import study_leakage
         from evalhub.selectors.lineage_graph import dataset_lineage
 
+        start = time.perf_counter()
         dataset, study = build(args.examples, args.prompts)
+        build_s = time.perf_counter() - start
         leakage = study_leakage(study=study)
         assert leakage.prompts_trained_on == 0
         figures = {
             "examples_trained_on": args.examples + PREFERENCE_ROWS,
             "study_prompts": args.prompts,
+            "build_s": round(build_s, 2),
             "study_leakage_s": round(timed(lambda: study_leakage(study=study)), 3),
             "dataset_lineage_s": round(timed(lambda: dataset_lineage(dataset=dataset)), 3),
             "machine": f"{platform.machine()} python {platform.python_version()}",
+            "cpus": os.cpu_count(),
+            "load": os.getloadavg(),
         }
-    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    args.out.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
 
 

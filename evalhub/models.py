@@ -6,6 +6,7 @@ from django.db.models import F, Q
 
 from evalhub import blinding
 from evalhub.analysis.rater_quality import DEFAULT_MIN_GOLD_ACCURACY, DEFAULT_MIN_MEDIAN_SECONDS
+from trainer.models import Conversation
 
 
 class SystemKind(models.TextChoices):
@@ -76,7 +77,7 @@ class System(models.Model):
         return self.name
 
 
-class Prompt(models.Model):
+class Prompt(Conversation):
     """An evaluation prompt: the conversation up to the last user turn, and its reference."""
 
     dataset = models.ForeignKey("trainer.Dataset", on_delete=models.CASCADE, related_name="prompts")

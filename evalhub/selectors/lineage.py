@@ -5,7 +5,8 @@ a preference set) and starts from the adapter of ``from_run``, which trained on 
 the sets a run learned from are those of the run and of every ancestor. A study's prompt
 reached training when the hash of its conversation (everything up to the last user turn)
 equals that of a row any of those sets trained on: a prompt copied from one dataset into
-another is caught too.
+another is caught too. Both hashes are stored with their rows (``prompt_hash``), so the check
+is an indexed query, exact whenever it runs.
 """
 
 from collections.abc import Iterable
@@ -13,21 +14,13 @@ from dataclasses import dataclass
 
 from django.db.models import Q
 
-from evalhub.models import Comparison, PreferenceSet, Study, System, SystemKind
+from evalhub.models import PreferenceSet, Prompt, Study, System, SystemKind
 from evalhub.selectors.outputs import run_systems
-from evalhub.services.prompts import split_conversation
-from trainer.datasets.normalise import content_hash
 from trainer.models import Dataset, DatasetKind, FineTuneRun, Split
 from trainer.selectors.runs import run_ancestors
 
 # The splits of an imported dataset that feed training; a preference set trains on every row.
 TRAINING_SPLITS = (Split.TRAIN, Split.VALIDATION)
-
-
-def prompt_hash(messages: list[dict]) -> str | None:
-    """The hash of a conversation up to its last user turn; None without a user turn."""
-    parts = split_conversation(messages)
-    return content_hash(parts[0]) if parts is not None else None
 
 
 def lineage_systems(*, run: FineTuneRun) -> list[System]:
@@ -107,40 +100,22 @@ def study_runs(*, study: Study) -> list[FineTuneRun]:
     return sorted(runs.values(), key=lambda r: r.pk)
 
 
-def _last_user_turn(messages: list[dict]) -> str | None:
-    return next((m["content"] for m in reversed(messages) if m.get("role") == "user"), None)
-
-
-def _hashes_in(dataset: Dataset, wanted: dict[str, str]) -> set[str]:
-    """The hashes of ``wanted`` ({hash: last user turn}) among the rows ``dataset`` trains on.
-    Only rows whose last user turn is one of theirs are hashed: most rows are not."""
-    questions = set(wanted.values())
-    found = set()
-    for messages in training_rows(dataset).values_list("messages", flat=True).iterator():
-        if _last_user_turn(messages) not in questions:
-            continue
-        digest = prompt_hash(messages)
-        if digest in wanted:
-            found.add(digest)
-    return found
-
-
 def study_leakage(*, study: Study) -> Leakage:
     """Which of the study's prompts (gold items aside) reached training through any run of
     its systems or any ancestor of one, and through which run and set."""
-    messages = Comparison.objects.filter(study=study, is_gold=False).values_list(
-        "prompt_id", "prompt__messages"
-    )
-    by_prompt, wanted = {}, {}
-    for pid, conversation in messages:
-        by_prompt[pid] = digest = prompt_hash(conversation)
-        if digest is not None:
-            wanted[digest] = _last_user_turn(conversation)
+    prompts = Prompt.objects.filter(comparisons__study=study, comparisons__is_gold=False)
+    by_prompt = dict(prompts.distinct().values_list("pk", "prompt_hash"))
+    hashes = prompts.exclude(prompt_hash="").values("prompt_hash")
     leaked: set[str] = set()
     through = []
     set_names = preference_set_names()
     for run in study_runs(study=study):
-        found = _hashes_in(run.dataset, wanted) if wanted else set()
+        found = set(
+            training_rows(run.dataset)
+            .filter(prompt_hash__in=hashes)
+            .order_by()
+            .values_list("prompt_hash", flat=True)
+        )
         if not found:
             continue
         leaked |= found

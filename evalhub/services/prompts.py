@@ -1,27 +1,16 @@
 """Evaluation prompts: one Prompt per example of a dataset's split, the conversation up to the
 last user turn with the held-out answer as its reference."""
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
 
 from evalhub.models import Prompt
 from evalhub.selectors.outputs import OutputsError
+from trainer.datasets.normalise import split_conversation
 from trainer.models import Dataset, Split
 
 BAD_SPLIT = "split must be one of train, validation, feedback, test; got {split!r}"
-
-
-def split_conversation(messages: Sequence[dict]) -> tuple[list[dict], str] | None:
-    """(conversation up to the last user turn, the assistant answer after it) or None when the
-    conversation has no user turn. The reference is "" when no assistant turn follows."""
-    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
-    if not users:
-        return None
-    last_user = users[-1]
-    answers = [m for m in messages[last_user + 1 :] if m.get("role") == "assistant"]
-    return list(messages[: last_user + 1]), (answers[-1]["content"] if answers else "")
 
 
 @dataclass(frozen=True)

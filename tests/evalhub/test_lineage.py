@@ -9,13 +9,9 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
-from evalhub.models import Study
+from evalhub.models import Study, SystemKind
 from evalhub.reports.build import report_build
-from evalhub.selectors.lineage import (
-    lineage_systems,
-    prompt_hash,
-    study_leakage,
-)
+from evalhub.selectors.lineage import lineage_systems, study_leakage
 from evalhub.selectors.outputs import evaluation_prompts, run_outputs
 from tests.evalhub.lineage_fixtures import build_loop
 from tests.factories import (
@@ -26,7 +22,9 @@ from tests.factories import (
     StudyFactory,
     SystemFactory,
 )
+from trainer.datasets.pipeline import Row
 from trainer.selectors.runs import evaluation_dataset, run_ancestors, run_root
+from trainer.services.datasets import dataset_create_from_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -55,14 +53,6 @@ def test_a_dpo_run_is_judged_on_its_first_runs_test_prompts(loop):
     )
     v2_outputs = run_outputs(run=loop.v2).filter(system=loop.adapter_v2)
     assert {o.prompt_id for o in v2_outputs} == test_prompts
-
-
-def test_the_prompt_hash_ignores_the_answer_but_not_the_question():
-    asked = [{"role": "user", "content": "why?"}]
-    answered = [*asked, {"role": "assistant", "content": "because"}]
-    assert prompt_hash(asked) == prompt_hash(answered)
-    assert prompt_hash(asked) != prompt_hash([{"role": "user", "content": "why not?"}])
-    assert prompt_hash([{"role": "system", "content": "only a system turn"}]) is None
 
 
 def test_test_prompts_never_reached_training_through_any_ancestor(loop):
@@ -111,6 +101,38 @@ def test_a_prompt_copied_into_another_dataset_is_caught_through_the_first_run(lo
     leakage = study_leakage(study=study)
     assert (leakage.prompts, leakage.prompts_trained_on) == (2, 1)
     assert [(t.run, t.preference_set) for t in leakage.through] == [(loop.v1.pk, None)]
+
+
+def test_a_new_run_on_a_set_holding_test_prompts_is_seen_at_once(manager_client, loop):
+    """Nothing is cached: once a set holding two test prompts is stored through the import
+    service and an adapter trained on it joins the study, the next page view says so."""
+    url = reverse("study_detail", args=[loop.test_study.pk])
+    assert "No prompt of this study reached training" in manager_client.get(url).content.decode()
+    rows = [
+        Row([*p.messages, {"role": "assistant", "content": "learnt"}]) for p in loop.test_prompts
+    ]
+    leaky = dataset_create_from_rows(
+        name="leaky", rows=rows[:2], provenance={}, validation_share=0.5
+    )
+    v3 = FineTuneRunFactory(name="v3", dataset=leaky, from_run=loop.v2, method="dpo")
+    loop.test_study.systems.add(SystemFactory(kind=SystemKind.ADAPTER, run=v3))
+
+    leakage = study_leakage(study=loop.test_study)
+    assert (leakage.prompts, leakage.prompts_trained_on) == (10, 2)
+    assert [(t.run, t.prompts) for t in leakage.through] == [(v3.pk, 2)]
+    body = manager_client.get(url).content.decode()
+    assert "2 of 10 prompts of this study were trained on" in " ".join(
+        re.sub(r"<[^>]+>", " ", body).split()
+    )
+
+
+def test_a_prompt_edited_into_a_training_conversation_is_caught(loop):
+    """The stored hash follows the messages on every save."""
+    prompt = loop.test_prompts[0]
+    trained = loop.dataset.examples.filter(split="train").first()
+    prompt.messages = trained.messages[:-1]
+    prompt.save(update_fields=["messages"])
+    assert study_leakage(study=loop.test_study).prompts_trained_on == 1
 
 
 def test_the_study_page_says_no_prompt_reached_training(manager_client, loop):

@@ -1,10 +1,13 @@
 """Migrations move what users stored: a database made before systems were known by their
 fields keeps every system, output and comparison, with each one's identity in its fields;
-draws made before adaptive allocation calibrated the metric keep the prediction they used."""
+draws made before adaptive allocation calibrated the metric keep the prediction they used;
+prompts made before their hash was stored gain it."""
 
 from evalhub.models import Allocation, Comparison
 from evalhub.services.allocation import allocation_next
 from tests.evalhub.rating_fixtures import open_study
+from tests.factories import PromptFactory
+from trainer.datasets.normalise import content_hash
 
 # trainer too: the historical models used here must match the tables they write to.
 BEFORE = [("evalhub", "0001_initial"), ("trainer", "0001_initial")]
@@ -88,3 +91,13 @@ def test_draws_made_before_calibration_keep_the_metric_prediction_they_were_made
     for comparison, prediction, centre in draws:
         assert prediction == expected[comparison]
         assert centre == (0.2 + 0.5 + 0.7 + 0.9) / 4
+
+
+def test_prompts_made_before_the_stored_hash_gain_the_hash_of_their_conversation(migrate_to):
+    asked = PromptFactory(messages=[{"role": "user", "content": "how long to boil an egg?"}])
+    no_user = PromptFactory(messages=[{"role": "system", "content": "a system turn alone"}])
+
+    migrate_to([("evalhub", "0013_judge_run_heartbeat")])
+    Prompt = migrate_to([("evalhub", "0014_prompt_hash")]).get_model("evalhub", "Prompt")
+    stored = dict(Prompt.objects.values_list("pk", "prompt_hash"))
+    assert stored == {asked.pk: content_hash(asked.messages), no_user.pk: ""}

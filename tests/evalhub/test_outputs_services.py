@@ -14,7 +14,7 @@ from evalhub.selectors.outputs import (
     run_systems,
 )
 from evalhub.services import outputs as svc
-from evalhub.services.prompts import prompts_create_from_split, split_conversation
+from evalhub.services.prompts import prompts_create_from_split
 from evalhub.services.scores import outputs_score
 from evalhub.services.systems import (
     adapter_dir,
@@ -47,20 +47,6 @@ def conversation(question, answer=None, system=None):
 @pytest.fixture
 def run():
     return FineTuneRunFactory()
-
-
-def test_split_conversation_keeps_turns_up_to_the_last_user_and_takes_the_answer_after_it():
-    messages = [
-        {"role": "user", "content": "q1"},
-        {"role": "assistant", "content": "a1"},
-        {"role": "user", "content": "q2"},
-        {"role": "assistant", "content": "a2"},
-    ]
-    prompt, reference = split_conversation(messages)
-    assert prompt == messages[:3]
-    assert reference == "a2"
-    assert split_conversation([{"role": "assistant", "content": "x"}]) is None
-    assert split_conversation(messages[:3]) == (messages[:3], "")
 
 
 def test_prompts_come_from_the_held_out_split_only_and_are_created_once(run):

@@ -204,6 +204,41 @@ def test_pdf_opens_and_is_paginated(report):
     assert len(document.pages) >= 2
 
 
+def _boxes(box):
+    yield box
+    for child in getattr(box, "children", []):
+        yield from _boxes(child)
+
+
+def test_the_pdf_wraps_long_disagreement_texts_inside_their_columns(report):
+    """The print layout of the disagreement table is fixed (automatic layout made WeasyPrint
+    measure every break in the open texts): an unbreakable answer and a long system name
+    still wrap inside their cells, and every character of them is laid out."""
+    import weasyprint
+    from weasyprint.formatting_structure.boxes import TableBox, TableCellBox, TextBox
+
+    unbroken = "x" * 600
+    report["disagreements"][0]["outputs"][0]["text"] = unbroken
+    document = weasyprint.HTML(string=render_html(report, for_print=True)).render()
+    laid_out, spilled, cells = [], [], 0
+    for page in document.pages:
+        tables = [b for b in _boxes(page._page_box) if isinstance(b, TableBox)]
+        for table in tables:
+            if "disagreements" not in (table.element.get("class") or ""):
+                continue
+            for cell in (b for b in _boxes(table) if isinstance(b, TableCellBox)):
+                cells += 1
+                right = cell.border_box_x() + cell.border_width()
+                for text in (b for b in _boxes(cell) if isinstance(b, TextBox)):
+                    laid_out.append(text.text)
+                    if text.position_x + text.width > right + 0.5:
+                        spilled.append(text.text)
+    assert cells >= 5 + 6 * len(report["disagreements"])  # headers, then 5 + 1 cells an item
+    assert spilled == []
+    assert unbroken in "".join(laid_out)
+    assert HOSTILE_SYSTEM.replace(" ", "") in "".join(laid_out).replace(" ", "")
+
+
 def test_pdf_fails_with_a_clear_message_without_weasyprint(report, monkeypatch):
     import builtins
 

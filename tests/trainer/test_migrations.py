@@ -1,13 +1,16 @@
 """Migrations move what users stored: a run's resolved plan leaves ``hyperparameters`` for a
 field of its own, and goes back there when the migration is reversed; task rows that named a
-missing exception class name the real one."""
+missing exception class name the real one; examples made before their prompt's hash was stored
+gain it."""
 
 from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 from django_tasks_db.models import DBTaskResult as Current
 
+from tests.factories import ExampleFactory
 from tests.trainer.worker_support import DATABASE_TASKS
+from trainer.datasets.normalise import content_hash
 from trainer.services.run_queue import RunOrphaned
 
 BEFORE = [("trainer", "0001_initial")]
@@ -77,3 +80,14 @@ def test_tasks_failed_under_the_old_orphan_path_become_readable(migrate_to):
 def test_the_migrations_record_every_model_change_help_texts_included(db):
     """``makemigrations --check`` exits non-zero when a model differs from its migrations."""
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_examples_made_before_the_stored_hash_gain_the_hash_of_their_prompt(migrate_to):
+    question = [{"role": "user", "content": "how long to boil an egg?"}]
+    answered = ExampleFactory(messages=[*question, {"role": "assistant", "content": "9 min"}])
+    no_user = ExampleFactory(messages=[{"role": "assistant", "content": "an answer alone"}])
+
+    migrate_to([("trainer", "0007_split_ratios_help_text")])
+    Example = migrate_to([("trainer", "0008_prompt_hash")]).get_model("trainer", "Example")
+    stored = dict(Example.objects.values_list("pk", "prompt_hash"))
+    assert stored == {answered.pk: content_hash(question), no_user.pk: ""}

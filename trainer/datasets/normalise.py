@@ -5,7 +5,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 Messages = list[dict[str, str]]
 TokenCounter = Callable[[str], int]
@@ -26,6 +26,24 @@ def content_hash(messages: Messages) -> str:
     """sha256 of a canonical JSON of the messages: key order, spacing and escapes fixed."""
     canonical = json.dumps(messages, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def split_conversation(messages: Sequence[dict]) -> tuple[list[dict], str] | None:
+    """(conversation up to the last user turn, the assistant answer after it) or None when the
+    conversation has no user turn. The reference is "" when no assistant turn follows."""
+    users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+    if not users:
+        return None
+    last_user = users[-1]
+    answers = [m for m in messages[last_user + 1 :] if m.get("role") == "assistant"]
+    return list(messages[: last_user + 1]), (answers[-1]["content"] if answers else "")
+
+
+def prompt_hash(messages: Sequence[dict]) -> str | None:
+    """The hash of a conversation up to its last user turn, whatever was answered after it;
+    None without a user turn. Equal hashes tie a study's prompt to a row a run trained on."""
+    parts = split_conversation(messages)
+    return content_hash(parts[0]) if parts is not None else None
 
 
 def dataset_hash(example_hashes: Iterable[str]) -> str:

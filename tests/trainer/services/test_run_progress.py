@@ -32,6 +32,16 @@ def test_first_signal_stops_at_the_next_step_and_tells_the_worker():
         signal.signal(signal.SIGTERM, previous)
 
 
+@pytest.fixture
+def python_sigint():
+    """SIGINT as Python sets it up in a foreground process. A shell starts background jobs
+    with SIGINT ignored (a CI script run with ``&``), and the handler put back must be this."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_in_a_worker_interrupts_and_does_not_raise_at_once():
     stop = StopRequest()
     with stop_on_signals(stop, CTRL_C_INTERRUPTS):
@@ -40,6 +50,7 @@ def test_ctrl_c_in_a_worker_interrupts_and_does_not_raise_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_in_the_foreground_cancels_and_a_second_one_stops_at_once():
     stop = StopRequest()
     with stop_on_signals(stop, CTRL_C_CANCELS):

@@ -8,6 +8,7 @@ from django.template.loader import render_to_string
 from evalhub.reports.corrections import CORRECTIONS_SHOWN
 from evalhub.reports.csv_export import render_csv
 from evalhub.reports.figures import report_figures
+from trainer.engine.config import settings_that_apply
 
 REPORT_FORMATS = ("html", "pdf", "csv", "json")
 CONTENT_TYPES = {
@@ -56,7 +57,10 @@ def report_context(report: dict[str, Any], *, link_items: bool) -> dict[str, Any
     """What the report's template parts need: the dict, the charts drawn from it, the run's
     settings as readable lines and how many better answers to list."""
     run = report.get("run") or {}
-    settings = {key: setting_rows(run.get(key) or {}) for key in ("hyperparameters", "plan")}
+    settings = {
+        "hyperparameters": setting_rows(settings_that_apply(run.get("hyperparameters") or {})),
+        "plan": setting_rows(run.get("plan") or {}),
+    }
     return {
         "report": report,
         "figures": report_figures(report),

@@ -19,6 +19,7 @@ from evalhub.selectors.lineage import (
 )
 from evalhub.selectors.lineage_graph import run_headline
 from evalhub.selectors.outputs import run_systems
+from trainer.engine.config import settings_that_apply
 from trainer.models import FineTuneRun
 from trainer.selectors.runs import run_ancestors
 
@@ -105,7 +106,7 @@ def model_card_data(*, run: FineTuneRun) -> CardData:
         dataset=run.dataset.name,
         content_hash=run.dataset_hash or run.dataset.content_hash,
         training_rows=training_rows(run.dataset).count(),
-        hyperparameters=dict(run.hyperparameters),
+        hyperparameters=settings_that_apply(run.hyperparameters),
         headline=run_headline(run).capitalize(),
         lineage=[
             LineageStep(

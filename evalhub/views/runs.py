@@ -8,6 +8,7 @@ from evalhub.charts import loss_curve_svg
 from evalhub.roles import manager_required
 from evalhub.selectors.lineage import run_learned_from
 from evalhub.selectors.run_tasks import run_task_list
+from trainer.engine.config import settings_that_apply
 from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
 from trainer.selectors import runs as run_selectors
 from trainer.selectors.runs import run_root
@@ -63,7 +64,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "percent": percent,
         "eta": eta,
         "wall": wall,
-        "hyperparameters": sorted(run.hyperparameters.items()),
+        "hyperparameters": sorted(settings_that_apply(run.hyperparameters).items()),
         "plan": sorted(run.plan.items()),
         "environment": sorted(environment.items()),
         "versions": sorted(versions.items()),

@@ -49,6 +49,21 @@ class ConfigError(ValueError):
     """A training setting is out of range; the message names the setting."""
 
 
+# Settings that mean something for one method only: a run records every setting, and what it
+# shows (run page, model card) leaves out those its method never read.
+METHOD_ONLY = {"beta": "dpo", "packing": "sft"}
+
+
+def settings_that_apply(hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """``hyperparameters`` (a run's recorded settings) without those its method ignores."""
+    method = hyperparameters.get("method", "sft")
+    return {
+        name: value
+        for name, value in hyperparameters.items()
+        if METHOD_ONLY.get(name, method) == method
+    }
+
+
 def _opt(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 

@@ -129,3 +129,12 @@ def test_the_run_page_is_for_managers_only(expert_client):
 
 def test_a_missing_run_is_404(manager_client):
     assert manager_client.get("/runs/999999/").status_code == 404
+
+
+def test_an_sft_run_page_leaves_out_the_dpo_only_beta(manager_client):
+    run = make_run()
+    run.hyperparameters = {"method": "sft", "beta": 0.1, "packing": "auto", "rank": 16}
+    run.save(update_fields=["hyperparameters"])
+    html = manager_client.get(f"/runs/{run.pk}/").content.decode()
+    assert "<th>packing</th><td>auto</td>" in html and "<th>rank</th><td>16</td>" in html
+    assert "<th>beta</th>" not in html

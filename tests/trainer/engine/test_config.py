@@ -9,6 +9,7 @@ from trainer.engine.config import (
     ConfigError,
     TrainConfig,
     field_help,
+    settings_that_apply,
 )
 
 
@@ -60,3 +61,12 @@ def test_help_says_why_and_shows_the_default():
     assert field_help("rank").endswith("(default: 16)")
     assert "16–64" in field_help("rank")
     assert field_help("alpha").endswith("(default: 2 × rank)")
+
+
+def test_a_run_shows_only_the_settings_its_method_reads():
+    recorded = {"method": "sft", "beta": 0.1, "packing": "auto", "rank": 16}
+    assert settings_that_apply(recorded) == {"method": "sft", "packing": "auto", "rank": 16}
+    dpo = {**recorded, "method": "dpo"}
+    assert settings_that_apply(dpo) == {"method": "dpo", "beta": 0.1, "rank": 16}
+    # Runs recorded before the method existed were SFT.
+    assert settings_that_apply({"beta": 0.1, "rank": 16}) == {"rank": 16}

@@ -27,9 +27,19 @@ from trainer.selectors.runs import evaluation_dataset
 
 NO_PROMPTS = "dataset {dataset!r} has no {split} examples with a user turn to evaluate"
 DECODING_CHANGED = (
-    "system {name!r} already has outputs generated with {old}, not {new}: "
+    "system {name!r} already has outputs generated with other settings ({changes}): "
     "use the same settings, or --overwrite to regenerate them"
 )
+
+
+def settings_changes(old: dict, new: dict) -> str:
+    """The settings that differ, by name: "seed None → 1, temperature 0.0 → 0.7". Sorted, so
+    the message reads the same whatever order the database returns a JSON object's keys in."""
+    return ", ".join(
+        f"{name} {old.get(name)!r} → {new.get(name)!r}"
+        for name in sorted(old.keys() | new.keys())
+        if old.get(name) != new.get(name)
+    )
 
 
 def prompts_prepare(*, dataset: Dataset, split: str) -> list[Prompt]:
@@ -91,7 +101,9 @@ def system_outputs_prepare(
     if existing.exists() and system.decoding and system.decoding != wanted:
         if not overwrite:
             raise OutputsError(
-                DECODING_CHANGED.format(name=system.name, old=system.decoding, new=wanted)
+                DECODING_CHANGED.format(
+                    name=system.name, changes=settings_changes(system.decoding, wanted)
+                )
             )
         # Every output of a system shares one setting: the old ones all go.
         outputs_in_study_check(system, existing)

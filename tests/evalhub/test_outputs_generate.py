@@ -120,7 +120,7 @@ def test_other_decoding_settings_need_overwrite(run):
 
 def test_another_precision_needs_overwrite_too(run):
     svc.outputs_generate(run=run, decoding=GREEDY, systems=["base"])
-    with pytest.raises(OutputsError, match="'quantization': 'nf4'"):
+    with pytest.raises(OutputsError, match="quantization 'none' → 'nf4'"):
         svc.outputs_generate(run=run, decoding=GREEDY, systems=["base"], quantization="nf4")
 
 
@@ -176,7 +176,7 @@ def test_the_fast_path_is_recorded_and_answers_like_the_plain_one(run, monkeypat
         "resolve_precision",
         lambda *args, **kwargs: resolve(*args, **{**kwargs, "lora": "merged"}),
     )
-    with pytest.raises(OutputsError, match="'lora': 'merged'"):
+    with pytest.raises(OutputsError, match="lora None → 'merged'"):
         svc.outputs_generate(run=run, decoding=GREEDY)
     svc.outputs_generate(run=run, decoding=GREEDY, overwrite=True)
     systems = run_systems(run=run)

@@ -164,7 +164,8 @@ def test_other_decoding_settings_are_refused_unless_overwritten(run, llama, key)
     error = served_error(llama, *as_adapter(run), extra=["--temperature", "0.7", "--seed", "1"])
     new = {**old, "temperature": 0.7, "seed": 1}
     assert error.returncode == 2
-    assert str(error) == DECODING_CHANGED.format(name=f"adapter:run-{run.pk}", old=old, new=new)
+    changes = f"seed None → 1, temperature {old['temperature']!r} → 0.7"
+    assert str(error) == DECODING_CHANGED.format(name=f"adapter:run-{run.pk}", changes=changes)
     served(llama, *as_adapter(run), extra=["--temperature", "0.7", "--seed", "1", "--overwrite"])
     assert run_systems(run=run)["adapter"].decoding == new
 

@@ -269,13 +269,13 @@ def _plan(
             fixed -= costs.host_saving
     peak = fixed + activations
     # Memory the levers above freed beyond the need goes back to the loss: larger chunks are
-    # fewer, fuller matrix products.
+    # fewer, fuller matrix products. Doubling a chunk adds one chunk's worth of logits.
     while (
         chunked_loss
         and chunk < LOSS_CHUNK_TOKENS
-        and peak + _loss_bytes(shape, 2 * chunk) - _loss_bytes(shape, chunk) <= budget_bytes
+        and peak + _loss_bytes(shape, chunk) <= budget_bytes
     ):
-        peak += _loss_bytes(shape, 2 * chunk) - _loss_bytes(shape, chunk)
+        peak += _loss_bytes(shape, chunk)
         chunk *= 2
     cached = max(0, min(layers, (budget_bytes - peak) // max(1, costs.cache)))
     peak += cached * costs.cache

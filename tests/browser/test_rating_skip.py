@@ -38,6 +38,21 @@ def assert_on_screen(page, selector: str) -> None:
     )
 
 
+def refuse(page, act) -> None:
+    """Does act, which the server refuses with 422, and returns once htmx has set the refused
+    item up (its settle, 20 ms after the swap) and rate.js has put the caret in the refused
+    field. The browser may focus the swapped-in autofocus field before that: a key pressed
+    then reaches a form htmx has not taken over yet, and the browser posts it itself."""
+    page.evaluate(
+        "() => { window.settled = new Promise(done =>"
+        " document.addEventListener('htmx:afterSettle', done, {once: true})); }"
+    )
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        act()
+    assert answer.value.status == 422
+    page.evaluate("window.settled.then(() => new Promise(done => setTimeout(done, 0)))")
+
+
 def test_a_rater_flags_and_skips_with_the_mouse(rating_page):
     page = rating_page
     token = current_token(page)
@@ -63,9 +78,7 @@ def test_a_rater_flags_and_skips_with_the_keyboard_and_is_asked_for_the_reason(r
     page.keyboard.press("Tab")  # its reason
     page.keyboard.press("Tab")  # Flag and skip
     assert page.evaluate("document.activeElement.textContent") == "Flag and skip"
-    with page.expect_response(lambda r: r.request.method == "POST") as answer:
-        page.keyboard.press("Enter")
-    assert answer.value.status == 422
+    refuse(page, lambda: page.keyboard.press("Enter"))
     page.wait_for_selector(f"text={ERROR_SKIP_REASON}")
     assert current_token(page) == token and not Judgment.objects.exists()
     # The refusal puts the caret in the reason, on screen with its message: type it, Tab to
@@ -102,9 +115,7 @@ def test_on_a_phone_a_refused_skip_brings_the_reason_into_view(live_server, new_
     log_in(page, live_server, rater)
     page.goto(live_server.url + reverse("rate_next", args=[study.pk]))
     page.wait_for_selector("#rate-item")
-    with page.expect_response(lambda r: r.request.method == "POST") as answer:
-        page.click("text=Flag and skip")
-    assert answer.value.status == 422
+    refuse(page, lambda: page.click("text=Flag and skip"))
     page.wait_for_selector("#flag-reason-error")
     assert page.evaluate("document.activeElement.name") == "flag_reason"
     assert_on_screen(page, "#flag-reason-error")

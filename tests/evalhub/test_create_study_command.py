@@ -145,3 +145,15 @@ def test_a_bad_gold_file_names_its_line_and_creates_nothing(tmp_path):
         create("--run", str(outputs.run.pk), "--gold", str(gold))
     assert str(error.value) == ERROR_GOLD_LINE.format(source=str(gold), line=1, problem=GOLD_SAME)
     assert not Study.objects.exists()
+
+
+def test_an_adaptive_study_says_its_items_are_drawn_later_and_its_budget():
+    outputs = run_with_outputs(prompts=5)
+    ExpertFactory(username="alice"), ExpertFactory(username="bob"), ExpertFactory(username="cy")
+    out = create("--run", str(outputs.run.pk), "--allocation", "adaptive", "--overlap", "2")
+    study = Study.objects.get()
+    assert out.splitlines() == [
+        f"created study {study.pk} 'Study' (draft): 5 comparisons (0 gold), adaptive: each item "
+        "drawn when a rater asks, at most 10 judgments from 3 raters"
+    ]
+    assert not Assignment.objects.exists()

@@ -12,6 +12,7 @@ from evalhub.roles import EXPERT_GROUP
 from evalhub.selectors.lineage import lineage_systems
 from evalhub.selectors.outputs import run_systems
 from evalhub.selectors.studies import study_counts, study_rater_stats
+from evalhub.services.allocation import allocation_budget
 from evalhub.services.gold import GoldError, gold_load
 from evalhub.services.studies import StudyError, study_create, study_set_status
 from trainer.models import FineTuneRun, Split
@@ -214,10 +215,17 @@ class Command(BaseCommand):
 
     def report(self, study: Study) -> None:
         counts = study_counts(study=study)
-        self.stdout.write(
+        head = (
             f"created study {study.pk} {study.name!r} ({study.status}): "
             f"{counts.comparisons} comparisons ({counts.gold} gold), "
-            f"{counts.assignments} assignments to {counts.raters} raters"
         )
+        if study.allocation == Allocation.ADAPTIVE:
+            # Nothing regular is assigned yet: each rater's next item is drawn when they ask.
+            self.stdout.write(
+                f"{head}adaptive: each item drawn when a rater asks, at most "
+                f"{allocation_budget(study=study)} judgments from {study.raters.count()} raters"
+            )
+            return
+        self.stdout.write(f"{head}{counts.assignments} assignments to {counts.raters} raters")
         for row in sorted(study_rater_stats(study=study), key=lambda r: r.rater.get_username()):
             self.stdout.write(f"  {row.rater.get_username()}: {row.assigned} assignments")

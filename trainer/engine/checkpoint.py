@@ -129,6 +129,7 @@ def save_checkpoint(
     base_fingerprint: dict[str, Any],
     best_adapter: Path,
     optimizer_kind: str,
+    packed: bool,
 ) -> None:
     """Everything a resume needs, written whole or not at all (``replace_directory``): the
     current adapter, a copy of the best one so far, optimizer and scheduler state, every
@@ -156,6 +157,9 @@ def save_checkpoint(
             # A resumed run keeps the optimizer arithmetic it started with, whatever memory
             # the machine it resumes on has.
             "optimizer": optimizer_kind,
+            # Likewise its batches: "--packing auto" may decide otherwise on another machine,
+            # and other batches would put the resumed steps elsewhere in the epoch.
+            "packed": packed,
         }
         (tmp / STATE_FILE).write_text(json.dumps(info, indent=2))
 
@@ -173,6 +177,12 @@ def read_checkpoint_info(path: Path) -> dict[str, Any]:
 def saved_optimizer_kind(info: dict[str, Any]) -> str:
     """The memory plan's optimizer a checkpoint was written with (older ones: plain AdamW)."""
     return info.get("optimizer", "adamw")
+
+
+def saved_packing(info: dict[str, Any], *, default: bool) -> bool:
+    """Whether the run a checkpoint was written by packs its examples into rows (older
+    checkpoints do not say: ``default``, what this machine decides)."""
+    return info.get("packed", default)
 
 
 def check_base_matches(info: dict[str, Any], base_fingerprint: dict[str, Any]) -> str | None:

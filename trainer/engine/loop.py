@@ -224,6 +224,7 @@ def save_checkpoint(session: TrainingSession) -> None:
             base_fingerprint=session.base_fingerprint,
             best_adapter=session.adapter_dir,
             optimizer_kind=session.memory_plan.optimizer,
+            packed=session.packed_row_tokens is not None,
         )
         session.report.on_checkpoint(session.checkpoint_dir, session.state.step)
 

@@ -207,6 +207,8 @@ def set_up(
     if resume_info and (problem := ckpt.check_base_matches(resume_info, base_fingerprint)):
         raise CheckpointMismatch(problem)
     packing = packing_enabled(config, device)
+    if resume_info:
+        packing = ckpt.saved_packing(resume_info, default=packing)
     # Packed rows hold as many tokens as the largest padded micro-batch would.
     row_tokens = token_budget(config.batch_size, train_split.lengths)
     memory_plan, head = prepare_for_training(

@@ -209,6 +209,38 @@ def test_a_resumed_run_keeps_the_optimizer_it_started_with(
     assert session.state.step == 4
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_resumed_run_keeps_the_batches_it_started_with(
+    interrupted_and_resumed, tiny_model_dir, tmp_path, monkeypatch, packed
+):
+    """"--packing auto" packs where variable-length attention runs (a GPU) and not here; a
+    resume goes on with the checkpoint's batches, whatever the machine it resumes on decides."""
+    import shutil
+
+    from trainer.engine import packed_attention
+    from trainer.engine.hooks import TrainHooks
+    from trainer.engine.setup import set_up
+
+    checkpoint = tmp_path / "checkpoint"
+    shutil.copytree(interrupted_and_resumed["stopped"][2] / CHECKPOINT_DIR, checkpoint)
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["config"]["packing"] == "auto" and state["packed"] is False
+    state["packed"] = packed  # as if written where auto packed
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    monkeypatch.setattr(packed_attention, "varlen_available", lambda device: not packed)
+    session = set_up(
+        model_dir=tiny_model_dir,
+        config=resume_config(),
+        train_conversations=TRAIN,
+        validation_conversations=CONTRADICTING,
+        output_dir=tmp_path / "out",
+        hooks=TrainHooks(),
+        resume_from=checkpoint,
+        adapter_metadata={},
+    )
+    assert (session.packed_row_tokens is not None) is packed
+
+
 def test_training_with_the_optimizer_in_cpu_memory_learns_the_same(
     tiny_model_dir, tmp_path, monkeypatch
 ):

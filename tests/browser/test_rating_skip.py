@@ -40,9 +40,7 @@ def assert_on_screen(page, selector: str) -> None:
 
 def refuse(page, act) -> None:
     """Does act, which the server refuses with 422, and returns once htmx has set the refused
-    item up (its settle, 20 ms after the swap) and rate.js has put the caret in the refused
-    field. The browser may focus the swapped-in autofocus field before that: a key pressed
-    then reaches a form htmx has not taken over yet, and the browser posts it itself."""
+    item up (its settle) and rate.js has put the caret in the refused field."""
     page.evaluate(
         "() => { window.settled = new Promise(done =>"
         " document.addEventListener('htmx:afterSettle', done, {once: true})); }"
@@ -121,3 +119,24 @@ def test_on_a_phone_a_refused_skip_brings_the_reason_into_view(live_server, new_
     assert_on_screen(page, "#flag-reason-error")
     reason = page.locator("input[name=flag_reason]").bounding_box()
     assert reason["y"] + reason["height"] <= page.locator(".rate-bar").bounding_box()["y"]
+
+
+def test_a_submit_the_moment_the_refused_item_appears_is_still_htmxs(rating_page):
+    # The browser focuses the swapped-in reason at once; a key pressed the next moment must
+    # reach htmx's handler, not the browser's own post and a full reload.
+    page = rating_page
+    token = current_token(page)
+    page.evaluate(
+        """() => document.addEventListener("focusin", event => {
+             const reason = event.target;
+             if (reason.name !== "flag_reason") return;
+             setTimeout(() => {
+               reason.value = "answered on focus";
+               reason.form.querySelector("[name=skip]").click();
+             }, 0);
+           })"""
+    )
+    page.click("text=Flag and skip")
+    page.wait_for_function("t => !location.pathname.includes(t)", arg=token)
+    assert page.evaluate("window.sameDocument === true")
+    assert Judgment.objects.get().flag_reason == "answered on focus"

@@ -213,7 +213,7 @@ def test_a_resumed_run_keeps_the_optimizer_it_started_with(
 def test_a_resumed_run_keeps_the_batches_it_started_with(
     interrupted_and_resumed, tiny_model_dir, tmp_path, monkeypatch, packed
 ):
-    """"--packing auto" packs where variable-length attention runs (a GPU) and not here; a
+    """With "--packing auto" a run packs where variable-length attention runs (a GPU), not here; a
     resume goes on with the checkpoint's batches, whatever the machine it resumes on decides."""
     import shutil
 

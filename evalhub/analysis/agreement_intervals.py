@@ -42,7 +42,7 @@ from evalhub.analysis.base import (
     median_or_none,
     resample_counts,
 )
-from evalhub.analysis.raters import Share, majority, share_or_insufficient
+from evalhub.analysis.raters import Share, plurality, share_or_insufficient
 from evalhub.analysis.records import Rating
 
 INTERVAL_METHOD = "item bootstrap percentile"
@@ -207,7 +207,7 @@ def rater_drift(
         for offset, half in ((0, halves[0]), (2, halves[1])):
             agree = compared = 0
             for r in half:
-                others = majority([o.verdict for o in by_item[r.item] if o.rater != rater])
+                others = plurality([o.verdict for o in by_item[r.item] if o.rater != rater])
                 if others is None:
                     continue
                 compared += 1

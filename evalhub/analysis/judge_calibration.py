@@ -8,7 +8,7 @@ and the comparison counts as a flip (the judge's position bias). A comparison ju
 order only has no call yet.
 
 The experts' call on a comparison is a reviewer's final call where there is one, else the single
-most common verdict of its raters (:func:`evalhub.analysis.raters.majority`; a split has no
+most common verdict of its raters (:func:`evalhub.analysis.raters.plurality`; a split has no
 call). "Both bad" reads as a tie here, the judge having no such choice; the experts'
 agreement among themselves (the ceiling) is computed on the same three labels: the mean of
 every pair of raters' Cohen's κ, weighted by the items they share.
@@ -42,7 +42,7 @@ from evalhub.analysis.base import (
     resample_counts,
 )
 from evalhub.analysis.bias import BiasSummary, length_bias, position_bias
-from evalhub.analysis.raters import majority
+from evalhub.analysis.raters import plurality
 from evalhub.analysis.records import BOTH_BAD, TIE, A, B, Rating
 from evalhub.judging.pairwise import combine
 
@@ -153,7 +153,7 @@ def expert_calls(experts: Sequence[Rating], final_calls: Sequence[Rating]) -> di
     votes: dict[int, list[str]] = defaultdict(list)
     for r in experts:
         votes[r.item].append(three_way(r.verdict))
-    calls = {item: majority(v) for item, v in votes.items()}
+    calls = {item: plurality(v) for item, v in votes.items()}
     calls.update({r.item: three_way(r.verdict) for r in final_calls})
     return {item: call for item, call in calls.items() if call is not None}
 

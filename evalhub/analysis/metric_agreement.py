@@ -22,7 +22,7 @@ from evalhub.analysis.base import (
     Insufficient,
     TestResult,
 )
-from evalhub.analysis.raters import Share, majority, share_or_insufficient
+from evalhub.analysis.raters import Share, plurality, share_or_insufficient
 from evalhub.analysis.records import A, B, Rating
 
 DISAGREEMENTS_SHOWN = 10
@@ -59,7 +59,7 @@ def human_preferences(ratings: Sequence[Rating]) -> dict[int, tuple[float, str |
     result = {}
     for item, vs in verdicts.items():
         score = sum(1.0 if v == A else 0.0 if v == B else 0.5 for v in vs) / len(vs)
-        result[item] = (score - 0.5, majority(vs), len(vs))
+        result[item] = (score - 0.5, plurality(vs), len(vs))
     return result
 
 

@@ -75,7 +75,8 @@ class Outcome:
 
 
 def majority(verdicts: Iterable[str]) -> str | None:
-    """The verdict more than half of ``verdicts`` name, or None."""
+    """The verdict more than half of ``verdicts`` name, or None: a pair to train on needs more
+    than the most common verdict (:func:`evalhub.analysis.raters.plurality`)."""
     counts = Counter(verdicts)
     total = sum(counts.values())
     for verdict, n in counts.items():

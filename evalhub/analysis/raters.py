@@ -41,8 +41,9 @@ class RaterSummary:
     left_share: float | None
 
 
-def majority(verdicts: Sequence[str]) -> str | None:
-    """The single most common verdict, or None when there is none or it is shared."""
+def plurality(verdicts: Sequence[str]) -> str | None:
+    """The single most common verdict, or None when there is none or it is shared; unlike
+    :func:`evalhub.analysis.preferences.majority`, it need not be more than half."""
     top = Counter(verdicts).most_common(2)
     if not top or (len(top) == 2 and top[0][1] == top[1][1]):
         return None
@@ -68,7 +69,7 @@ def rater_summaries(ratings: Sequence[Rating]) -> list[RaterSummary]:
         for r in mine:
             if r.gold is not None:
                 continue  # gold items are scored against their answer, not the majority
-            others = majority([o.verdict for o in by_item[r.item] if o.rater != rater])
+            others = plurality([o.verdict for o in by_item[r.item] if o.rater != rater])
             if others is not None:
                 compared += 1
                 agree += r.verdict == others

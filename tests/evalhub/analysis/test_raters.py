@@ -1,14 +1,17 @@
 import pytest
 
 from evalhub.analysis.base import REASON_FEW_GOLD, REASON_FEW_ITEMS, Insufficient
-from evalhub.analysis.raters import majority, rater_summaries
+from evalhub.analysis.raters import plurality, rater_summaries
 from tests.evalhub.analysis.builders import rating
 
 
-def test_majority_is_none_when_the_top_verdict_is_shared():
-    assert majority(["a", "a", "b"]) == "a"
-    assert majority(["a", "b"]) is None
-    assert majority([]) is None
+def test_plurality_is_none_when_the_top_verdict_is_shared():
+    assert plurality(["a", "a", "b"]) == "a"
+    assert plurality(["a", "b"]) is None
+    assert plurality([]) is None
+    # The most common verdict, even short of half (the preference rule, a strict majority,
+    # gives none here).
+    assert plurality(["a", "a", "b", "c"]) == "a"
 
 
 def _panel():

@@ -405,6 +405,10 @@ class SequentialSerializer(serializers.Serializer):
     margin = serializers.FloatField()
     decided_at = serializers.IntegerField(allow_null=True)
     judgments_needed = serializers.IntegerField(allow_null=True)
+    judgments_left = serializers.IntegerField(
+        help_text="Judgments the study can still get towards this verdict: an adaptive study's "
+        "budget left, a uniform study's unjudged assignments of the pair (gated raters' aside)"
+    )
     method = serializers.CharField()
     ties_handled = serializers.CharField()
     raters_at_large = serializers.BooleanField()

@@ -51,7 +51,15 @@ def _verdict_line(q: dict[str, Any]) -> str:
         return f"Equivalent within ±{q['margin'] * 100:.0f} points: {rate} · {decided}"
     if q["judgments_needed"] is None:
         return f"No verdict yet: {rate} · no verdict in sight at the current win rate"
-    return f"No verdict yet: {rate} · about {q['judgments_needed']:,} more judgments needed"
+    needed, left = q["judgments_needed"], q.get("judgments_left")
+    if left == 0:
+        return f"No verdict yet: {rate} · about {needed:,} more judgments needed, none left"
+    if left is not None and needed > left:
+        return (
+            f"No verdict yet: {rate} · about {needed:,} more judgments needed, "
+            f"more than the {left:,} this study has left"
+        )
+    return f"No verdict yet: {rate} · about {needed:,} more judgments needed"
 
 
 def _ranking_line(analysis: dict[str, Any]) -> str:

@@ -416,15 +416,47 @@ def sequential_block(
     if state is None:
         return None
     adapter, base = study_monitored_pair(study=study)
+    if excluded is None:
+        excluded = study_gated_raters(study=study)
+    left = study_judgments_left(study=study, pair=(adapter, base), excluded=excluded)
     return {
         "adapter": adapter.name,
         "base": base.name,
         **dataclasses.asdict(state),
+        "judgments_left": left,
         "interval": {"low": state.interval[0], "high": state.interval[1], "method": state.method},
         "stop_when_decided": study.stop_when_decided,
         "stopped_at": study.stopped_at,
         "allocation": study.allocation,
     }
+
+
+def allocation_budget(*, study: Study) -> int:
+    """The most expert judgments an adaptive study asks for: what the uniform design would,
+    every comparison to ``overlap`` raters. It usually stops far earlier, when decided."""
+    return study.comparisons.filter(is_gold=False).count() * study.overlap
+
+
+def study_judgments_left(
+    *, study: Study, pair: tuple[System, System], excluded: Collection[str]
+) -> int:
+    """The judgments the study can still get towards its verdict on ``pair``: an adaptive
+    study's budget less the judgments (skips too) it has had; a uniform study's assignments of
+    the pair still unjudged, less those of the ``excluded`` raters, who count for nothing."""
+    regular = Assignment.objects.filter(comparison__study=study, comparison__is_gold=False)
+    if study.allocation == Allocation.ADAPTIVE:
+        spent = regular.filter(judgment__isnull=False).count()
+        return max(allocation_budget(study=study) - spent, 0)
+    systems = [s.pk for s in pair]
+    return (
+        regular.filter(
+            judgment__isnull=True,
+            comparison__output_a__system__in=systems,
+            comparison__output_b__system__in=systems,
+        )
+        .exclude(rater__username__in=list(excluded))
+        .count()
+    )
 
 
 # The automated metrics a prediction-powered interval may use, best first: the first that

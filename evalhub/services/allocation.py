@@ -21,17 +21,11 @@ from evalhub import blinding
 from evalhub.analysis import allocation
 from evalhub.analysis.sequential import pair_outcomes
 from evalhub.models import Allocation, Assignment, Comparison, Draw, Study, StudyStatus
-from evalhub.selectors.studies import pair_ratings, study_monitored_pair
+from evalhub.selectors.studies import allocation_budget, pair_ratings, study_monitored_pair
 
 # A request makes at most this many draws (the others wait for their raters); with R raters a
 # draw lands on the asking one with probability 1/R, so 200 fail to only with (1 − 1/R)^200.
 MAX_DRAWS_PER_REQUEST = 200
-
-
-def allocation_budget(*, study: Study) -> int:
-    """The most expert judgments an adaptive study asks for: what the uniform design would,
-    every comparison to ``overlap`` raters. It usually stops far earlier, when decided."""
-    return study.comparisons.filter(is_gold=False).count() * study.overlap
 
 
 def _first_free(positions: set[int]) -> int:

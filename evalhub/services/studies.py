@@ -33,11 +33,11 @@ from evalhub.models import (
 from evalhub.selectors.judges import judge_signal_name
 from evalhub.selectors.studies import (
     SIGNAL_METRIC,
+    allocation_budget,
     study_monitored_pair,
     study_sequential,
     study_signal,
 )
-from evalhub.services.allocation import allocation_budget
 from evalhub.services.gold import GOLD_NEEDS_REFERENCE, GoldItem, gold_comparisons_create
 from trainer.models import FineTuneRun, Split
 

@@ -15,11 +15,13 @@ from evalhub.analysis.sequential import ADAPTER_BETTER
 from evalhub.models import Allocation, Assignment, Draw, Study, StudyStatus
 from evalhub.selectors.studies import (
     REASON_ADAPTIVE,
+    allocation_budget,
     ppi_block,
+    sequential_block,
     study_monitored_pair,
     study_sequential,
 )
-from evalhub.services.allocation import allocation_budget, allocation_next
+from evalhub.services.allocation import allocation_next
 from evalhub.services.gold import GoldItem
 from evalhub.services.judgments import judgment_submit
 from evalhub.services.studies import (
@@ -112,6 +114,9 @@ def test_no_rater_sees_a_comparison_twice_and_each_sees_each_side_evenly():
 def test_the_budget_is_what_the_uniform_study_would_ask():
     study, raters, _ = adaptive(prompts=3, raters=2, overlap=2)
     assert allocation_budget(study=study) == 6
+    item = next_for(study, raters[0])
+    judge(item, adapter_wins=False)
+    assert sequential_block(study=study)["judgments_left"] == 5
     for _ in range(10):
         for rater in raters:
             item = next_for(study, rater)
@@ -119,6 +124,7 @@ def test_the_budget_is_what_the_uniform_study_would_ask():
                 judge(item, adapter_wins=False)
     assert Assignment.objects.filter(comparison__study=study).count() == 6
     assert all(next_for(study, rater) is None for rater in raters)
+    assert sequential_block(study=study)["judgments_left"] == 0
 
 
 def test_the_verdict_reads_the_draws_and_a_self_stopping_study_pauses():

@@ -11,7 +11,7 @@ from evalhub.reports.render import render_html, render_json
 from tests.evalhub.report_fixtures import build_study, build_three_system_study
 
 
-def _sequential(verdict, estimate, low, high, judgments, *, needed=None, stopped_at=None):
+def _sequential(verdict, estimate, low, high, judgments, *, needed=None, left=500, stopped_at=None):
     return {
         "adapter": "adapter-r16",
         "base": "smollm2-135m",
@@ -20,6 +20,7 @@ def _sequential(verdict, estimate, low, high, judgments, *, needed=None, stopped
         "interval": {"low": low, "high": high, "method": "betting"},
         "judgments": judgments,
         "judgments_needed": needed,
+        "judgments_left": left,
         "margin": 0.05,
         "stopped_at": stopped_at,
     }
@@ -44,6 +45,11 @@ TWO = ["adapter-r16", "smollm2-135m"]
             _sequential("undecided", 0.55, 0.41, 0.68, 20, needed=90),
             "No verdict yet: adapter-r16 wins 55 % [41, 68] against smollm2-135m, n = 20 · "
             "about 90 more judgments needed",
+        ),
+        (
+            _sequential("undecided", 0.55, 0.41, 0.68, 20, needed=90, left=40),
+            "No verdict yet: adapter-r16 wins 55 % [41, 68] against smollm2-135m, n = 20 · "
+            "about 90 more judgments needed, more than the 40 this study has left",
         ),
         (
             _sequential("undecided", 0.5, 0.3, 0.7, 20),
@@ -83,7 +89,7 @@ def test_the_json_report_carries_the_conclusion_of_the_sequential_verdict(report
     assert json.loads(render_json(report))["conclusion"] == report["conclusion"]
     assert report["conclusion"].startswith("No verdict yet: adapter-r16 wins 71 % [")
     assert report["conclusion"].endswith(
-        f"n = 24 · about {q['judgments_needed']} more judgments needed"
+        f"n = 24 · about {q['judgments_needed']} more judgments needed, none left"
     )
 
 

@@ -17,6 +17,7 @@ from evalhub.reports.build import report_build
 from evalhub.reports.render import render_html
 from evalhub.selectors.studies import (
     earlier_correlations,
+    sequential_block,
     study_monitored_pair,
     study_sequential,
 )
@@ -124,6 +125,22 @@ def test_the_study_page_shows_the_verdict_and_interval():
     assert "Verdict so far" in body and "is better" in body and "always-valid interval" in body
 
 
+def test_a_study_too_small_for_its_verdict_says_so_on_its_page_and_in_its_report():
+    study, _, _ = open_study(prompts=3)
+    adapter_wins(study, count=4)
+    block = sequential_block(study=study)
+    assert block["verdict"] == UNDECIDED and block["units"] >= 1
+    assert block["judgments_left"] == 2 < block["judgments_needed"]
+    body = manager_client().get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert (
+        f"about {block['judgments_needed']} more judgments needed if the estimate holds, "
+        "more than the 2 this study has left: add prompts or raters"
+    ) in body
+    report = report_build(study, resamples=50, bt_resamples=10)
+    assert report["conclusion"].endswith("more than the 2 this study has left")
+    assert 'data-key="sequential.judgments_left"' in render_html(report)
+
+
 def test_the_report_json_and_html_carry_the_sequential_block():
     study, _, outputs = open_study(prompts=12, equivalence_margin=0.1)
     adapter_wins(study, count=4)
@@ -133,6 +150,7 @@ def test_the_report_json_and_html_carry_the_sequential_block():
     assert (block["verdict"], block["judgments"], block["margin"]) == (UNDECIDED, 4, 0.1)
     assert block["interval"]["low"] < 0.5 < block["interval"]["high"]
     assert block["judgments_needed"] > 0
+    assert block["judgments_left"] == Assignment.objects.filter(judgment__isnull=True).count()
     html = render_html(report)
     assert 'data-key="sequential.interval"' in html and "Verdict so far" in html
 

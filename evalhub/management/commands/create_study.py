@@ -11,8 +11,7 @@ from evalhub.models import Allocation, Study, StudyStatus, System
 from evalhub.roles import EXPERT_GROUP
 from evalhub.selectors.lineage import lineage_systems
 from evalhub.selectors.outputs import run_systems
-from evalhub.selectors.studies import study_counts, study_rater_stats
-from evalhub.services.allocation import allocation_budget
+from evalhub.selectors.studies import allocation_budget, study_counts, study_rater_stats
 from evalhub.services.gold import GoldError, gold_load
 from evalhub.services.studies import StudyError, study_create, study_set_status
 from trainer.models import FineTuneRun, Split

@@ -64,3 +64,16 @@ def test_the_raters_better_answers_read_across_a_phone(live_server, new_page, ar
     # four fixed columns had left the answer about 45 px, a word per line
     assert cell["width"] > 0.9 * table["width"], (cell, table)
     assert table["x"] >= 0 and table["x"] + table["width"] <= 390
+
+
+def test_nothing_runs_past_a_phone_the_loss_curves_neither(live_server, new_page, artifacts):
+    # A phone shows a page wider than itself zoomed out, every line unreadably small: the run's
+    # 640 px loss chart did that to the whole analysis page.
+    page = new_page(390, 844)
+    log_in(page, live_server, ManagerFactory())
+    page.goto(f"{live_server.url}/studies/{build_study().pk}/analysis/")
+    page.screenshot(path=str(artifacts / "analysis-390.png"), full_page=True)
+    found = page.evaluate(OVERFLOWS)
+    assert (found["page"], found["report"]) == (0, []), found
+    curves = page.locator(".report svg.loss-chart").bounding_box()
+    assert curves["x"] >= 0 and curves["x"] + curves["width"] <= 390

@@ -5,6 +5,7 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.vary import vary_on_headers
 
 from evalhub.charts import loss_curve_svg
+from evalhub.reports.render import setting_rows
 from evalhub.roles import manager_required
 from evalhub.selectors.lineage import run_learned_from
 from evalhub.selectors.run_tasks import run_task_list
@@ -64,9 +65,10 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "percent": percent,
         "eta": eta,
         "wall": wall,
-        "hyperparameters": sorted(settings_that_apply(run.hyperparameters).items()),
-        "plan": sorted(run.plan.items()),
-        "environment": sorted(environment.items()),
+        # Named and written as the report names them, in the order the engine lists them.
+        "hyperparameters": setting_rows(settings_that_apply(run.hyperparameters)),
+        "plan": setting_rows(run.plan),
+        "environment": setting_rows(dict(sorted(environment.items()))),
         "versions": sorted(versions.items()),
         "last_train": train[-1] if train else None,
         "share_percent": 100 * run.trainable_share if run.trainable_share else None,

@@ -318,10 +318,11 @@ def _half_width(n: int, variance: float, alpha: float) -> float:
 def units_needed(y: np.ndarray, rater_term: float, *, alpha: float, margin: float) -> int | None:
     """More comparisons needed, if the current estimate, spread and rater term held, until the
     interval clears ½ (or fits inside the margin). None when the estimate is too close to
-    either edge, or the raters' lean alone is too uncertain, to say within ``MAX_PROJECTION``."""
+    either edge, or the raters' lean alone is too uncertain, to say within ``MAX_PROJECTION``.
+    ``y`` holds at least one unit."""
     n = len(y)
-    estimate = float(y.mean()) if n else 0.5
-    variance = float(unit_variances(y)[-1]) if n else 0.25
+    estimate = float(y.mean())
+    variance = float(unit_variances(y)[-1])
     gap = abs(estimate - 0.5)
     target = max(gap, margin - gap) if margin > 0 else gap
     if target <= 0:
@@ -356,9 +357,8 @@ def monitor(
     low, high = clustered_sequence(units, alpha=alpha)
     verdict, decided = verdicts(low, high, margin=margin)
     needed = None
-    if verdict == UNDECIDED:
-        rater_term = float(units.rater_term[-1]) if count else 0.0
-        more = units_needed(units.means, rater_term, alpha=alpha, margin=margin)
+    if verdict == UNDECIDED and count:  # without a complete comparison there is no estimate
+        more = units_needed(units.means, float(units.rater_term[-1]), alpha=alpha, margin=margin)
         per_unit = sum(required.values()) / len(required) if required else 1.0
         needed = None if more is None else math.ceil(more * per_unit)
     return Sequential(

@@ -143,12 +143,12 @@ def test_a_study_too_small_for_its_verdict_says_so_on_its_page_and_in_its_report
 
 def test_the_report_json_and_html_carry_the_sequential_block():
     study, _, outputs = open_study(prompts=12, equivalence_margin=0.1)
-    adapter_wins(study, count=4)
+    adapter_wins(study, count=16)
     report = report_build(study, resamples=50, bt_resamples=10)
     block = report["sequential"]
     assert (block["adapter"], block["base"]) == (outputs.adapter.name, outputs.base.name)
-    assert (block["verdict"], block["judgments"], block["margin"]) == (UNDECIDED, 4, 0.1)
-    assert block["interval"]["low"] < 0.5 < block["interval"]["high"]
+    assert (block["verdict"], block["judgments"], block["margin"]) == (UNDECIDED, 16, 0.1)
+    assert block["units"] >= 1 and block["interval"]["low"] < 0.5 < block["interval"]["high"]
     assert block["judgments_needed"] > 0
     assert block["judgments_left"] == Assignment.objects.filter(judgment__isnull=True).count()
     html = render_html(report)
@@ -314,3 +314,12 @@ def test_earlier_studies_give_the_planner_their_correlations():
     measured = earlier_correlations()
     assert "from 12 comparisons" in measured.source
     assert measured.prompt_icc == pytest.approx(1.0)
+
+
+def test_before_a_comparison_is_complete_nothing_is_projected():
+    study, _, _ = open_study(prompts=6)
+    block = sequential_block(study=study)
+    assert (block["units"], block["judgments_needed"], block["judgments_left"]) == (0, None, 12)
+    body = manager_client().get(reverse("study_detail", args=[study.pk])).content.decode()
+    assert "nothing to project from until a comparison is complete" in body
+    assert "more judgments needed" not in body and "no verdict in sight" not in body

@@ -156,6 +156,7 @@ def test_a_clear_winner_is_decided_and_an_even_match_estimates_what_is_left():
         0,
         None,
     )
+    assert empty.judgments_needed is None  # nothing to project from
 
 
 def test_a_comparison_counts_once_all_its_judgments_are_in():

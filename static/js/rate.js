@@ -75,6 +75,13 @@
     if (field) field.value = String(Math.round(performance.now() - shownAt));
   }, true);
 
+  // A new item starts with the caret nowhere: htmx would put it back in the field of the same
+  // id (the flag reason after Enter there), and the rater's next 1–4 would type into it.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    const focused = document.activeElement;
+    if (event.detail.xhr.status === 200 && focused && focused.closest("#rate-item")) focused.blur();
+  });
+
   // A new item starts a new clock; a refused submit keeps the running one.
   document.addEventListener("htmx:afterSwap", function (event) {
     if (event.detail.xhr.status === 200) shownAt = performance.now();

@@ -105,6 +105,10 @@ def test_enter_in_the_flag_reason_submits_the_chosen_side_flagged(rating_page):
     page.wait_for_function("t => !location.pathname.includes(t)", arg=token)
     judgment = Judgment.objects.get()
     assert (judgment.choice, judgment.flagged) == ("b", True)
+    # The next item's keys choose again: the caret did not follow into its reason field.
+    page.keyboard.press("1")
+    assert page.locator('input[name="choice"]:checked').get_attribute("value") == "a"
+    assert page.input_value("input[name=flag_reason]") == ""
 
 
 def test_on_a_phone_a_refused_skip_brings_the_reason_into_view(live_server, new_page):
@@ -127,9 +131,10 @@ def test_a_submit_the_moment_the_refused_item_appears_is_still_htmxs(rating_page
     page = rating_page
     token = current_token(page)
     page.evaluate(
-        """() => document.addEventListener("focusin", event => {
+        """() => document.addEventListener("focusin", function answer(event) {
              const reason = event.target;
              if (reason.name !== "flag_reason") return;
+             document.removeEventListener("focusin", answer);
              setTimeout(() => {
                reason.value = "answered on focus";
                reason.form.querySelector("[name=skip]").click();

@@ -21,13 +21,18 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from recognisability_time import setup_django, timed
+from recognisability_time import prose, setup_django, timed
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "review_queue.json"
 
 
-def generate(prompts: int, raters: int, seed: int = 0) -> int:
+def generate(prompts: int, raters: int, seed: int = 0, *, feedback: bool = False) -> int:
+    """A closed study of base against adapter: one comparison per prompt, every rater judging
+    every comparison with random sides and verdicts, one judgment in twenty flagged. With
+    ``feedback`` (what a preference set is built from) the prompts are a dataset's feedback
+    examples, prompts and answers distinct prose, and one judgment in ten has a better answer;
+    otherwise numbered questions and answers."""
     from django.contrib.auth import get_user_model
 
     from evalhub import models as ev
@@ -35,21 +40,48 @@ def generate(prompts: int, raters: int, seed: int = 0) -> int:
 
     rng = random.Random(seed)
     dataset = tr.Dataset.objects.create(name="bench", format="messages", content_hash="0" * 64)
+    if feedback:
+        examples = tr.Example.objects.bulk_create(
+            [
+                tr.Example(
+                    dataset=dataset,
+                    index=i,
+                    source_line=i + 1,
+                    messages=[
+                        {"role": "user", "content": prose(rng)},
+                        {"role": "assistant", "content": prose(rng)},
+                    ],
+                    split=tr.Split.FEEDBACK,
+                    content_hash=f"{i:064x}",
+                )
+                for i in range(prompts)
+            ]
+        )
+        prompt_rows = [
+            ev.Prompt(dataset=dataset, example=e, messages=e.messages[:1]) for e in examples
+        ]
+    else:
+        prompt_rows = [
+            ev.Prompt(dataset=dataset, messages=[{"role": "user", "content": f"Question {i}?"}])
+            for i in range(prompts)
+        ]
     base_model = tr.BaseModel.objects.create(name="smollm2-135m", source="smollm2-135m")
     run = tr.FineTuneRun.objects.create(name="run", dataset=dataset, base_model=base_model)
     base = ev.System.objects.create(name="base", kind="base", base_model=base_model, run=run)
     adapter = ev.System.objects.create(name="adapter", kind="adapter", run=run)
     study = ev.Study.objects.create(name="bench-study", run=run, seed=seed, status="closed")
     study.systems.set([base, adapter])
-    made = ev.Prompt.objects.bulk_create(
-        [
-            ev.Prompt(dataset=dataset, messages=[{"role": "user", "content": f"Question {i}?"}])
-            for i in range(prompts)
-        ]
-    )
+    made = ev.Prompt.objects.bulk_create(prompt_rows)
+
+    def answer(system: str, i: int) -> str:
+        return prose(rng) if feedback else f"{system} {i}"
+
     outputs = ev.Output.objects.bulk_create(
-        [ev.Output(system=base, prompt=p, text=f"base {i}") for i, p in enumerate(made)]
-        + [ev.Output(system=adapter, prompt=p, text=f"adapter {i}") for i, p in enumerate(made)]
+        [ev.Output(system=base, prompt=p, text=answer("base", i)) for i, p in enumerate(made)]
+        + [
+            ev.Output(system=adapter, prompt=p, text=answer("adapter", i))
+            for i, p in enumerate(made)
+        ]
     )
     comparisons = ev.Comparison.objects.bulk_create(
         [
@@ -78,6 +110,7 @@ def generate(prompts: int, raters: int, seed: int = 0) -> int:
                 choice=rng.choice(["a", "b", "a", "b", "tie", "both_bad"]),
                 flagged=(flag := rng.random() < 0.05),
                 flag_reason="unclear" if flag else "",
+                correction=prose(rng) if feedback and rng.random() < 0.1 else "",
             )
             for a in assignments
         ]

@@ -412,12 +412,12 @@ def sequential_block(
 ) -> dict | None:
     """What the study page, the report (``sequential``) and the API show: the monitored pair
     by name, the verdict and interval, and the study's stopping settings. Managers only."""
+    if excluded is None:
+        excluded = study_gated_raters(study=study)
     state = study_sequential(study=study, ratings=ratings, excluded=excluded)
     if state is None:
         return None
     adapter, base = study_monitored_pair(study=study)
-    if excluded is None:
-        excluded = study_gated_raters(study=study)
     left = study_judgments_left(study=study, pair=(adapter, base), excluded=excluded)
     return {
         "adapter": adapter.name,

@@ -134,7 +134,7 @@ def test_a_study_too_small_for_its_verdict_says_so_on_its_page_and_in_its_report
     body = manager_client().get(reverse("study_detail", args=[study.pk])).content.decode()
     assert (
         f"about {block['judgments_needed']} more judgments needed if the estimate holds, "
-        "more than the 2 this study has left (a projection from above"
+        "more than the 2 this study has left (a rough projection"
     ) in body
     report = report_build(study, resamples=50, bt_resamples=10)
     assert report["conclusion"].endswith("more than the 2 this study has left")

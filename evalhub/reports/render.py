@@ -41,6 +41,15 @@ def setting_rows(values: dict[str, Any], prefix: str = "") -> list[tuple[str, st
     return rows
 
 
+def run_settings(hyperparameters: dict[str, Any], plan: dict[str, Any]) -> dict[str, Any]:
+    """What the run page and the report show of a run's settings, as readable lines: those its
+    method reads (``hyperparameters``) and the plan resolved at its start (``plan``)."""
+    return {
+        "hyperparameters": setting_rows(settings_that_apply(hyperparameters)),
+        "plan": setting_rows(plan),
+    }
+
+
 def _setting_value(value: Any) -> str:
     if value is None:
         return "—"
@@ -57,14 +66,10 @@ def report_context(report: dict[str, Any], *, link_items: bool) -> dict[str, Any
     """What the report's template parts need: the dict, the charts drawn from it, the run's
     settings as readable lines and how many better answers to list."""
     run = report.get("run") or {}
-    settings = {
-        "hyperparameters": setting_rows(settings_that_apply(run.get("hyperparameters") or {})),
-        "plan": setting_rows(run.get("plan") or {}),
-    }
     return {
         "report": report,
         "figures": report_figures(report),
-        "settings": settings,
+        "settings": run_settings(run.get("hyperparameters") or {}, run.get("plan") or {}),
         "link_items": link_items,
         "corrections_shown": CORRECTIONS_SHOWN,
     }

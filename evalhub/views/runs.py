@@ -5,11 +5,10 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.vary import vary_on_headers
 
 from evalhub.charts import loss_curve_svg
-from evalhub.reports.render import setting_rows
+from evalhub.reports.render import run_settings, setting_rows
 from evalhub.roles import manager_required
 from evalhub.selectors.lineage import run_learned_from
 from evalhub.selectors.run_tasks import run_task_list
-from trainer.engine.config import settings_that_apply
 from trainer.models import FineTuneRun, MetricKind, RunMetric, RunStatus
 from trainer.selectors import runs as run_selectors
 from trainer.selectors.runs import run_root
@@ -66,8 +65,7 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "eta": eta,
         "wall": wall,
         # Named and written as the report names them, in the order the engine lists them.
-        "hyperparameters": setting_rows(settings_that_apply(run.hyperparameters)),
-        "plan": setting_rows(run.plan),
+        **run_settings(run.hyperparameters, run.plan),
         "environment": setting_rows(dict(sorted(environment.items()))),
         "versions": sorted(versions.items()),
         "last_train": train[-1] if train else None,

@@ -47,6 +47,7 @@ from evalhub.analysis.sequential import (
     comparison_units,
     monitor,
     unit_variances,
+    verdicts,
 )
 
 RATES = (0.55, 0.60, 0.65, 0.70)
@@ -59,12 +60,9 @@ def decided_at(outcomes, required) -> tuple[int | None, float | None]:
     there the projection's half-width (the normal-mixture boundary) over the interval's."""
     units = for_scope(comparison_units(outcomes, required), "panel")
     low, high = clustered_sequence(units, alpha=ALPHA)
-    decided = (
-        (low > 0.5) | (high < 0.5) | ((low > 0.5 - DEFAULT_MARGIN) & (high < 0.5 + DEFAULT_MARGIN))
-    )
-    if not decided.any():
+    _, at = verdicts(low, high, margin=DEFAULT_MARGIN)
+    if at is None:
         return None, None
-    at = int(decided.argmax())
     width = _half_width(at + 1, float(unit_variances(units.means[: at + 1])[-1]), ALPHA)
     return int(units.completed_at[at]), width / ((high[at] - low[at]) / 2)
 
